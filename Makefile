@@ -1,0 +1,46 @@
+# Weir: `make run` runs the sensor-averages example, `make test` runs every test.
+# Both install what a fresh Debian machine is missing first.
+
+SHELL := /bin/bash
+export CARGO_TARGET_DIR ?= $(CURDIR)/target
+CARGO ?= cargo
+PLUGIN_DIR := $(CURDIR)/target/plugins
+WASM_OUT := $(CARGO_TARGET_DIR)/wasm32-wasip2/release
+PLUGINS := celsius sensor-average trap-on
+
+.PHONY: setup build plugins run test bench lint fmt clean
+
+setup:
+	@./scripts/setup.sh
+
+plugins: setup
+	$(CARGO) build --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml
+	@mkdir -p $(PLUGIN_DIR)
+	@for p in $(PLUGINS); do cp $(WASM_OUT)/$${p//-/_}.wasm $(PLUGIN_DIR)/$$p.wasm; done
+
+build: setup
+	$(CARGO) build --release --workspace
+
+run: build plugins
+	$(CARGO_TARGET_DIR)/release/weir run examples/sensor-averages/job.yaml
+
+test: build plugins
+	$(CARGO) test --release --workspace
+	$(CARGO) test --release --manifest-path sdk/Cargo.toml --doc
+
+bench: build plugins
+	$(CARGO) bench -p weir-tests --bench pipeline
+
+lint: setup
+	$(CARGO) fmt --all --check
+	$(CARGO) fmt --manifest-path plugins/Cargo.toml --all --check
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+	$(CARGO) fmt --manifest-path plugins/Cargo.toml --all
+
+clean:
+	$(CARGO) clean
+	rm -rf $(PLUGIN_DIR)

@@ -1,0 +1,118 @@
+//! The `weir` command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use weir_runtime::graph::Plan;
+use weir_runtime::{JobOptions, run_job};
+use weir_spec::{JobSpec, StateBackendKind};
+
+/// Weir: stateful stream processing with sandboxed WebAssembly operators.
+#[derive(Parser)]
+#[command(name = "weir", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs a job in this process until its input ends (Ctrl-C stops it).
+    Run {
+        /// The job spec (YAML or JSON).
+        spec: PathBuf,
+        /// Overrides the spec's state backend: memory or rocksdb.
+        #[arg(long)]
+        state_backend: Option<StateBackendKind>,
+        /// Overrides the spec's state directory (RocksDB).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Logs progress every so often (e.g. 5s); 0 turns it off.
+        #[arg(long, default_value = "5s", value_parser = humantime_duration)]
+        progress: Duration,
+        /// Worker threads (default: one per core).
+        #[arg(long)]
+        workers: Option<usize>,
+    },
+    /// Checks a job spec and prints its tasks.
+    Validate {
+        /// The job spec (YAML or JSON).
+        spec: PathBuf,
+    },
+}
+
+fn humantime_duration(s: &str) -> Result<Duration, String> {
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    s.parse::<humantime::Duration>().map(Into::into).map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Validate { spec } => {
+            let spec = JobSpec::load(&spec)?;
+            let plan = Plan::new(&spec);
+            eprintln!("job `{}` is valid; tasks:", spec.name);
+            for chain in &plan.chains {
+                let p = plan.nodes[&chain[0]].parallelism;
+                eprintln!("  {} × {p}", chain.join(" → "));
+            }
+            Ok(())
+        }
+        Command::Run { spec, state_backend, state_dir, progress, workers } => {
+            let spec = JobSpec::load(&spec)?;
+            let mut runtime = tokio::runtime::Builder::new_multi_thread();
+            runtime.enable_all();
+            if let Some(n) = workers {
+                runtime.worker_threads(n.max(1));
+            }
+            let runtime = runtime.build().context("cannot start the tokio runtime")?;
+            let engine = weir_wasm::PluginEngine::new()?;
+            let options = JobOptions {
+                state_backend,
+                state_dir,
+                progress_interval: (!progress.is_zero()).then_some(progress),
+            };
+            let report = runtime.block_on(async {
+                tokio::select! {
+                    r = run_job(&spec, &options, &engine) => r.map_err(anyhow::Error::from),
+                    _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+                }
+            })?;
+            tracing::info!(job = %report.name, elapsed = ?report.elapsed, "job finished");
+            for n in &report.nodes {
+                let counters: Vec<String> = n.counters.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                tracing::info!(
+                    node = %n.node,
+                    records_in = n.records_in,
+                    records_out = n.records_out,
+                    side_out = n.side_out,
+                    counters = %counters.join(" "),
+                    "summary"
+                );
+            }
+            Ok(())
+        }
+    }
+}

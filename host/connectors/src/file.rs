@@ -1,0 +1,120 @@
+//! JSON-lines files. Key and event time are read once, here, from JSON
+//! pointers; after the source nobody parses the value to route it.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+
+use weir_types::Record;
+
+use crate::{ConnectorError, Result, Source, SourcePoll};
+
+/// Where a file source's timestamps come from.
+#[derive(Debug, Clone)]
+pub enum FileTimestamps {
+    /// The number at this JSON pointer (ms).
+    Pointer(String),
+    /// The wall clock at reading time.
+    Ingestion,
+}
+
+struct Split {
+    path: PathBuf,
+    reader: Option<BufReader<File>>,
+    line: u64,
+    done: bool,
+}
+
+/// Reads JSON lines from files; each file is a split. Instance `i` of `p`
+/// reads files `i, i + p, ...`, taking a batch from each in turn.
+pub struct FileSource {
+    splits: Vec<Split>,
+    key: Option<String>,
+    timestamps: FileTimestamps,
+    next: usize,
+}
+
+impl FileSource {
+    /// Instance `index` of `parallelism` over `paths`.
+    pub fn new(paths: &[PathBuf], key: Option<String>, timestamps: FileTimestamps, index: u32, parallelism: u32) -> Self {
+        let splits = paths
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i as u32 % parallelism == index)
+            .map(|(_, p)| Split { path: p.clone(), reader: None, line: 0, done: false })
+            .collect();
+        FileSource { splits, key, timestamps, next: 0 }
+    }
+}
+
+fn key_bytes(value: &serde_json::Value) -> Vec<u8> {
+    match value {
+        serde_json::Value::String(s) => s.as_bytes().to_vec(),
+        other => other.to_string().into_bytes(),
+    }
+}
+
+impl Source for FileSource {
+    fn splits(&self) -> usize {
+        self.splits.len()
+    }
+
+    fn poll(&mut self, max: usize) -> Result<SourcePoll> {
+        let n = self.splits.len();
+        for _ in 0..n {
+            let index = self.next;
+            self.next = (self.next + 1) % n;
+            let split = &mut self.splits[index];
+            if split.done {
+                continue;
+            }
+            if split.reader.is_none() {
+                let file = File::open(&split.path).map_err(|source| ConnectorError::Io { path: split.path.clone(), source })?;
+                split.reader = Some(BufReader::with_capacity(256 * 1024, file));
+            }
+            let reader = split.reader.as_mut().expect("opened above");
+            let mut records = Vec::with_capacity(max.min(4096));
+            let mut line = String::new();
+            while records.len() < max {
+                line.clear();
+                let read = reader.read_line(&mut line).map_err(|source| ConnectorError::Io { path: split.path.clone(), source })?;
+                if read == 0 {
+                    split.done = true;
+                    break;
+                }
+                split.line += 1;
+                let text = line.trim_end_matches(['\n', '\r']);
+                if text.trim().is_empty() {
+                    continue;
+                }
+                let parse_err = |message: String| ConnectorError::Parse { path: split.path.clone(), line: split.line, message };
+                let json: serde_json::Value =
+                    serde_json::from_str(text).map_err(|e| parse_err(format!("invalid JSON: {e}")))?;
+                let key = match &self.key {
+                    Some(p) => Some(key_bytes(json.pointer(p).ok_or_else(|| parse_err(format!("no key at {p}")))?)),
+                    None => None,
+                };
+                let timestamp = match &self.timestamps {
+                    FileTimestamps::Pointer(p) => json
+                        .pointer(p)
+                        .and_then(serde_json::Value::as_i64)
+                        .ok_or_else(|| parse_err(format!("no integer timestamp (ms) at {p}")))?,
+                    FileTimestamps::Ingestion => now_ms(),
+                };
+                records.push(Record::new(key, text.as_bytes().to_vec(), timestamp));
+            }
+            if !records.is_empty() {
+                return Ok(SourcePoll::Records { split: index, records });
+            }
+            if split.done {
+                return Ok(SourcePoll::SplitDone(index));
+            }
+        }
+        Ok(SourcePoll::End)
+    }
+}
+
+/// The wall clock in ms since the epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}

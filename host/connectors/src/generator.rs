@@ -1,0 +1,263 @@
+//! Synthetic sources: the book's sensor readings and a deterministic
+//! benchmark stream.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, StandardNormal};
+use rand_pcg::Pcg64Mcg;
+use weir_types::Record;
+
+use crate::{Result, Source, SourcePoll};
+
+fn reading(id: &str, timestamp: i64, temperature: f64) -> Vec<u8> {
+    let mut s = String::with_capacity(64);
+    let _ = write!(s, r#"{{"id":"{id}","timestamp":{timestamp},"temperature":{temperature}}}"#);
+    s.into_bytes()
+}
+
+/// Paces a source to a number of events per second.
+#[derive(Debug)]
+struct Pacer {
+    rate: Option<f64>,
+    started: Option<Instant>,
+    emitted: u64,
+}
+
+impl Pacer {
+    /// How many events may go now (`max` when unpaced), or how long to wait.
+    fn allowance(&mut self, max: usize) -> Result<usize, Duration> {
+        let Some(rate) = self.rate else { return Ok(max) };
+        let started = *self.started.get_or_insert_with(Instant::now);
+        let due = (started.elapsed().as_secs_f64() * rate) as u64 + 1;
+        if due > self.emitted {
+            Ok(((due - self.emitted) as usize).min(max))
+        } else {
+            Err(Duration::from_secs_f64(((self.emitted + 1) as f64 / rate - started.elapsed().as_secs_f64()).max(0.0005)))
+        }
+    }
+}
+
+/// The sensor generator of *Stream Processing with Apache Flink*: every
+/// `interval` of event time each sensor reports a temperature in °F that
+/// follows a seeded random walk (start `65 + N(0,1) * 20`, steps of
+/// `N(0,1) * 0.5`). Reading `n` is from sensor `n % sensors` at tick
+/// `n / sensors`. Sensor `s` belongs to parallel instance `s % parallelism`;
+/// its values do not depend on the parallelism. With `disorder`, each
+/// reading's timestamp is moved back by a random amount up to it (but not
+/// before `start`).
+#[derive(Debug)]
+pub struct SensorGenerator {
+    sensors: Vec<SensorWalk>,
+    total_sensors: u64,
+    events: Option<u64>,
+    start: i64,
+    interval_ms: i64,
+    disorder_ms: u64,
+    tick: u64,
+    next_sensor: usize,
+    pacer: Pacer,
+    done: bool,
+}
+
+#[derive(Debug)]
+struct SensorWalk {
+    index: u64,
+    id: String,
+    temperature: f64,
+    rng: Pcg64Mcg,
+}
+
+/// Settings of a [`SensorGenerator`].
+#[derive(Debug, Clone)]
+pub struct SensorSettings {
+    /// Number of sensors.
+    pub sensors: u32,
+    /// Total events over all instances; unbounded when `None`.
+    pub events: Option<u64>,
+    /// Random seed.
+    pub seed: u64,
+    /// Event time of the first tick (ms).
+    pub start: i64,
+    /// Event time between ticks.
+    pub interval: Duration,
+    /// Maximum backwards timestamp jitter.
+    pub disorder: Duration,
+    /// Events per second over all instances; unlimited when `None`.
+    pub rate: Option<f64>,
+}
+
+impl SensorGenerator {
+    /// Instance `index` of `parallelism`.
+    pub fn new(settings: &SensorSettings, index: u32, parallelism: u32) -> Self {
+        let sensors = (0..u64::from(settings.sensors))
+            .filter(|s| s % u64::from(parallelism) == u64::from(index))
+            .map(|s| {
+                let mut rng = Pcg64Mcg::seed_from_u64(settings.seed ^ s.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                let start: f64 = StandardNormal.sample(&mut rng);
+                SensorWalk { index: s, id: format!("sensor_{s}"), temperature: 65.0 + start * 20.0, rng }
+            })
+            .collect::<Vec<_>>();
+        let share = settings.rate.map(|r| r * sensors.len() as f64 / f64::from(settings.sensors.max(1)));
+        SensorGenerator {
+            done: sensors.is_empty(),
+            sensors,
+            total_sensors: u64::from(settings.sensors),
+            events: settings.events,
+            start: settings.start,
+            interval_ms: settings.interval.as_millis() as i64,
+            disorder_ms: settings.disorder.as_millis() as u64,
+            tick: 0,
+            next_sensor: 0,
+            pacer: Pacer { rate: share, started: None, emitted: 0 },
+        }
+    }
+}
+
+impl Source for SensorGenerator {
+    fn splits(&self) -> usize {
+        1
+    }
+
+    fn poll(&mut self, max: usize) -> Result<SourcePoll> {
+        if self.done {
+            return Ok(SourcePoll::End);
+        }
+        let n = match self.pacer.allowance(max) {
+            Ok(n) => n,
+            Err(wait) => return Ok(SourcePoll::Pending(wait)),
+        };
+        let mut records = Vec::with_capacity(n);
+        while records.len() < n {
+            let sensor = &mut self.sensors[self.next_sensor];
+            let global = self.tick * self.total_sensors + sensor.index;
+            if self.events.is_some_and(|e| global >= e) {
+                self.done = true;
+                break;
+            }
+            let step: f64 = StandardNormal.sample(&mut sensor.rng);
+            sensor.temperature += step * 0.5;
+            let jitter = if self.disorder_ms > 0 { sensor.rng.random_range(0..=self.disorder_ms) as i64 } else { 0 };
+            // Out of order, but never before the first reading's time.
+            let jitter = jitter.min(self.tick as i64 * self.interval_ms);
+            let ts = self.start + self.tick as i64 * self.interval_ms - jitter;
+            records.push(Record::new(
+                Some(sensor.id.as_bytes().to_vec()),
+                reading(&sensor.id, ts, (sensor.temperature * 1000.0).round() / 1000.0),
+                ts,
+            ));
+            self.next_sensor += 1;
+            if self.next_sensor == self.sensors.len() {
+                self.next_sensor = 0;
+                self.tick += 1;
+            }
+        }
+        self.pacer.emitted += records.len() as u64;
+        if records.is_empty() {
+            return Ok(SourcePoll::SplitDone(0));
+        }
+        Ok(SourcePoll::Records { split: 0, records })
+    }
+}
+
+/// The benchmark stream: event `i` of `events` is a reading of sensor
+/// `i % 1000` (id `sensor_<n>`) at `1_700_000_000_000 + (i / 1000) * 100` ms
+/// with `temp_f = 40 + 60 * ((i * 2654435761) mod 1000003) / 1000003`.
+/// Instance `j` of `p` produces the events with `i % p == j`.
+#[derive(Debug)]
+pub struct SensorBench {
+    next: u64,
+    step: u64,
+    events: u64,
+    ended: bool,
+}
+
+impl SensorBench {
+    /// Instance `index` of `parallelism` over `events` events.
+    pub fn new(events: u64, index: u32, parallelism: u32) -> Self {
+        SensorBench { next: u64::from(index), step: u64::from(parallelism.max(1)), events, ended: false }
+    }
+
+    /// Event `i`: (sensor id, timestamp, °F).
+    pub fn event(i: u64) -> (u64, i64, f64) {
+        let sensor = i % 1000;
+        let ts = 1_700_000_000_000 + (i / 1000) as i64 * 100;
+        let temp = 40.0 + 60.0 * ((i.wrapping_mul(2_654_435_761)) % 1_000_003) as f64 / 1_000_003.0;
+        (sensor, ts, temp)
+    }
+}
+
+impl Source for SensorBench {
+    fn splits(&self) -> usize {
+        1
+    }
+
+    fn poll(&mut self, max: usize) -> Result<SourcePoll> {
+        if self.next >= self.events {
+            if self.ended {
+                return Ok(SourcePoll::End);
+            }
+            self.ended = true;
+            return Ok(SourcePoll::SplitDone(0));
+        }
+        let mut records = Vec::with_capacity(max);
+        let mut id = String::with_capacity(16);
+        while records.len() < max && self.next < self.events {
+            let (sensor, ts, temp) = Self::event(self.next);
+            id.clear();
+            let _ = write!(id, "sensor_{sensor}");
+            records.push(Record::new(Some(id.as_bytes().to_vec()), reading(&id, ts, temp), ts));
+            self.next += self.step;
+        }
+        Ok(SourcePoll::Records { split: 0, records })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(source: &mut dyn Source) -> Vec<Record> {
+        let mut out = Vec::new();
+        loop {
+            match source.poll(7).unwrap() {
+                SourcePoll::Records { records, .. } => out.extend(records),
+                SourcePoll::Pending(_) => {}
+                SourcePoll::SplitDone(_) => {}
+                SourcePoll::End => return out,
+            }
+        }
+    }
+
+    #[test]
+    fn sensor_bench_matches_its_formula() {
+        let mut s = SensorBench::new(2001, 0, 1);
+        let all = drain(&mut s);
+        assert_eq!(all.len(), 2001);
+        assert_eq!(all[2000].timestamp, 1_700_000_000_200);
+        assert_eq!(all[1001].key.as_deref(), Some(&b"sensor_1"[..]));
+        let (_, _, t) = SensorBench::event(1);
+        assert_eq!(t, 40.0 + 60.0 * (2_654_435_761u64 % 1_000_003) as f64 / 1_000_003.0);
+    }
+
+    #[test]
+    fn sensors_do_not_depend_on_parallelism() {
+        let settings = SensorSettings {
+            sensors: 5,
+            events: Some(53),
+            seed: 42,
+            start: 0,
+            interval: Duration::from_millis(100),
+            disorder: Duration::from_millis(50),
+            rate: None,
+        };
+        let mut one = drain(&mut SensorGenerator::new(&settings, 0, 1));
+        let mut three: Vec<Record> = (0..3).flat_map(|i| drain(&mut SensorGenerator::new(&settings, i, 3))).collect();
+        assert_eq!(one.len(), 53);
+        one.sort_by(|a, b| a.value.cmp(&b.value));
+        three.sort_by(|a, b| a.value.cmp(&b.value));
+        assert_eq!(one, three);
+        assert!(one.iter().all(|r| r.timestamp <= 10 * 100 && r.timestamp >= 0));
+    }
+}

@@ -1,0 +1,316 @@
+//! Assembling and running a job: plugins loaded, state opened, tasks wired
+//! with bounded channels and spawned on tokio.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tracing::Instrument;
+use weir_connectors::file::{FileSource, FileTimestamps};
+use weir_connectors::generator::{SensorBench, SensorGenerator, SensorSettings};
+use weir_connectors::{BlackholeSink, FileSink, Sink, Source, StdoutSink};
+use weir_spec::{GeneratorKind, JobSpec, SinkKind, SourceKind, SourceSpec, StateBackendKind, TimestampMode};
+use weir_state::{KeyedStateBackend, MemoryBackend};
+use weir_state_rocksdb::RocksDbBackend;
+use weir_types::{MIN_WATERMARK, TaskInfo};
+use weir_wasm::{InitArgs, Plugin, PluginEngine};
+
+use crate::error::{Result, RuntimeError};
+use crate::graph::{NodeRole, Partitioning, Plan};
+use crate::metrics::{NodeMetrics, NodeReport};
+use crate::operator::WasmOperator;
+use crate::route::{EdgeOut, Receiver, Sender};
+use crate::task::{ChannelTask, Chain, Element, Link, SourceTask, SourceTime};
+
+/// Settings of a run that are not part of the spec.
+#[derive(Debug, Clone, Default)]
+pub struct JobOptions {
+    /// Overrides the spec's state backend.
+    pub state_backend: Option<StateBackendKind>,
+    /// Overrides the spec's state directory.
+    pub state_dir: Option<PathBuf>,
+    /// Log progress at this interval (none when `None`).
+    pub progress_interval: Option<Duration>,
+}
+
+/// What a finished job did.
+#[derive(Debug, Clone)]
+pub struct JobReport {
+    /// The job's name.
+    pub name: String,
+    /// Wall time from start to end.
+    pub elapsed: Duration,
+    /// Per node, in spec order.
+    pub nodes: Vec<NodeReport>,
+    /// Time from start until the first record reached a sink.
+    pub first_output: Option<Duration>,
+}
+
+enum StateRoot {
+    Memory,
+    Rocks(PathBuf, Option<tempfile::TempDir>),
+}
+
+impl StateRoot {
+    fn backend(&self, job: &str, task: &TaskInfo, max_parallelism: u32) -> Result<Box<dyn KeyedStateBackend>> {
+        match self {
+            StateRoot::Memory => Ok(Box::new(MemoryBackend::new(max_parallelism))),
+            StateRoot::Rocks(root, _) => {
+                let dir = root.join(job).join(format!("{}-{}", task.node, task.index));
+                // No checkpoints yet: every run starts from empty state.
+                if dir.exists() {
+                    std::fs::remove_dir_all(&dir).map_err(|e| RuntimeError::task(task, format!("cannot reset state dir {}: {e}", dir.display())))?;
+                }
+                std::fs::create_dir_all(&dir).map_err(|e| RuntimeError::task(task, format!("cannot create state dir {}: {e}", dir.display())))?;
+                Ok(Box::new(RocksDbBackend::open(&dir, max_parallelism).map_err(|e| RuntimeError::task(task, e))?))
+            }
+        }
+    }
+}
+
+/// `out.jsonl` → `out-2.jsonl` for instance 2 of a parallel file sink.
+fn instance_path(path: &Path, index: u32, parallelism: u32) -> PathBuf {
+    if parallelism == 1 {
+        return path.to_path_buf();
+    }
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}-{index}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-{index}"),
+    };
+    path.with_file_name(name)
+}
+
+fn make_source(spec: &SourceSpec, index: u32, parallelism: u32) -> Box<dyn Source> {
+    match spec.kind {
+        SourceKind::Generator => match spec.generator.unwrap_or(GeneratorKind::SensorBench) {
+            GeneratorKind::SensorBench => Box::new(SensorBench::new(spec.events.unwrap_or(u64::MAX), index, parallelism)),
+            GeneratorKind::Sensors => Box::new(SensorGenerator::new(
+                &SensorSettings {
+                    sensors: spec.sensors.unwrap_or(10),
+                    events: spec.events,
+                    seed: spec.seed.unwrap_or(0),
+                    start: spec.start.unwrap_or_else(weir_connectors::file::now_ms),
+                    interval: spec.interval.unwrap_or(Duration::from_millis(100)),
+                    disorder: spec.disorder.unwrap_or_default(),
+                    rate: spec.rate,
+                },
+                index,
+                parallelism,
+            )),
+        },
+        SourceKind::File => {
+            let paths = spec.path.as_ref().map(|p| p.to_vec()).unwrap_or_default();
+            let timestamps = match (&spec.timestamps, &spec.timestamp) {
+                (TimestampMode::Event, Some(p)) => FileTimestamps::Pointer(p.clone()),
+                _ => FileTimestamps::Ingestion,
+            };
+            Box::new(FileSource::new(&paths, spec.key.clone(), timestamps, index, parallelism))
+        }
+    }
+}
+
+/// Loads every operator's plugin, naming the node on failure.
+pub fn load_plugins(spec: &JobSpec, engine: &PluginEngine) -> Result<HashMap<String, Plugin>> {
+    spec.operators
+        .iter()
+        .map(|o| {
+            let plugin = engine.load_file(&o.plugin).map_err(|source| RuntimeError::Load { node: o.id.clone(), source })?;
+            Ok((o.id.clone(), plugin))
+        })
+        .collect()
+}
+
+/// Runs a job to completion (bounded input) or failure.
+pub async fn run_job(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine) -> Result<JobReport> {
+    let started = Instant::now();
+    let plan = Plan::new(spec);
+    let plugins = load_plugins(spec, engine)?;
+    let backend_kind = options.state_backend.unwrap_or(spec.state.backend);
+    let state_root = match backend_kind {
+        StateBackendKind::Memory => StateRoot::Memory,
+        StateBackendKind::Rocksdb => match options.state_dir.clone().or_else(|| spec.state.dir.clone()) {
+            Some(dir) => StateRoot::Rocks(dir, None),
+            None => {
+                let tmp = tempfile::Builder::new().prefix("weir-state-").tempdir().map_err(|e| RuntimeError::Setup(format!("cannot create a state directory: {e}")))?;
+                StateRoot::Rocks(tmp.path().to_path_buf(), Some(tmp))
+            }
+        },
+    };
+    let order: Vec<String> = spec
+        .sources
+        .iter()
+        .map(|s| s.id.clone())
+        .chain(spec.operators.iter().map(|o| o.id.clone()))
+        .chain(spec.sinks.iter().map(|s| s.id.clone()))
+        .collect();
+    let metrics: HashMap<String, Arc<NodeMetrics>> = order.iter().map(|id| (id.clone(), Arc::new(NodeMetrics::new(id)))).collect();
+
+    // One channel per task of every chain head that is not a source.
+    let mut senders: HashMap<String, Vec<Sender>> = HashMap::new();
+    let mut receivers: HashMap<(String, u32), Receiver> = HashMap::new();
+    for chain in &plan.chains {
+        let head = &plan.nodes[&chain[0]];
+        if head.role == NodeRole::Source {
+            continue;
+        }
+        for j in 0..head.parallelism {
+            let (tx, rx) = mpsc::channel(spec.channel_capacity);
+            senders.entry(head.id.clone()).or_default().push(tx);
+            receivers.insert((head.id.clone(), j), rx);
+        }
+    }
+    let chained = |from: &str, to: &str| plan.chains.iter().any(|c| c.windows(2).any(|w| w[0] == from && w[1] == to));
+    let edges_out = |from: &str, side: Option<&str>, j: u32| -> Vec<EdgeOut> {
+        plan.edges
+            .iter()
+            .filter(|e| e.from == from && e.side.as_deref() == side && !(side.is_none() && chained(from, &e.to)))
+            .map(|e| {
+                let (bases, _) = plan.input_slots(&e.to);
+                let k = plan.inputs_of(&e.to).iter().position(|x| std::ptr::eq(*x, e)).expect("edge is an input of its target");
+                let all = &senders[&e.to];
+                let targets = match e.partitioning {
+                    Partitioning::Forward => vec![all[j as usize].clone()],
+                    _ => all.clone(),
+                };
+                EdgeOut::new(e.to.clone(), e.partitioning.clone(), targets, (bases[k] + j as usize) as u32, spec.max_parallelism)
+            })
+            .collect()
+    };
+    let side_names = |node: &str| -> Vec<String> {
+        let mut names: Vec<String> = plan.edges.iter().filter(|e| e.from == node).filter_map(|e| e.side.clone()).collect();
+        names.sort();
+        names.dedup();
+        names
+    };
+
+    let mut tasks = JoinSet::new();
+    for chain in &plan.chains {
+        let head = &plan.nodes[&chain[0]];
+        for j in 0..head.parallelism {
+            let info = |node: &str| TaskInfo { node: node.into(), index: j, parallelism: plan.nodes[node].parallelism };
+            let task = info(&head.id);
+            let mut links = Vec::new();
+            for id in chain.iter().filter(|id| plan.nodes[*id].role != NodeRole::Source) {
+                let node_task = info(id);
+                let element = match plan.nodes[id].role {
+                    NodeRole::Operator => {
+                        let o = spec.operators.iter().find(|o| &o.id == id).expect("operator in spec");
+                        let backend = state_root.backend(&spec.name, &node_task, spec.max_parallelism)?;
+                        let mut instance = plugins[id]
+                            .instantiate(&node_task.to_string(), backend, spec.max_parallelism)
+                            .map_err(|e| RuntimeError::plugin(&node_task, e))?;
+                        let config = o.config.as_ref().map(|c| c.to_string()).unwrap_or_else(|| "null".to_string());
+                        instance
+                            .init(&InitArgs { node_id: id.clone(), config, subtask_index: j, parallelism: node_task.parallelism })
+                            .map_err(|e| RuntimeError::plugin(&node_task, e))?;
+                        let op = WasmOperator::new(node_task.clone(), instance, spec.max_parallelism, spec.batch_size, metrics[id].clone())?;
+                        Element::Operator(Box::new(op))
+                    }
+                    NodeRole::Sink => {
+                        let s = spec.sinks.iter().find(|s| &s.id == id).expect("sink in spec");
+                        let sink: Box<dyn Sink> = match s.kind {
+                            SinkKind::Stdout => Box::new(StdoutSink),
+                            SinkKind::Blackhole => Box::new(BlackholeSink::default()),
+                            SinkKind::File => {
+                                let path = instance_path(s.path.as_deref().expect("validated"), j, node_task.parallelism);
+                                Box::new(FileSink::create(&path).map_err(|e| RuntimeError::task(&node_task, e))?)
+                            }
+                        };
+                        Element::Sink { sink, metrics: metrics[id].clone() }
+                    }
+                    NodeRole::Source => unreachable!("filtered above"),
+                };
+                let side = side_names(id).into_iter().map(|name| {
+                    let edges = edges_out(id, Some(&name), j);
+                    (name, edges)
+                }).collect();
+                links.push(Link { element, side });
+            }
+            let tail = chain.last().expect("chains are not empty");
+            let chain_state = Chain { task: task.clone(), links, main: edges_out(tail, None, j), watermark: MIN_WATERMARK };
+            let span = tracing::info_span!("task", task = %task);
+            match head.role {
+                NodeRole::Source => {
+                    let s = spec.sources.iter().find(|s| s.id == head.id).expect("source in spec");
+                    let runner = SourceTask {
+                        source: make_source(s, j, head.parallelism),
+                        time: SourceTime {
+                            bound_ms: s.watermark.max_out_of_orderness.as_millis() as i64,
+                            interval: s.watermark.interval,
+                            punctuated: s.watermark.punctuated,
+                            idle_timeout: s.watermark.idle_timeout,
+                            ingestion: s.timestamps == TimestampMode::Ingestion,
+                        },
+                        batch_size: spec.batch_size,
+                        metrics: metrics[&head.id].clone(),
+                        chain: chain_state,
+                    };
+                    tasks.spawn(runner.run().instrument(span));
+                }
+                _ => {
+                    let rx = receivers.remove(&(head.id.clone(), j)).expect("channel per task");
+                    let (_, inputs) = plan.input_slots(&head.id);
+                    let runner = ChannelTask { rx, inputs, metrics: metrics[&head.id].clone(), chain: chain_state };
+                    tasks.spawn(runner.run().instrument(span));
+                }
+            }
+        }
+    }
+    drop(senders);
+    tracing::info!(job = %spec.name, tasks = tasks.len(), backend = ?backend_kind, "job started");
+
+    let progress = options.progress_interval.map(|every| {
+        let metrics: Vec<Arc<NodeMetrics>> = order.iter().map(|id| metrics[id].clone()).collect();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                for m in &metrics {
+                    let wm = m.watermark.load(Ordering::Relaxed);
+                    tracing::info!(
+                        node = %m.node,
+                        records_in = m.records_in.load(Ordering::Relaxed),
+                        records_out = m.records_out.load(Ordering::Relaxed),
+                        watermark = if wm == MIN_WATERMARK { "none".to_string() } else { wm.to_string() },
+                        "progress"
+                    );
+                }
+            }
+        })
+    });
+
+    let mut failure: Option<RuntimeError> = None;
+    while let Some(joined) = tasks.join_next().await {
+        let error = match joined {
+            Ok(Ok(())) => continue,
+            Ok(Err(e)) => e,
+            Err(e) if e.is_panic() => RuntimeError::Setup(format!("a task panicked: {e}")),
+            Err(_) => continue,
+        };
+        let replace = match &failure {
+            None => true,
+            Some(RuntimeError::Disconnected(_)) => !matches!(error, RuntimeError::Disconnected(_)),
+            Some(_) => false,
+        };
+        if replace {
+            failure = Some(error);
+        }
+        tasks.abort_all();
+    }
+    if let Some(p) = progress {
+        p.abort();
+    }
+    drop(state_root);
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let nodes = order.iter().map(|id| metrics[id].report()).collect();
+    let first_output = spec.sinks.iter().filter_map(|s| metrics[&s.id].first_record.get()).min().map(|t| t.duration_since(started));
+    Ok(JobReport { name: spec.name.clone(), elapsed: started.elapsed(), nodes, first_output })
+}

@@ -1,0 +1,178 @@
+//! Drives one Wasm operator in a task: batches in, effects applied, timers
+//! fired when the watermark or the clock passes them.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use weir_types::{MIN_WATERMARK, Record, TaskInfo, TimeDomain, Timestamp};
+use weir_wasm::{OperatorInstance, wit};
+
+use crate::error::{Result, RuntimeError};
+use crate::metrics::NodeMetrics;
+use crate::timers::TimerService;
+
+/// Where processing time comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum Clock {
+    /// The system clock.
+    Wall,
+    /// A fixed time, moved by hand (tests).
+    Manual(Timestamp),
+}
+
+impl Clock {
+    /// The current processing time (ms).
+    pub fn now(&self) -> Timestamp {
+        match self {
+            Clock::Wall => weir_connectors::file::now_ms(),
+            Clock::Manual(t) => *t,
+        }
+    }
+}
+
+/// What an operator produced.
+#[derive(Debug, Default)]
+pub struct Emitted {
+    /// Main output, in order.
+    pub main: Vec<Record>,
+    /// Side outputs, in order, with their names.
+    pub side: Vec<(String, Record)>,
+}
+
+impl Emitted {
+    fn extend(&mut self, other: Emitted) {
+        self.main.extend(other.main);
+        self.side.extend(other.side);
+    }
+}
+
+/// One operator task's instance, timers and watermark.
+pub struct WasmOperator {
+    pub(crate) task: TaskInfo,
+    instance: OperatorInstance,
+    timers: TimerService,
+    watermark: Timestamp,
+    max_parallelism: u32,
+    batch_size: usize,
+    pub(crate) clock: Clock,
+    metrics: Arc<NodeMetrics>,
+}
+
+fn to_wit_record(r: wit::Record) -> Record {
+    Record { key: r.key, value: r.value, timestamp: r.timestamp }
+}
+
+impl WasmOperator {
+    /// Wraps an initialized instance; restores timers from its state.
+    pub fn new(
+        task: TaskInfo,
+        mut instance: OperatorInstance,
+        max_parallelism: u32,
+        batch_size: usize,
+        metrics: Arc<NodeMetrics>,
+    ) -> Result<Self> {
+        let timers = TimerService::restore(instance.backend()).map_err(|e| RuntimeError::task(&task, e))?;
+        Ok(WasmOperator { task, instance, timers, watermark: MIN_WATERMARK, max_parallelism, batch_size, clock: Clock::Wall, metrics })
+    }
+
+    /// The operator's current watermark.
+    pub fn watermark(&self) -> Timestamp {
+        self.watermark
+    }
+
+    /// The instance (state inspection in tests).
+    pub fn instance(&mut self) -> &mut OperatorInstance {
+        &mut self.instance
+    }
+
+    /// Pending timers.
+    pub fn timers(&self) -> &TimerService {
+        &self.timers
+    }
+
+    fn time(&self) -> wit::TimeContext {
+        wit::TimeContext { watermark: self.watermark, processing_time: self.clock.now() }
+    }
+
+    /// Processes a batch of records.
+    pub fn process(&mut self, records: Vec<Record>) -> Result<Emitted> {
+        self.metrics.records_in.fetch_add(records.len() as u64, Ordering::Relaxed);
+        let time = self.time();
+        let effects = self.instance.process(records, time).map_err(|e| RuntimeError::plugin(&self.task, e))?;
+        self.apply(effects, "record")
+    }
+
+    /// Advances event time: fires every event-time timer up to `watermark`
+    /// (including ones registered while firing), in time order.
+    pub fn advance_watermark(&mut self, watermark: Timestamp) -> Result<Emitted> {
+        if watermark <= self.watermark {
+            return Ok(Emitted::default());
+        }
+        self.watermark = watermark;
+        self.fire(TimeDomain::EventTime, watermark)
+    }
+
+    /// Fires processing-time timers due at the clock's time.
+    pub fn fire_processing_timers(&mut self) -> Result<Emitted> {
+        let now = self.clock.now();
+        self.fire(TimeDomain::ProcessingTime, now)
+    }
+
+    /// The earliest pending processing-time timer.
+    pub fn next_processing_timer(&self) -> Option<Timestamp> {
+        self.timers.next(TimeDomain::ProcessingTime)
+    }
+
+    fn fire(&mut self, domain: TimeDomain, upto: Timestamp) -> Result<Emitted> {
+        let mut out = Emitted::default();
+        loop {
+            let due = self
+                .timers
+                .pop_due(self.instance.backend(), self.max_parallelism, domain, upto, self.batch_size)
+                .map_err(|e| RuntimeError::task(&self.task, e))?;
+            if due.is_empty() {
+                return Ok(out);
+            }
+            let wit_domain = match domain {
+                TimeDomain::EventTime => wit::TimeDomain::EventTime,
+                TimeDomain::ProcessingTime => wit::TimeDomain::ProcessingTime,
+            };
+            let fired = due.into_iter().map(|(timestamp, key)| wit::FiredTimer { key, timestamp, domain: wit_domain }).collect();
+            let time = self.time();
+            let effects = self.instance.on_timer(fired, time).map_err(|e| RuntimeError::plugin(&self.task, e))?;
+            out.extend(self.apply(effects, "timer")?);
+        }
+    }
+
+    fn apply(&mut self, effects: wit::Effects, what: &str) -> Result<Emitted> {
+        let wit::Effects { outputs, side_outputs, state_updates, timer_updates, counters, errors } = effects;
+        if let Some(e) = errors.first() {
+            return Err(RuntimeError::Task {
+                task: self.task.to_string(),
+                message: format!("plugin failed on {what} #{} of its batch: {}", e.index, e.message),
+            });
+        }
+        self.instance.apply_state_updates(state_updates).map_err(|e| RuntimeError::plugin(&self.task, e))?;
+        for t in timer_updates {
+            let domain = match t.domain {
+                wit::TimeDomain::EventTime => TimeDomain::EventTime,
+                wit::TimeDomain::ProcessingTime => TimeDomain::ProcessingTime,
+            };
+            let backend = self.instance.backend();
+            let r = match t.op {
+                wit::TimerOp::Register => self.timers.register(backend, self.max_parallelism, domain, t.timestamp, t.key),
+                wit::TimerOp::Delete => self.timers.delete(backend, self.max_parallelism, domain, t.timestamp, t.key),
+            };
+            r.map_err(|e| RuntimeError::task(&self.task, e))?;
+        }
+        for (name, delta) in counters {
+            self.metrics.add_counter(&name, delta);
+        }
+        self.metrics.records_out.fetch_add(outputs.len() as u64, Ordering::Relaxed);
+        self.metrics.side_out.fetch_add(side_outputs.len() as u64, Ordering::Relaxed);
+        Ok(Emitted {
+            main: outputs.into_iter().map(to_wit_record).collect(),
+            side: side_outputs.into_iter().map(|s| (s.name, to_wit_record(s.record))).collect(),
+        })
+    }
+}

@@ -1,0 +1,107 @@
+//! Sending records and watermarks over the edges that leave a task.
+
+use tokio::sync::mpsc;
+use weir_spec::KeyBy;
+use weir_types::{Message, Record, TaskInfo, Watermark, key_group, task_for_key_group};
+
+use crate::error::{Result, RuntimeError};
+use crate::graph::Partitioning;
+
+/// A channel into a task: (input slot, message).
+pub type Sender = mpsc::Sender<(u32, Message)>;
+/// The receiving end.
+pub type Receiver = mpsc::Receiver<(u32, Message)>;
+
+/// One outgoing edge of a task.
+pub struct EdgeOut {
+    pub(crate) to: String,
+    pub(crate) partitioning: Partitioning,
+    /// Every downstream task (a single one for forward edges).
+    pub(crate) targets: Vec<Sender>,
+    /// This task's input slot at the targets.
+    pub(crate) slot: u32,
+    pub(crate) max_parallelism: u32,
+    buffers: Vec<Vec<Record>>,
+    next: usize,
+}
+
+impl EdgeOut {
+    pub(crate) fn new(to: String, partitioning: Partitioning, targets: Vec<Sender>, slot: u32, max_parallelism: u32) -> Self {
+        let buffers = targets.iter().map(|_| Vec::new()).collect();
+        EdgeOut { to, partitioning, targets, slot, max_parallelism, buffers, next: 0 }
+    }
+
+    /// Sends a batch, partitioned.
+    pub(crate) async fn send(&mut self, task: &TaskInfo, records: Vec<Record>) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let n = self.targets.len();
+        match &self.partitioning {
+            Partitioning::Forward => return self.deliver(task, 0, Message::Records(records)).await,
+            Partitioning::Rebalance if n == 1 => return self.deliver(task, 0, Message::Records(records)).await,
+            Partitioning::Rebalance => {
+                for r in records {
+                    self.buffers[self.next].push(r);
+                    self.next = (self.next + 1) % n;
+                }
+            }
+            Partitioning::Hash(key_by) => {
+                for mut r in records {
+                    if let KeyBy::Pointer(p) = key_by {
+                        r.key = Some(key_from_value(&r.value, p).map_err(|m| RuntimeError::Task {
+                            task: task.to_string(),
+                            message: format!("cannot key a record for `{}` by {p}: {m}", self.to),
+                        })?);
+                    }
+                    let Some(key) = r.key.as_deref() else {
+                        return Err(RuntimeError::Task {
+                            task: task.to_string(),
+                            message: format!("`{}` is keyed by the record key, but a record has no key (set `key` on the source or use a JSON pointer in `key_by`)", self.to),
+                        });
+                    };
+                    let kg = key_group(key, self.max_parallelism);
+                    let target = task_for_key_group(kg, n as u32, self.max_parallelism);
+                    self.buffers[target].push(r);
+                }
+            }
+        }
+        for i in 0..n {
+            if !self.buffers[i].is_empty() {
+                let batch = std::mem::take(&mut self.buffers[i]);
+                self.deliver(task, i, Message::Records(batch)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a watermark to every target.
+    pub(crate) async fn broadcast_watermark(&mut self, task: &TaskInfo, watermark: Watermark) -> Result<()> {
+        for i in 0..self.targets.len() {
+            self.deliver(task, i, Message::Watermark(watermark)).await?;
+        }
+        Ok(())
+    }
+
+    /// Tells every target that this task is done.
+    pub(crate) async fn end(&mut self, task: &TaskInfo) -> Result<()> {
+        for i in 0..self.targets.len() {
+            self.deliver(task, i, Message::EndOfData).await?;
+        }
+        Ok(())
+    }
+
+    async fn deliver(&self, task: &TaskInfo, target: usize, message: Message) -> Result<()> {
+        self.targets[target].send((self.slot, message)).await.map_err(|_| RuntimeError::Disconnected(task.to_string()))
+    }
+}
+
+/// The key at a JSON pointer: a string's bytes, or any other value's JSON text.
+pub(crate) fn key_from_value(value: &[u8], pointer: &str) -> std::result::Result<Vec<u8>, String> {
+    let json: serde_json::Value = serde_json::from_slice(value).map_err(|e| format!("value is not JSON: {e}"))?;
+    match json.pointer(pointer) {
+        Some(serde_json::Value::String(s)) => Ok(s.as_bytes().to_vec()),
+        Some(other) => Ok(other.to_string().into_bytes()),
+        None => Err("no such field".to_string()),
+    }
+}

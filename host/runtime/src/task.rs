@@ -1,0 +1,316 @@
+//! The loops that run tasks: a source (or a channel) at the head, then a
+//! chain of operators and sinks that pass batches by plain function calls.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use weir_connectors::{Sink, Source, SourcePoll};
+use weir_types::{MAX_WATERMARK, Message, Record, TaskInfo, Timestamp, Watermark};
+
+use crate::error::{Result, RuntimeError};
+use crate::metrics::NodeMetrics;
+use crate::operator::{Emitted, WasmOperator};
+use crate::route::{EdgeOut, Receiver};
+use crate::watermark::{BoundedOutOfOrderness, InputWatermarks};
+
+/// A node inside a task.
+pub(crate) enum Element {
+    Operator(Box<WasmOperator>),
+    Sink { sink: Box<dyn Sink>, metrics: Arc<NodeMetrics> },
+}
+
+/// A node of a chain with its side-output edges.
+pub(crate) struct Link {
+    pub(crate) element: Element,
+    pub(crate) side: HashMap<String, Vec<EdgeOut>>,
+}
+
+/// The chained nodes of a task and the edges leaving its last one.
+pub(crate) struct Chain {
+    pub(crate) task: TaskInfo,
+    pub(crate) links: Vec<Link>,
+    pub(crate) main: Vec<EdgeOut>,
+    pub(crate) watermark: Timestamp,
+}
+
+impl Chain {
+    /// Pushes records into link `from` and onwards.
+    async fn push(&mut self, from: usize, mut batch: Vec<Record>) -> Result<()> {
+        for i in from..self.links.len() {
+            if batch.is_empty() {
+                return Ok(());
+            }
+            match &mut self.links[i].element {
+                Element::Operator(op) => {
+                    let emitted = op.process(batch)?;
+                    batch = self.side_and_main(i, emitted).await?;
+                }
+                Element::Sink { sink, metrics } => {
+                    metrics.records_in.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    metrics.first_record.get_or_init(Instant::now);
+                    sink.write(&batch).map_err(|e| RuntimeError::task(&self.task, e))?;
+                    sink.flush().map_err(|e| RuntimeError::task(&self.task, e))?;
+                    return Ok(());
+                }
+            }
+        }
+        send_all(&self.task, &mut self.main, batch).await
+    }
+
+    /// Sends side outputs of link `i` and returns its main output.
+    async fn side_and_main(&mut self, i: usize, emitted: Emitted) -> Result<Vec<Record>> {
+        if !emitted.side.is_empty() {
+            let mut by_name: HashMap<String, Vec<Record>> = HashMap::new();
+            for (name, r) in emitted.side {
+                by_name.entry(name).or_default().push(r);
+            }
+            for (name, records) in by_name {
+                if let Some(edges) = self.links[i].side.get_mut(&name) {
+                    send_all(&self.task, edges, records).await?;
+                }
+            }
+        }
+        Ok(emitted.main)
+    }
+
+    /// Advances event time through the chain, then downstream.
+    async fn advance(&mut self, watermark: Watermark) -> Result<()> {
+        if let Watermark::EventTime(t) = watermark {
+            if t <= self.watermark {
+                return Ok(());
+            }
+            self.watermark = t;
+            for i in 0..self.links.len() {
+                if let Element::Operator(op) = &mut self.links[i].element {
+                    let emitted = op.advance_watermark(t)?;
+                    let main = self.side_and_main(i, emitted).await?;
+                    self.push(i + 1, main).await?;
+                }
+            }
+        }
+        let task = self.task.clone();
+        for edge in self.edges() {
+            edge.broadcast_watermark(&task, watermark).await?;
+        }
+        Ok(())
+    }
+
+    fn edges(&mut self) -> impl Iterator<Item = &mut EdgeOut> {
+        self.links.iter_mut().flat_map(|l| l.side.values_mut().flatten()).chain(self.main.iter_mut())
+    }
+
+    /// Fires due processing-time timers.
+    async fn fire_processing_timers(&mut self) -> Result<()> {
+        for i in 0..self.links.len() {
+            if let Element::Operator(op) = &mut self.links[i].element {
+                let emitted = op.fire_processing_timers()?;
+                let main = self.side_and_main(i, emitted).await?;
+                self.push(i + 1, main).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// When the earliest processing-time timer is due.
+    fn next_processing_timer(&self) -> Option<Timestamp> {
+        self.links
+            .iter()
+            .filter_map(|l| match &l.element {
+                Element::Operator(op) => op.next_processing_timer(),
+                Element::Sink { .. } => None,
+            })
+            .min()
+    }
+
+    /// End of input: flush sinks and state, tell downstream.
+    async fn finish(&mut self) -> Result<()> {
+        for link in &mut self.links {
+            match &mut link.element {
+                Element::Sink { sink, .. } => sink.flush().map_err(|e| RuntimeError::task(&self.task, e))?,
+                Element::Operator(op) => op.instance().backend().flush().map_err(|e| RuntimeError::task(&self.task, e))?,
+            }
+        }
+        let task = self.task.clone();
+        for edge in self.edges() {
+            edge.end(&task).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Sends a batch over every edge, moving it into the last one.
+async fn send_all(task: &TaskInfo, edges: &mut [EdgeOut], batch: Vec<Record>) -> Result<()> {
+    if let Some((last, rest)) = edges.split_last_mut() {
+        for edge in rest {
+            edge.send(task, batch.clone()).await?;
+        }
+        last.send(task, batch).await?;
+    }
+    Ok(())
+}
+
+fn until_wall(t: Timestamp) -> Duration {
+    Duration::from_millis((t - weir_connectors::file::now_ms()).max(0) as u64)
+}
+
+/// Watermark settings of a source task.
+#[derive(Debug, Clone)]
+pub(crate) struct SourceTime {
+    pub(crate) bound_ms: i64,
+    pub(crate) interval: Duration,
+    pub(crate) punctuated: bool,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) ingestion: bool,
+}
+
+/// A task whose head is a source.
+pub(crate) struct SourceTask {
+    pub(crate) source: Box<dyn Source>,
+    pub(crate) time: SourceTime,
+    pub(crate) batch_size: usize,
+    pub(crate) metrics: Arc<NodeMetrics>,
+    pub(crate) chain: Chain,
+}
+
+impl SourceTask {
+    pub(crate) async fn run(mut self) -> Result<()> {
+        let task = self.chain.task.clone();
+        let mut splits: Vec<BoundedOutOfOrderness> =
+            (0..self.source.splits()).map(|_| BoundedOutOfOrderness::new(self.time.bound_ms)).collect();
+        let mut last_data = Instant::now();
+        let mut idle = false;
+        let mut next_emit = Instant::now() + self.time.interval;
+        let mut batches = 0u64;
+        loop {
+            let polled = self.source.poll(self.batch_size).map_err(|e| RuntimeError::task(&task, e))?;
+            match polled {
+                SourcePoll::Records { split, mut records } => {
+                    last_data = Instant::now();
+                    if idle {
+                        idle = false;
+                    }
+                    if self.time.ingestion {
+                        let now = weir_connectors::file::now_ms();
+                        records.iter_mut().for_each(|r| r.timestamp = now);
+                    }
+                    self.metrics.records_out.fetch_add(records.len() as u64, Ordering::Relaxed);
+                    if self.time.punctuated {
+                        self.punctuated(&mut splits, split, records).await?;
+                    } else {
+                        for r in &records {
+                            splits[split].observe(r.timestamp);
+                        }
+                        self.chain.push(0, records).await?;
+                    }
+                }
+                SourcePoll::Pending(wait) => {
+                    let wait = if self.time.punctuated { wait } else { wait.min(next_emit.saturating_duration_since(Instant::now())) };
+                    tokio::time::sleep(wait).await;
+                }
+                SourcePoll::SplitDone(split) => {
+                    splits[split].finish();
+                    if self.time.punctuated {
+                        self.emit_min(&splits).await?;
+                    }
+                }
+                SourcePoll::End => {
+                    self.chain.advance(Watermark::EventTime(MAX_WATERMARK)).await?;
+                    self.metrics.watermark.store(MAX_WATERMARK, Ordering::Relaxed);
+                    return self.chain.finish().await;
+                }
+            }
+            if let Some(timeout) = self.time.idle_timeout
+                && !idle
+                && last_data.elapsed() >= timeout
+            {
+                idle = true;
+                self.chain.advance(Watermark::Idle).await?;
+            }
+            if !self.time.punctuated && Instant::now() >= next_emit {
+                next_emit = Instant::now() + self.time.interval;
+                if !idle {
+                    self.emit_min(&splits).await?;
+                }
+            }
+            batches += 1;
+            if batches % 16 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+
+    /// Emits the watermark after every record that moves it.
+    async fn punctuated(&mut self, splits: &mut [BoundedOutOfOrderness], split: usize, records: Vec<Record>) -> Result<()> {
+        let mut run = Vec::new();
+        for r in records {
+            splits[split].observe(r.timestamp);
+            run.push(r);
+            let wm = splits.iter().map(BoundedOutOfOrderness::current).min().unwrap_or(MAX_WATERMARK);
+            if wm > self.chain.watermark {
+                self.chain.push(0, std::mem::take(&mut run)).await?;
+                self.chain.advance(Watermark::EventTime(wm)).await?;
+                self.metrics.watermark.store(wm, Ordering::Relaxed);
+            }
+        }
+        self.chain.push(0, run).await
+    }
+
+    async fn emit_min(&mut self, splits: &[BoundedOutOfOrderness]) -> Result<()> {
+        let wm = splits.iter().map(BoundedOutOfOrderness::current).min().unwrap_or(MAX_WATERMARK);
+        self.metrics.watermark.store(wm, Ordering::Relaxed);
+        self.chain.advance(Watermark::EventTime(wm)).await
+    }
+}
+
+/// A task whose head reads a channel.
+pub(crate) struct ChannelTask {
+    pub(crate) rx: Receiver,
+    pub(crate) inputs: usize,
+    pub(crate) metrics: Arc<NodeMetrics>,
+    pub(crate) chain: Chain,
+}
+
+impl ChannelTask {
+    pub(crate) async fn run(mut self) -> Result<()> {
+        let mut watermarks = InputWatermarks::new(self.inputs);
+        let mut ended = vec![false; self.inputs];
+        let mut open = self.inputs;
+        while open > 0 {
+            let next_timer = self.chain.next_processing_timer();
+            let message = tokio::select! {
+                m = self.rx.recv() => m,
+                () = tokio::time::sleep(next_timer.map(until_wall).unwrap_or(Duration::from_secs(3600))), if next_timer.is_some() => {
+                    self.chain.fire_processing_timers().await?;
+                    continue;
+                }
+            };
+            let Some((slot, message)) = message else {
+                return Err(RuntimeError::Disconnected(self.chain.task.to_string()));
+            };
+            let slot = slot as usize;
+            match message {
+                Message::Records(records) => self.chain.push(0, records).await?,
+                Message::Watermark(w) => {
+                    if let Some(forward) = watermarks.update(slot, w) {
+                        if let Watermark::EventTime(t) = forward {
+                            self.metrics.watermark.store(t, Ordering::Relaxed);
+                        }
+                        self.chain.advance(forward).await?;
+                    }
+                }
+                Message::EndOfData => {
+                    if !ended[slot] {
+                        ended[slot] = true;
+                        open -= 1;
+                        if let Some(forward) = watermarks.update(slot, Watermark::EventTime(MAX_WATERMARK)) {
+                            self.chain.advance(forward).await?;
+                        }
+                    }
+                }
+            }
+        }
+        self.chain.finish().await
+    }
+}

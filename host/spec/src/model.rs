@@ -1,0 +1,281 @@
+//! The job spec's schema. Every field is documented in `docs/job-spec.md`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A job: sources, operators and sinks wired by `input` references.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    /// The job's name.
+    pub name: String,
+    /// Default parallelism of every node.
+    #[serde(default = "one")]
+    pub parallelism: u32,
+    /// Number of key groups of keyed nodes (the upper bound of their parallelism).
+    #[serde(default = "default_max_parallelism")]
+    pub max_parallelism: u32,
+    /// Records per batch moved between operators and across the Wasm boundary.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Capacity of each channel between tasks, in batches (back-pressure).
+    #[serde(default = "default_channel_capacity")]
+    pub channel_capacity: usize,
+    /// Where keyed state lives.
+    #[serde(default)]
+    pub state: StateSpec,
+    /// Where records come from.
+    pub sources: Vec<SourceSpec>,
+    /// User operators (Wasm plugins).
+    #[serde(default)]
+    pub operators: Vec<OperatorSpec>,
+    /// Where results go.
+    pub sinks: Vec<SinkSpec>,
+}
+
+fn one() -> u32 {
+    1
+}
+fn default_max_parallelism() -> u32 {
+    weir_types::DEFAULT_MAX_PARALLELISM
+}
+fn default_batch_size() -> usize {
+    1024
+}
+fn default_channel_capacity() -> usize {
+    16
+}
+
+/// State backend selection.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateSpec {
+    /// `memory` (default) or `rocksdb`.
+    #[serde(default)]
+    pub backend: StateBackendKind,
+    /// Directory for RocksDB state; a temporary directory when absent.
+    pub dir: Option<PathBuf>,
+}
+
+/// The kind of state backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StateBackendKind {
+    /// Hash maps in memory.
+    #[default]
+    Memory,
+    /// RocksDB on local disk.
+    Rocksdb,
+}
+
+impl std::str::FromStr for StateBackendKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "memory" => Ok(StateBackendKind::Memory),
+            "rocksdb" => Ok(StateBackendKind::Rocksdb),
+            other => Err(format!("unknown state backend `{other}` (expected `memory` or `rocksdb`)")),
+        }
+    }
+}
+
+/// A source node. Which fields apply depends on `type`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    /// Unique node id.
+    pub id: String,
+    /// `generator` or `file`.
+    #[serde(rename = "type")]
+    pub kind: SourceKind,
+    /// Overrides the job's parallelism.
+    pub parallelism: Option<u32>,
+    /// Where event timestamps come from.
+    #[serde(default)]
+    pub timestamps: TimestampMode,
+    /// Watermark generation.
+    #[serde(default)]
+    pub watermark: WatermarkSpec,
+    /// Generator: `sensors` or `sensor-bench`.
+    pub generator: Option<GeneratorKind>,
+    /// Generator: total number of events (all parallel instances together); unbounded when absent.
+    pub events: Option<u64>,
+    /// `sensors` generator: number of sensors (default 10).
+    pub sensors: Option<u32>,
+    /// `sensors` generator: random seed (default 0).
+    pub seed: Option<u64>,
+    /// `sensors` generator: event time between two readings of a sensor (default 100ms).
+    #[serde(default, deserialize_with = "crate::duration::deserialize_opt")]
+    pub interval: Option<Duration>,
+    /// `sensors` generator: event time of the first reading, in ms (default: now).
+    pub start: Option<i64>,
+    /// `sensors` generator: at most this many events per second (default: as fast as possible).
+    pub rate: Option<f64>,
+    /// `sensors` generator: readings are delayed by up to this much event time, at random (default 0).
+    #[serde(default, deserialize_with = "crate::duration::deserialize_opt")]
+    pub disorder: Option<Duration>,
+    /// `file` source: one path or a list (each file is a split). Relative to the spec file.
+    pub path: Option<Paths>,
+    /// `file` source: JSON pointer to the record key (e.g. `/id`).
+    pub key: Option<String>,
+    /// `file` source: JSON pointer to the event timestamp in ms (e.g. `/timestamp`).
+    pub timestamp: Option<String>,
+}
+
+/// One path or several.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Paths {
+    /// One path.
+    One(PathBuf),
+    /// Several.
+    Many(Vec<PathBuf>),
+}
+
+impl Paths {
+    /// The paths as a list.
+    pub fn to_vec(&self) -> Vec<PathBuf> {
+        match self {
+            Paths::One(p) => vec![p.clone()],
+            Paths::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// Kinds of source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceKind {
+    /// Synthetic data.
+    Generator,
+    /// JSON lines from files.
+    File,
+}
+
+/// Kinds of generator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GeneratorKind {
+    /// The book's sensor generator: random-walk temperatures in °F.
+    Sensors,
+    /// Deterministic readings for benchmarks: event i is sensor `i % 1000`.
+    SensorBench,
+}
+
+/// Where a source's event timestamps come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimestampMode {
+    /// From the data (generator time, or the `timestamp` pointer).
+    #[default]
+    Event,
+    /// The wall clock when the source reads the record.
+    Ingestion,
+}
+
+/// Watermark generation at a source (per split).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatermarkSpec {
+    /// Bounded out-of-orderness: watermark = max timestamp − bound − 1.
+    #[serde(default, deserialize_with = "crate::duration::deserialize")]
+    pub max_out_of_orderness: Duration,
+    /// Emit the watermark at this wall-clock interval (periodic, the default).
+    #[serde(default = "default_wm_interval", deserialize_with = "crate::duration::deserialize")]
+    pub interval: Duration,
+    /// Emit the watermark after every record instead (deterministic late-data decisions).
+    #[serde(default)]
+    pub punctuated: bool,
+    /// A split with no records for this long is idle and no longer holds back the watermark.
+    #[serde(default, deserialize_with = "crate::duration::deserialize_opt")]
+    pub idle_timeout: Option<Duration>,
+}
+
+fn default_wm_interval() -> Duration {
+    Duration::from_millis(200)
+}
+
+impl Default for WatermarkSpec {
+    fn default() -> Self {
+        WatermarkSpec {
+            max_out_of_orderness: Duration::ZERO,
+            interval: default_wm_interval(),
+            punctuated: false,
+            idle_timeout: None,
+        }
+    }
+}
+
+/// One input reference: `node` or `node.side-output`.
+pub type InputRef = String;
+
+/// One or several inputs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Inputs {
+    /// One input.
+    One(InputRef),
+    /// A union of inputs.
+    Many(Vec<InputRef>),
+}
+
+impl Inputs {
+    /// The inputs as a list.
+    pub fn to_vec(&self) -> Vec<InputRef> {
+        match self {
+            Inputs::One(i) => vec![i.clone()],
+            Inputs::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// An operator node running a Wasm plugin.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorSpec {
+    /// Unique node id (state is stored under it).
+    pub id: String,
+    /// Upstream node(s).
+    pub input: Inputs,
+    /// Path to the plugin's `.wasm` component, relative to the spec file.
+    pub plugin: PathBuf,
+    /// Passed to the plugin's `init` as JSON.
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
+    /// Overrides the job's parallelism.
+    pub parallelism: Option<u32>,
+    /// Partition the input by key: `key` (the record key) or a JSON pointer into the value.
+    pub key_by: Option<String>,
+}
+
+/// A sink node. Which fields apply depends on `type`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkSpec {
+    /// Unique node id.
+    pub id: String,
+    /// `stdout`, `file` or `blackhole`.
+    #[serde(rename = "type")]
+    pub kind: SinkKind,
+    /// Upstream node(s).
+    pub input: Inputs,
+    /// Overrides the job's parallelism.
+    pub parallelism: Option<u32>,
+    /// `file` sink: output path (JSON lines), relative to the spec file. With
+    /// parallelism above 1, instance `i` writes `PATH.i`.
+    pub path: Option<PathBuf>,
+}
+
+/// Kinds of sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkKind {
+    /// Each record's value on its own line on standard output (at-least-once).
+    Stdout,
+    /// JSON lines to a file.
+    File,
+    /// Counts and discards (benchmarks).
+    Blackhole,
+}

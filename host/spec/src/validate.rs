@@ -1,0 +1,337 @@
+//! Consistency checks that serde cannot express, with the line of the
+//! offending field.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::{GeneratorKind, JobSpec, SinkKind, SourceKind, SpecError, TimestampMode, split_input};
+
+pub(crate) fn validate(spec: &JobSpec, text: &str) -> Result<(), SpecError> {
+    let v = Validator { text };
+    if spec.name.trim().is_empty() {
+        return Err(v.top("name", "must not be empty"));
+    }
+    if spec.parallelism == 0 {
+        return Err(v.top("parallelism", "must be at least 1"));
+    }
+    if !(1..=32768).contains(&spec.max_parallelism) {
+        return Err(v.top("max_parallelism", "must be between 1 and 32768"));
+    }
+    if spec.batch_size == 0 {
+        return Err(v.top("batch_size", "must be at least 1"));
+    }
+    if spec.channel_capacity == 0 {
+        return Err(v.top("channel_capacity", "must be at least 1"));
+    }
+    if spec.sources.is_empty() {
+        return Err(v.top("sources", "a job needs at least one source"));
+    }
+    if spec.sinks.is_empty() {
+        return Err(v.top("sinks", "a job needs at least one sink"));
+    }
+
+    // Node ids: unique, simple.
+    let mut kinds: HashMap<&str, &'static str> = HashMap::new();
+    let ids = spec.sources.iter().map(|s| (&s.id, "source", "sources"))
+        .chain(spec.operators.iter().map(|o| (&o.id, "operator", "operators")))
+        .chain(spec.sinks.iter().map(|s| (&s.id, "sink", "sinks")));
+    for (id, kind, section) in ids {
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(v.node(section, id, "id", format!("`{id}` is not a valid node id (use letters, digits, `-` and `_`)")));
+        }
+        if kinds.insert(id, kind).is_some() {
+            return Err(v.node(section, id, "id", format!("node id `{id}` is used twice")));
+        }
+    }
+
+    let check_parallelism = |section: &str, id: &str, p: Option<u32>| -> Result<(), SpecError> {
+        let p = spec.parallelism_of(p);
+        if p == 0 {
+            return Err(v.node(section, id, "parallelism", "must be at least 1".into()));
+        }
+        if p > spec.max_parallelism {
+            return Err(v.node(section, id, "parallelism", format!("{p} is above max_parallelism {}", spec.max_parallelism)));
+        }
+        Ok(())
+    };
+
+    for s in &spec.sources {
+        let err = |field: &str, msg: String| v.node("sources", &s.id, field, msg);
+        check_parallelism("sources", &s.id, s.parallelism)?;
+        let generator_fields = [
+            ("generator", s.generator.is_some()),
+            ("events", s.events.is_some()),
+            ("sensors", s.sensors.is_some()),
+            ("seed", s.seed.is_some()),
+            ("interval", s.interval.is_some()),
+            ("start", s.start.is_some()),
+            ("rate", s.rate.is_some()),
+            ("disorder", s.disorder.is_some()),
+        ];
+        let file_fields = [("path", s.path.is_some()), ("key", s.key.is_some()), ("timestamp", s.timestamp.is_some())];
+        let (foreign, kind) = match s.kind {
+            SourceKind::Generator => (&file_fields[..], "generator"),
+            SourceKind::File => (&generator_fields[..], "file"),
+        };
+        if let Some((field, _)) = foreign.iter().find(|(_, set)| *set) {
+            return Err(err(field, format!("does not apply to a `{kind}` source")));
+        }
+        match s.kind {
+            SourceKind::Generator => {
+                let Some(generator) = s.generator else {
+                    return Err(err("generator", "a generator source needs `generator: sensors` or `generator: sensor-bench`".into()));
+                };
+                if generator == GeneratorKind::SensorBench {
+                    for field in ["sensors", "seed", "interval", "start", "disorder"] {
+                        if generator_fields.iter().any(|(f, set)| *f == field && *set) {
+                            return Err(err(field, "does not apply to the `sensor-bench` generator (its data is fixed)".into()));
+                        }
+                    }
+                }
+                if s.sensors == Some(0) {
+                    return Err(err("sensors", "must be at least 1".into()));
+                }
+                if let Some(rate) = s.rate
+                    && !(rate > 0.0 && rate.is_finite())
+                {
+                    return Err(err("rate", "must be a positive number of events per second".into()));
+                }
+                if s.interval.is_some_and(|i| i.is_zero()) {
+                    return Err(err("interval", "must be positive".into()));
+                }
+            }
+            SourceKind::File => {
+                if s.path.as_ref().is_none_or(|p| p.to_vec().is_empty()) {
+                    return Err(err("path", "a file source needs `path`".into()));
+                }
+                for (field, pointer) in [("key", &s.key), ("timestamp", &s.timestamp)] {
+                    if let Some(p) = pointer
+                        && !p.is_empty()
+                        && !p.starts_with('/')
+                    {
+                        return Err(err(field, format!("`{p}` is not a JSON pointer (it must start with `/`, e.g. `/id`)")));
+                    }
+                }
+                if s.timestamps == TimestampMode::Event && s.timestamp.is_none() {
+                    return Err(err("timestamp", "a file source with event timestamps needs a `timestamp` JSON pointer (or `timestamps: ingestion`)".into()));
+                }
+            }
+        }
+        if s.watermark.interval.is_zero() && !s.watermark.punctuated {
+            return Err(err("watermark", "`interval` must be positive".into()));
+        }
+    }
+
+    let operators: HashSet<&str> = spec.operators.iter().map(|o| o.id.as_str()).collect();
+    let check_input = |section: &str, id: &str, input: &str| -> Result<(), SpecError> {
+        let (node, side) = split_input(input);
+        match kinds.get(node) {
+            None => Err(v.node(section, id, "input", format!("unknown node `{node}`"))),
+            Some(&"sink") => Err(v.node(section, id, "input", format!("`{node}` is a sink and has no output"))),
+            Some(_) if node == id => Err(v.node(section, id, "input", "a node cannot read its own output".into())),
+            Some(_) if side.is_some() && !operators.contains(node) => Err(v.node(
+                section,
+                id,
+                "input",
+                format!("`{input}`: only operators have side outputs"),
+            )),
+            Some(_) if side == Some("") => Err(v.node(section, id, "input", format!("`{input}`: empty side output name"))),
+            Some(_) => Ok(()),
+        }
+    };
+    for o in &spec.operators {
+        check_parallelism("operators", &o.id, o.parallelism)?;
+        let inputs = o.input.to_vec();
+        if inputs.is_empty() {
+            return Err(v.node("operators", &o.id, "input", "needs at least one input".into()));
+        }
+        for input in &inputs {
+            check_input("operators", &o.id, input)?;
+        }
+        if let Some(k) = &o.key_by
+            && k != "key"
+            && !k.starts_with('/')
+        {
+            return Err(v.node("operators", &o.id, "key_by", format!("`{k}` is neither `key` (the record key) nor a JSON pointer such as `/id`")));
+        }
+        if o.plugin.as_os_str().is_empty() {
+            return Err(v.node("operators", &o.id, "plugin", "must be a path to a .wasm component".into()));
+        }
+    }
+    for s in &spec.sinks {
+        check_parallelism("sinks", &s.id, s.parallelism)?;
+        let inputs = s.input.to_vec();
+        if inputs.is_empty() {
+            return Err(v.node("sinks", &s.id, "input", "needs at least one input".into()));
+        }
+        for input in &inputs {
+            check_input("sinks", &s.id, input)?;
+        }
+        match (s.kind, &s.path) {
+            (SinkKind::File, None) => return Err(v.node("sinks", &s.id, "path", "a file sink needs `path`".into())),
+            (SinkKind::Stdout | SinkKind::Blackhole, Some(_)) => {
+                return Err(v.node("sinks", &s.id, "path", "only applies to `file` sinks".into()));
+            }
+            _ => {}
+        }
+    }
+
+    // No cycles among operators.
+    let deps: HashMap<&str, Vec<&str>> = spec
+        .operators
+        .iter()
+        .map(|o| {
+            let ups = o.input.to_vec();
+            let ups = ups.iter().filter_map(|i| operators.get(split_input(i).0).copied()).collect();
+            (o.id.as_str(), ups)
+        })
+        .collect();
+    let mut done: HashSet<&str> = HashSet::new();
+    for o in &spec.operators {
+        let mut path = Vec::new();
+        if let Some(cycle) = find_cycle(o.id.as_str(), &deps, &mut done, &mut path) {
+            return Err(v.node("operators", cycle, "input", format!("the operators form a cycle: {}", path.join(" -> "))));
+        }
+    }
+    Ok(())
+}
+
+fn find_cycle<'a>(
+    node: &'a str,
+    deps: &HashMap<&'a str, Vec<&'a str>>,
+    done: &mut HashSet<&'a str>,
+    path: &mut Vec<&'a str>,
+) -> Option<&'a str> {
+    if done.contains(node) {
+        return None;
+    }
+    if path.contains(&node) {
+        path.push(node);
+        return Some(node);
+    }
+    path.push(node);
+    for dep in deps.get(node).into_iter().flatten() {
+        if let Some(c) = find_cycle(dep, deps, done, path) {
+            return Some(c);
+        }
+    }
+    path.pop();
+    done.insert(node);
+    None
+}
+
+struct Validator<'t> {
+    text: &'t str,
+}
+
+impl Validator<'_> {
+    fn top(&self, field: &str, message: &str) -> SpecError {
+        let line = find_key_line(self.text, 0, field, false);
+        SpecError::Invalid { field: field.to_string(), message: message.to_string(), line }
+    }
+
+    fn node(&self, section: &str, id: &str, field: &str, message: String) -> SpecError {
+        let id_line = find_id_line(self.text, id);
+        let line = id_line.and_then(|start| find_key_line(self.text, start, field, true)).or(id_line.map(|l| l + 1));
+        SpecError::Invalid { field: format!("{section} `{id}`: field `{field}`"), message, line }
+    }
+}
+
+/// The 0-based index of the line holding `id: <id>` (YAML) or `"id": "<id>"` (JSON).
+fn find_id_line(text: &str, id: &str) -> Option<usize> {
+    text.lines().position(|line| {
+        let t = line.trim_start().trim_start_matches("- ").trim_start().trim_start_matches('{').trim_start();
+        let Some(rest) = t.strip_prefix("id:").or_else(|| t.strip_prefix("\"id\":")) else { return false };
+        let value = rest.trim().trim_end_matches(',').trim_end_matches('}').trim();
+        value.trim_matches(|c| c == '"' || c == '\'') == id
+    })
+}
+
+/// The 1-based line of key `field` at or after line `start`, searching only
+/// the node's own block when `within_node` (stops at the next `id:`).
+fn find_key_line(text: &str, start: usize, field: &str, within_node: bool) -> Option<usize> {
+    let yaml = format!("{field}:");
+    let json = format!("\"{field}\":");
+    for (i, line) in text.lines().enumerate().skip(start) {
+        let t = line.trim_start().trim_start_matches("- ").trim_start().trim_start_matches('{').trim_start();
+        if within_node && i > start && (t.starts_with("id:") || t.starts_with("\"id\":")) {
+            return None;
+        }
+        if t.starts_with(&yaml) || t.starts_with(&json) || line.contains(&format!(", {json}")) || line.contains(&format!(", {yaml}")) {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Format, JobSpec};
+
+    const BASE: &str = "name: t
+sources:
+  - id: readings
+    type: generator
+    generator: sensors
+    events: 10
+operators:
+  - id: avg
+    input: readings
+    plugin: x.wasm
+    key_by: /id
+sinks:
+  - id: out
+    type: stdout
+    input: avg
+";
+
+    fn err(text: &str) -> String {
+        JobSpec::parse(text, Format::Yaml).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn accepts_a_valid_spec() {
+        let spec = JobSpec::parse(BASE, Format::Yaml).unwrap();
+        assert_eq!(spec.operators[0].key_by(), Some(crate::KeyBy::Pointer("/id".into())));
+    }
+
+    #[test]
+    fn unknown_input_names_field_and_line() {
+        assert_eq!(
+            err(&BASE.replace("input: avg", "input: nope")),
+            "invalid job spec at line 15: sinks `out`: field `input`: unknown node `nope`"
+        );
+    }
+
+    #[test]
+    fn foreign_fields_are_refused() {
+        assert_eq!(
+            err(&BASE.replace("events: 10", "events: 10\n    path: x.jsonl")),
+            "invalid job spec at line 7: sources `readings`: field `path`: does not apply to a `generator` source"
+        );
+    }
+
+    #[test]
+    fn duplicate_ids_and_cycles() {
+        assert!(err(&BASE.replace("id: out", "id: avg")).contains("node id `avg` is used twice"));
+        let cyclic = BASE.replace("input: readings", "input: [readings, b]")
+            + "  - id: sink2\n    type: blackhole\n    input: b\n";
+        let cyclic = cyclic.replace("sinks:\n", "  - id: b\n    input: avg\n    plugin: y.wasm\nsinks:\n");
+        assert!(err(&cyclic).contains("the operators form a cycle: avg -> b -> avg"), "{}", err(&cyclic));
+    }
+
+    #[test]
+    fn syntax_errors_carry_the_line() {
+        let e = err(&BASE.replace("events: 10", "events: ten"));
+        assert!(e.contains("sources[0].events: invalid type"), "{e}");
+        assert!(e.contains("line 6"), "{e}");
+    }
+
+    #[test]
+    fn json_specs_parse_the_same() {
+        let json = r#"{"name":"t","sources":[{"id":"r","type":"generator","generator":"sensor-bench","events":5,
+"watermark":{"max_out_of_orderness":"1s","interval":100}}],"sinks":[{"id":"o","type":"blackhole","input":"r"}]}"#;
+        let spec = JobSpec::parse(json, Format::Json).unwrap();
+        assert_eq!(spec.sources[0].watermark.max_out_of_orderness, std::time::Duration::from_secs(1));
+        assert_eq!(spec.sources[0].watermark.interval, std::time::Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,150 @@
+//! Keyed state for Weir operators: the [`KeyedStateBackend`] trait and the
+//! in-memory backend.
+//!
+//! This crate must never depend on RocksDB: the RocksDB backend lives in
+//! `weir-state-rocksdb`. State is addressed by (state, key group, key), so a
+//! key group's state can be snapshotted and restored on its own.
+//!
+//! ```
+//! use weir_state::{KeyedStateBackend, MemoryBackend, StateContent, StateKind};
+//!
+//! let mut backend = MemoryBackend::new(128);
+//! let count = backend.register("count", StateKind::Value).unwrap();
+//! backend.set_value(count, 7, b"sensor_1", b"41").unwrap();
+//! assert_eq!(backend.get(count, 7, b"sensor_1").unwrap(), Some(StateContent::Value(b"41".to_vec())));
+//! ```
+
+mod memory;
+
+pub use memory::MemoryBackend;
+use weir_types::{TimeDomain, Timestamp};
+
+/// How a state stores its content for a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StateKind {
+    /// One value.
+    Value,
+    /// An ordered list of values.
+    List,
+    /// A map from user keys to values (ordered by user key bytes).
+    Map,
+}
+
+/// The whole content of a state for one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateContent {
+    /// A value state's value.
+    Value(Vec<u8>),
+    /// A list state's items.
+    List(Vec<Vec<u8>>),
+    /// A map state's entries, ordered by key.
+    Map(Vec<(Vec<u8>, Vec<u8>)>),
+}
+
+/// A registered state of a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StateId(pub u32);
+
+/// A key group: `hash(key) % max_parallelism`.
+pub type KeyGroup = u16;
+
+/// A timer as kept in state.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TimerEntry {
+    /// When it fires.
+    pub timestamp: Timestamp,
+    /// The key it belongs to.
+    pub key: Vec<u8>,
+    /// Its clock.
+    pub domain: TimeDomain,
+}
+
+/// Errors of a state backend.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The state was registered with another kind.
+    #[error("state `{name}` is a {existing:?} state, not a {requested:?} state")]
+    KindMismatch {
+        /// The state's name.
+        name: String,
+        /// Its registered kind.
+        existing: StateKind,
+        /// The kind asked for.
+        requested: StateKind,
+    },
+    /// An operation for one kind on a state of another.
+    #[error("operation does not apply to state #{0}: it is a {1:?} state")]
+    WrongKind(u32, StateKind),
+    /// An unknown state id.
+    #[error("unknown state #{0}")]
+    UnknownState(u32),
+    /// The storage engine failed.
+    #[error("state storage failed: {0}")]
+    Storage(String),
+    /// Stored bytes could not be decoded.
+    #[error("corrupt state: {0}")]
+    Corrupt(String),
+}
+
+/// `Result` with [`StateError`].
+pub type Result<T, E = StateError> = std::result::Result<T, E>;
+
+/// Keyed state of one operator task. Keys are scoped by key group.
+///
+/// Writes may be buffered; every read sees every earlier write.
+pub trait KeyedStateBackend: Send {
+    /// Registers (or finds, by name) a state. Names survive restarts.
+    fn register(&mut self, name: &str, kind: StateKind) -> Result<StateId>;
+
+    /// The whole content of a state for a key, `None` when empty.
+    fn get(&mut self, state: StateId, kg: KeyGroup, key: &[u8]) -> Result<Option<StateContent>>;
+
+    /// Replaces a value state's value.
+    fn set_value(&mut self, state: StateId, kg: KeyGroup, key: &[u8], value: &[u8]) -> Result<()>;
+
+    /// Replaces a list state's items.
+    fn set_list(&mut self, state: StateId, kg: KeyGroup, key: &[u8], items: Vec<Vec<u8>>) -> Result<()>;
+
+    /// Appends to a list state.
+    fn append(&mut self, state: StateId, kg: KeyGroup, key: &[u8], items: Vec<Vec<u8>>) -> Result<()>;
+
+    /// One map entry.
+    fn map_get(&mut self, state: StateId, kg: KeyGroup, key: &[u8], map_key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// Inserts or replaces map entries.
+    fn map_put(&mut self, state: StateId, kg: KeyGroup, key: &[u8], entries: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()>;
+
+    /// Removes map entries.
+    fn map_remove(&mut self, state: StateId, kg: KeyGroup, key: &[u8], map_keys: Vec<Vec<u8>>) -> Result<()>;
+
+    /// Up to `limit` map entries after `start_after`, in key order.
+    fn map_range(
+        &mut self,
+        state: StateId,
+        kg: KeyGroup,
+        key: &[u8],
+        start_after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+
+    /// Removes a state's content for a key.
+    fn clear(&mut self, state: StateId, kg: KeyGroup, key: &[u8]) -> Result<()>;
+
+    /// Stores a timer.
+    fn add_timer(&mut self, kg: KeyGroup, timer: &TimerEntry) -> Result<()>;
+
+    /// Removes a timer.
+    fn remove_timer(&mut self, kg: KeyGroup, timer: &TimerEntry) -> Result<()>;
+
+    /// Every stored timer, to rebuild the timer queues on start.
+    fn timers(&mut self) -> Result<Vec<(KeyGroup, TimerEntry)>>;
+
+    /// Every (key group, key, content) of a state, ordered by key group then
+    /// key: for tests, debugging and snapshots.
+    fn entries(&mut self, state: StateId) -> Result<Vec<(KeyGroup, Vec<u8>, StateContent)>>;
+
+    /// Makes buffered writes durable in the engine.
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+}

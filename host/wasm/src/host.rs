@@ -1,0 +1,137 @@
+//! The store data of an operator instance and the host side of the
+//! `weir:plugin` imports.
+
+use std::sync::Arc;
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use weir_state::{KeyedStateBackend, StateContent, StateId, StateKind};
+
+use crate::bindings::weir::plugin::{logging, state, types};
+
+/// How much guest stderr (panic messages) is kept for error reports.
+const STDERR_CAPACITY: usize = 64 * 1024;
+
+/// Everything one operator instance's store holds: its WASI context (which
+/// grants nothing), its keyed state and the mapping of its declared states.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) stderr: MemoryOutputPipe,
+    pub(crate) task: Arc<str>,
+    /// The task's keyed state.
+    pub backend: Box<dyn KeyedStateBackend>,
+    /// Declared state handle → backend state and kind.
+    pub(crate) states: Vec<(StateId, StateKind)>,
+    pub(crate) max_parallelism: u32,
+}
+
+impl HostState {
+    pub(crate) fn new(task: &str, backend: Box<dyn KeyedStateBackend>, max_parallelism: u32) -> Self {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        let wasi = wasmtime_wasi::WasiCtx::builder().stderr(stderr.clone()).build();
+        HostState {
+            wasi,
+            table: ResourceTable::new(),
+            stderr,
+            task: task.into(),
+            backend,
+            states: Vec::new(),
+            max_parallelism,
+        }
+    }
+
+    fn state(&self, handle: u32) -> wasmtime::Result<StateId> {
+        self.states
+            .get(handle as usize)
+            .map(|(id, _)| *id)
+            .ok_or_else(|| wasmtime::Error::msg(format!("unknown state handle {handle}")))
+    }
+
+    fn kg(&self, key: &[u8]) -> u16 {
+        weir_types::key_group(key, self.max_parallelism)
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+fn trap(e: weir_state::StateError) -> wasmtime::Error {
+    wasmtime::Error::msg(e.to_string())
+}
+
+pub(crate) fn to_wit(content: StateContent) -> types::StateValue {
+    match content {
+        StateContent::Value(v) => types::StateValue::Value(v),
+        StateContent::List(items) => types::StateValue::List(items),
+        StateContent::Map(entries) => types::StateValue::Map(entries),
+    }
+}
+
+impl types::Host for HostState {}
+
+impl state::Host for HostState {
+    fn get(&mut self, handle: u32, key: Vec<u8>) -> wasmtime::Result<Option<types::StateValue>> {
+        let (id, kg) = (self.state(handle)?, self.kg(&key));
+        Ok(self.backend.get(id, kg, &key).map_err(trap)?.map(to_wit))
+    }
+
+    fn map_get(&mut self, handle: u32, key: Vec<u8>, map_key: Vec<u8>) -> wasmtime::Result<Option<Vec<u8>>> {
+        let (id, kg) = (self.state(handle)?, self.kg(&key));
+        self.backend.map_get(id, kg, &key, &map_key).map_err(trap)
+    }
+
+    fn map_range(
+        &mut self,
+        handle: u32,
+        key: Vec<u8>,
+        start_after: Option<Vec<u8>>,
+        limit: u32,
+    ) -> wasmtime::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let (id, kg) = (self.state(handle)?, self.kg(&key));
+        self.backend.map_range(id, kg, &key, start_after.as_deref(), limit as usize).map_err(trap)
+    }
+
+    fn set(&mut self, handle: u32, key: Vec<u8>, value: Vec<u8>) -> wasmtime::Result<()> {
+        let (id, kg) = (self.state(handle)?, self.kg(&key));
+        self.backend.set_value(id, kg, &key, &value).map_err(trap)
+    }
+
+    fn append(&mut self, handle: u32, key: Vec<u8>, values: Vec<Vec<u8>>) -> wasmtime::Result<()> {
+        let (id, kg) = (self.state(handle)?, self.kg(&key));
+        self.backend.append(id, kg, &key, values).map_err(trap)
+    }
+
+    fn map_put(&mut self, handle: u32, key: Vec<u8>, map_key: Vec<u8>, value: Vec<u8>) -> wasmtime::Result<()> {
+        let (id, kg) = (self.state(handle)?, self.kg(&key));
+        self.backend.map_put(id, kg, &key, vec![(map_key, value)]).map_err(trap)
+    }
+
+    fn map_remove(&mut self, handle: u32, key: Vec<u8>, map_key: Vec<u8>) -> wasmtime::Result<()> {
+        let (id, kg) = (self.state(handle)?, self.kg(&key));
+        self.backend.map_remove(id, kg, &key, vec![map_key]).map_err(trap)
+    }
+
+    fn clear(&mut self, handle: u32, key: Vec<u8>) -> wasmtime::Result<()> {
+        let (id, kg) = (self.state(handle)?, self.kg(&key));
+        self.backend.clear(id, kg, &key).map_err(trap)
+    }
+}
+
+impl logging::Host for HostState {
+    fn log(&mut self, level: logging::Level, message: String) -> wasmtime::Result<()> {
+        let task = &*self.task;
+        match level {
+            logging::Level::Trace => tracing::trace!(task, "{message}"),
+            logging::Level::Debug => tracing::debug!(task, "{message}"),
+            logging::Level::Info => tracing::info!(task, "{message}"),
+            logging::Level::Warn => tracing::warn!(task, "{message}"),
+            logging::Level::Error => tracing::error!(task, "{message}"),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,182 @@
+//! Runs Weir operator plugins: the wasmtime engine, the `weir:plugin`
+//! bindings, component loading and one instance per operator task.
+//!
+//! Lifecycle in three phases: a [`PluginEngine`] links the host interfaces
+//! once; [`PluginEngine::load`] compiles and validates a component against the
+//! `operator` world ([`Plugin`], pre-linked); [`Plugin::instantiate`] creates a
+//! cheap [`OperatorInstance`] per task, which owns that task's keyed state.
+//!
+//! ```no_run
+//! use weir_state::MemoryBackend;
+//! use weir_wasm::{InitArgs, PluginEngine};
+//!
+//! let engine = PluginEngine::new().unwrap();
+//! let plugin = engine.load_file("target/plugins/celsius.wasm".as_ref()).unwrap();
+//! let mut op = plugin.instantiate("celsius-0/1", Box::new(MemoryBackend::new(128)), 128).unwrap();
+//! let info = op.init(&InitArgs { node_id: "celsius".into(), config: "null".into(), subtask_index: 0, parallelism: 1 }).unwrap();
+//! assert!(info.states.is_empty());
+//! ```
+
+mod host;
+mod instance;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine};
+
+pub use host::HostState;
+pub use instance::{InitArgs, OperatorInstance};
+
+/// Bindings generated from `wit/operator.wit`.
+#[allow(missing_docs)]
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "weir:plugin/operator",
+        imports: { default: trappable },
+    });
+}
+
+pub use bindings::weir::plugin::types as wit;
+
+/// Errors loading or calling a plugin.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The plugin file could not be read.
+    #[error("cannot read plugin {path}: {source}")]
+    Read {
+        /// The plugin's path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The bytes are not a valid Wasm component.
+    #[error("{what} is not a valid Wasm component: {message}")]
+    Invalid {
+        /// The plugin's path or name.
+        what: String,
+        /// The validator's message.
+        message: String,
+    },
+    /// A component, but not for the `weir:plugin/operator` world.
+    #[error("{what} does not implement the weir:plugin/operator@0.1.0 world: {message}")]
+    WrongWorld {
+        /// The plugin's path or name.
+        what: String,
+        /// What is missing or mistyped.
+        message: String,
+    },
+    /// The guest trapped (a panic, `unreachable`, out of bounds access...).
+    #[error("plugin trapped in `{call}`: {message}")]
+    Trap {
+        /// The export that trapped.
+        call: &'static str,
+        /// The trap and, when the guest printed one, its panic message.
+        message: String,
+    },
+    /// The guest returned an error.
+    #[error("plugin failed in `{call}`: {message}")]
+    Operator {
+        /// The export that failed.
+        call: &'static str,
+        /// The guest's message.
+        message: String,
+    },
+    /// The guest broke the contract (e.g. state declared with an unknown handle).
+    #[error("plugin broke the weir:plugin contract: {0}")]
+    Contract(String),
+    /// Keyed state failed.
+    #[error(transparent)]
+    State(#[from] weir_state::StateError),
+    /// The engine could not be set up.
+    #[error("wasm engine: {0}")]
+    Engine(String),
+}
+
+/// `Result` with [`PluginError`].
+pub type Result<T, E = PluginError> = std::result::Result<T, E>;
+
+/// Renders a wasmtime error with its causes on one line.
+pub(crate) fn describe(error: &wasmtime::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        // wasmtime puts a multi-line wasm backtrace in one of the causes.
+        let first = text.lines().next().unwrap_or_default().trim().to_string();
+        if first.starts_with("error while executing at wasm backtrace") || first.is_empty() {
+            continue;
+        }
+        if !parts.contains(&first) {
+            parts.push(first);
+        }
+    }
+    parts.join(": ")
+}
+
+/// The shared wasmtime engine and the host interfaces linked once.
+#[derive(Clone)]
+pub struct PluginEngine {
+    engine: Engine,
+    linker: Arc<Linker<HostState>>,
+}
+
+impl PluginEngine {
+    /// An engine with the host interfaces (`weir:plugin` imports and a WASI
+    /// that grants nothing) linked.
+    pub fn new() -> Result<Self> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        let engine = Engine::new(&config).map_err(|e| PluginError::Engine(describe(&e)))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| PluginError::Engine(describe(&e)))?;
+        bindings::Operator::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| PluginError::Engine(describe(&e)))?;
+        Ok(PluginEngine { engine, linker: Arc::new(linker) })
+    }
+
+    /// Compiles and validates a plugin from a file.
+    pub fn load_file(&self, path: &Path) -> Result<Plugin> {
+        let bytes = std::fs::read(path).map_err(|source| PluginError::Read { path: path.to_path_buf(), source })?;
+        self.load(&bytes, &path.display().to_string())
+    }
+
+    /// Compiles and validates a plugin; `what` names it in errors.
+    pub fn load(&self, bytes: &[u8], what: &str) -> Result<Plugin> {
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| PluginError::Invalid { what: what.to_string(), message: describe(&e) })?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| PluginError::WrongWorld { what: what.to_string(), message: describe(&e) })?;
+        let pre = bindings::OperatorPre::new(pre)
+            .map_err(|e| PluginError::WrongWorld { what: what.to_string(), message: describe(&e) })?;
+        Ok(Plugin { pre, name: what.to_string() })
+    }
+}
+
+/// A compiled, validated and pre-linked plugin.
+#[derive(Clone)]
+pub struct Plugin {
+    pre: bindings::OperatorPre<HostState>,
+    name: String,
+}
+
+impl Plugin {
+    /// The plugin's path or name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A new instance for one task, owning that task's keyed state.
+    pub fn instantiate(
+        &self,
+        task: &str,
+        backend: Box<dyn weir_state::KeyedStateBackend>,
+        max_parallelism: u32,
+    ) -> Result<OperatorInstance> {
+        OperatorInstance::new(&self.pre, task, backend, max_parallelism)
+    }
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what building Weir needs on a Debian machine, only when missing:
+# clang/libclang (RocksDB bindings), cmake, and the wasm32-wasip2 Rust target.
+set -euo pipefail
+
+missing=()
+command -v clang >/dev/null 2>&1 || missing+=(clang)
+command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+command -v c++ >/dev/null 2>&1 || missing+=(g++)
+ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || missing+=(libclang-dev)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+  echo "setup: adding the wasm32-wasip2 Rust target" >&2
+  rustup target add wasm32-wasip2
+fi

@@ -1,0 +1,105 @@
+//! # weir-sdk: write Weir stream operators in Rust
+//!
+//! A Weir operator is a WebAssembly component that the Weir host calls with
+//! batches of records. The host owns time, keyed state, timers and output;
+//! the operator only computes. This crate hides the `weir:plugin` WIT world
+//! behind an [`Operator`] trait with Flink-style typed state handles.
+//!
+//! Build a plugin as a `cdylib` for `wasm32-wasip2`:
+//! `cargo build --release --target wasm32-wasip2`.
+//!
+//! ## Example: a keyed counter
+//!
+//! ```no_run
+//! use weir_sdk::{export_operator, Context, InitContext, Operator, Record, Result, ValueState};
+//!
+//! struct Counter {
+//!     count: ValueState<u64>,
+//! }
+//!
+//! impl Operator for Counter {
+//!     fn init(ctx: &mut InitContext) -> Result<Self> {
+//!         Ok(Counter { count: ctx.value_state("count")? })
+//!     }
+//!
+//!     fn process(&mut self, _record: Record, ctx: &mut Context<'_>) -> Result<()> {
+//!         let n = self.count.get(ctx)?.unwrap_or(0) + 1;
+//!         self.count.set(ctx, &n)?;
+//!         ctx.emit_json(&serde_json::json!({ "key": ctx.key_str(), "count": n }))
+//!     }
+//! }
+//!
+//! export_operator!(Counter);
+//! ```
+//!
+//! ## How a call works
+//!
+//! For each batch the host sends the records and the current content of
+//! every *prefetched* state for the batch's keys. [`Operator::process`] runs
+//! once per record; state reads and writes hit an in-guest cache; when the
+//! batch is done, the changes, outputs and timers go back to the host in one
+//! result. Large lists and maps can be declared with
+//! [`InitContext::large_map_state`] / [`InitContext::large_list_state`]:
+//! they are read and written through host calls instead.
+//!
+//! Payload encoding is the plugin's choice: [`Json`] or the faster binary
+//! [`Bin`], equally easy ([`Record::json`], [`Record::bin`],
+//! [`Context::emit_json`], [`Context::emit_encoded`]).
+
+mod codec;
+mod context;
+mod error;
+mod record;
+mod runner;
+mod state;
+mod table;
+
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "weir:plugin/operator",
+        pub_export_macro: true,
+        export_macro_name: "__export_world",
+        default_bindings_module: "weir_sdk::bindings",
+        generate_all,
+    });
+}
+
+pub use bindings::weir::plugin::types::{Record, TimeDomain};
+pub use codec::{Bin, Codec, Encoding, Json};
+pub use context::{Context, InitContext, LogLevel, Timer};
+pub use error::{Error, Result};
+pub use state::{ListState, MapState, ValueState};
+
+#[doc(hidden)]
+pub use runner::Runner;
+
+/// The lifecycle of an operator instance. One instance runs per parallel
+/// task; the host calls [`init`](Operator::init) once, then
+/// [`process`](Operator::process) for every record and
+/// [`on_timer`](Operator::on_timer) for every timer that fires.
+pub trait Operator: Sized + 'static {
+    /// Reads the config and declares keyed state.
+    fn init(ctx: &mut InitContext) -> Result<Self>;
+
+    /// Handles one record. Errors are reported for this record; the rest of
+    /// the batch is still processed.
+    fn process(&mut self, record: Record, ctx: &mut Context<'_>) -> Result<()>;
+
+    /// Handles a timer of the current key that fired.
+    fn on_timer(&mut self, timer: Timer, ctx: &mut Context<'_>) -> Result<()> {
+        let _ = (timer, ctx);
+        Ok(())
+    }
+}
+
+/// Exports an [`Operator`] type as the plugin's `weir:plugin/operator`
+/// implementation. Use once per plugin crate.
+#[macro_export]
+macro_rules! export_operator {
+    ($operator:ty) => {
+        type __WeirRunner = $crate::Runner<$operator>;
+        $crate::bindings::__export_world!(__WeirRunner with_types_in $crate::bindings);
+    };
+}

@@ -1,0 +1,271 @@
+//! Typed keyed-state handles.
+//!
+//! A handle is declared once in [`Operator::init`](crate::Operator::init)
+//! through [`InitContext`](crate::InitContext) and then used with the
+//! [`Context`] of each call: state is always scoped to the key of the record
+//! or timer being handled, as in Flink. Values are encoded with a
+//! [`Codec`] (binary by default).
+
+use std::marker::PhantomData;
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::bindings::weir::plugin::state as host;
+use crate::bindings::weir::plugin::types::StateValue;
+use crate::codec::{Bin, Codec};
+use crate::table::Slot;
+use crate::{Context, Error, Result};
+
+/// Where a state's content lives during a call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Handle {
+    pub(crate) id: u32,
+    /// Prefetched with each batch (fast), or read through host calls.
+    pub(crate) prefetch: bool,
+}
+
+impl Handle {
+    fn slot<'c>(&self, ctx: &'c mut Context<'_>) -> Result<&'c mut Slot> {
+        let k = ctx.key_index()?;
+        Ok(ctx.table.slot(k, self.id))
+    }
+
+    fn lazy_get(&self, ctx: &Context<'_>) -> Result<Option<StateValue>> {
+        Ok(host::get(self.id, ctx.require_key()?))
+    }
+}
+
+fn mismatch() -> Error {
+    Error::new("state content does not match the declared state kind")
+}
+
+/// One value per key (Flink's `ValueState`).
+pub struct ValueState<T, C: Codec = Bin> {
+    pub(crate) handle: Handle,
+    pub(crate) _types: PhantomData<fn() -> (T, C)>,
+}
+
+impl<T: Serialize + DeserializeOwned, C: Codec> ValueState<T, C> {
+    /// The current key's value.
+    pub fn get(&self, ctx: &mut Context<'_>) -> Result<Option<T>> {
+        if !self.handle.prefetch {
+            return match self.handle.lazy_get(ctx)? {
+                Some(StateValue::Value(bytes)) => Ok(Some(C::decode(&bytes)?)),
+                Some(_) => Err(mismatch()),
+                None => Ok(None),
+            };
+        }
+        match self.handle.slot(ctx)? {
+            Slot::Value { value: Some(bytes), .. } => Ok(Some(C::decode(bytes)?)),
+            Slot::Value { value: None, .. } => Ok(None),
+            _ => Err(mismatch()),
+        }
+    }
+
+    /// Replaces the current key's value.
+    pub fn set(&self, ctx: &mut Context<'_>, value: &T) -> Result<()> {
+        let bytes = C::encode(value)?;
+        if !self.handle.prefetch {
+            host::set(self.handle.id, ctx.require_key()?, &bytes);
+            return Ok(());
+        }
+        match self.handle.slot(ctx)? {
+            Slot::Value { value, dirty } => {
+                *value = Some(bytes);
+                *dirty = true;
+                Ok(())
+            }
+            _ => Err(mismatch()),
+        }
+    }
+
+    /// Removes the current key's value.
+    pub fn clear(&self, ctx: &mut Context<'_>) -> Result<()> {
+        clear(self.handle, ctx)
+    }
+}
+
+fn clear(handle: Handle, ctx: &mut Context<'_>) -> Result<()> {
+    if !handle.prefetch {
+        host::clear(handle.id, ctx.require_key()?);
+        return Ok(());
+    }
+    handle.slot(ctx)?.clear();
+    Ok(())
+}
+
+/// A list of values per key (Flink's `ListState`).
+pub struct ListState<T, C: Codec = Bin> {
+    pub(crate) handle: Handle,
+    pub(crate) _types: PhantomData<fn() -> (T, C)>,
+}
+
+impl<T: Serialize + DeserializeOwned, C: Codec> ListState<T, C> {
+    /// The current key's list (empty when there is none).
+    pub fn get(&self, ctx: &mut Context<'_>) -> Result<Vec<T>> {
+        if !self.handle.prefetch {
+            return match self.handle.lazy_get(ctx)? {
+                Some(StateValue::List(items)) => items.iter().map(|b| C::decode(b)).collect(),
+                Some(_) => Err(mismatch()),
+                None => Ok(Vec::new()),
+            };
+        }
+        match self.handle.slot(ctx)? {
+            Slot::List { items, .. } => items.iter().map(|b| C::decode(b)).collect(),
+            _ => Err(mismatch()),
+        }
+    }
+
+    /// Appends a value to the current key's list.
+    pub fn add(&self, ctx: &mut Context<'_>, value: &T) -> Result<()> {
+        let bytes = C::encode(value)?;
+        if !self.handle.prefetch {
+            host::append(self.handle.id, ctx.require_key()?, &[bytes]);
+            return Ok(());
+        }
+        match self.handle.slot(ctx)? {
+            Slot::List { items, .. } => {
+                items.push(bytes);
+                Ok(())
+            }
+            _ => Err(mismatch()),
+        }
+    }
+
+    /// Replaces the current key's list.
+    pub fn update(&self, ctx: &mut Context<'_>, values: &[T]) -> Result<()> {
+        let encoded = values.iter().map(|v| C::encode(v)).collect::<Result<Vec<_>>>()?;
+        if !self.handle.prefetch {
+            let key = ctx.require_key()?;
+            host::clear(self.handle.id, key);
+            host::append(self.handle.id, key, &encoded);
+            return Ok(());
+        }
+        match self.handle.slot(ctx)? {
+            Slot::List { items, replaced, .. } => {
+                *items = encoded;
+                *replaced = true;
+                Ok(())
+            }
+            _ => Err(mismatch()),
+        }
+    }
+
+    /// Removes the current key's list.
+    pub fn clear(&self, ctx: &mut Context<'_>) -> Result<()> {
+        clear(self.handle, ctx)
+    }
+}
+
+/// A map per key (Flink's `MapState`). Entries are ordered by their encoded
+/// user key.
+pub struct MapState<K, V, C: Codec = Bin> {
+    pub(crate) handle: Handle,
+    pub(crate) _types: PhantomData<fn() -> (K, V, C)>,
+}
+
+/// How many entries one `map-range` host call returns at most.
+const RANGE_PAGE: u32 = 256;
+
+impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned, C: Codec> MapState<K, V, C> {
+    /// The value for `map_key` under the current key.
+    pub fn get(&self, ctx: &mut Context<'_>, map_key: &K) -> Result<Option<V>> {
+        let mk = C::encode(map_key)?;
+        if !self.handle.prefetch {
+            return host::map_get(self.handle.id, ctx.require_key()?, &mk)
+                .map(|b| C::decode(&b))
+                .transpose();
+        }
+        match self.handle.slot(ctx)? {
+            Slot::Map { entries, .. } => entries.get(&mk).map(|b| C::decode(b)).transpose(),
+            _ => Err(mismatch()),
+        }
+    }
+
+    /// Whether `map_key` is present under the current key.
+    pub fn contains(&self, ctx: &mut Context<'_>, map_key: &K) -> Result<bool> {
+        let mk = C::encode(map_key)?;
+        if !self.handle.prefetch {
+            return Ok(host::map_get(self.handle.id, ctx.require_key()?, &mk).is_some());
+        }
+        match self.handle.slot(ctx)? {
+            Slot::Map { entries, .. } => Ok(entries.contains_key(&mk)),
+            _ => Err(mismatch()),
+        }
+    }
+
+    /// Inserts or replaces an entry under the current key.
+    pub fn put(&self, ctx: &mut Context<'_>, map_key: &K, value: &V) -> Result<()> {
+        let (mk, v) = (C::encode(map_key)?, C::encode(value)?);
+        if !self.handle.prefetch {
+            host::map_put(self.handle.id, ctx.require_key()?, &mk, &v);
+            return Ok(());
+        }
+        match self.handle.slot(ctx)? {
+            Slot::Map { entries, changed, .. } => {
+                changed.insert(mk.clone());
+                entries.insert(mk, v);
+                Ok(())
+            }
+            _ => Err(mismatch()),
+        }
+    }
+
+    /// Removes an entry under the current key.
+    pub fn remove(&self, ctx: &mut Context<'_>, map_key: &K) -> Result<()> {
+        let mk = C::encode(map_key)?;
+        if !self.handle.prefetch {
+            host::map_remove(self.handle.id, ctx.require_key()?, &mk);
+            return Ok(());
+        }
+        match self.handle.slot(ctx)? {
+            Slot::Map { entries, changed, .. } => {
+                entries.remove(&mk);
+                changed.insert(mk);
+                Ok(())
+            }
+            _ => Err(mismatch()),
+        }
+    }
+
+    /// All entries under the current key, in encoded-key order.
+    pub fn entries(&self, ctx: &mut Context<'_>) -> Result<Vec<(K, V)>> {
+        let decode = |(k, v): (&Vec<u8>, &Vec<u8>)| Ok((C::decode(k)?, C::decode(v)?));
+        if !self.handle.prefetch {
+            let key = ctx.require_key()?.to_vec();
+            let mut out = Vec::new();
+            let mut after: Option<Vec<u8>> = None;
+            loop {
+                let page = host::map_range(self.handle.id, &key, after.as_deref(), RANGE_PAGE);
+                let full = page.len() as u32 == RANGE_PAGE;
+                for (k, v) in &page {
+                    out.push(decode((k, v))?);
+                }
+                after = page.into_iter().last().map(|(k, _)| k);
+                if !full || after.is_none() {
+                    return Ok(out);
+                }
+            }
+        }
+        match self.handle.slot(ctx)? {
+            Slot::Map { entries, .. } => entries.iter().map(decode).collect(),
+            _ => Err(mismatch()),
+        }
+    }
+
+    /// Whether the current key has no entries.
+    pub fn is_empty(&self, ctx: &mut Context<'_>) -> Result<bool> {
+        if !self.handle.prefetch {
+            return Ok(host::map_range(self.handle.id, ctx.require_key()?, None, 1).is_empty());
+        }
+        match self.handle.slot(ctx)? {
+            Slot::Map { entries, .. } => Ok(entries.is_empty()),
+            _ => Err(mismatch()),
+        }
+    }
+
+    /// Removes every entry under the current key.
+    pub fn clear(&self, ctx: &mut Context<'_>) -> Result<()> {
+        clear(self.handle, ctx)
+    }
+}

@@ -1,0 +1,7 @@
+//! Weir's integration tests, one binary (see `tests/lib.rs` for helpers).
+
+mod cli;
+mod failures;
+mod harness;
+mod parity;
+mod scenarios;

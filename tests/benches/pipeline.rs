@@ -1,0 +1,178 @@
+//! `make bench`: the sensor-bench pipeline (generator → celsius → key-by →
+//! sensor-average → discarding sink, parallelism 1) on Weir with memory and
+//! RocksDB state, against a hand-written native-Rust program that computes
+//! the same averages. Each configuration runs in its own child process so
+//! its peak RSS is its own. Figures are throughput ratios from one run.
+//!
+//! `WEIR_BENCH_EVENTS` sets the number of events (default 10,000,000).
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use weir_connectors::generator::SensorBench;
+use weir_runtime::{JobOptions, run_job};
+use weir_spec::{Format, JobSpec, StateBackendKind};
+
+#[derive(Serialize, Deserialize, Debug)]
+struct Figures {
+    events: u64,
+    seconds: f64,
+    peak_rss_mb: f64,
+    first_output_ms: Option<f64>,
+    averages: u64,
+}
+
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+fn weir(events: u64, backend: StateBackendKind) -> Figures {
+    let text = format!(
+        "name: sensor-bench
+sources:
+  - id: readings
+    type: generator
+    generator: sensor-bench
+    events: {events}
+operators:
+  - id: celsius
+    input: readings
+    plugin: {celsius}
+    config: {{ output: binary }}
+  - id: averages
+    input: celsius
+    key_by: key
+    plugin: {average}
+    config: {{ input: binary }}
+sinks:
+  - id: out
+    type: blackhole
+    input: averages
+",
+        celsius = weir_tests::plugin("celsius").display(),
+        average = weir_tests::plugin("sensor-average").display(),
+    );
+    let spec = JobSpec::parse(&text, Format::Yaml).expect("bench spec");
+    // One worker thread: the figures are per core.
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let engine = weir_wasm::PluginEngine::new().unwrap();
+    let options = JobOptions { state_backend: Some(backend), ..JobOptions::default() };
+    let report = runtime.block_on(run_job(&spec, &options, &engine)).expect("bench job");
+    let averages = report.nodes.iter().find(|n| n.node == "out").map(|n| n.records_in).unwrap_or(0);
+    Figures {
+        events,
+        seconds: report.elapsed.as_secs_f64(),
+        peak_rss_mb: peak_rss_mb(),
+        first_output_ms: report.first_output.map(|d| d.as_secs_f64() * 1000.0),
+        averages,
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Reading {
+    id: String,
+    timestamp: i64,
+    temperature: f64,
+}
+
+#[derive(Serialize)]
+struct Average<'a> {
+    id: &'a str,
+    window_end: i64,
+    avg_c: f64,
+    count: u64,
+}
+
+/// The same job written by hand: JSON in, °C, 5 s tumbling averages per
+/// sensor fired by the watermark, JSON out (discarded).
+fn native(events: u64) -> Figures {
+    let started = Instant::now();
+    let mut first_output = None;
+    let mut windows: BTreeMap<(i64, String), (f64, u64)> = BTreeMap::new();
+    let mut max_ts = i64::MIN;
+    let mut fired = 0u64;
+    let mut sink = 0usize;
+    let mut fire = |windows: &mut BTreeMap<(i64, String), (f64, u64)>, watermark: i64, sink: &mut usize, fired: &mut u64| {
+        while let Some(entry) = windows.first_entry() {
+            if entry.key().0 - 1 > watermark {
+                break;
+            }
+            let ((end, id), (sum, count)) = entry.remove_entry();
+            let avg = sum / count as f64;
+            let out = serde_json::to_vec(&Average { id: &id, window_end: end, avg_c: (avg * 1e6).round() / 1e6, count }).unwrap();
+            *sink += out.len();
+            *fired += 1;
+            first_output.get_or_insert_with(|| started.elapsed());
+        }
+    };
+    for i in 0..events {
+        let (sensor, ts, temp) = SensorBench::event(i);
+        let json = format!(r#"{{"id":"sensor_{sensor}","timestamp":{ts},"temperature":{temp}}}"#);
+        let r: Reading = serde_json::from_str(&json).unwrap();
+        let celsius = (r.temperature - 32.0) * (5.0 / 9.0);
+        let end = r.timestamp - r.timestamp.rem_euclid(5000) + 5000;
+        let w = windows.entry((end, r.id)).or_insert((0.0, 0));
+        w.0 += celsius;
+        w.1 += 1;
+        if r.timestamp > max_ts {
+            max_ts = r.timestamp;
+            fire(&mut windows, max_ts - 1, &mut sink, &mut fired);
+        }
+    }
+    fire(&mut windows, i64::MAX, &mut sink, &mut fired);
+    std::hint::black_box(sink);
+    Figures {
+        events,
+        seconds: started.elapsed().as_secs_f64(),
+        peak_rss_mb: peak_rss_mb(),
+        first_output_ms: first_output.map(|d: Duration| d.as_secs_f64() * 1000.0),
+        averages: fired,
+    }
+}
+
+fn child(config: &str, events: u64) -> Figures {
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new(exe).arg("--child").arg(config).env("WEIR_BENCH_EVENTS", events.to_string()).output().unwrap();
+    assert!(out.status.success(), "{config} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let line = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(line.lines().last().unwrap_or_default()).unwrap_or_else(|e| panic!("{config}: {e}: {line}"))
+}
+
+fn main() {
+    let events: u64 = std::env::var("WEIR_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000_000);
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--child") {
+        let figures = match args[i + 1].as_str() {
+            "native" => native(events),
+            "memory" => weir(events, StateBackendKind::Memory),
+            "rocksdb" => weir(events, StateBackendKind::Rocksdb),
+            other => panic!("unknown config {other}"),
+        };
+        println!("{}", serde_json::to_string(&figures).unwrap());
+        return;
+    }
+    println!("sensor-bench pipeline, {events} events, parallelism 1, one worker thread");
+    let native = child("native", events);
+    let base = native.events as f64 / native.seconds;
+    println!("{:<22} {:>14} {:>10} {:>14} {:>16} {:>10}", "configuration", "events/s", "vs native", "peak RSS (MB)", "first output (ms)", "averages");
+    for (name, f) in [("native Rust", &native), ("weir memory", &child("memory", events)), ("weir rocksdb", &child("rocksdb", events))] {
+        let rate = f.events as f64 / f.seconds;
+        println!(
+            "{:<22} {:>14.0} {:>9.2}x {:>14.1} {:>16} {:>10}",
+            name,
+            rate,
+            rate / base,
+            f.peak_rss_mb,
+            f.first_output_ms.map(|m| format!("{m:.1}")).unwrap_or_else(|| "-".into()),
+            f.averages
+        );
+    }
+}

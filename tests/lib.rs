@@ -1,0 +1,49 @@
+//! Helpers for Weir's integration tests: where the built plugins are, and
+//! running specs with their outputs redirected to a temporary directory.
+
+use std::path::{Path, PathBuf};
+
+use weir_spec::{JobSpec, SinkKind};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the repo").to_path_buf()
+}
+
+/// The path of a built plugin (`make plugins` puts them in `target/plugins`).
+pub fn plugin(name: &str) -> PathBuf {
+    let path = repo().join("target/plugins").join(format!("{name}.wasm"));
+    assert!(path.exists(), "{} is missing: run `make plugins` (or `make test`) first", path.display());
+    path
+}
+
+/// A test scenario directory under `tests/scenarios`.
+pub fn scenario(name: &str) -> PathBuf {
+    repo().join("tests/scenarios").join(name)
+}
+
+/// Loads a spec and points every file sink into `out_dir` (same file name).
+pub fn load_with_outputs(spec: &Path, out_dir: &Path) -> JobSpec {
+    let mut spec = JobSpec::load(spec).expect("valid spec");
+    for sink in &mut spec.sinks {
+        if sink.kind == SinkKind::File {
+            let name = sink.path.as_ref().and_then(|p| p.file_name()).expect("file sink has a path").to_owned();
+            sink.path = Some(out_dir.join(name));
+        }
+    }
+    spec
+}
+
+/// Reads every line of the files in `dir` whose name starts with `prefix`.
+pub fn read_lines(dir: &Path, prefix: &str) -> Vec<String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("output dir")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(prefix)))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| std::fs::read_to_string(f).expect("output file").lines().map(str::to_string).collect::<Vec<_>>())
+        .collect()
+}
