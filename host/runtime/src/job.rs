@@ -52,14 +52,16 @@ pub struct JobReport {
 
 enum StateRoot {
     Memory,
-    Rocks(PathBuf, Option<tempfile::TempDir>),
+    /// The root directory, and the temporary directory that holds it (if any),
+    /// kept until the job ends.
+    Rocks { root: PathBuf, _temp: Option<tempfile::TempDir> },
 }
 
 impl StateRoot {
     fn backend(&self, job: &str, task: &TaskInfo, max_parallelism: u32) -> Result<Box<dyn KeyedStateBackend>> {
         match self {
             StateRoot::Memory => Ok(Box::new(MemoryBackend::new(max_parallelism))),
-            StateRoot::Rocks(root, _) => {
+            StateRoot::Rocks { root, .. } => {
                 let dir = root.join(job).join(format!("{}-{}", task.node, task.index));
                 // No checkpoints yet: every run starts from empty state.
                 if dir.exists() {
@@ -134,10 +136,10 @@ pub async fn run_job(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine
     let state_root = match backend_kind {
         StateBackendKind::Memory => StateRoot::Memory,
         StateBackendKind::Rocksdb => match options.state_dir.clone().or_else(|| spec.state.dir.clone()) {
-            Some(dir) => StateRoot::Rocks(dir, None),
+            Some(dir) => StateRoot::Rocks { root: dir, _temp: None },
             None => {
                 let tmp = tempfile::Builder::new().prefix("weir-state-").tempdir().map_err(|e| RuntimeError::Setup(format!("cannot create a state directory: {e}")))?;
-                StateRoot::Rocks(tmp.path().to_path_buf(), Some(tmp))
+                StateRoot::Rocks { root: tmp.path().to_path_buf(), _temp: Some(tmp) }
             }
         },
     };

@@ -125,6 +125,19 @@ fn decode_timer(k: &[u8]) -> Result<(KeyGroup, TimerEntry)> {
     Ok((kg, TimerEntry { timestamp: ts as i64, key: k[11..].to_vec(), domain }))
 }
 
+fn cf<'a>(db: &'a DB, name: &str) -> Result<&'a rocksdb::ColumnFamily> {
+    db.cf_handle(name).ok_or_else(|| StateError::Storage(format!("missing column family {name}")))
+}
+
+/// The column family of `state`, checking its kind.
+fn checked<'a>(db: &'a DB, states: &[State], state: StateId, kind: StateKind) -> Result<&'a rocksdb::ColumnFamily> {
+    let s = states.get(state.0 as usize).ok_or(StateError::UnknownState(state.0))?;
+    if s.kind != kind {
+        return Err(StateError::WrongKind(state.0, s.kind));
+    }
+    cf(db, &s.cf)
+}
+
 /// The smallest byte string greater than every string starting with `prefix`.
 fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut end = prefix.to_vec();
@@ -164,15 +177,7 @@ impl RocksDbBackend {
     }
 
     fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily> {
-        self.db.cf_handle(name).ok_or_else(|| StateError::Storage(format!("missing column family {name}")))
-    }
-
-    fn checked(&self, state: StateId, kind: StateKind) -> Result<&rocksdb::ColumnFamily> {
-        let s = self.state(state)?;
-        if s.kind != kind {
-            return Err(StateError::WrongKind(state.0, s.kind));
-        }
-        self.cf(&s.cf)
+        cf(&self.db, name)
     }
 
     fn apply_pending(&mut self) -> Result<()> {
@@ -253,33 +258,33 @@ impl KeyedStateBackend for RocksDbBackend {
     }
 
     fn set_value(&mut self, state: StateId, kg: KeyGroup, key: &[u8], value: &[u8]) -> Result<()> {
-        let cf = self.checked(state, StateKind::Value)?;
+        let cf = checked(&self.db, &self.states, state, StateKind::Value)?;
         self.pending.put_cf(cf, key_prefix(kg, key), value);
         Ok(())
     }
 
     fn set_list(&mut self, state: StateId, kg: KeyGroup, key: &[u8], items: Vec<Vec<u8>>) -> Result<()> {
-        let cf = self.checked(state, StateKind::List)?;
+        let cf = checked(&self.db, &self.states, state, StateKind::List)?;
         self.pending.put_cf(cf, key_prefix(kg, key), encode_items(&items));
         Ok(())
     }
 
     fn append(&mut self, state: StateId, kg: KeyGroup, key: &[u8], items: Vec<Vec<u8>>) -> Result<()> {
-        let cf = self.checked(state, StateKind::List)?;
+        let cf = checked(&self.db, &self.states, state, StateKind::List)?;
         self.pending.merge_cf(cf, key_prefix(kg, key), encode_items(&items));
         Ok(())
     }
 
     fn map_get(&mut self, state: StateId, kg: KeyGroup, key: &[u8], map_key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.apply_pending()?;
-        let cf = self.checked(state, StateKind::Map)?;
+        let cf = checked(&self.db, &self.states, state, StateKind::Map)?;
         let mut k = key_prefix(kg, key);
         k.extend_from_slice(map_key);
         self.db.get_cf(cf, k).map_err(storage)
     }
 
     fn map_put(&mut self, state: StateId, kg: KeyGroup, key: &[u8], entries: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()> {
-        let cf = self.checked(state, StateKind::Map)?;
+        let cf = checked(&self.db, &self.states, state, StateKind::Map)?;
         let prefix = key_prefix(kg, key);
         for (mk, v) in entries {
             let mut k = prefix.clone();
@@ -290,7 +295,7 @@ impl KeyedStateBackend for RocksDbBackend {
     }
 
     fn map_remove(&mut self, state: StateId, kg: KeyGroup, key: &[u8], map_keys: Vec<Vec<u8>>) -> Result<()> {
-        let cf = self.checked(state, StateKind::Map)?;
+        let cf = checked(&self.db, &self.states, state, StateKind::Map)?;
         let prefix = key_prefix(kg, key);
         for mk in map_keys {
             let mut k = prefix.clone();
@@ -309,16 +314,16 @@ impl KeyedStateBackend for RocksDbBackend {
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let name = self.state(state)?.cf.clone();
-        self.checked(state, StateKind::Map)?;
+        checked(&self.db, &self.states, state, StateKind::Map)?;
         let prefix = key_prefix(kg, key);
         let start = start_after.map(|a| [prefix.as_slice(), a].concat());
         self.scan_prefix(&name, &prefix, start.as_deref(), limit)
     }
 
     fn clear(&mut self, state: StateId, kg: KeyGroup, key: &[u8]) -> Result<()> {
-        let s = self.state(state)?;
+        let s = self.states.get(state.0 as usize).ok_or(StateError::UnknownState(state.0))?;
         let kind = s.kind;
-        let cf = self.cf(&s.cf)?;
+        let cf = cf(&self.db, &s.cf)?;
         let prefix = key_prefix(kg, key);
         match kind {
             StateKind::Value | StateKind::List => self.pending.delete_cf(cf, prefix),
@@ -331,13 +336,13 @@ impl KeyedStateBackend for RocksDbBackend {
     }
 
     fn add_timer(&mut self, kg: KeyGroup, timer: &TimerEntry) -> Result<()> {
-        let cf = self.cf(TIMERS_CF)?;
+        let cf = cf(&self.db, TIMERS_CF)?;
         self.pending.put_cf(cf, timer_key(kg, timer), []);
         Ok(())
     }
 
     fn remove_timer(&mut self, kg: KeyGroup, timer: &TimerEntry) -> Result<()> {
-        let cf = self.cf(TIMERS_CF)?;
+        let cf = cf(&self.db, TIMERS_CF)?;
         self.pending.delete_cf(cf, timer_key(kg, timer));
         Ok(())
     }

@@ -129,8 +129,9 @@ mod tests {
     #[test]
     fn key_group_is_stable() {
         // Pinned: changing the hash would orphan every stored key group.
-        assert_eq!(key_group(b"sensor_7", 128), key_group(b"sensor_7", 128));
-        assert_eq!(key_group(b"", 1), 0);
+        let pinned: Vec<u16> = [&b"sensor_7"[..], b"sensor_8", b"", b"a"].iter().map(|k| key_group(k, 128)).collect();
+        assert_eq!(pinned, vec![41, 66, 66, 31]);
+        assert_eq!(key_group(b"anything", 1), 0);
     }
 
     #[test]
