@@ -29,57 +29,57 @@ sinks:
     JobSpec::parse(&text, Format::Yaml).unwrap()
 }
 
-async fn run(spec: &JobSpec) -> String {
+fn run(spec: &JobSpec) -> String {
     let engine = weir_wasm::PluginEngine::new().unwrap();
-    match run_job(spec, &JobOptions::default(), &engine).await {
+    match run_job(spec, &JobOptions::default(), &engine) {
         Ok(_) => panic!("the job should have failed"),
         Err(e) => e.to_string(),
     }
 }
 
-#[tokio::test]
-async fn missing_plugin_names_the_node() {
-    let err = run(&spec("/nonexistent/boom.wasm", "null")).await;
+#[test]
+fn missing_plugin_names_the_node() {
+    let err = run(&spec("/nonexistent/boom.wasm", "null"));
     assert_eq!(err, "operator `boom`: cannot read plugin /nonexistent/boom.wasm: No such file or directory (os error 2)");
 }
 
-#[tokio::test]
-async fn a_file_that_is_not_a_component_names_the_node() {
+#[test]
+fn a_file_that_is_not_a_component_names_the_node() {
     let dir = tempfile::tempdir().unwrap();
     let garbage = dir.path().join("garbage.wasm");
     std::fs::write(&garbage, b"definitely not wasm").unwrap();
-    let err = run(&spec(&garbage.display().to_string(), "null")).await;
+    let err = run(&spec(&garbage.display().to_string(), "null"));
     assert!(err.starts_with(&format!("operator `boom`: {} is not a valid Wasm component: ", garbage.display())), "{err}");
 }
 
-#[tokio::test]
-async fn a_trapping_plugin_fails_its_task_with_the_panic_message() {
-    let err = run(&spec(&plugin("trap-on").display().to_string(), "{panic_on: s2}")).await;
+#[test]
+fn a_trapping_plugin_fails_its_task_with_the_panic_message() {
+    let err = run(&spec(&plugin("trap-on").display().to_string(), "{panic_on: s2}"));
     assert!(err.starts_with("task boom-0/1 failed: plugin trapped in `process`: "), "{err}");
     assert!(err.contains("reading from s2 is cursed"), "{err}");
 }
 
-#[tokio::test]
-async fn a_guest_error_names_the_record() {
-    let err = run(&spec(&plugin("trap-on").display().to_string(), "{error_on: s3}")).await;
+#[test]
+fn a_guest_error_names_the_record() {
+    let err = run(&spec(&plugin("trap-on").display().to_string(), "{error_on: s3}"));
     // s3 is the 9th line of the input: index 8 of the first batch.
     assert_eq!(err, "task boom-0/1 failed: plugin failed on record #8 of its batch: cannot handle s3");
 }
 
-#[tokio::test]
-async fn an_init_error_names_the_task() {
-    let err = run(&spec(&plugin("trap-on").display().to_string(), "{fail_init: 'no such table'}")).await;
+#[test]
+fn an_init_error_names_the_task() {
+    let err = run(&spec(&plugin("trap-on").display().to_string(), "{fail_init: 'no such table'}"));
     assert_eq!(err, "task boom-0/1 failed: plugin failed in `init`: no such table");
 }
 
-#[tokio::test]
-async fn a_malformed_input_line_names_file_and_line() {
+#[test]
+fn a_malformed_input_line_names_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.jsonl");
     std::fs::write(&input, "{\"id\":\"a\",\"timestamp\":1}\n{\"id\":\"b\"}\n").unwrap();
     let mut s = spec(&plugin("trap-on").display().to_string(), "null");
     s.sources[0].path = Some(weir_spec::Paths::One(input.clone()));
-    let err = run(&s).await;
+    let err = run(&s);
     assert_eq!(err, format!("task readings-0/1 failed: {} line 2: no integer timestamp (ms) at /timestamp", input.display()));
     let _ = RuntimeError::Setup(String::new());
 }

@@ -45,19 +45,19 @@ sinks:
     JobSpec::parse(&text, Format::Yaml).unwrap()
 }
 
-async fn run(parallelism: u32, backend: StateBackendKind) -> Vec<String> {
+fn run(parallelism: u32, backend: StateBackendKind) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let engine = weir_wasm::PluginEngine::new().unwrap();
     let options = JobOptions { state_backend: Some(backend), ..JobOptions::default() };
-    run_job(&spec(parallelism, dir.path()), &options, &engine).await.unwrap();
+    run_job(&spec(parallelism, dir.path()), &options, &engine).unwrap();
     let mut lines = read_lines(dir.path(), "out");
     lines.sort();
     lines
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn backends_and_parallelism_agree() {
-    let reference = run(1, StateBackendKind::Memory).await;
+#[test]
+fn backends_and_parallelism_agree() {
+    let reference = run(1, StateBackendKind::Memory);
     // 20 sensors × 4 windows of 5 s (200 readings at 100 ms each).
     assert_eq!(reference.len(), 80);
     let counted: u64 = reference
@@ -65,7 +65,7 @@ async fn backends_and_parallelism_agree() {
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["count"].as_u64().unwrap())
         .sum();
     assert_eq!(counted, 4000, "every reading is in exactly one average");
-    assert_eq!(run(1, StateBackendKind::Rocksdb).await, reference, "rocksdb, parallelism 1");
-    assert_eq!(run(4, StateBackendKind::Memory).await, reference, "memory, parallelism 4");
-    assert_eq!(run(4, StateBackendKind::Rocksdb).await, reference, "rocksdb, parallelism 4");
+    assert_eq!(run(1, StateBackendKind::Rocksdb), reference, "rocksdb, parallelism 1");
+    assert_eq!(run(4, StateBackendKind::Memory), reference, "memory, parallelism 4");
+    assert_eq!(run(4, StateBackendKind::Rocksdb), reference, "rocksdb, parallelism 4");
 }

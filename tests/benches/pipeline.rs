@@ -61,11 +61,9 @@ sinks:
         average = weir_tests::plugin("sensor-average").display(),
     );
     let spec = JobSpec::parse(&text, Format::Yaml).expect("bench spec");
-    // One worker thread: the figures are per core.
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let engine = weir_wasm::PluginEngine::new().unwrap();
     let options = JobOptions { state_backend: Some(backend), ..JobOptions::default() };
-    let report = runtime.block_on(run_job(&spec, &options, &engine)).expect("bench job");
+    let report = run_job(&spec, &options, &engine).expect("bench job");
     let averages = report.nodes.iter().find(|n| n.node == "out").map(|n| n.records_in).unwrap_or(0);
     Figures {
         events,
@@ -139,8 +137,11 @@ fn native(events: u64) -> Figures {
 }
 
 fn child(config: &str, events: u64) -> Figures {
+    // Pinned to one CPU: the figures are per core.
     let exe = std::env::current_exe().unwrap();
-    let out = Command::new(exe).arg("--child").arg(config).env("WEIR_BENCH_EVENTS", events.to_string()).output().unwrap();
+    let mut cmd = Command::new("taskset");
+    cmd.arg("-c").arg("0").arg(exe);
+    let out = cmd.arg("--child").arg(config).env("WEIR_BENCH_EVENTS", events.to_string()).output().expect("taskset (util-linux) runs the benchmark on one CPU");
     assert!(out.status.success(), "{config} failed: {}", String::from_utf8_lossy(&out.stderr));
     let line = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(line.lines().last().unwrap_or_default()).unwrap_or_else(|e| panic!("{config}: {e}: {line}"))
@@ -159,7 +160,7 @@ fn main() {
         println!("{}", serde_json::to_string(&figures).unwrap());
         return;
     }
-    println!("sensor-bench pipeline, {events} events, parallelism 1, one worker thread");
+    println!("sensor-bench pipeline, {events} events, parallelism 1, pinned to one CPU");
     let native = child("native", events);
     let base = native.events as f64 / native.seconds;
     println!("{:<22} {:>14} {:>10} {:>14} {:>16} {:>10}", "configuration", "events/s", "vs native", "peak RSS (MB)", "first output (ms)", "averages");

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -33,15 +35,26 @@ enum Command {
         /// Logs progress every so often (e.g. 5s); 0 turns it off.
         #[arg(long, default_value = "5s", value_parser = humantime_duration)]
         progress: Duration,
-        /// Worker threads (default: one per core).
-        #[arg(long)]
-        workers: Option<usize>,
     },
     /// Checks a job spec and prints its tasks.
     Validate {
         /// The job spec (YAML or JSON).
         spec: PathBuf,
     },
+}
+
+/// Sets `cancel` on Ctrl-C (a small tokio runtime on its own thread listens).
+fn watch_ctrl_c(cancel: Arc<AtomicBool>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_io().build().context("cannot listen for Ctrl-C")?;
+    std::thread::Builder::new().name("ctrl-c".into()).spawn(move || {
+        runtime.block_on(async {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                tracing::warn!("interrupted: stopping the job");
+                cancel.store(true, Ordering::Relaxed);
+            }
+        })
+    })?;
+    Ok(())
 }
 
 fn humantime_duration(s: &str) -> Result<Duration, String> {
@@ -80,27 +93,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Run { spec, state_backend, state_dir, progress, workers } => {
+        Command::Run { spec, state_backend, state_dir, progress } => {
             let spec = JobSpec::load(&spec)?;
-            let mut runtime = tokio::runtime::Builder::new_multi_thread();
-            runtime.enable_all();
-            if let Some(n) = workers {
-                runtime.worker_threads(n.max(1));
-            }
-            let runtime = runtime.build().context("cannot start the tokio runtime")?;
             let engine = weir_wasm::PluginEngine::new()?;
+            let cancel = Arc::new(AtomicBool::new(false));
+            watch_ctrl_c(cancel.clone())?;
             let options = JobOptions {
                 state_backend,
                 state_dir,
                 progress_interval: (!progress.is_zero()).then_some(progress),
+                cancel: Some(cancel),
             };
-            let report = runtime.block_on(async {
-                tokio::select! {
-                    r = run_job(&spec, &options, &engine) => r.map_err(anyhow::Error::from),
-                    _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
-                }
-            })?;
-            tracing::info!(job = %report.name, elapsed = ?report.elapsed, "job finished");
+            let report = match run_job(&spec, &options, &engine) {
+                Err(weir_runtime::RuntimeError::Cancelled) => anyhow::bail!("interrupted"),
+                other => other?,
+            };
+            tracing::info!(job = %report.name, elapsed = ?report.elapsed, first_output = ?report.first_output, "job finished");
             for n in &report.nodes {
                 let counters: Vec<String> = n.counters.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 tracing::info!(

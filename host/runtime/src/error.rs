@@ -27,6 +27,9 @@ pub enum RuntimeError {
     /// A task lost its downstream (because another task failed).
     #[error("task {0}: downstream task stopped")]
     Disconnected(String),
+    /// The job was cancelled (Ctrl-C, or another task failed first).
+    #[error("the job was cancelled")]
+    Cancelled,
     /// Setting up the job failed.
     #[error("{0}")]
     Setup(String),

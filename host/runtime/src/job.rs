@@ -1,15 +1,12 @@
 //! Assembling and running a job: plugins loaded, state opened, tasks wired
-//! with bounded channels and spawned on tokio.
+//! with bounded channels, each task on its own thread.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
-use tokio::task::JoinSet;
-use tracing::Instrument;
 use weir_connectors::file::{FileSource, FileTimestamps};
 use weir_connectors::generator::{SensorBench, SensorGenerator, SensorSettings};
 use weir_connectors::{BlackholeSink, FileSink, Sink, Source, StdoutSink};
@@ -35,6 +32,9 @@ pub struct JobOptions {
     pub state_dir: Option<PathBuf>,
     /// Log progress at this interval (none when `None`).
     pub progress_interval: Option<Duration>,
+    /// Set to stop the job (e.g. on Ctrl-C); it then fails with
+    /// [`RuntimeError::Cancelled`].
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 /// What a finished job did.
@@ -127,8 +127,9 @@ pub fn load_plugins(spec: &JobSpec, engine: &PluginEngine) -> Result<HashMap<Str
         .collect()
 }
 
-/// Runs a job to completion (bounded input) or failure.
-pub async fn run_job(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine) -> Result<JobReport> {
+/// Runs a job to completion (bounded input), failure or cancellation. Every
+/// task runs on its own thread; this call blocks until they have all ended.
+pub fn run_job(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine) -> Result<JobReport> {
     let started = Instant::now();
     let plan = Plan::new(spec);
     let plugins = load_plugins(spec, engine)?;
@@ -161,7 +162,7 @@ pub async fn run_job(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine
             continue;
         }
         for j in 0..head.parallelism {
-            let (tx, rx) = mpsc::channel(spec.channel_capacity);
+            let (tx, rx) = mpsc::sync_channel(spec.channel_capacity);
             senders.entry(head.id.clone()).or_default().push(tx);
             receivers.insert((head.id.clone(), j), rx);
         }
@@ -190,7 +191,8 @@ pub async fn run_job(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine
         names
     };
 
-    let mut tasks = JoinSet::new();
+    let cancel = options.cancel.clone().unwrap_or_default();
+    let mut runners: Vec<(TaskInfo, Box<dyn FnOnce() -> Result<()> + Send>)> = Vec::new();
     for chain in &plan.chains {
         let head = &plan.nodes[&chain[0]];
         for j in 0..head.parallelism {
@@ -235,7 +237,6 @@ pub async fn run_job(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine
             }
             let tail = chain.last().expect("chains are not empty");
             let chain_state = Chain { task: task.clone(), links, main: edges_out(tail, None, j), watermark: MIN_WATERMARK };
-            let span = tracing::info_span!("task", task = %task);
             match head.role {
                 NodeRole::Source => {
                     let s = spec.sources.iter().find(|s| s.id == head.id).expect("source in spec");
@@ -251,28 +252,55 @@ pub async fn run_job(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine
                         batch_size: spec.batch_size,
                         metrics: metrics[&head.id].clone(),
                         chain: chain_state,
+                        cancel: cancel.clone(),
                     };
-                    tasks.spawn(runner.run().instrument(span));
+                    runners.push((task.clone(), Box::new(move || runner.run())));
                 }
                 _ => {
                     let rx = receivers.remove(&(head.id.clone(), j)).expect("channel per task");
                     let (_, inputs) = plan.input_slots(&head.id);
-                    let runner = ChannelTask { rx, inputs, metrics: metrics[&head.id].clone(), chain: chain_state };
-                    tasks.spawn(runner.run().instrument(span));
+                    let runner = ChannelTask { rx, inputs, metrics: metrics[&head.id].clone(), chain: chain_state, cancel: cancel.clone() };
+                    runners.push((task.clone(), Box::new(move || runner.run())));
                 }
             }
         }
     }
     drop(senders);
-    tracing::info!(job = %spec.name, tasks = tasks.len(), backend = ?backend_kind, "job started");
+    tracing::info!(job = %spec.name, tasks = runners.len(), backend = ?backend_kind, "job started");
 
+    let (done_tx, done_rx) = mpsc::channel::<Result<()>>();
+    let mut threads = Vec::new();
+    for (task, run) in runners {
+        let done = done_tx.clone();
+        let name = task.to_string();
+        let spawned = std::thread::Builder::new().name(name.clone()).spawn(move || {
+            let span = tracing::info_span!("task", task = %name);
+            let _entered = span.enter();
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|panic| {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                Err(RuntimeError::Task { task: name.clone(), message: format!("panicked: {message}") })
+            });
+            let _ = done.send(result);
+        });
+        match spawned {
+            Ok(handle) => threads.push(handle),
+            Err(e) => {
+                cancel.store(true, Ordering::Relaxed);
+                return Err(RuntimeError::Setup(format!("cannot start task {task}: {e}")));
+            }
+        }
+    }
+    drop(done_tx);
+
+    let (stop_progress, progress_stopped) = mpsc::channel::<()>();
     let progress = options.progress_interval.map(|every| {
         let metrics: Vec<Arc<NodeMetrics>> = order.iter().map(|id| metrics[id].clone()).collect();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
+        std::thread::spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = progress_stopped.recv_timeout(every) {
                 for m in &metrics {
                     let wm = m.watermark.load(Ordering::Relaxed);
                     tracing::info!(
@@ -287,26 +315,23 @@ pub async fn run_job(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine
         })
     });
 
+    // The first real cause wins over the knock-on effects it has on other
+    // tasks (disconnected channels, cancellation).
     let mut failure: Option<RuntimeError> = None;
-    while let Some(joined) = tasks.join_next().await {
-        let error = match joined {
-            Ok(Ok(())) => continue,
-            Ok(Err(e)) => e,
-            Err(e) if e.is_panic() => RuntimeError::Setup(format!("a task panicked: {e}")),
-            Err(_) => continue,
-        };
-        let replace = match &failure {
-            None => true,
-            Some(RuntimeError::Disconnected(_)) => !matches!(error, RuntimeError::Disconnected(_)),
-            Some(_) => false,
-        };
-        if replace {
+    for result in done_rx {
+        let Err(error) = result else { continue };
+        let knock_on = |e: &RuntimeError| matches!(e, RuntimeError::Disconnected(_) | RuntimeError::Cancelled);
+        if failure.as_ref().is_none_or(|f| knock_on(f) && !knock_on(&error)) {
             failure = Some(error);
         }
-        tasks.abort_all();
+        cancel.store(true, Ordering::Relaxed);
     }
+    for t in threads {
+        let _ = t.join();
+    }
+    drop(stop_progress);
     if let Some(p) = progress {
-        p.abort();
+        let _ = p.join();
     }
     drop(state_root);
     if let Some(e) = failure {

@@ -4,10 +4,10 @@
 //! components over keyed state the host owns.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), weir_runtime::RuntimeError> {
+//! # fn demo() -> Result<(), weir_runtime::RuntimeError> {
 //! let spec = weir_spec::JobSpec::load("examples/sensor-averages/job.yaml".as_ref())?;
 //! let engine = weir_wasm::PluginEngine::new().expect("engine");
-//! let report = weir_runtime::run_job(&spec, &weir_runtime::JobOptions::default(), &engine).await?;
+//! let report = weir_runtime::run_job(&spec, &weir_runtime::JobOptions::default(), &engine)?;
 //! println!("{} finished in {:?}", report.name, report.elapsed);
 //! # Ok(()) }
 //! ```

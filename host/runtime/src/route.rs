@@ -1,6 +1,7 @@
 //! Sending records and watermarks over the edges that leave a task.
 
-use tokio::sync::mpsc;
+use std::sync::mpsc;
+
 use weir_spec::KeyBy;
 use weir_types::{Message, Record, TaskInfo, Watermark, key_group, task_for_key_group};
 
@@ -8,7 +9,7 @@ use crate::error::{Result, RuntimeError};
 use crate::graph::Partitioning;
 
 /// A channel into a task: (input slot, message).
-pub type Sender = mpsc::Sender<(u32, Message)>;
+pub type Sender = mpsc::SyncSender<(u32, Message)>;
 /// The receiving end.
 pub type Receiver = mpsc::Receiver<(u32, Message)>;
 
@@ -32,14 +33,14 @@ impl EdgeOut {
     }
 
     /// Sends a batch, partitioned.
-    pub(crate) async fn send(&mut self, task: &TaskInfo, records: Vec<Record>) -> Result<()> {
+    pub(crate) fn send(&mut self, task: &TaskInfo, records: Vec<Record>) -> Result<()> {
         if records.is_empty() {
             return Ok(());
         }
         let n = self.targets.len();
         match &self.partitioning {
-            Partitioning::Forward => return self.deliver(task, 0, Message::Records(records)).await,
-            Partitioning::Rebalance if n == 1 => return self.deliver(task, 0, Message::Records(records)).await,
+            Partitioning::Forward => return self.deliver(task, 0, Message::Records(records)),
+            Partitioning::Rebalance if n == 1 => return self.deliver(task, 0, Message::Records(records)),
             Partitioning::Rebalance => {
                 for r in records {
                     self.buffers[self.next].push(r);
@@ -69,30 +70,30 @@ impl EdgeOut {
         for i in 0..n {
             if !self.buffers[i].is_empty() {
                 let batch = std::mem::take(&mut self.buffers[i]);
-                self.deliver(task, i, Message::Records(batch)).await?;
+                self.deliver(task, i, Message::Records(batch))?;
             }
         }
         Ok(())
     }
 
     /// Sends a watermark to every target.
-    pub(crate) async fn broadcast_watermark(&mut self, task: &TaskInfo, watermark: Watermark) -> Result<()> {
+    pub(crate) fn broadcast_watermark(&mut self, task: &TaskInfo, watermark: Watermark) -> Result<()> {
         for i in 0..self.targets.len() {
-            self.deliver(task, i, Message::Watermark(watermark)).await?;
+            self.deliver(task, i, Message::Watermark(watermark))?;
         }
         Ok(())
     }
 
     /// Tells every target that this task is done.
-    pub(crate) async fn end(&mut self, task: &TaskInfo) -> Result<()> {
+    pub(crate) fn end(&mut self, task: &TaskInfo) -> Result<()> {
         for i in 0..self.targets.len() {
-            self.deliver(task, i, Message::EndOfData).await?;
+            self.deliver(task, i, Message::EndOfData)?;
         }
         Ok(())
     }
 
-    async fn deliver(&self, task: &TaskInfo, target: usize, message: Message) -> Result<()> {
-        self.targets[target].send((self.slot, message)).await.map_err(|_| RuntimeError::Disconnected(task.to_string()))
+    fn deliver(&self, task: &TaskInfo, target: usize, message: Message) -> Result<()> {
+        self.targets[target].send((self.slot, message)).map_err(|_| RuntimeError::Disconnected(task.to_string()))
     }
 }
 

@@ -1,8 +1,14 @@
 //! The loops that run tasks: a source (or a channel) at the head, then a
 //! chain of operators and sinks that pass batches by plain function calls.
+//!
+//! Each task runs on its own OS thread, as in Flink: operator calls are
+//! blocking CPU work, and WASI's synchronous bindings must not run inside an
+//! async executor. Bounded channels between tasks give back-pressure.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -37,7 +43,7 @@ pub(crate) struct Chain {
 
 impl Chain {
     /// Pushes records into link `from` and onwards.
-    async fn push(&mut self, from: usize, mut batch: Vec<Record>) -> Result<()> {
+    fn push(&mut self, from: usize, mut batch: Vec<Record>) -> Result<()> {
         for i in from..self.links.len() {
             if batch.is_empty() {
                 return Ok(());
@@ -45,7 +51,7 @@ impl Chain {
             match &mut self.links[i].element {
                 Element::Operator(op) => {
                     let emitted = op.process(batch)?;
-                    batch = self.side_and_main(i, emitted).await?;
+                    batch = self.side_and_main(i, emitted)?;
                 }
                 Element::Sink { sink, metrics } => {
                     metrics.records_in.fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -56,11 +62,11 @@ impl Chain {
                 }
             }
         }
-        send_all(&self.task, &mut self.main, batch).await
+        send_all(&self.task, &mut self.main, batch)
     }
 
     /// Sends side outputs of link `i` and returns its main output.
-    async fn side_and_main(&mut self, i: usize, emitted: Emitted) -> Result<Vec<Record>> {
+    fn side_and_main(&mut self, i: usize, emitted: Emitted) -> Result<Vec<Record>> {
         if !emitted.side.is_empty() {
             let mut by_name: HashMap<String, Vec<Record>> = HashMap::new();
             for (name, r) in emitted.side {
@@ -68,7 +74,7 @@ impl Chain {
             }
             for (name, records) in by_name {
                 if let Some(edges) = self.links[i].side.get_mut(&name) {
-                    send_all(&self.task, edges, records).await?;
+                    send_all(&self.task, edges, records)?;
                 }
             }
         }
@@ -76,7 +82,7 @@ impl Chain {
     }
 
     /// Advances event time through the chain, then downstream.
-    async fn advance(&mut self, watermark: Watermark) -> Result<()> {
+    fn advance(&mut self, watermark: Watermark) -> Result<()> {
         if let Watermark::EventTime(t) = watermark {
             if t <= self.watermark {
                 return Ok(());
@@ -85,14 +91,14 @@ impl Chain {
             for i in 0..self.links.len() {
                 if let Element::Operator(op) = &mut self.links[i].element {
                     let emitted = op.advance_watermark(t)?;
-                    let main = self.side_and_main(i, emitted).await?;
-                    self.push(i + 1, main).await?;
+                    let main = self.side_and_main(i, emitted)?;
+                    self.push(i + 1, main)?;
                 }
             }
         }
         let task = self.task.clone();
         for edge in self.edges() {
-            edge.broadcast_watermark(&task, watermark).await?;
+            edge.broadcast_watermark(&task, watermark)?;
         }
         Ok(())
     }
@@ -102,12 +108,12 @@ impl Chain {
     }
 
     /// Fires due processing-time timers.
-    async fn fire_processing_timers(&mut self) -> Result<()> {
+    fn fire_processing_timers(&mut self) -> Result<()> {
         for i in 0..self.links.len() {
             if let Element::Operator(op) = &mut self.links[i].element {
                 let emitted = op.fire_processing_timers()?;
-                let main = self.side_and_main(i, emitted).await?;
-                self.push(i + 1, main).await?;
+                let main = self.side_and_main(i, emitted)?;
+                self.push(i + 1, main)?;
             }
         }
         Ok(())
@@ -125,7 +131,7 @@ impl Chain {
     }
 
     /// End of input: flush sinks and state, tell downstream.
-    async fn finish(&mut self) -> Result<()> {
+    fn finish(&mut self) -> Result<()> {
         for link in &mut self.links {
             match &mut link.element {
                 Element::Sink { sink, .. } => sink.flush().map_err(|e| RuntimeError::task(&self.task, e))?,
@@ -134,22 +140,25 @@ impl Chain {
         }
         let task = self.task.clone();
         for edge in self.edges() {
-            edge.end(&task).await?;
+            edge.end(&task)?;
         }
         Ok(())
     }
 }
 
 /// Sends a batch over every edge, moving it into the last one.
-async fn send_all(task: &TaskInfo, edges: &mut [EdgeOut], batch: Vec<Record>) -> Result<()> {
+fn send_all(task: &TaskInfo, edges: &mut [EdgeOut], batch: Vec<Record>) -> Result<()> {
     if let Some((last, rest)) = edges.split_last_mut() {
         for edge in rest {
-            edge.send(task, batch.clone()).await?;
+            edge.send(task, batch.clone())?;
         }
-        last.send(task, batch).await?;
+        last.send(task, batch)?;
     }
     Ok(())
 }
+
+/// How often a waiting task checks whether the job was cancelled.
+const CANCEL_CHECK: Duration = Duration::from_millis(100);
 
 fn until_wall(t: Timestamp) -> Duration {
     Duration::from_millis((t - weir_connectors::file::now_ms()).max(0) as u64)
@@ -172,17 +181,17 @@ pub(crate) struct SourceTask {
     pub(crate) batch_size: usize,
     pub(crate) metrics: Arc<NodeMetrics>,
     pub(crate) chain: Chain,
+    pub(crate) cancel: Arc<AtomicBool>,
 }
 
 impl SourceTask {
-    pub(crate) async fn run(mut self) -> Result<()> {
+    pub(crate) fn run(mut self) -> Result<()> {
         let task = self.chain.task.clone();
         let mut splits: Vec<BoundedOutOfOrderness> =
             (0..self.source.splits()).map(|_| BoundedOutOfOrderness::new(self.time.bound_ms)).collect();
         let mut last_data = Instant::now();
         let mut idle = false;
         let mut next_emit = Instant::now() + self.time.interval;
-        let mut batches = 0u64;
         loop {
             let polled = self.source.poll(self.batch_size).map_err(|e| RuntimeError::task(&task, e))?;
             match polled {
@@ -197,28 +206,28 @@ impl SourceTask {
                     }
                     self.metrics.records_out.fetch_add(records.len() as u64, Ordering::Relaxed);
                     if self.time.punctuated {
-                        self.punctuated(&mut splits, split, records).await?;
+                        self.punctuated(&mut splits, split, records)?;
                     } else {
                         for r in &records {
                             splits[split].observe(r.timestamp);
                         }
-                        self.chain.push(0, records).await?;
+                        self.chain.push(0, records)?;
                     }
                 }
                 SourcePoll::Pending(wait) => {
                     let wait = if self.time.punctuated { wait } else { wait.min(next_emit.saturating_duration_since(Instant::now())) };
-                    tokio::time::sleep(wait).await;
+                    std::thread::sleep(wait.min(CANCEL_CHECK));
                 }
                 SourcePoll::SplitDone(split) => {
                     splits[split].finish();
                     if self.time.punctuated {
-                        self.emit_min(&splits).await?;
+                        self.emit_min(&splits)?;
                     }
                 }
                 SourcePoll::End => {
-                    self.chain.advance(Watermark::EventTime(MAX_WATERMARK)).await?;
+                    self.chain.advance(Watermark::EventTime(MAX_WATERMARK))?;
                     self.metrics.watermark.store(MAX_WATERMARK, Ordering::Relaxed);
-                    return self.chain.finish().await;
+                    return self.chain.finish();
                 }
             }
             if let Some(timeout) = self.time.idle_timeout
@@ -226,41 +235,40 @@ impl SourceTask {
                 && last_data.elapsed() >= timeout
             {
                 idle = true;
-                self.chain.advance(Watermark::Idle).await?;
+                self.chain.advance(Watermark::Idle)?;
             }
             if !self.time.punctuated && Instant::now() >= next_emit {
                 next_emit = Instant::now() + self.time.interval;
                 if !idle {
-                    self.emit_min(&splits).await?;
+                    self.emit_min(&splits)?;
                 }
             }
-            batches += 1;
-            if batches % 16 == 0 {
-                tokio::task::yield_now().await;
+            if self.cancel.load(Ordering::Relaxed) {
+                return Err(RuntimeError::Cancelled);
             }
         }
     }
 
     /// Emits the watermark after every record that moves it.
-    async fn punctuated(&mut self, splits: &mut [BoundedOutOfOrderness], split: usize, records: Vec<Record>) -> Result<()> {
+    fn punctuated(&mut self, splits: &mut [BoundedOutOfOrderness], split: usize, records: Vec<Record>) -> Result<()> {
         let mut run = Vec::new();
         for r in records {
             splits[split].observe(r.timestamp);
             run.push(r);
             let wm = splits.iter().map(BoundedOutOfOrderness::current).min().unwrap_or(MAX_WATERMARK);
             if wm > self.chain.watermark {
-                self.chain.push(0, std::mem::take(&mut run)).await?;
-                self.chain.advance(Watermark::EventTime(wm)).await?;
+                self.chain.push(0, std::mem::take(&mut run))?;
+                self.chain.advance(Watermark::EventTime(wm))?;
                 self.metrics.watermark.store(wm, Ordering::Relaxed);
             }
         }
-        self.chain.push(0, run).await
+        self.chain.push(0, run)
     }
 
-    async fn emit_min(&mut self, splits: &[BoundedOutOfOrderness]) -> Result<()> {
+    fn emit_min(&mut self, splits: &[BoundedOutOfOrderness]) -> Result<()> {
         let wm = splits.iter().map(BoundedOutOfOrderness::current).min().unwrap_or(MAX_WATERMARK);
         self.metrics.watermark.store(wm, Ordering::Relaxed);
-        self.chain.advance(Watermark::EventTime(wm)).await
+        self.chain.advance(Watermark::EventTime(wm))
     }
 }
 
@@ -270,34 +278,38 @@ pub(crate) struct ChannelTask {
     pub(crate) inputs: usize,
     pub(crate) metrics: Arc<NodeMetrics>,
     pub(crate) chain: Chain,
+    pub(crate) cancel: Arc<AtomicBool>,
 }
 
 impl ChannelTask {
-    pub(crate) async fn run(mut self) -> Result<()> {
+    pub(crate) fn run(mut self) -> Result<()> {
         let mut watermarks = InputWatermarks::new(self.inputs);
         let mut ended = vec![false; self.inputs];
         let mut open = self.inputs;
         while open > 0 {
-            let next_timer = self.chain.next_processing_timer();
-            let message = tokio::select! {
-                m = self.rx.recv() => m,
-                () = tokio::time::sleep(next_timer.map(until_wall).unwrap_or(Duration::from_secs(3600))), if next_timer.is_some() => {
-                    self.chain.fire_processing_timers().await?;
+            let wait = self.chain.next_processing_timer().map(until_wall).unwrap_or(CANCEL_CHECK).min(CANCEL_CHECK);
+            let (slot, message) = match self.rx.recv_timeout(wait) {
+                Ok(m) => m,
+                Err(RecvTimeoutError::Timeout) => {
+                    if self.cancel.load(Ordering::Relaxed) {
+                        return Err(RuntimeError::Cancelled);
+                    }
+                    if self.chain.next_processing_timer().is_some_and(|t| t <= weir_connectors::file::now_ms()) {
+                        self.chain.fire_processing_timers()?;
+                    }
                     continue;
                 }
-            };
-            let Some((slot, message)) = message else {
-                return Err(RuntimeError::Disconnected(self.chain.task.to_string()));
+                Err(RecvTimeoutError::Disconnected) => return Err(RuntimeError::Disconnected(self.chain.task.to_string())),
             };
             let slot = slot as usize;
             match message {
-                Message::Records(records) => self.chain.push(0, records).await?,
+                Message::Records(records) => self.chain.push(0, records)?,
                 Message::Watermark(w) => {
                     if let Some(forward) = watermarks.update(slot, w) {
                         if let Watermark::EventTime(t) = forward {
                             self.metrics.watermark.store(t, Ordering::Relaxed);
                         }
-                        self.chain.advance(forward).await?;
+                        self.chain.advance(forward)?;
                     }
                 }
                 Message::EndOfData => {
@@ -305,12 +317,15 @@ impl ChannelTask {
                         ended[slot] = true;
                         open -= 1;
                         if let Some(forward) = watermarks.update(slot, Watermark::EventTime(MAX_WATERMARK)) {
-                            self.chain.advance(forward).await?;
+                            self.chain.advance(forward)?;
                         }
                     }
                 }
             }
+            if self.chain.next_processing_timer().is_some_and(|t| t <= weir_connectors::file::now_ms()) {
+                self.chain.fire_processing_timers()?;
+            }
         }
-        self.chain.finish().await
+        self.chain.finish()
     }
 }

@@ -120,10 +120,13 @@ mod tests {
         assert_eq!(w.update(1, Watermark::Idle), Some(Watermark::EventTime(10)));
         assert_eq!(w.update(0, Watermark::Idle), Some(Watermark::Idle));
         assert_eq!(w.update(1, Watermark::EventTime(7)), Some(Watermark::EventTime(10)));
-        assert_eq!(w.update(1, Watermark::EventTime(12)), None);
-        assert_eq!(w.update(0, Watermark::EventTime(20)), Some(Watermark::EventTime(12)));
+        // Input 0 is still idle: input 1 alone decides.
+        assert_eq!(w.update(1, Watermark::EventTime(12)), Some(Watermark::EventTime(12)));
+        // Input 0 is back, ahead of input 1: no change.
+        assert_eq!(w.update(0, Watermark::EventTime(20)), None);
+        assert_eq!(w.update(1, Watermark::EventTime(25)), Some(Watermark::EventTime(20)));
         // Never backwards.
         assert_eq!(w.update(1, Watermark::EventTime(3)), None);
-        assert_eq!(w.current(), 12);
+        assert_eq!(w.current(), 20);
     }
 }
