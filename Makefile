@@ -34,12 +34,15 @@ bench: build plugins
 lint: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) fmt --manifest-path plugins/Cargo.toml --all --check
+	$(CARGO) fmt --manifest-path sdk/Cargo.toml --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml --all-targets -- -D warnings
+	$(CARGO) clippy --release --target wasm32-wasip2 --manifest-path sdk/Cargo.toml -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
 	$(CARGO) fmt --manifest-path plugins/Cargo.toml --all
+	$(CARGO) fmt --manifest-path sdk/Cargo.toml
 
 clean:
 	$(CARGO) clean

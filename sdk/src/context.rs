@@ -6,8 +6,8 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use crate::bindings::weir::plugin::logging::{self, Level};
 use crate::bindings::weir::plugin::types::{
-    Effects, InitContext as WitInit, SideOutput, StateDescriptor, StateKind, TimeContext, TimeDomain,
-    TimerOp, TimerUpdate,
+    Effects, InitContext as WitInit, SideOutput, StateDescriptor, StateKind, TimeContext, TimeDomain, TimerOp,
+    TimerUpdate,
 };
 use crate::codec::{Codec, Json};
 use crate::state::{Handle, ListState, MapState, ValueState};

@@ -27,9 +27,7 @@ fn not_initialized() -> OperatorError {
     OperatorError { message: "the host called the operator before `init`".to_string() }
 }
 
-fn with_instance<O: Operator, R>(
-    f: impl FnOnce(&mut O, &mut StateTable) -> R,
-) -> Result<R, OperatorError> {
+fn with_instance<O: Operator, R>(f: impl FnOnce(&mut O, &mut StateTable) -> R) -> Result<R, OperatorError> {
     INSTANCE.with_borrow_mut(|slot| {
         let instance = slot.as_mut().ok_or_else(not_initialized)?;
         let op = instance.operator.downcast_mut::<O>().ok_or_else(not_initialized)?;
@@ -65,7 +63,8 @@ impl<O: Operator> bindings::Guest for Runner<O> {
             let mut effects = empty_effects();
             for (index, record) in records.into_iter().enumerate() {
                 let key = record.key.as_deref().map(|k| table.key_index(k));
-                let mut ctx = Context { table: &mut *table, effects: &mut effects, key, timestamp: record.timestamp, time };
+                let mut ctx =
+                    Context { table: &mut *table, effects: &mut effects, key, timestamp: record.timestamp, time };
                 if let Err(e) = op.process(record, &mut ctx) {
                     effects.errors.push(RecordError { index: index as u32, message: e.to_string() });
                 }
@@ -83,7 +82,8 @@ impl<O: Operator> bindings::Guest for Runner<O> {
             let mut effects = empty_effects();
             for (index, timer) in timers.into_iter().enumerate() {
                 let key = Some(table.key_index(&timer.key));
-                let mut ctx = Context { table: &mut *table, effects: &mut effects, key, timestamp: timer.timestamp, time };
+                let mut ctx =
+                    Context { table: &mut *table, effects: &mut effects, key, timestamp: timer.timestamp, time };
                 let timer = Timer { key: timer.key, timestamp: timer.timestamp, domain: timer.domain };
                 if let Err(e) = op.on_timer(timer, &mut ctx) {
                     effects.errors.push(RecordError { index: index as u32, message: e.to_string() });

@@ -35,6 +35,9 @@ impl Handle {
     }
 }
 
+/// Ties a handle to its value types without owning any.
+type Marker<T> = PhantomData<fn() -> T>;
+
 fn mismatch() -> Error {
     Error::new("state content does not match the declared state kind")
 }
@@ -42,7 +45,7 @@ fn mismatch() -> Error {
 /// One value per key (Flink's `ValueState`).
 pub struct ValueState<T, C: Codec = Bin> {
     pub(crate) handle: Handle,
-    pub(crate) _types: PhantomData<fn() -> (T, C)>,
+    pub(crate) _types: Marker<(T, C)>,
 }
 
 impl<T: Serialize + DeserializeOwned, C: Codec> ValueState<T, C> {
@@ -97,7 +100,7 @@ fn clear(handle: Handle, ctx: &mut Context<'_>) -> Result<()> {
 /// A list of values per key (Flink's `ListState`).
 pub struct ListState<T, C: Codec = Bin> {
     pub(crate) handle: Handle,
-    pub(crate) _types: PhantomData<fn() -> (T, C)>,
+    pub(crate) _types: Marker<(T, C)>,
 }
 
 impl<T: Serialize + DeserializeOwned, C: Codec> ListState<T, C> {
@@ -161,7 +164,7 @@ impl<T: Serialize + DeserializeOwned, C: Codec> ListState<T, C> {
 /// user key.
 pub struct MapState<K, V, C: Codec = Bin> {
     pub(crate) handle: Handle,
-    pub(crate) _types: PhantomData<fn() -> (K, V, C)>,
+    pub(crate) _types: Marker<(K, V, C)>,
 }
 
 /// How many entries one `map-range` host call returns at most.
@@ -172,9 +175,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned, C: Codec>
     pub fn get(&self, ctx: &mut Context<'_>, map_key: &K) -> Result<Option<V>> {
         let mk = C::encode(map_key)?;
         if !self.handle.prefetch {
-            return host::map_get(self.handle.id, ctx.require_key()?, &mk)
-                .map(|b| C::decode(&b))
-                .transpose();
+            return host::map_get(self.handle.id, ctx.require_key()?, &mk).map(|b| C::decode(&b)).transpose();
         }
         match self.handle.slot(ctx)? {
             Slot::Map { entries, .. } => entries.get(&mk).map(|b| C::decode(b)).transpose(),

@@ -30,11 +30,9 @@ impl Slot {
         match content {
             StateValue::Value(v) => Slot::Value { value: Some(v), dirty: false },
             StateValue::List(items) => Slot::List { original_len: items.len(), items, replaced: false },
-            StateValue::Map(entries) => Slot::Map {
-                entries: entries.into_iter().collect(),
-                changed: BTreeSet::new(),
-                cleared: false,
-            },
+            StateValue::Map(entries) => {
+                Slot::Map { entries: entries.into_iter().collect(), changed: BTreeSet::new(), cleared: false }
+            }
         }
     }
 

@@ -19,7 +19,11 @@ fn weir() -> Command {
 fn a_malformed_spec_fails_with_field_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("bad.yaml");
-    std::fs::write(&spec, "name: bad\nsources:\n  - id: readings\n    type: generator\n    generatr: sensors\nsinks: []\n").unwrap();
+    std::fs::write(
+        &spec,
+        "name: bad\nsources:\n  - id: readings\n    type: generator\n    generatr: sensors\nsinks: []\n",
+    )
+    .unwrap();
     let out = weir().arg("run").arg(&spec).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -39,7 +43,10 @@ fn a_missing_plugin_fails_naming_the_node() {
     let out = weir().arg("run").arg(&spec).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let expected = format!("error: operator `avg`: cannot read plugin {}: No such file or directory", dir.path().join("nope.wasm").display());
+    let expected = format!(
+        "error: operator `avg`: cannot read plugin {}: No such file or directory",
+        dir.path().join("nope.wasm").display()
+    );
     assert!(stderr.contains(&expected), "{stderr}");
 }
 

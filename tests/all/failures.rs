@@ -40,7 +40,10 @@ fn run(spec: &JobSpec) -> String {
 #[test]
 fn missing_plugin_names_the_node() {
     let err = run(&spec("/nonexistent/boom.wasm", "null"));
-    assert_eq!(err, "operator `boom`: cannot read plugin /nonexistent/boom.wasm: No such file or directory (os error 2)");
+    assert_eq!(
+        err,
+        "operator `boom`: cannot read plugin /nonexistent/boom.wasm: No such file or directory (os error 2)"
+    );
 }
 
 #[test]
@@ -49,7 +52,10 @@ fn a_file_that_is_not_a_component_names_the_node() {
     let garbage = dir.path().join("garbage.wasm");
     std::fs::write(&garbage, b"definitely not wasm").unwrap();
     let err = run(&spec(&garbage.display().to_string(), "null"));
-    assert!(err.starts_with(&format!("operator `boom`: {} is not a valid Wasm component: ", garbage.display())), "{err}");
+    assert!(
+        err.starts_with(&format!("operator `boom`: {} is not a valid Wasm component: ", garbage.display())),
+        "{err}"
+    );
 }
 
 #[test]
@@ -80,6 +86,9 @@ fn a_malformed_input_line_names_file_and_line() {
     let mut s = spec(&plugin("trap-on").display().to_string(), "null");
     s.sources[0].path = Some(weir_spec::Paths::One(input.clone()));
     let err = run(&s);
-    assert_eq!(err, format!("task readings-0/1 failed: {} line 2: no integer timestamp (ms) at /timestamp", input.display()));
+    assert_eq!(
+        err,
+        format!("task readings-0/1 failed: {} line 2: no integer timestamp (ms) at /timestamp", input.display())
+    );
     let _ = RuntimeError::Setup(String::new());
 }

@@ -4,11 +4,15 @@ use serde_json::{Value, json};
 use weir_runtime::harness::OperatorHarness;
 use weir_state::StateContent;
 use weir_state_rocksdb::RocksDbBackend;
-use weir_types::{Record, TimeDomain};
 use weir_tests::plugin;
+use weir_types::{Record, TimeDomain};
 
 fn reading(id: &str, ts: i64, temp: f64) -> Record {
-    Record::new(Some(id.as_bytes().to_vec()), json!({"id": id, "timestamp": ts, "temperature": temp}).to_string().into_bytes(), ts)
+    Record::new(
+        Some(id.as_bytes().to_vec()),
+        json!({"id": id, "timestamp": ts, "temperature": temp}).to_string().into_bytes(),
+        ts,
+    )
 }
 
 fn values(records: &[Record]) -> Vec<Value> {
@@ -20,10 +24,13 @@ fn celsius_converts_and_keeps_the_envelope() {
     let mut h = OperatorHarness::new(&plugin("celsius"), Value::Null).unwrap();
     h.process(vec![reading("sensor_1", 1000, 212.0), reading("sensor_2", 900, -40.0)]).unwrap();
     let out = h.take_output();
-    assert_eq!(values(&out), vec![
-        json!({"id": "sensor_1", "timestamp": 1000, "temperature": 100.0}),
-        json!({"id": "sensor_2", "timestamp": 900, "temperature": -40.0}),
-    ]);
+    assert_eq!(
+        values(&out),
+        vec![
+            json!({"id": "sensor_1", "timestamp": 1000, "temperature": 100.0}),
+            json!({"id": "sensor_2", "timestamp": 900, "temperature": -40.0}),
+        ]
+    );
     assert_eq!(out[1].key.as_deref(), Some(&b"sensor_2"[..]));
     assert_eq!(out[1].timestamp, 900);
 }
@@ -45,7 +52,10 @@ fn celsius_rejects_unknown_config() {
         Ok(_) => panic!("config with a typo was accepted"),
         Err(e) => e.to_string(),
     };
-    assert!(err.starts_with("task harness-0/1 failed: plugin failed in `init`: invalid config: unknown field `ouput`"), "{err}");
+    assert!(
+        err.starts_with("task harness-0/1 failed: plugin failed in `init`: invalid config: unknown field `ouput`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -83,10 +93,13 @@ fn sensor_average_keeps_windows_in_state_until_the_watermark() {
     h.watermark(i64::MAX).unwrap();
     let mut out = values(&h.take_output());
     out.sort_by_key(|v| v["id"].as_str().unwrap().to_string());
-    assert_eq!(out, vec![
-        json!({"id": "s1", "window_end": 10000, "avg_c": 1.0, "count": 1}),
-        json!({"id": "s2", "window_end": 10000, "avg_c": 7.0, "count": 1}),
-    ]);
+    assert_eq!(
+        out,
+        vec![
+            json!({"id": "s1", "window_end": 10000, "avg_c": 1.0, "count": 1}),
+            json!({"id": "s2", "window_end": 10000, "avg_c": 7.0, "count": 1}),
+        ]
+    );
     assert!(h.state("windows").unwrap().is_empty());
     assert!(h.timers().unwrap().is_empty());
 }
@@ -115,7 +128,8 @@ fn sensor_average_reads_binary_input_from_celsius() {
     celsius.process(vec![reading("s1", 100, 50.0), reading("s1", 200, 68.0)]).unwrap();
     let binary = celsius.take_output();
     assert!(serde_json::from_slice::<Value>(&binary[0].value).is_err(), "output is not JSON");
-    let mut avg = OperatorHarness::new(&plugin("sensor-average"), json!({"input": "binary", "window_ms": 1000})).unwrap();
+    let mut avg =
+        OperatorHarness::new(&plugin("sensor-average"), json!({"input": "binary", "window_ms": 1000})).unwrap();
     avg.process(binary).unwrap();
     avg.watermark(999).unwrap();
     assert_eq!(values(&avg.take_output()), vec![json!({"id": "s1", "window_end": 1000, "avg_c": 15.0, "count": 2})]);

@@ -6,6 +6,8 @@
 //!
 //! `WEIR_BENCH_EVENTS` sets the number of events (default 10,000,000).
 
+#![allow(clippy::print_stdout, reason = "a benchmark prints its figures")]
+
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -98,19 +100,22 @@ fn native(events: u64) -> Figures {
     let mut max_ts = i64::MIN;
     let mut fired = 0u64;
     let mut sink = 0usize;
-    let mut fire = |windows: &mut BTreeMap<(i64, String), (f64, u64)>, watermark: i64, sink: &mut usize, fired: &mut u64| {
-        while let Some(entry) = windows.first_entry() {
-            if entry.key().0 - 1 > watermark {
-                break;
+    let mut fire =
+        |windows: &mut BTreeMap<(i64, String), (f64, u64)>, watermark: i64, sink: &mut usize, fired: &mut u64| {
+            while let Some(entry) = windows.first_entry() {
+                if entry.key().0 - 1 > watermark {
+                    break;
+                }
+                let ((end, id), (sum, count)) = entry.remove_entry();
+                let avg = sum / count as f64;
+                let out =
+                    serde_json::to_vec(&Average { id: &id, window_end: end, avg_c: (avg * 1e6).round() / 1e6, count })
+                        .unwrap();
+                *sink += out.len();
+                *fired += 1;
+                first_output.get_or_insert_with(|| started.elapsed());
             }
-            let ((end, id), (sum, count)) = entry.remove_entry();
-            let avg = sum / count as f64;
-            let out = serde_json::to_vec(&Average { id: &id, window_end: end, avg_c: (avg * 1e6).round() / 1e6, count }).unwrap();
-            *sink += out.len();
-            *fired += 1;
-            first_output.get_or_insert_with(|| started.elapsed());
-        }
-    };
+        };
     for i in 0..events {
         let (sensor, ts, temp) = SensorBench::event(i);
         let json = format!(r#"{{"id":"sensor_{sensor}","timestamp":{ts},"temperature":{temp}}}"#);
@@ -141,7 +146,12 @@ fn child(config: &str, events: u64) -> Figures {
     let exe = std::env::current_exe().unwrap();
     let mut cmd = Command::new("taskset");
     cmd.arg("-c").arg("0").arg(exe);
-    let out = cmd.arg("--child").arg(config).env("WEIR_BENCH_EVENTS", events.to_string()).output().expect("taskset (util-linux) runs the benchmark on one CPU");
+    let out = cmd
+        .arg("--child")
+        .arg(config)
+        .env("WEIR_BENCH_EVENTS", events.to_string())
+        .output()
+        .expect("taskset (util-linux) runs the benchmark on one CPU");
     assert!(out.status.success(), "{config} failed: {}", String::from_utf8_lossy(&out.stderr));
     let line = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(line.lines().last().unwrap_or_default()).unwrap_or_else(|e| panic!("{config}: {e}: {line}"))
@@ -163,8 +173,15 @@ fn main() {
     println!("sensor-bench pipeline, {events} events, parallelism 1, pinned to one CPU");
     let native = child("native", events);
     let base = native.events as f64 / native.seconds;
-    println!("{:<22} {:>14} {:>10} {:>14} {:>16} {:>10}", "configuration", "events/s", "vs native", "peak RSS (MB)", "first output (ms)", "averages");
-    for (name, f) in [("native Rust", &native), ("weir memory", &child("memory", events)), ("weir rocksdb", &child("rocksdb", events))] {
+    println!(
+        "{:<22} {:>14} {:>10} {:>14} {:>16} {:>10}",
+        "configuration", "events/s", "vs native", "peak RSS (MB)", "first output (ms)", "averages"
+    );
+    for (name, f) in [
+        ("native Rust", &native),
+        ("weir memory", &child("memory", events)),
+        ("weir rocksdb", &child("rocksdb", events)),
+    ] {
         let rate = f.events as f64 / f.seconds;
         println!(
             "{:<22} {:>14.0} {:>9.2}x {:>14.1} {:>16} {:>10}",

@@ -45,7 +45,8 @@ enum Command {
 
 /// Sets `cancel` on Ctrl-C (a small tokio runtime on its own thread listens).
 fn watch_ctrl_c(cancel: Arc<AtomicBool>) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_io().build().context("cannot listen for Ctrl-C")?;
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_io().build().context("cannot listen for Ctrl-C")?;
     std::thread::Builder::new().name("ctrl-c".into()).spawn(move || {
         runtime.block_on(async {
             if tokio::signal::ctrl_c().await.is_ok() {

@@ -36,7 +36,13 @@ pub struct FileSource {
 
 impl FileSource {
     /// Instance `index` of `parallelism` over `paths`.
-    pub fn new(paths: &[PathBuf], key: Option<String>, timestamps: FileTimestamps, index: u32, parallelism: u32) -> Self {
+    pub fn new(
+        paths: &[PathBuf],
+        key: Option<String>,
+        timestamps: FileTimestamps,
+        index: u32,
+        parallelism: u32,
+    ) -> Self {
         let splits = paths
             .iter()
             .enumerate()
@@ -69,7 +75,8 @@ impl Source for FileSource {
                 continue;
             }
             if split.reader.is_none() {
-                let file = File::open(&split.path).map_err(|source| ConnectorError::Io { path: split.path.clone(), source })?;
+                let file = File::open(&split.path)
+                    .map_err(|source| ConnectorError::Io { path: split.path.clone(), source })?;
                 split.reader = Some(BufReader::with_capacity(256 * 1024, file));
             }
             let reader = split.reader.as_mut().expect("opened above");
@@ -77,7 +84,9 @@ impl Source for FileSource {
             let mut line = String::new();
             while records.len() < max {
                 line.clear();
-                let read = reader.read_line(&mut line).map_err(|source| ConnectorError::Io { path: split.path.clone(), source })?;
+                let read = reader
+                    .read_line(&mut line)
+                    .map_err(|source| ConnectorError::Io { path: split.path.clone(), source })?;
                 if read == 0 {
                     split.done = true;
                     break;
@@ -87,7 +96,8 @@ impl Source for FileSource {
                 if text.trim().is_empty() {
                     continue;
                 }
-                let parse_err = |message: String| ConnectorError::Parse { path: split.path.clone(), line: split.line, message };
+                let parse_err =
+                    |message: String| ConnectorError::Parse { path: split.path.clone(), line: split.line, message };
                 let json: serde_json::Value =
                     serde_json::from_str(text).map_err(|e| parse_err(format!("invalid JSON: {e}")))?;
                 let key = match &self.key {

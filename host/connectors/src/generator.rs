@@ -34,7 +34,9 @@ impl Pacer {
         if due > self.emitted {
             Ok(((due - self.emitted) as usize).min(max))
         } else {
-            Err(Duration::from_secs_f64(((self.emitted + 1) as f64 / rate - started.elapsed().as_secs_f64()).max(0.0005)))
+            Err(Duration::from_secs_f64(
+                ((self.emitted + 1) as f64 / rate - started.elapsed().as_secs_f64()).max(0.0005),
+            ))
         }
     }
 }

@@ -68,14 +68,23 @@ impl Plan {
         let mut nodes = HashMap::new();
         let mut order = Vec::new();
         for s in &spec.sources {
-            nodes.insert(s.id.clone(), Node { id: s.id.clone(), role: NodeRole::Source, parallelism: spec.parallelism_of(s.parallelism) });
+            nodes.insert(
+                s.id.clone(),
+                Node { id: s.id.clone(), role: NodeRole::Source, parallelism: spec.parallelism_of(s.parallelism) },
+            );
             order.push(s.id.clone());
         }
         for o in &spec.operators {
-            nodes.insert(o.id.clone(), Node { id: o.id.clone(), role: NodeRole::Operator, parallelism: spec.parallelism_of(o.parallelism) });
+            nodes.insert(
+                o.id.clone(),
+                Node { id: o.id.clone(), role: NodeRole::Operator, parallelism: spec.parallelism_of(o.parallelism) },
+            );
         }
         for s in &spec.sinks {
-            nodes.insert(s.id.clone(), Node { id: s.id.clone(), role: NodeRole::Sink, parallelism: spec.parallelism_of(s.parallelism) });
+            nodes.insert(
+                s.id.clone(),
+                Node { id: s.id.clone(), role: NodeRole::Sink, parallelism: spec.parallelism_of(s.parallelism) },
+            );
         }
         let mut edges = Vec::new();
         let inputs = spec
@@ -91,13 +100,19 @@ impl Plan {
                     None if nodes[from].parallelism == nodes[&to].parallelism => Partitioning::Forward,
                     None => Partitioning::Rebalance,
                 };
-                edges.push(Edge { from: from.to_string(), side: side.map(str::to_string), to: to.clone(), partitioning });
+                edges.push(Edge {
+                    from: from.to_string(),
+                    side: side.map(str::to_string),
+                    to: to.clone(),
+                    partitioning,
+                });
             }
         }
 
         // Topological order of operators and sinks (the spec has no cycles).
         let mut placed: std::collections::HashSet<String> = order.iter().cloned().collect();
-        let pending: Vec<String> = spec.operators.iter().map(|o| o.id.clone()).chain(spec.sinks.iter().map(|s| s.id.clone())).collect();
+        let pending: Vec<String> =
+            spec.operators.iter().map(|o| o.id.clone()).chain(spec.sinks.iter().map(|s| s.id.clone())).collect();
         while placed.len() < nodes.len() {
             for id in &pending {
                 if !placed.contains(id) && edges.iter().filter(|e| &e.to == id).all(|e| placed.contains(&e.from)) {
@@ -113,7 +128,10 @@ impl Plan {
             let ins: Vec<&Edge> = edges.iter().filter(|e| e.to == to).collect();
             let [e] = ins.as_slice() else { return None };
             let consumers = edges.iter().filter(|c| c.from == e.from && c.side.is_none()).count();
-            (e.side.is_none() && e.partitioning == Partitioning::Forward && consumers == 1 && nodes[&e.from].role != NodeRole::Sink)
+            (e.side.is_none()
+                && e.partitioning == Partitioning::Forward
+                && consumers == 1
+                && nodes[&e.from].role != NodeRole::Sink)
                 .then(|| e.from.clone())
         };
         let mut chains: Vec<Vec<String>> = Vec::new();

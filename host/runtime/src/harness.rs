@@ -41,18 +41,30 @@ impl OperatorHarness {
     }
 
     /// The same over a given state backend (which must use 128 key groups).
-    pub fn with_backend(plugin: &Path, config: serde_json::Value, backend: Box<dyn weir_state::KeyedStateBackend>) -> Result<Self> {
+    pub fn with_backend(
+        plugin: &Path,
+        config: serde_json::Value,
+        backend: Box<dyn weir_state::KeyedStateBackend>,
+    ) -> Result<Self> {
         let task = TaskInfo { node: "harness".into(), index: 0, parallelism: 1 };
         let engine = PluginEngine::new().map_err(|e| RuntimeError::Setup(e.to_string()))?;
-        let plugin = engine.load_file(plugin).map_err(|source| RuntimeError::Load { node: "harness".into(), source })?;
-        let mut instance = plugin.instantiate(&task.to_string(), backend, 128).map_err(|e| RuntimeError::plugin(&task, e))?;
+        let plugin =
+            engine.load_file(plugin).map_err(|source| RuntimeError::Load { node: "harness".into(), source })?;
+        let mut instance =
+            plugin.instantiate(&task.to_string(), backend, 128).map_err(|e| RuntimeError::plugin(&task, e))?;
         let info = instance
             .init(&InitArgs { node_id: "harness".into(), config: config.to_string(), subtask_index: 0, parallelism: 1 })
             .map_err(|e| RuntimeError::plugin(&task, e))?;
         let metrics = Arc::new(NodeMetrics::new("harness"));
         let mut op = WasmOperator::new(task, instance, 128, 1024, metrics.clone())?;
         op.clock = Clock::Manual(0);
-        Ok(OperatorHarness { op, metrics, output: Vec::new(), side: Vec::new(), state_names: info.states.into_iter().map(|s| s.name).collect() })
+        Ok(OperatorHarness {
+            op,
+            metrics,
+            output: Vec::new(),
+            side: Vec::new(),
+            state_names: info.states.into_iter().map(|s| s.name).collect(),
+        })
     }
 
     /// Processes one batch.
@@ -97,11 +109,9 @@ impl OperatorHarness {
 
     /// Every (key group, key, content) of the state the plugin declared as `name`.
     pub fn state(&mut self, name: &str) -> Result<Vec<(KeyGroup, Vec<u8>, StateContent)>> {
-        let handle = self
-            .state_names
-            .iter()
-            .position(|n| n == name)
-            .ok_or_else(|| RuntimeError::Setup(format!("the plugin declared no state `{name}` (it has {:?})", self.state_names)))?;
+        let handle = self.state_names.iter().position(|n| n == name).ok_or_else(|| {
+            RuntimeError::Setup(format!("the plugin declared no state `{name}` (it has {:?})", self.state_names))
+        })?;
         let task = self.op.task.clone();
         let instance = self.op.instance();
         let id = instance.state_id(handle as u32).expect("declared");

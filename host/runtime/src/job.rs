@@ -21,7 +21,7 @@ use crate::graph::{NodeRole, Partitioning, Plan};
 use crate::metrics::{NodeMetrics, NodeReport};
 use crate::operator::WasmOperator;
 use crate::route::{EdgeOut, Receiver, Sender};
-use crate::task::{ChannelTask, Chain, Element, Link, SourceTask, SourceTime};
+use crate::task::{Chain, ChannelTask, Element, Link, SourceTask, SourceTime, TaskRunner};
 
 /// Settings of a run that are not part of the spec.
 #[derive(Debug, Clone, Default)]
@@ -54,7 +54,10 @@ enum StateRoot {
     Memory,
     /// The root directory, and the temporary directory that holds it (if any),
     /// kept until the job ends.
-    Rocks { root: PathBuf, _temp: Option<tempfile::TempDir> },
+    Rocks {
+        root: PathBuf,
+        _temp: Option<tempfile::TempDir>,
+    },
 }
 
 impl StateRoot {
@@ -65,9 +68,12 @@ impl StateRoot {
                 let dir = root.join(job).join(format!("{}-{}", task.node, task.index));
                 // No checkpoints yet: every run starts from empty state.
                 if dir.exists() {
-                    std::fs::remove_dir_all(&dir).map_err(|e| RuntimeError::task(task, format!("cannot reset state dir {}: {e}", dir.display())))?;
+                    std::fs::remove_dir_all(&dir).map_err(|e| {
+                        RuntimeError::task(task, format!("cannot reset state dir {}: {e}", dir.display()))
+                    })?;
                 }
-                std::fs::create_dir_all(&dir).map_err(|e| RuntimeError::task(task, format!("cannot create state dir {}: {e}", dir.display())))?;
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| RuntimeError::task(task, format!("cannot create state dir {}: {e}", dir.display())))?;
                 Ok(Box::new(RocksDbBackend::open(&dir, max_parallelism).map_err(|e| RuntimeError::task(task, e))?))
             }
         }
@@ -90,7 +96,9 @@ fn instance_path(path: &Path, index: u32, parallelism: u32) -> PathBuf {
 fn make_source(spec: &SourceSpec, index: u32, parallelism: u32) -> Box<dyn Source> {
     match spec.kind {
         SourceKind::Generator => match spec.generator.unwrap_or(GeneratorKind::SensorBench) {
-            GeneratorKind::SensorBench => Box::new(SensorBench::new(spec.events.unwrap_or(u64::MAX), index, parallelism)),
+            GeneratorKind::SensorBench => {
+                Box::new(SensorBench::new(spec.events.unwrap_or(u64::MAX), index, parallelism))
+            }
             GeneratorKind::Sensors => Box::new(SensorGenerator::new(
                 &SensorSettings {
                     sensors: spec.sensors.unwrap_or(10),
@@ -121,7 +129,8 @@ pub fn load_plugins(spec: &JobSpec, engine: &PluginEngine) -> Result<HashMap<Str
     spec.operators
         .iter()
         .map(|o| {
-            let plugin = engine.load_file(&o.plugin).map_err(|source| RuntimeError::Load { node: o.id.clone(), source })?;
+            let plugin =
+                engine.load_file(&o.plugin).map_err(|source| RuntimeError::Load { node: o.id.clone(), source })?;
             Ok((o.id.clone(), plugin))
         })
         .collect()
@@ -139,7 +148,10 @@ pub fn run_job(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine) -> R
         StateBackendKind::Rocksdb => match options.state_dir.clone().or_else(|| spec.state.dir.clone()) {
             Some(dir) => StateRoot::Rocks { root: dir, _temp: None },
             None => {
-                let tmp = tempfile::Builder::new().prefix("weir-state-").tempdir().map_err(|e| RuntimeError::Setup(format!("cannot create a state directory: {e}")))?;
+                let tmp = tempfile::Builder::new()
+                    .prefix("weir-state-")
+                    .tempdir()
+                    .map_err(|e| RuntimeError::Setup(format!("cannot create a state directory: {e}")))?;
                 StateRoot::Rocks { root: tmp.path().to_path_buf(), _temp: Some(tmp) }
             }
         },
@@ -151,7 +163,8 @@ pub fn run_job(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine) -> R
         .chain(spec.operators.iter().map(|o| o.id.clone()))
         .chain(spec.sinks.iter().map(|s| s.id.clone()))
         .collect();
-    let metrics: HashMap<String, Arc<NodeMetrics>> = order.iter().map(|id| (id.clone(), Arc::new(NodeMetrics::new(id)))).collect();
+    let metrics: HashMap<String, Arc<NodeMetrics>> =
+        order.iter().map(|id| (id.clone(), Arc::new(NodeMetrics::new(id)))).collect();
 
     // One channel per task of every chain head that is not a source.
     let mut senders: HashMap<String, Vec<Sender>> = HashMap::new();
@@ -174,25 +187,36 @@ pub fn run_job(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine) -> R
             .filter(|e| e.from == from && e.side.as_deref() == side && !(side.is_none() && chained(from, &e.to)))
             .map(|e| {
                 let (bases, _) = plan.input_slots(&e.to);
-                let k = plan.inputs_of(&e.to).iter().position(|x| std::ptr::eq(*x, e)).expect("edge is an input of its target");
+                let k = plan
+                    .inputs_of(&e.to)
+                    .iter()
+                    .position(|x| std::ptr::eq(*x, e))
+                    .expect("edge is an input of its target");
                 let all = &senders[&e.to];
                 let targets = match e.partitioning {
                     Partitioning::Forward => vec![all[j as usize].clone()],
                     _ => all.clone(),
                 };
-                EdgeOut::new(e.to.clone(), e.partitioning.clone(), targets, (bases[k] + j as usize) as u32, spec.max_parallelism)
+                EdgeOut::new(
+                    e.to.clone(),
+                    e.partitioning.clone(),
+                    targets,
+                    (bases[k] + j as usize) as u32,
+                    spec.max_parallelism,
+                )
             })
             .collect()
     };
     let side_names = |node: &str| -> Vec<String> {
-        let mut names: Vec<String> = plan.edges.iter().filter(|e| e.from == node).filter_map(|e| e.side.clone()).collect();
+        let mut names: Vec<String> =
+            plan.edges.iter().filter(|e| e.from == node).filter_map(|e| e.side.clone()).collect();
         names.sort();
         names.dedup();
         names
     };
 
     let cancel = options.cancel.clone().unwrap_or_default();
-    let mut runners: Vec<(TaskInfo, Box<dyn FnOnce() -> Result<()> + Send>)> = Vec::new();
+    let mut runners: Vec<(TaskInfo, TaskRunner)> = Vec::new();
     for chain in &plan.chains {
         let head = &plan.nodes[&chain[0]];
         for j in 0..head.parallelism {
@@ -210,9 +234,20 @@ pub fn run_job(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine) -> R
                             .map_err(|e| RuntimeError::plugin(&node_task, e))?;
                         let config = o.config.as_ref().map(|c| c.to_string()).unwrap_or_else(|| "null".to_string());
                         instance
-                            .init(&InitArgs { node_id: id.clone(), config, subtask_index: j, parallelism: node_task.parallelism })
+                            .init(&InitArgs {
+                                node_id: id.clone(),
+                                config,
+                                subtask_index: j,
+                                parallelism: node_task.parallelism,
+                            })
                             .map_err(|e| RuntimeError::plugin(&node_task, e))?;
-                        let op = WasmOperator::new(node_task.clone(), instance, spec.max_parallelism, spec.batch_size, metrics[id].clone())?;
+                        let op = WasmOperator::new(
+                            node_task.clone(),
+                            instance,
+                            spec.max_parallelism,
+                            spec.batch_size,
+                            metrics[id].clone(),
+                        )?;
                         Element::Operator(Box::new(op))
                     }
                     NodeRole::Sink => {
@@ -221,7 +256,8 @@ pub fn run_job(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine) -> R
                             SinkKind::Stdout => Box::new(StdoutSink),
                             SinkKind::Blackhole => Box::new(BlackholeSink::default()),
                             SinkKind::File => {
-                                let path = instance_path(s.path.as_deref().expect("validated"), j, node_task.parallelism);
+                                let path =
+                                    instance_path(s.path.as_deref().expect("validated"), j, node_task.parallelism);
                                 Box::new(FileSink::create(&path).map_err(|e| RuntimeError::task(&node_task, e))?)
                             }
                         };
@@ -229,14 +265,18 @@ pub fn run_job(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine) -> R
                     }
                     NodeRole::Source => unreachable!("filtered above"),
                 };
-                let side = side_names(id).into_iter().map(|name| {
-                    let edges = edges_out(id, Some(&name), j);
-                    (name, edges)
-                }).collect();
+                let side = side_names(id)
+                    .into_iter()
+                    .map(|name| {
+                        let edges = edges_out(id, Some(&name), j);
+                        (name, edges)
+                    })
+                    .collect();
                 links.push(Link { element, side });
             }
             let tail = chain.last().expect("chains are not empty");
-            let chain_state = Chain { task: task.clone(), links, main: edges_out(tail, None, j), watermark: MIN_WATERMARK };
+            let chain_state =
+                Chain { task: task.clone(), links, main: edges_out(tail, None, j), watermark: MIN_WATERMARK };
             match head.role {
                 NodeRole::Source => {
                     let s = spec.sources.iter().find(|s| s.id == head.id).expect("source in spec");
@@ -254,13 +294,19 @@ pub fn run_job(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine) -> R
                         chain: chain_state,
                         cancel: cancel.clone(),
                     };
-                    runners.push((task.clone(), Box::new(move || runner.run())));
+                    runners.push((task.clone(), TaskRunner::Source(runner)));
                 }
                 _ => {
                     let rx = receivers.remove(&(head.id.clone(), j)).expect("channel per task");
                     let (_, inputs) = plan.input_slots(&head.id);
-                    let runner = ChannelTask { rx, inputs, metrics: metrics[&head.id].clone(), chain: chain_state, cancel: cancel.clone() };
-                    runners.push((task.clone(), Box::new(move || runner.run())));
+                    let runner = ChannelTask {
+                        rx,
+                        inputs,
+                        metrics: metrics[&head.id].clone(),
+                        chain: chain_state,
+                        cancel: cancel.clone(),
+                    };
+                    runners.push((task.clone(), TaskRunner::Channel(runner)));
                 }
             }
         }
@@ -276,7 +322,7 @@ pub fn run_job(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine) -> R
         let spawned = std::thread::Builder::new().name(name.clone()).spawn(move || {
             let span = tracing::info_span!("task", task = %name);
             let _entered = span.enter();
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|panic| {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run.run())).unwrap_or_else(|panic| {
                 let message = panic
                     .downcast_ref::<String>()
                     .cloned()
@@ -338,6 +384,7 @@ pub fn run_job(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine) -> R
         return Err(e);
     }
     let nodes = order.iter().map(|id| metrics[id].report()).collect();
-    let first_output = spec.sinks.iter().filter_map(|s| metrics[&s.id].first_record.get()).min().map(|t| t.duration_since(started));
+    let first_output =
+        spec.sinks.iter().filter_map(|s| metrics[&s.id].first_record.get()).min().map(|t| t.duration_since(started));
     Ok(JobReport { name: spec.name.clone(), elapsed: started.elapsed(), nodes, first_output })
 }

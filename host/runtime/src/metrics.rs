@@ -2,9 +2,9 @@
 //! report and (with the server) Prometheus.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use weir_types::MIN_WATERMARK;
 

@@ -72,7 +72,16 @@ impl WasmOperator {
         metrics: Arc<NodeMetrics>,
     ) -> Result<Self> {
         let timers = TimerService::restore(instance.backend()).map_err(|e| RuntimeError::task(&task, e))?;
-        Ok(WasmOperator { task, instance, timers, watermark: MIN_WATERMARK, max_parallelism, batch_size, clock: Clock::Wall, metrics })
+        Ok(WasmOperator {
+            task,
+            instance,
+            timers,
+            watermark: MIN_WATERMARK,
+            max_parallelism,
+            batch_size,
+            clock: Clock::Wall,
+            metrics,
+        })
     }
 
     /// The operator's current watermark.
@@ -137,7 +146,10 @@ impl WasmOperator {
                 TimeDomain::EventTime => wit::TimeDomain::EventTime,
                 TimeDomain::ProcessingTime => wit::TimeDomain::ProcessingTime,
             };
-            let fired = due.into_iter().map(|(timestamp, key)| wit::FiredTimer { key, timestamp, domain: wit_domain }).collect();
+            let fired = due
+                .into_iter()
+                .map(|(timestamp, key)| wit::FiredTimer { key, timestamp, domain: wit_domain })
+                .collect();
             let time = self.time();
             let effects = self.instance.on_timer(fired, time).map_err(|e| RuntimeError::plugin(&self.task, e))?;
             out.extend(self.apply(effects, "timer")?);
@@ -160,7 +172,9 @@ impl WasmOperator {
             };
             let backend = self.instance.backend();
             let r = match t.op {
-                wit::TimerOp::Register => self.timers.register(backend, self.max_parallelism, domain, t.timestamp, t.key),
+                wit::TimerOp::Register => {
+                    self.timers.register(backend, self.max_parallelism, domain, t.timestamp, t.key)
+                }
                 wit::TimerOp::Delete => self.timers.delete(backend, self.max_parallelism, domain, t.timestamp, t.key),
             };
             r.map_err(|e| RuntimeError::task(&self.task, e))?;

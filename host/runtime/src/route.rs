@@ -27,7 +27,13 @@ pub struct EdgeOut {
 }
 
 impl EdgeOut {
-    pub(crate) fn new(to: String, partitioning: Partitioning, targets: Vec<Sender>, slot: u32, max_parallelism: u32) -> Self {
+    pub(crate) fn new(
+        to: String,
+        partitioning: Partitioning,
+        targets: Vec<Sender>,
+        slot: u32,
+        max_parallelism: u32,
+    ) -> Self {
         let buffers = targets.iter().map(|_| Vec::new()).collect();
         EdgeOut { to, partitioning, targets, slot, max_parallelism, buffers, next: 0 }
     }
@@ -58,7 +64,10 @@ impl EdgeOut {
                     let Some(key) = r.key.as_deref() else {
                         return Err(RuntimeError::Task {
                             task: task.to_string(),
-                            message: format!("`{}` is keyed by the record key, but a record has no key (set `key` on the source or use a JSON pointer in `key_by`)", self.to),
+                            message: format!(
+                                "`{}` is keyed by the record key, but a record has no key (set `key` on the source or use a JSON pointer in `key_by`)",
+                                self.to
+                            ),
                         });
                     };
                     let kg = key_group(key, self.max_parallelism);

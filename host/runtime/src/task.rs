@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::sync::mpsc::RecvTimeoutError;
 use std::sync::atomic::Ordering;
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use weir_connectors::{Sink, Source, SourcePoll};
@@ -135,7 +135,9 @@ impl Chain {
         for link in &mut self.links {
             match &mut link.element {
                 Element::Sink { sink, .. } => sink.flush().map_err(|e| RuntimeError::task(&self.task, e))?,
-                Element::Operator(op) => op.instance().backend().flush().map_err(|e| RuntimeError::task(&self.task, e))?,
+                Element::Operator(op) => {
+                    op.instance().backend().flush().map_err(|e| RuntimeError::task(&self.task, e))?
+                }
             }
         }
         let task = self.task.clone();
@@ -215,7 +217,11 @@ impl SourceTask {
                     }
                 }
                 SourcePoll::Pending(wait) => {
-                    let wait = if self.time.punctuated { wait } else { wait.min(next_emit.saturating_duration_since(Instant::now())) };
+                    let wait = if self.time.punctuated {
+                        wait
+                    } else {
+                        wait.min(next_emit.saturating_duration_since(Instant::now()))
+                    };
                     std::thread::sleep(wait.min(CANCEL_CHECK));
                 }
                 SourcePoll::SplitDone(split) => {
@@ -299,7 +305,9 @@ impl ChannelTask {
                     }
                     continue;
                 }
-                Err(RecvTimeoutError::Disconnected) => return Err(RuntimeError::Disconnected(self.chain.task.to_string())),
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(RuntimeError::Disconnected(self.chain.task.to_string()));
+                }
             };
             let slot = slot as usize;
             match message {
@@ -327,5 +335,20 @@ impl ChannelTask {
             }
         }
         self.chain.finish()
+    }
+}
+
+/// Either kind of task, ready to run on its thread.
+pub(crate) enum TaskRunner {
+    Source(SourceTask),
+    Channel(ChannelTask),
+}
+
+impl TaskRunner {
+    pub(crate) fn run(self) -> Result<()> {
+        match self {
+            TaskRunner::Source(t) => t.run(),
+            TaskRunner::Channel(t) => t.run(),
+        }
     }
 }

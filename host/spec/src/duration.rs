@@ -13,7 +13,9 @@ pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D
         Millis(u64),
         Text(String),
     }
-    match Raw::deserialize(d).map_err(|_| de::Error::custom("expected a duration such as \"5s\", \"200ms\" or a number of milliseconds"))? {
+    match Raw::deserialize(d)
+        .map_err(|_| de::Error::custom("expected a duration such as \"5s\", \"200ms\" or a number of milliseconds"))?
+    {
         Raw::Millis(ms) => Ok(Duration::from_millis(ms)),
         Raw::Text(text) => humantime::parse_duration(text.trim())
             .map_err(|e| de::Error::custom(format!("invalid duration {text:?}: {e}"))),

@@ -96,7 +96,8 @@ impl JobSpec {
     /// Reads, parses and validates a spec file, and resolves its relative
     /// paths (plugins, files, state dir) against the file's directory.
     pub fn load(path: &Path) -> Result<JobSpec> {
-        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read { path: path.to_path_buf(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| SpecError::Read { path: path.to_path_buf(), source })?;
         let mut spec = JobSpec::parse(&text, Format::from_path(path))?;
         spec.resolve_paths(path.parent().unwrap_or(Path::new(".")));
         Ok(spec)

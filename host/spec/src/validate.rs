@@ -31,12 +31,20 @@ pub(crate) fn validate(spec: &JobSpec, text: &str) -> Result<(), SpecError> {
 
     // Node ids: unique, simple.
     let mut kinds: HashMap<&str, &'static str> = HashMap::new();
-    let ids = spec.sources.iter().map(|s| (&s.id, "source", "sources"))
+    let ids = spec
+        .sources
+        .iter()
+        .map(|s| (&s.id, "source", "sources"))
         .chain(spec.operators.iter().map(|o| (&o.id, "operator", "operators")))
         .chain(spec.sinks.iter().map(|s| (&s.id, "sink", "sinks")));
     for (id, kind, section) in ids {
         if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            return Err(v.node(section, id, "id", format!("`{id}` is not a valid node id (use letters, digits, `-` and `_`)")));
+            return Err(v.node(
+                section,
+                id,
+                "id",
+                format!("`{id}` is not a valid node id (use letters, digits, `-` and `_`)"),
+            ));
         }
         if kinds.insert(id, kind).is_some() {
             return Err(v.node(section, id, "id", format!("node id `{id}` is used twice")));
@@ -49,7 +57,12 @@ pub(crate) fn validate(spec: &JobSpec, text: &str) -> Result<(), SpecError> {
             return Err(v.node(section, id, "parallelism", "must be at least 1".into()));
         }
         if p > spec.max_parallelism {
-            return Err(v.node(section, id, "parallelism", format!("{p} is above max_parallelism {}", spec.max_parallelism)));
+            return Err(v.node(
+                section,
+                id,
+                "parallelism",
+                format!("{p} is above max_parallelism {}", spec.max_parallelism),
+            ));
         }
         Ok(())
     };
@@ -78,12 +91,18 @@ pub(crate) fn validate(spec: &JobSpec, text: &str) -> Result<(), SpecError> {
         match s.kind {
             SourceKind::Generator => {
                 let Some(generator) = s.generator else {
-                    return Err(err("generator", "a generator source needs `generator: sensors` or `generator: sensor-bench`".into()));
+                    return Err(err(
+                        "generator",
+                        "a generator source needs `generator: sensors` or `generator: sensor-bench`".into(),
+                    ));
                 };
                 if generator == GeneratorKind::SensorBench {
                     for field in ["sensors", "seed", "interval", "start", "disorder"] {
                         if generator_fields.iter().any(|(f, set)| *f == field && *set) {
-                            return Err(err(field, "does not apply to the `sensor-bench` generator (its data is fixed)".into()));
+                            return Err(err(
+                                field,
+                                "does not apply to the `sensor-bench` generator (its data is fixed)".into(),
+                            ));
                         }
                     }
                 }
@@ -108,7 +127,10 @@ pub(crate) fn validate(spec: &JobSpec, text: &str) -> Result<(), SpecError> {
                         && !p.is_empty()
                         && !p.starts_with('/')
                     {
-                        return Err(err(field, format!("`{p}` is not a JSON pointer (it must start with `/`, e.g. `/id`)")));
+                        return Err(err(
+                            field,
+                            format!("`{p}` is not a JSON pointer (it must start with `/`, e.g. `/id`)"),
+                        ));
                     }
                 }
                 if s.timestamps == TimestampMode::Event && s.timestamp.is_none() {
@@ -128,13 +150,12 @@ pub(crate) fn validate(spec: &JobSpec, text: &str) -> Result<(), SpecError> {
             None => Err(v.node(section, id, "input", format!("unknown node `{node}`"))),
             Some(&"sink") => Err(v.node(section, id, "input", format!("`{node}` is a sink and has no output"))),
             Some(_) if node == id => Err(v.node(section, id, "input", "a node cannot read its own output".into())),
-            Some(_) if side.is_some() && !operators.contains(node) => Err(v.node(
-                section,
-                id,
-                "input",
-                format!("`{input}`: only operators have side outputs"),
-            )),
-            Some(_) if side == Some("") => Err(v.node(section, id, "input", format!("`{input}`: empty side output name"))),
+            Some(_) if side.is_some() && !operators.contains(node) => {
+                Err(v.node(section, id, "input", format!("`{input}`: only operators have side outputs")))
+            }
+            Some(_) if side == Some("") => {
+                Err(v.node(section, id, "input", format!("`{input}`: empty side output name")))
+            }
             Some(_) => Ok(()),
         }
     };
@@ -151,7 +172,12 @@ pub(crate) fn validate(spec: &JobSpec, text: &str) -> Result<(), SpecError> {
             && k != "key"
             && !k.starts_with('/')
         {
-            return Err(v.node("operators", &o.id, "key_by", format!("`{k}` is neither `key` (the record key) nor a JSON pointer such as `/id`")));
+            return Err(v.node(
+                "operators",
+                &o.id,
+                "key_by",
+                format!("`{k}` is neither `key` (the record key) nor a JSON pointer such as `/id`"),
+            ));
         }
         if o.plugin.as_os_str().is_empty() {
             return Err(v.node("operators", &o.id, "plugin", "must be a path to a .wasm component".into()));
@@ -189,7 +215,12 @@ pub(crate) fn validate(spec: &JobSpec, text: &str) -> Result<(), SpecError> {
     for o in &spec.operators {
         let mut path = Vec::new();
         if let Some(cycle) = find_cycle(o.id.as_str(), &deps, &mut done, &mut path) {
-            return Err(v.node("operators", cycle, "input", format!("the operators form a cycle: {}", path.join(" -> "))));
+            return Err(v.node(
+                "operators",
+                cycle,
+                "input",
+                format!("the operators form a cycle: {}", path.join(" -> ")),
+            ));
         }
     }
     Ok(())
@@ -256,7 +287,11 @@ fn find_key_line(text: &str, start: usize, field: &str, within_node: bool) -> Op
         if within_node && i > start && (t.starts_with("id:") || t.starts_with("\"id\":")) {
             return None;
         }
-        if t.starts_with(&yaml) || t.starts_with(&json) || line.contains(&format!(", {json}")) || line.contains(&format!(", {yaml}")) {
+        if t.starts_with(&yaml)
+            || t.starts_with(&json)
+            || line.contains(&format!(", {json}"))
+            || line.contains(&format!(", {yaml}"))
+        {
             return Some(i + 1);
         }
     }

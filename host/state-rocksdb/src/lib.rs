@@ -29,7 +29,9 @@
 
 use std::path::Path;
 
-use rocksdb::{ColumnFamilyDescriptor, DB, Direction, IteratorMode, MergeOperands, Options, ReadOptions, WriteBatch, WriteOptions};
+use rocksdb::{
+    ColumnFamilyDescriptor, DB, Direction, IteratorMode, MergeOperands, Options, ReadOptions, WriteBatch, WriteOptions,
+};
 use weir_state::{KeyGroup, KeyedStateBackend, Result, StateContent, StateError, StateId, StateKind, TimerEntry};
 use weir_types::TimeDomain;
 
@@ -91,7 +93,8 @@ fn encode_items(items: &[Vec<u8>]) -> Vec<u8> {
 fn decode_items(mut bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
     let mut items = Vec::new();
     while !bytes.is_empty() {
-        let (len, rest) = bytes.split_first_chunk::<4>().ok_or_else(|| StateError::Corrupt("truncated list item".into()))?;
+        let (len, rest) =
+            bytes.split_first_chunk::<4>().ok_or_else(|| StateError::Corrupt("truncated list item".into()))?;
         let len = u32::from_le_bytes(*len) as usize;
         if rest.len() < len {
             return Err(StateError::Corrupt("truncated list item".into()));
@@ -188,7 +191,13 @@ impl RocksDbBackend {
         self.db.write_opt(batch, &self.write_options).map_err(storage)
     }
 
-    fn scan_prefix(&mut self, cf: &str, prefix: &[u8], start: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    fn scan_prefix(
+        &mut self,
+        cf: &str,
+        prefix: &[u8],
+        start: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         self.apply_pending()?;
         let cf = self.cf(cf)?;
         let mut opts = ReadOptions::default();

@@ -39,7 +39,8 @@ impl MemoryBackend {
     fn group(&mut self, state: StateId, kg: KeyGroup) -> Result<(&mut FxHashMap<Vec<u8>, Cell>, StateKind)> {
         let s = self.states.get_mut(state.0 as usize).ok_or(StateError::UnknownState(state.0))?;
         let kind = s.kind;
-        let g = s.groups.get_mut(kg as usize).ok_or_else(|| StateError::Corrupt(format!("key group {kg} out of range")))?;
+        let g =
+            s.groups.get_mut(kg as usize).ok_or_else(|| StateError::Corrupt(format!("key group {kg} out of range")))?;
         Ok((g, kind))
     }
 

@@ -40,7 +40,9 @@ impl OperatorInstance {
         max_parallelism: u32,
     ) -> Result<Self> {
         let mut store = Store::new(pre.engine(), HostState::new(task, backend, max_parallelism));
-        let bindings = pre.instantiate(&mut store).map_err(|e| PluginError::Trap { call: "instantiate", message: describe(&e) })?;
+        let bindings = pre
+            .instantiate(&mut store)
+            .map_err(|e| PluginError::Trap { call: "instantiate", message: describe(&e) })?;
         Ok(OperatorInstance { store, bindings, prefetched: Vec::new() })
     }
 

@@ -15,9 +15,7 @@
 //! Config: `window_ms` (default 5000), `input: json | binary`.
 
 use serde::{Deserialize, Serialize};
-use weir_sdk::{
-    Context, Encoding, InitContext, MapState, Operator, Record, Result, Timer, bail, export_operator,
-};
+use weir_sdk::{Context, Encoding, InitContext, MapState, Operator, Record, Result, Timer, bail, export_operator};
 
 #[derive(Deserialize)]
 struct SensorReading {
