@@ -5,16 +5,22 @@
 //! of a job; [`Bin`] (postcard, a compact serde format) is several times
 //! faster and smaller, and is the default for state.
 
-use serde::{Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize};
 
 use crate::Error;
 
 /// A serde-based encoding for record values and state.
 pub trait Codec: 'static {
+    /// Appends the encoding of a value to `out`.
+    fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), Error>;
+    /// Decodes a value, borrowing from `bytes` where the type allows.
+    fn decode<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, Error>;
     /// Encodes a value.
-    fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error>;
-    /// Decodes a value.
-    fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error>;
+    fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
+        let mut out = Vec::new();
+        Self::encode_into(value, &mut out)?;
+        Ok(out)
+    }
 }
 
 /// JSON, via serde_json.
@@ -22,11 +28,11 @@ pub trait Codec: 'static {
 pub struct Json;
 
 impl Codec for Json {
-    fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
-        serde_json::to_vec(value).map_err(|e| Error::new(format!("JSON encoding failed: {e}")))
+    fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), Error> {
+        serde_json::to_writer(out, value).map_err(|e| Error::new(format!("JSON encoding failed: {e}")))
     }
 
-    fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    fn decode<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, Error> {
         serde_json::from_slice(bytes).map_err(|e| Error::new(format!("invalid JSON: {e}")))
     }
 }
@@ -37,11 +43,13 @@ impl Codec for Json {
 pub struct Bin;
 
 impl Codec for Bin {
-    fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
-        postcard::to_allocvec(value).map_err(|e| Error::new(format!("binary encoding failed: {e}")))
+    fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), Error> {
+        let taken = std::mem::take(out);
+        *out = postcard::to_extend(value, taken).map_err(|e| Error::new(format!("binary encoding failed: {e}")))?;
+        Ok(())
     }
 
-    fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    fn decode<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, Error> {
         postcard::from_bytes(bytes).map_err(|e| Error::new(format!("invalid binary value: {e}")))
     }
 }
@@ -58,16 +66,23 @@ pub enum Encoding {
 }
 
 impl Encoding {
-    /// Encodes with the chosen codec.
-    pub fn encode<T: Serialize + ?Sized>(self, value: &T) -> Result<Vec<u8>, Error> {
+    /// Appends the encoding of a value to `out` with the chosen codec.
+    pub fn encode_into<T: Serialize + ?Sized>(self, value: &T, out: &mut Vec<u8>) -> Result<(), Error> {
         match self {
-            Encoding::Json => Json::encode(value),
-            Encoding::Binary => Bin::encode(value),
+            Encoding::Json => Json::encode_into(value, out),
+            Encoding::Binary => Bin::encode_into(value, out),
         }
     }
 
-    /// Decodes with the chosen codec.
-    pub fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T, Error> {
+    /// Encodes with the chosen codec.
+    pub fn encode<T: Serialize + ?Sized>(self, value: &T) -> Result<Vec<u8>, Error> {
+        let mut out = Vec::new();
+        self.encode_into(value, &mut out)?;
+        Ok(out)
+    }
+
+    /// Decodes with the chosen codec, borrowing where the type allows.
+    pub fn decode<'de, T: Deserialize<'de>>(self, bytes: &'de [u8]) -> Result<T, Error> {
         match self {
             Encoding::Json => Json::decode(bytes),
             Encoding::Binary => Bin::decode(bytes),

@@ -6,13 +6,39 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use crate::bindings::weir::plugin::logging::{self, Level};
 use crate::bindings::weir::plugin::types::{
-    Effects, InitContext as WitInit, SideOutput, StateDescriptor, StateKind, TimeContext, TimeDomain, TimerOp,
-    TimerUpdate,
+    Effects, InitContext as WitInit, RecordBatch, RecordError, SideOutput, StateDescriptor, StateKind, TimeContext,
+    TimeDomain, TimerOp, TimerUpdate,
 };
-use crate::codec::{Codec, Json};
+use crate::codec::{Codec, Encoding, Json};
+use crate::record::BatchBuilder;
 use crate::state::{Handle, ListState, MapState, ValueState};
-use crate::table::StateTable;
+use crate::table::{StateTable, UpdatesBuilder};
 use crate::{Error, Record, Result};
+
+/// Everything a call produces, packed as it is produced.
+#[derive(Default)]
+pub(crate) struct EffectsBuilder {
+    outputs: BatchBuilder,
+    side: Vec<(String, BatchBuilder)>,
+    timer_updates: Vec<TimerUpdate>,
+    counters: Vec<(String, u64)>,
+    pub(crate) errors: Vec<RecordError>,
+    pub(crate) updates: UpdatesBuilder,
+}
+
+impl EffectsBuilder {
+    pub(crate) fn finish(self) -> Effects {
+        let batch = |b: BatchBuilder| RecordBatch { data: b.data, rows: b.rows };
+        Effects {
+            outputs: batch(self.outputs),
+            side_outputs: self.side.into_iter().map(|(name, b)| SideOutput { name, records: batch(b) }).collect(),
+            state_updates: self.updates.finish(),
+            timer_updates: self.timer_updates,
+            counters: self.counters,
+            errors: self.errors,
+        }
+    }
+}
 
 /// Given to [`Operator::init`](crate::Operator::init): the operator's config
 /// and where it declares its keyed state.
@@ -105,7 +131,7 @@ impl Timer {
 /// and time, output, timers and counters.
 pub struct Context<'a> {
     pub(crate) table: &'a mut StateTable,
-    pub(crate) effects: &'a mut Effects,
+    pub(crate) effects: &'a mut EffectsBuilder,
     pub(crate) key: Option<usize>,
     pub(crate) timestamp: i64,
     pub(crate) time: TimeContext,
@@ -146,23 +172,29 @@ impl Context<'_> {
         self.time.processing_time
     }
 
-    /// Emits a record to the main output.
-    pub fn emit(&mut self, record: Record) {
-        self.effects.outputs.push(record);
+    /// Emits a record to the main output (copies it).
+    pub fn emit(&mut self, record: Record<'_>) {
+        self.effects.outputs.push(record.key, record.value, record.timestamp);
     }
 
     /// Emits `value` with the current key and timestamp.
-    pub fn emit_value(&mut self, value: Vec<u8>) {
-        let key = self.key().map(<[u8]>::to_vec);
-        self.effects.outputs.push(Record { key, value, timestamp: self.timestamp });
+    pub fn emit_value(&mut self, value: &[u8]) {
+        let key = self.key.map(|k| self.table.keys[k].key.as_slice());
+        self.effects.outputs.push(key, value, self.timestamp);
     }
 
-    /// Encodes `value` with codec `C` and emits it with the current key and
-    /// timestamp.
+    /// Encodes `value` straight into the output with codec `C`, with the
+    /// current key and timestamp.
     pub fn emit_encoded<C: Codec, T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        let bytes = C::encode(value)?;
-        self.emit_value(bytes);
-        Ok(())
+        let key = self.key.map(|k| self.table.keys[k].key.as_slice());
+        self.effects.outputs.push_with(key, self.timestamp, |out| C::encode_into(value, out))
+    }
+
+    /// Encodes `value` straight into the output with a run-time choice of
+    /// encoding, with the current key and timestamp.
+    pub fn emit_as<T: Serialize + ?Sized>(&mut self, encoding: Encoding, value: &T) -> Result<()> {
+        let key = self.key.map(|k| self.table.keys[k].key.as_slice());
+        self.effects.outputs.push_with(key, self.timestamp, |out| encoding.encode_into(value, out))
     }
 
     /// Emits `value` as JSON with the current key and timestamp.
@@ -172,8 +204,15 @@ impl Context<'_> {
 
     /// Emits a record to the side output `name` (consumed in the job spec as
     /// `node-id.name`).
-    pub fn side_output(&mut self, name: &str, record: Record) {
-        self.effects.side_outputs.push(SideOutput { name: name.to_string(), record });
+    pub fn side_output(&mut self, name: &str, record: Record<'_>) {
+        let side = match self.effects.side.iter().position(|(n, _)| n == name) {
+            Some(i) => &mut self.effects.side[i].1,
+            None => {
+                self.effects.side.push((name.to_string(), BatchBuilder::default()));
+                &mut self.effects.side.last_mut().expect("just pushed").1
+            }
+        };
+        side.push(record.key, record.value, record.timestamp);
     }
 
     fn timer(&mut self, timestamp: i64, domain: TimeDomain, op: TimerOp) -> Result<()> {

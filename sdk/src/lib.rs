@@ -22,7 +22,7 @@
 //!         Ok(Counter { count: ctx.value_state("count")? })
 //!     }
 //!
-//!     fn process(&mut self, _record: Record, ctx: &mut Context<'_>) -> Result<()> {
+//!     fn process(&mut self, _record: Record<'_>, ctx: &mut Context<'_>) -> Result<()> {
 //!         let n = self.count.get(ctx)?.unwrap_or(0) + 1;
 //!         self.count.set(ctx, &n)?;
 //!         ctx.emit_json(&serde_json::json!({ "key": ctx.key_str(), "count": n }))
@@ -42,9 +42,11 @@
 //! [`InitContext::large_map_state`] / [`InitContext::large_list_state`]:
 //! they are read and written through host calls instead.
 //!
-//! Payload encoding is the plugin's choice: [`Json`] or the faster binary
-//! [`Bin`], equally easy ([`Record::json`], [`Record::bin`],
-//! [`Context::emit_json`], [`Context::emit_encoded`]).
+//! Records arrive as [`Record`] views into the batch's buffer (no copy) and
+//! outputs are encoded straight into the output buffer. Payload encoding is
+//! the plugin's choice: [`Json`] or the faster binary [`Bin`], equally easy
+//! ([`Record::json`], [`Record::bin`], [`Context::emit_json`],
+//! [`Context::emit_encoded`], or [`Encoding`] chosen by config).
 
 mod codec;
 mod context;
@@ -66,10 +68,11 @@ pub mod bindings {
     });
 }
 
-pub use bindings::weir::plugin::types::{Record, TimeDomain};
+pub use bindings::weir::plugin::types::TimeDomain;
 pub use codec::{Bin, Codec, Encoding, Json};
 pub use context::{Context, InitContext, LogLevel, Timer};
 pub use error::{Error, Result};
+pub use record::Record;
 pub use state::{ListState, MapState, ValueState};
 
 #[doc(hidden)]
@@ -85,7 +88,7 @@ pub trait Operator: Sized + 'static {
 
     /// Handles one record. Errors are reported for this record; the rest of
     /// the batch is still processed.
-    fn process(&mut self, record: Record, ctx: &mut Context<'_>) -> Result<()>;
+    fn process(&mut self, record: Record<'_>, ctx: &mut Context<'_>) -> Result<()>;
 
     /// Handles a timer of the current key that fired.
     fn on_timer(&mut self, timer: Timer, ctx: &mut Context<'_>) -> Result<()> {

@@ -7,7 +7,8 @@ use std::marker::PhantomData;
 use crate::bindings::weir::plugin::types::{
     Batch, Effects, InitContext as WitInit, OperatorError, OperatorInfo, RecordError, TimerBatch,
 };
-use crate::context::{Context, InitContext, Timer};
+use crate::context::{Context, EffectsBuilder, InitContext, Timer};
+use crate::record::view;
 use crate::table::StateTable;
 use crate::{Operator, bindings};
 
@@ -35,17 +36,6 @@ fn with_instance<O: Operator, R>(f: impl FnOnce(&mut O, &mut StateTable) -> R) -
     })
 }
 
-fn empty_effects() -> Effects {
-    Effects {
-        outputs: Vec::new(),
-        side_outputs: Vec::new(),
-        state_updates: Vec::new(),
-        timer_updates: Vec::new(),
-        counters: Vec::new(),
-        errors: Vec::new(),
-    }
-}
-
 impl<O: Operator> bindings::Guest for Runner<O> {
     fn init(context: WitInit) -> Result<OperatorInfo, OperatorError> {
         let mut ctx = InitContext { wit: context, states: Vec::new() };
@@ -56,30 +46,33 @@ impl<O: Operator> bindings::Guest for Runner<O> {
     }
 
     fn process(batch: Batch) -> Result<Effects, OperatorError> {
+        let Batch { records, state, time } = batch;
+        let rows = &records.rows;
+        let data = &records.data;
+        let bad_span = || OperatorError { message: "the host sent a record outside its batch".to_string() };
         with_instance::<O, _>(|op, table| {
-            let Batch { records, state, time } = batch;
             table.reset();
-            table.load(state, |i| records.get(i).and_then(|r| r.key.as_deref()));
-            let mut effects = empty_effects();
-            for (index, record) in records.into_iter().enumerate() {
-                let key = record.key.as_deref().map(|k| table.key_index(k));
-                let mut ctx =
-                    Context { table: &mut *table, effects: &mut effects, key, timestamp: record.timestamp, time };
+            table.load(&state, |i| rows.get(i).and_then(|r| view(data, r)).and_then(|r| r.key));
+            let mut effects = EffectsBuilder::default();
+            for (index, row) in rows.iter().enumerate() {
+                let record = view(data, row).ok_or_else(bad_span)?;
+                let key = record.key.map(|k| table.key_index(k));
+                let mut ctx = Context { table: &mut *table, effects: &mut effects, key, timestamp: record.timestamp, time };
                 if let Err(e) = op.process(record, &mut ctx) {
                     effects.errors.push(RecordError { index: index as u32, message: e.to_string() });
                 }
             }
-            table.flush(&mut effects.state_updates);
-            effects
-        })
+            table.flush(&mut effects.updates);
+            Ok(effects.finish())
+        })?
     }
 
     fn on_timer(timers: TimerBatch) -> Result<Effects, OperatorError> {
         with_instance::<O, _>(|op, table| {
             let TimerBatch { timers, state, time } = timers;
             table.reset();
-            table.load(state, |i| timers.get(i).map(|t| t.key.as_slice()));
-            let mut effects = empty_effects();
+            table.load(&state, |i| timers.get(i).map(|t| t.key.as_slice()));
+            let mut effects = EffectsBuilder::default();
             for (index, timer) in timers.into_iter().enumerate() {
                 let key = Some(table.key_index(&timer.key));
                 let mut ctx =
@@ -89,8 +82,8 @@ impl<O: Operator> bindings::Guest for Runner<O> {
                     effects.errors.push(RecordError { index: index as u32, message: e.to_string() });
                 }
             }
-            table.flush(&mut effects.state_updates);
-            effects
+            table.flush(&mut effects.updates);
+            effects.finish()
         })
     }
 }

@@ -7,7 +7,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::bindings::weir::plugin::types::{StateEntry, StateKind, StateOp, StateUpdate, StateValue};
+use crate::bindings::weir::plugin::types::{
+    Items, PrefetchedState, Span, StateKind, StateUpdate, StateUpdates, UpdateKind,
+};
 
 /// Content of one prefetched state for one key, with what changed.
 #[derive(Debug)]
@@ -26,13 +28,28 @@ impl Slot {
         }
     }
 
-    fn from_content(content: StateValue) -> Slot {
-        match content {
-            StateValue::Value(v) => Slot::Value { value: Some(v), dirty: false },
-            StateValue::List(items) => Slot::List { original_len: items.len(), items, replaced: false },
-            StateValue::Map(entries) => {
-                Slot::Map { entries: entries.into_iter().collect(), changed: BTreeSet::new(), cleared: false }
-            }
+    fn from_items(kind: StateKind, items: &[&[u8]]) -> Slot {
+        match kind {
+            StateKind::Value => Slot::Value { value: items.first().map(|v| v.to_vec()), dirty: false },
+            StateKind::List => Slot::List {
+                items: items.iter().map(|i| i.to_vec()).collect(),
+                original_len: items.len(),
+                replaced: false,
+            },
+            StateKind::Map => Slot::Map {
+                entries: items.chunks_exact(2).map(|kv| (kv[0].to_vec(), kv[1].to_vec())).collect(),
+                changed: BTreeSet::new(),
+                cleared: false,
+            },
+        }
+    }
+
+    /// Whether nothing changed.
+    fn is_clean(&self) -> bool {
+        match self {
+            Slot::Value { dirty, .. } => !dirty,
+            Slot::List { items, original_len, replaced } => !replaced && items.len() == *original_len,
+            Slot::Map { changed, cleared, .. } => !cleared && changed.is_empty(),
         }
     }
 
@@ -55,42 +72,71 @@ impl Slot {
         }
     }
 
-    fn flush(self, key: &[u8], state: u32, out: &mut Vec<StateUpdate>) {
-        let mut push = |op| out.push(StateUpdate { key: key.to_vec(), state, op });
+    fn flush(self, key: u32, state: u32, out: &mut UpdatesBuilder) {
         match self {
             Slot::Value { dirty: false, .. } => {}
-            Slot::Value { value: Some(v), .. } => push(StateOp::Set(v)),
-            Slot::Value { value: None, .. } => push(StateOp::Clear),
-            Slot::List { items, replaced: true, .. } if items.is_empty() => push(StateOp::Clear),
-            Slot::List { items, replaced: true, .. } => push(StateOp::SetList(items)),
-            Slot::List { mut items, original_len, .. } if items.len() > original_len => {
-                push(StateOp::Append(items.split_off(original_len)))
+            Slot::Value { value: Some(v), .. } => out.push(state, key, UpdateKind::Set, [v.as_slice()]),
+            Slot::Value { value: None, .. } => out.push(state, key, UpdateKind::Clear, []),
+            Slot::List { items, replaced: true, .. } => {
+                out.push(state, key, UpdateKind::Clear, []);
+                if !items.is_empty() {
+                    out.push(state, key, UpdateKind::Append, items.iter().map(Vec::as_slice));
+                }
+            }
+            Slot::List { items, original_len, .. } if items.len() > original_len => {
+                out.push(state, key, UpdateKind::Append, items[original_len..].iter().map(Vec::as_slice))
             }
             Slot::List { .. } => {}
-            Slot::Map { mut entries, changed, cleared } => {
-                if cleared {
-                    push(StateOp::Clear);
+            Slot::Map { entries, cleared: true, .. } => {
+                out.push(state, key, UpdateKind::Clear, []);
+                if !entries.is_empty() {
+                    out.push(state, key, UpdateKind::MapPut, entries.iter().flat_map(|(k, v)| [k.as_slice(), v.as_slice()]));
                 }
-                let mut puts = Vec::new();
-                let mut removes = Vec::new();
-                if cleared {
-                    puts = std::mem::take(&mut entries).into_iter().collect();
-                } else {
-                    for k in changed {
-                        match entries.remove(&k) {
-                            Some(v) => puts.push((k, v)),
-                            None => removes.push(k),
-                        }
-                    }
+            }
+            Slot::Map { entries, changed, cleared: false } => {
+                let (put, removed): (Vec<&Vec<u8>>, Vec<&Vec<u8>>) = changed.iter().partition(|k| entries.contains_key(*k));
+                if !removed.is_empty() {
+                    out.push(state, key, UpdateKind::MapRemove, removed.into_iter().map(Vec::as_slice));
                 }
-                if !removes.is_empty() {
-                    push(StateOp::MapRemove(removes));
-                }
-                if !puts.is_empty() {
-                    push(StateOp::MapPut(puts));
+                if !put.is_empty() {
+                    out.push(state, key, UpdateKind::MapPut, put.into_iter().flat_map(|k| [k.as_slice(), entries[k].as_slice()]));
                 }
             }
         }
+    }
+}
+
+/// State updates being packed for the host.
+#[derive(Debug, Default)]
+pub(crate) struct UpdatesBuilder {
+    data: Vec<u8>,
+    spans: Vec<Span>,
+    updates: Vec<StateUpdate>,
+}
+
+impl UpdatesBuilder {
+    fn item(&mut self, bytes: &[u8]) -> u32 {
+        self.spans.push(Span { offset: self.data.len() as u32, len: bytes.len() as u32 });
+        self.data.extend_from_slice(bytes);
+        self.spans.len() as u32 - 1
+    }
+
+    /// Adds the key as an item and returns its index.
+    pub(crate) fn key(&mut self, key: &[u8]) -> u32 {
+        self.item(key)
+    }
+
+    fn push<'i>(&mut self, state: u32, key: u32, kind: UpdateKind, operands: impl IntoIterator<Item = &'i [u8]>) {
+        let first_item = self.spans.len() as u32;
+        for o in operands {
+            self.item(o);
+        }
+        let item_count = self.spans.len() as u32 - first_item;
+        self.updates.push(StateUpdate { state, key, kind, first_item, item_count });
+    }
+
+    pub(crate) fn finish(self) -> StateUpdates {
+        StateUpdates { items: Items { data: self.data, spans: self.spans }, updates: self.updates }
     }
 }
 
@@ -132,21 +178,28 @@ impl StateTable {
         i
     }
 
-    /// Loads the host's prefetched entries; `key_of` maps an entry's element
+    /// Loads the host's prefetched state; `key_of` maps an entry's element
     /// index to that element's key.
-    pub(crate) fn load<'k>(&mut self, entries: Vec<StateEntry>, key_of: impl Fn(usize) -> Option<&'k [u8]>) {
-        for entry in entries {
+    pub(crate) fn load<'k>(&mut self, state: &PrefetchedState, key_of: impl Fn(usize) -> Option<&'k [u8]>) {
+        let items = &state.items;
+        let item = |i: u32| -> Option<&[u8]> {
+            let s = items.spans.get(i as usize)?;
+            items.data.get(s.offset as usize..(s.offset as usize).checked_add(s.len as usize)?)
+        };
+        let mut scratch: Vec<&[u8]> = Vec::new();
+        for entry in &state.entries {
             let Some(key) = key_of(entry.key as usize) else { continue };
+            let handle = entry.state as usize;
+            let Some(&(kind, _)) = self.kinds.get(handle) else { continue };
+            scratch.clear();
+            scratch.extend((0..entry.item_count).filter_map(|i| item(entry.first_item.saturating_add(i))));
+            let slot = Slot::from_items(kind, &scratch);
             let k = self.key_index(key);
-            let state = entry.state as usize;
-            if state >= self.kinds.len() {
-                continue;
-            }
             let slots = &mut self.keys[k].slots;
-            if slots.len() <= state {
-                slots.resize_with(state + 1, || None);
+            if slots.len() <= handle {
+                slots.resize_with(handle + 1, || None);
             }
-            slots[state] = Some(Slot::from_content(entry.content));
+            slots[handle] = Some(slot);
         }
     }
 
@@ -162,12 +215,16 @@ impl StateTable {
     }
 
     /// Turns every change into state updates and empties the table.
-    pub(crate) fn flush(&mut self, out: &mut Vec<StateUpdate>) {
+    pub(crate) fn flush(&mut self, out: &mut UpdatesBuilder) {
         for entry in self.keys.drain(..) {
+            let mut key: Option<u32> = None;
             for (state, slot) in entry.slots.into_iter().enumerate() {
-                if let Some(slot) = slot {
-                    slot.flush(&entry.key, state as u32, out);
+                let Some(slot) = slot else { continue };
+                if slot.is_clean() {
+                    continue;
                 }
+                let k = *key.get_or_insert_with(|| out.key(&entry.key));
+                slot.flush(k, state as u32, out);
             }
         }
         self.index.clear();

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 
-use weir_types::Record;
+use weir_types::RecordBatch;
 
 use crate::{ConnectorError, Result, Source, SourcePoll};
 
@@ -80,7 +80,7 @@ impl Source for FileSource {
                 split.reader = Some(BufReader::with_capacity(256 * 1024, file));
             }
             let reader = split.reader.as_mut().expect("opened above");
-            let mut records = Vec::with_capacity(max.min(4096));
+            let mut records = RecordBatch::with_capacity(max.min(4096), 64 * max.min(4096));
             let mut line = String::new();
             while records.len() < max {
                 line.clear();
@@ -111,7 +111,7 @@ impl Source for FileSource {
                         .ok_or_else(|| parse_err(format!("no integer timestamp (ms) at {p}")))?,
                     FileTimestamps::Ingestion => now_ms(),
                 };
-                records.push(Record::new(key, text.as_bytes().to_vec(), timestamp));
+                records.push(key.as_deref(), text.as_bytes(), timestamp);
             }
             if !records.is_empty() {
                 return Ok(SourcePoll::Records { split: index, records });

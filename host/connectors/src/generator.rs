@@ -1,20 +1,29 @@
 //! Synthetic sources: the book's sensor readings and a deterministic
 //! benchmark stream.
 
-use std::fmt::Write as _;
+use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 use rand_pcg::Pcg64Mcg;
-use weir_types::Record;
+use weir_types::RecordBatch;
 
 use crate::{Result, Source, SourcePoll};
 
-fn reading(id: &str, timestamp: i64, temperature: f64) -> Vec<u8> {
-    let mut s = String::with_capacity(64);
-    let _ = write!(s, r#"{{"id":"{id}","timestamp":{timestamp},"temperature":{temperature}}}"#);
-    s.into_bytes()
+/// Writes a reading as JSON: `{"id":"sensor_7","timestamp":1700000000000,"temperature":71.3}`.
+fn write_reading(out: &mut Vec<u8>, id: &[u8], timestamp: i64, temperature: f64) {
+    out.extend_from_slice(b"{\"id\":\"");
+    out.extend_from_slice(id);
+    out.extend_from_slice(b"\",\"timestamp\":");
+    out.extend_from_slice(itoa::Buffer::new().format(timestamp).as_bytes());
+    out.extend_from_slice(b",\"temperature\":");
+    if temperature.is_finite() {
+        out.extend_from_slice(ryu::Buffer::new().format_finite(temperature).as_bytes());
+    } else {
+        out.extend_from_slice(b"null");
+    }
+    out.push(b'}');
 }
 
 /// Paces a source to a number of events per second.
@@ -130,7 +139,7 @@ impl Source for SensorGenerator {
             Ok(n) => n,
             Err(wait) => return Ok(SourcePoll::Pending(wait)),
         };
-        let mut records = Vec::with_capacity(n);
+        let mut records = RecordBatch::with_capacity(n, 64 * n);
         while records.len() < n {
             let sensor = &mut self.sensors[self.next_sensor];
             let global = self.tick * self.total_sensors + sensor.index;
@@ -144,11 +153,9 @@ impl Source for SensorGenerator {
             // Out of order, but never before the first reading's time.
             let jitter = jitter.min(self.tick as i64 * self.interval_ms);
             let ts = self.start + self.tick as i64 * self.interval_ms - jitter;
-            records.push(Record::new(
-                Some(sensor.id.as_bytes().to_vec()),
-                reading(&sensor.id, ts, (sensor.temperature * 1000.0).round() / 1000.0),
-                ts,
-            ));
+            let temperature = (sensor.temperature * 1000.0).round() / 1000.0;
+            let id = sensor.id.as_bytes();
+            records.push_with(Some(id), ts, |out| write_reading(out, id, ts, temperature));
             self.next_sensor += 1;
             if self.next_sensor == self.sensors.len() {
                 self.next_sensor = 0;
@@ -203,13 +210,13 @@ impl Source for SensorBench {
             self.ended = true;
             return Ok(SourcePoll::SplitDone(0));
         }
-        let mut records = Vec::with_capacity(max);
-        let mut id = String::with_capacity(16);
+        let mut records = RecordBatch::with_capacity(max, 72 * max);
+        let mut id = Vec::with_capacity(16);
         while records.len() < max && self.next < self.events {
             let (sensor, ts, temp) = Self::event(self.next);
             id.clear();
             let _ = write!(id, "sensor_{sensor}");
-            records.push(Record::new(Some(id.as_bytes().to_vec()), reading(&id, ts, temp), ts));
+            records.push_with(Some(&id), ts, |out| write_reading(out, &id, ts, temp));
             self.next += self.step;
         }
         Ok(SourcePoll::Records { split: 0, records })
@@ -218,13 +225,22 @@ impl Source for SensorBench {
 
 #[cfg(test)]
 mod tests {
+    use weir_types::Record;
+
     use super::*;
+
+    #[test]
+    fn readings_are_json() {
+        let mut out = Vec::new();
+        write_reading(&mut out, b"sensor_7", 1_700_000_000_000, 71.3);
+        assert_eq!(out, br#"{"id":"sensor_7","timestamp":1700000000000,"temperature":71.3}"#);
+    }
 
     fn drain(source: &mut dyn Source) -> Vec<Record> {
         let mut out = Vec::new();
         loop {
             match source.poll(7).unwrap() {
-                SourcePoll::Records { records, .. } => out.extend(records),
+                SourcePoll::Records { records, .. } => out.extend(records.to_records()),
                 SourcePoll::Pending(_) => {}
                 SourcePoll::SplitDone(_) => {}
                 SourcePoll::End => return out,

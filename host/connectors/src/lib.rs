@@ -11,7 +11,7 @@
 //! let mut source = SensorBench::new(3, 0, 1);
 //! let SourcePoll::Records { records, .. } = source.poll(10).unwrap() else { panic!() };
 //! assert_eq!(records.len(), 3);
-//! assert_eq!(records[1].key.as_deref(), Some(&b"sensor_1"[..]));
+//! assert_eq!(records.key(1), Some(&b"sensor_1"[..]));
 //! assert_eq!(source.poll(10).unwrap(), SourcePoll::SplitDone(0));
 //! ```
 
@@ -22,7 +22,7 @@ pub mod sink;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use weir_types::Record;
+use weir_types::RecordBatch;
 
 pub use sink::{BlackholeSink, FileSink, Sink, StdoutSink};
 
@@ -60,7 +60,7 @@ pub enum SourcePoll {
         /// Index of the split (from 0 to `splits() - 1`).
         split: usize,
         /// The records.
-        records: Vec<Record>,
+        records: RecordBatch,
     },
     /// Nothing now (rate limit or no new data); poll again after this long.
     Pending(Duration),

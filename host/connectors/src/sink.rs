@@ -4,14 +4,14 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use weir_types::Record;
+use weir_types::RecordBatch;
 
 use crate::{ConnectorError, Result};
 
 /// Where results go.
 pub trait Sink: Send {
     /// Writes a batch.
-    fn write(&mut self, records: &[Record]) -> Result<()>;
+    fn write(&mut self, records: &RecordBatch) -> Result<()>;
     /// Makes everything written so far visible.
     fn flush(&mut self) -> Result<()>;
 }
@@ -21,12 +21,12 @@ pub trait Sink: Send {
 pub struct StdoutSink;
 
 impl Sink for StdoutSink {
-    fn write(&mut self, records: &[Record]) -> Result<()> {
+    fn write(&mut self, records: &RecordBatch) -> Result<()> {
         let stdout = std::io::stdout();
         let mut out = stdout.lock();
         let err = |source| ConnectorError::Io { path: PathBuf::from("<stdout>"), source };
-        for r in records {
-            out.write_all(&r.value).map_err(err)?;
+        for r in records.iter() {
+            out.write_all(r.value).map_err(err)?;
             out.write_all(b"\n").map_err(err)?;
         }
         out.flush().map_err(err)
@@ -56,9 +56,9 @@ impl FileSink {
 }
 
 impl Sink for FileSink {
-    fn write(&mut self, records: &[Record]) -> Result<()> {
-        for r in records {
-            self.out.write_all(&r.value).map_err(|source| ConnectorError::Io { path: self.path.clone(), source })?;
+    fn write(&mut self, records: &RecordBatch) -> Result<()> {
+        for r in records.iter() {
+            self.out.write_all(r.value).map_err(|source| ConnectorError::Io { path: self.path.clone(), source })?;
             self.out.write_all(b"\n").map_err(|source| ConnectorError::Io { path: self.path.clone(), source })?;
         }
         Ok(())
@@ -77,7 +77,7 @@ pub struct BlackholeSink {
 }
 
 impl Sink for BlackholeSink {
-    fn write(&mut self, records: &[Record]) -> Result<()> {
+    fn write(&mut self, records: &RecordBatch) -> Result<()> {
         self.count += records.len() as u64;
         Ok(())
     }

@@ -69,17 +69,22 @@ impl OperatorHarness {
 
     /// Processes one batch.
     pub fn process(&mut self, records: Vec<Record>) -> Result<()> {
-        let emitted = self.op.process(records)?;
-        self.output.extend(emitted.main);
-        self.side.extend(emitted.side);
+        let emitted = self.op.process(records.iter().collect())?;
+        self.collect(emitted);
         Ok(())
+    }
+
+    fn collect(&mut self, emitted: crate::operator::Emitted) {
+        self.output.extend(emitted.main.to_records());
+        for (name, batch) in emitted.side {
+            self.side.extend(batch.iter().map(|r| (name.clone(), r.to_record())));
+        }
     }
 
     /// Advances the watermark, firing event-time timers.
     pub fn watermark(&mut self, watermark: Timestamp) -> Result<()> {
         let emitted = self.op.advance_watermark(watermark)?;
-        self.output.extend(emitted.main);
-        self.side.extend(emitted.side);
+        self.collect(emitted);
         Ok(())
     }
 
@@ -87,8 +92,7 @@ impl OperatorHarness {
     pub fn set_processing_time(&mut self, now: Timestamp) -> Result<()> {
         self.op.clock = Clock::Manual(now);
         let emitted = self.op.fire_processing_timers()?;
-        self.output.extend(emitted.main);
-        self.side.extend(emitted.side);
+        self.collect(emitted);
         Ok(())
     }
 

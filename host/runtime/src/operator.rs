@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use weir_types::{MIN_WATERMARK, Record, TaskInfo, TimeDomain, Timestamp};
-use weir_wasm::{OperatorInstance, wit};
+use weir_types::{MIN_WATERMARK, RecordBatch, TaskInfo, TimeDomain, Timestamp};
+use weir_wasm::{OperatorInstance, batch_from_wit, wit};
 
 use crate::error::{Result, RuntimeError};
 use crate::metrics::NodeMetrics;
@@ -34,14 +34,18 @@ impl Clock {
 #[derive(Debug, Default)]
 pub struct Emitted {
     /// Main output, in order.
-    pub main: Vec<Record>,
+    pub main: RecordBatch,
     /// Side outputs, in order, with their names.
-    pub side: Vec<(String, Record)>,
+    pub side: Vec<(String, RecordBatch)>,
 }
 
 impl Emitted {
     fn extend(&mut self, other: Emitted) {
-        self.main.extend(other.main);
+        if self.main.is_empty() {
+            self.main = other.main;
+        } else {
+            self.main.extend_from(&other.main);
+        }
         self.side.extend(other.side);
     }
 }
@@ -56,10 +60,6 @@ pub struct WasmOperator {
     batch_size: usize,
     pub(crate) clock: Clock,
     metrics: Arc<NodeMetrics>,
-}
-
-fn to_wit_record(r: wit::Record) -> Record {
-    Record { key: r.key, value: r.value, timestamp: r.timestamp }
 }
 
 impl WasmOperator {
@@ -104,7 +104,7 @@ impl WasmOperator {
     }
 
     /// Processes a batch of records.
-    pub fn process(&mut self, records: Vec<Record>) -> Result<Emitted> {
+    pub fn process(&mut self, records: RecordBatch) -> Result<Emitted> {
         self.metrics.records_in.fetch_add(records.len() as u64, Ordering::Relaxed);
         let time = self.time();
         let effects = self.instance.process(records, time).map_err(|e| RuntimeError::plugin(&self.task, e))?;
@@ -164,7 +164,7 @@ impl WasmOperator {
                 message: format!("plugin failed on {what} #{} of its batch: {}", e.index, e.message),
             });
         }
-        self.instance.apply_state_updates(state_updates).map_err(|e| RuntimeError::plugin(&self.task, e))?;
+        self.instance.apply_state_updates(&state_updates).map_err(|e| RuntimeError::plugin(&self.task, e))?;
         for t in timer_updates {
             let domain = match t.domain {
                 wit::TimeDomain::EventTime => TimeDomain::EventTime,
@@ -182,11 +182,14 @@ impl WasmOperator {
         for (name, delta) in counters {
             self.metrics.add_counter(&name, delta);
         }
-        self.metrics.records_out.fetch_add(outputs.len() as u64, Ordering::Relaxed);
-        self.metrics.side_out.fetch_add(side_outputs.len() as u64, Ordering::Relaxed);
-        Ok(Emitted {
-            main: outputs.into_iter().map(to_wit_record).collect(),
-            side: side_outputs.into_iter().map(|s| (s.name, to_wit_record(s.record))).collect(),
-        })
+        let main = batch_from_wit(outputs).map_err(|e| RuntimeError::plugin(&self.task, e))?;
+        let mut side = Vec::with_capacity(side_outputs.len());
+        for s in side_outputs {
+            let batch = batch_from_wit(s.records).map_err(|e| RuntimeError::plugin(&self.task, e))?;
+            self.metrics.side_out.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            side.push((s.name, batch));
+        }
+        self.metrics.records_out.fetch_add(main.len() as u64, Ordering::Relaxed);
+        Ok(Emitted { main, side })
     }
 }

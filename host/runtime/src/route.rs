@@ -3,7 +3,7 @@
 use std::sync::mpsc;
 
 use weir_spec::KeyBy;
-use weir_types::{Message, Record, TaskInfo, Watermark, key_group, task_for_key_group};
+use weir_types::{Message, RecordBatch, TaskInfo, Watermark, key_group, task_for_key_group};
 
 use crate::error::{Result, RuntimeError};
 use crate::graph::Partitioning;
@@ -22,7 +22,7 @@ pub struct EdgeOut {
     /// This task's input slot at the targets.
     pub(crate) slot: u32,
     pub(crate) max_parallelism: u32,
-    buffers: Vec<Vec<Record>>,
+    buffers: Vec<RecordBatch>,
     next: usize,
 }
 
@@ -34,12 +34,12 @@ impl EdgeOut {
         slot: u32,
         max_parallelism: u32,
     ) -> Self {
-        let buffers = targets.iter().map(|_| Vec::new()).collect();
+        let buffers = targets.iter().map(|_| RecordBatch::new()).collect();
         EdgeOut { to, partitioning, targets, slot, max_parallelism, buffers, next: 0 }
     }
 
     /// Sends a batch, partitioned.
-    pub(crate) fn send(&mut self, task: &TaskInfo, records: Vec<Record>) -> Result<()> {
+    pub(crate) fn send(&mut self, task: &TaskInfo, records: RecordBatch) -> Result<()> {
         if records.is_empty() {
             return Ok(());
         }
@@ -48,31 +48,32 @@ impl EdgeOut {
             Partitioning::Forward => return self.deliver(task, 0, Message::Records(records)),
             Partitioning::Rebalance if n == 1 => return self.deliver(task, 0, Message::Records(records)),
             Partitioning::Rebalance => {
-                for r in records {
-                    self.buffers[self.next].push(r);
+                for r in records.iter() {
+                    self.buffers[self.next].push_ref(r);
                     self.next = (self.next + 1) % n;
                 }
             }
             Partitioning::Hash(key_by) => {
-                for mut r in records {
-                    if let KeyBy::Pointer(p) = key_by {
-                        r.key = Some(key_from_value(&r.value, p).map_err(|m| RuntimeError::Task {
-                            task: task.to_string(),
-                            message: format!("cannot key a record for `{}` by {p}: {m}", self.to),
-                        })?);
-                    }
-                    let Some(key) = r.key.as_deref() else {
-                        return Err(RuntimeError::Task {
+                for r in records.iter() {
+                    let extracted;
+                    let key = match key_by {
+                        KeyBy::Pointer(p) => {
+                            extracted = key_from_value(r.value, p).map_err(|m| RuntimeError::Task {
+                                task: task.to_string(),
+                                message: format!("cannot key a record for `{}` by {p}: {m}", self.to),
+                            })?;
+                            extracted.as_slice()
+                        }
+                        KeyBy::RecordKey => r.key.ok_or_else(|| RuntimeError::Task {
                             task: task.to_string(),
                             message: format!(
                                 "`{}` is keyed by the record key, but a record has no key (set `key` on the source or use a JSON pointer in `key_by`)",
                                 self.to
                             ),
-                        });
+                        })?,
                     };
-                    let kg = key_group(key, self.max_parallelism);
-                    let target = task_for_key_group(kg, n as u32, self.max_parallelism);
-                    self.buffers[target].push(r);
+                    let target = task_for_key_group(key_group(key, self.max_parallelism), n as u32, self.max_parallelism);
+                    self.buffers[target].push(Some(key), r.value, r.timestamp);
                 }
             }
         }

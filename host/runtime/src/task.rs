@@ -13,7 +13,7 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use weir_connectors::{Sink, Source, SourcePoll};
-use weir_types::{MAX_WATERMARK, Message, Record, TaskInfo, Timestamp, Watermark};
+use weir_types::{MAX_WATERMARK, Message, RecordBatch, TaskInfo, Timestamp, Watermark};
 
 use crate::error::{Result, RuntimeError};
 use crate::metrics::NodeMetrics;
@@ -43,7 +43,7 @@ pub(crate) struct Chain {
 
 impl Chain {
     /// Pushes records into link `from` and onwards.
-    fn push(&mut self, from: usize, mut batch: Vec<Record>) -> Result<()> {
+    fn push(&mut self, from: usize, mut batch: RecordBatch) -> Result<()> {
         for i in from..self.links.len() {
             if batch.is_empty() {
                 return Ok(());
@@ -66,16 +66,10 @@ impl Chain {
     }
 
     /// Sends side outputs of link `i` and returns its main output.
-    fn side_and_main(&mut self, i: usize, emitted: Emitted) -> Result<Vec<Record>> {
-        if !emitted.side.is_empty() {
-            let mut by_name: HashMap<String, Vec<Record>> = HashMap::new();
-            for (name, r) in emitted.side {
-                by_name.entry(name).or_default().push(r);
-            }
-            for (name, records) in by_name {
-                if let Some(edges) = self.links[i].side.get_mut(&name) {
-                    send_all(&self.task, edges, records)?;
-                }
+    fn side_and_main(&mut self, i: usize, emitted: Emitted) -> Result<RecordBatch> {
+        for (name, records) in emitted.side {
+            if let Some(edges) = self.links[i].side.get_mut(&name) {
+                send_all(&self.task, edges, records)?;
             }
         }
         Ok(emitted.main)
@@ -149,7 +143,7 @@ impl Chain {
 }
 
 /// Sends a batch over every edge, moving it into the last one.
-fn send_all(task: &TaskInfo, edges: &mut [EdgeOut], batch: Vec<Record>) -> Result<()> {
+fn send_all(task: &TaskInfo, edges: &mut [EdgeOut], batch: RecordBatch) -> Result<()> {
     if let Some((last, rest)) = edges.split_last_mut() {
         for edge in rest {
             edge.send(task, batch.clone())?;
@@ -199,18 +193,15 @@ impl SourceTask {
             match polled {
                 SourcePoll::Records { split, mut records } => {
                     last_data = Instant::now();
-                    if idle {
-                        idle = false;
-                    }
+                    idle = false;
                     if self.time.ingestion {
-                        let now = weir_connectors::file::now_ms();
-                        records.iter_mut().for_each(|r| r.timestamp = now);
+                        records.set_timestamps(weir_connectors::file::now_ms());
                     }
                     self.metrics.records_out.fetch_add(records.len() as u64, Ordering::Relaxed);
                     if self.time.punctuated {
                         self.punctuated(&mut splits, split, records)?;
                     } else {
-                        for r in &records {
+                        for r in records.rows() {
                             splits[split].observe(r.timestamp);
                         }
                         self.chain.push(0, records)?;
@@ -256,11 +247,11 @@ impl SourceTask {
     }
 
     /// Emits the watermark after every record that moves it.
-    fn punctuated(&mut self, splits: &mut [BoundedOutOfOrderness], split: usize, records: Vec<Record>) -> Result<()> {
-        let mut run = Vec::new();
-        for r in records {
+    fn punctuated(&mut self, splits: &mut [BoundedOutOfOrderness], split: usize, records: RecordBatch) -> Result<()> {
+        let mut run = RecordBatch::new();
+        for r in records.iter() {
             splits[split].observe(r.timestamp);
-            run.push(r);
+            run.push_ref(r);
             let wm = splits.iter().map(BoundedOutOfOrderness::current).min().unwrap_or(MAX_WATERMARK);
             if wm > self.chain.watermark {
                 self.chain.push(0, std::mem::take(&mut run))?;

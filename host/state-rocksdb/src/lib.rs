@@ -22,8 +22,8 @@
 //! let dir = tempfile::tempdir().unwrap();
 //! let mut backend = RocksDbBackend::open(dir.path(), 128).unwrap();
 //! let items = backend.register("items", StateKind::List).unwrap();
-//! backend.append(items, 3, b"k", vec![b"a".to_vec()]).unwrap();
-//! backend.append(items, 3, b"k", vec![b"b".to_vec()]).unwrap();
+//! backend.append(items, 3, b"k", b"a").unwrap();
+//! backend.append(items, 3, b"k", b"b").unwrap();
 //! assert_eq!(backend.get(items, 3, b"k").unwrap(), Some(StateContent::List(vec![b"a".to_vec(), b"b".to_vec()])));
 //! ```
 
@@ -32,7 +32,7 @@ use std::path::Path;
 use rocksdb::{
     ColumnFamilyDescriptor, DB, Direction, IteratorMode, MergeOperands, Options, ReadOptions, WriteBatch, WriteOptions,
 };
-use weir_state::{KeyGroup, KeyedStateBackend, Result, StateContent, StateError, StateId, StateKind, TimerEntry};
+use weir_state::{Items, KeyGroup, KeyedStateBackend, Result, StateContent, StateError, StateId, StateKind, TimerEntry};
 use weir_types::TimeDomain;
 
 const TIMERS_CF: &str = "_timers";
@@ -81,17 +81,7 @@ fn key_prefix(kg: KeyGroup, key: &[u8]) -> Vec<u8> {
     k
 }
 
-fn encode_items(items: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(items.iter().map(|i| i.len() + 4).sum());
-    for item in items {
-        out.extend_from_slice(&(item.len() as u32).to_le_bytes());
-        out.extend_from_slice(item);
-    }
-    out
-}
-
-fn decode_items(mut bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
-    let mut items = Vec::new();
+fn for_each_item(mut bytes: &[u8], mut f: impl FnMut(&[u8])) -> Result<()> {
     while !bytes.is_empty() {
         let (len, rest) =
             bytes.split_first_chunk::<4>().ok_or_else(|| StateError::Corrupt("truncated list item".into()))?;
@@ -99,9 +89,15 @@ fn decode_items(mut bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
         if rest.len() < len {
             return Err(StateError::Corrupt("truncated list item".into()));
         }
-        items.push(rest[..len].to_vec());
+        f(&rest[..len]);
         bytes = &rest[len..];
     }
+    Ok(())
+}
+
+fn decode_items(bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
+    let mut items = Vec::new();
+    for_each_item(bytes, |i| items.push(i.to_vec()))?;
     Ok(items)
 }
 
@@ -266,21 +262,63 @@ impl KeyedStateBackend for RocksDbBackend {
         }
     }
 
+    fn read_into(&mut self, state: StateId, kg: KeyGroup, key: &[u8], out: &mut Items) -> Result<u32> {
+        self.apply_pending()?;
+        let s = self.states.get(state.0 as usize).ok_or(StateError::UnknownState(state.0))?;
+        let kind = s.kind;
+        let cf = cf(&self.db, &s.cf)?;
+        let prefix = key_prefix(kg, key);
+        match kind {
+            StateKind::Value => Ok(match self.db.get_pinned_cf(cf, &prefix).map_err(storage)? {
+                Some(v) => {
+                    out.push(&v);
+                    1
+                }
+                None => 0,
+            }),
+            StateKind::List => match self.db.get_pinned_cf(cf, &prefix).map_err(storage)? {
+                Some(bytes) => {
+                    let mut n = 0;
+                    for_each_item(&bytes, |item| {
+                        out.push(item);
+                        n += 1;
+                    })?;
+                    Ok(n)
+                }
+                None => Ok(0),
+            },
+            StateKind::Map => {
+                let mut opts = ReadOptions::default();
+                if let Some(end) = prefix_end(&prefix) {
+                    opts.set_iterate_upper_bound(end);
+                }
+                let mut n = 0;
+                let mut it = self.db.raw_iterator_cf_opt(cf, opts);
+                it.seek(&prefix);
+                while let (Some(k), Some(v)) = (it.key(), it.value()) {
+                    out.push(&k[prefix.len()..]);
+                    out.push(v);
+                    n += 2;
+                    it.next();
+                }
+                it.status().map_err(storage)?;
+                Ok(n)
+            }
+        }
+    }
+
     fn set_value(&mut self, state: StateId, kg: KeyGroup, key: &[u8], value: &[u8]) -> Result<()> {
         let cf = checked(&self.db, &self.states, state, StateKind::Value)?;
         self.pending.put_cf(cf, key_prefix(kg, key), value);
         Ok(())
     }
 
-    fn set_list(&mut self, state: StateId, kg: KeyGroup, key: &[u8], items: Vec<Vec<u8>>) -> Result<()> {
+    fn append(&mut self, state: StateId, kg: KeyGroup, key: &[u8], item: &[u8]) -> Result<()> {
         let cf = checked(&self.db, &self.states, state, StateKind::List)?;
-        self.pending.put_cf(cf, key_prefix(kg, key), encode_items(&items));
-        Ok(())
-    }
-
-    fn append(&mut self, state: StateId, kg: KeyGroup, key: &[u8], items: Vec<Vec<u8>>) -> Result<()> {
-        let cf = checked(&self.db, &self.states, state, StateKind::List)?;
-        self.pending.merge_cf(cf, key_prefix(kg, key), encode_items(&items));
+        let mut encoded = Vec::with_capacity(item.len() + 4);
+        encoded.extend_from_slice(&(item.len() as u32).to_le_bytes());
+        encoded.extend_from_slice(item);
+        self.pending.merge_cf(cf, key_prefix(kg, key), encoded);
         Ok(())
     }
 
@@ -292,25 +330,19 @@ impl KeyedStateBackend for RocksDbBackend {
         self.db.get_cf(cf, k).map_err(storage)
     }
 
-    fn map_put(&mut self, state: StateId, kg: KeyGroup, key: &[u8], entries: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()> {
+    fn map_put(&mut self, state: StateId, kg: KeyGroup, key: &[u8], map_key: &[u8], value: &[u8]) -> Result<()> {
         let cf = checked(&self.db, &self.states, state, StateKind::Map)?;
-        let prefix = key_prefix(kg, key);
-        for (mk, v) in entries {
-            let mut k = prefix.clone();
-            k.extend_from_slice(&mk);
-            self.pending.put_cf(cf, k, v);
-        }
+        let mut k = key_prefix(kg, key);
+        k.extend_from_slice(map_key);
+        self.pending.put_cf(cf, k, value);
         Ok(())
     }
 
-    fn map_remove(&mut self, state: StateId, kg: KeyGroup, key: &[u8], map_keys: Vec<Vec<u8>>) -> Result<()> {
+    fn map_remove(&mut self, state: StateId, kg: KeyGroup, key: &[u8], map_key: &[u8]) -> Result<()> {
         let cf = checked(&self.db, &self.states, state, StateKind::Map)?;
-        let prefix = key_prefix(kg, key);
-        for mk in map_keys {
-            let mut k = prefix.clone();
-            k.extend_from_slice(&mk);
-            self.pending.delete_cf(cf, k);
-        }
+        let mut k = key_prefix(kg, key);
+        k.extend_from_slice(map_key);
+        self.pending.delete_cf(cf, k);
         Ok(())
     }
 
@@ -424,13 +456,17 @@ mod tests {
         {
             let mut b = RocksDbBackend::open(dir.path(), 8).unwrap();
             let m = b.register("m", StateKind::Map).unwrap();
-            b.map_put(m, 1, b"k", vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"2".to_vec())]).unwrap();
-            b.map_put(m, 1, b"k2", vec![(b"z".to_vec(), b"9".to_vec())]).unwrap();
+            b.map_put(m, 1, b"k", b"a", b"1").unwrap();
+            b.map_put(m, 1, b"k", b"b", b"2").unwrap();
+            b.map_put(m, 1, b"k2", b"z", b"9").unwrap();
             b.flush().unwrap();
         }
         let mut b = RocksDbBackend::open(dir.path(), 8).unwrap();
         let m = b.register("m", StateKind::Map).unwrap();
         assert_eq!(b.map_range(m, 1, b"k", Some(b"a"), 10).unwrap(), vec![(b"b".to_vec(), b"2".to_vec())]);
+        let mut items = Items::default();
+        assert_eq!(b.read_into(m, 1, b"k", &mut items).unwrap(), 4);
+        assert_eq!((items.get(0), items.get(1), items.get(2)), (&b"a"[..], &b"1"[..], &b"b"[..]));
         b.clear(m, 1, b"k").unwrap();
         assert_eq!(b.get(m, 1, b"k").unwrap(), None);
         assert_eq!(

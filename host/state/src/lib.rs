@@ -89,6 +89,40 @@ pub enum StateError {
 /// `Result` with [`StateError`].
 pub type Result<T, E = StateError> = std::result::Result<T, E>;
 
+/// Byte strings packed in one buffer: how state content crosses into a
+/// plugin without an allocation per item.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Items {
+    /// Every item's bytes, back to back.
+    pub data: Vec<u8>,
+    /// (offset, length) of each item in `data`.
+    pub spans: Vec<(u32, u32)>,
+}
+
+impl Items {
+    /// Appends an item.
+    pub fn push(&mut self, item: &[u8]) {
+        self.spans.push((self.data.len() as u32, item.len() as u32));
+        self.data.extend_from_slice(item);
+    }
+
+    /// Item `i`.
+    pub fn get(&self, i: usize) -> &[u8] {
+        let (o, l) = self.spans[i];
+        &self.data[o as usize..o as usize + l as usize]
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+}
+
 /// Keyed state of one operator task. Keys are scoped by key group.
 ///
 /// Writes may be buffered; every read sees every earlier write.
@@ -99,23 +133,44 @@ pub trait KeyedStateBackend: Send {
     /// The whole content of a state for a key, `None` when empty.
     fn get(&mut self, state: StateId, kg: KeyGroup, key: &[u8]) -> Result<Option<StateContent>>;
 
+    /// Appends a state's content for a key to `out` as items (a value: one;
+    /// a list: one per element; a map: key and value per entry, in key
+    /// order) and returns how many it appended.
+    fn read_into(&mut self, state: StateId, kg: KeyGroup, key: &[u8], out: &mut Items) -> Result<u32> {
+        Ok(match self.get(state, kg, key)? {
+            None => 0,
+            Some(StateContent::Value(v)) => {
+                out.push(&v);
+                1
+            }
+            Some(StateContent::List(items)) => {
+                items.iter().for_each(|i| out.push(i));
+                items.len() as u32
+            }
+            Some(StateContent::Map(entries)) => {
+                for (k, v) in &entries {
+                    out.push(k);
+                    out.push(v);
+                }
+                2 * entries.len() as u32
+            }
+        })
+    }
+
     /// Replaces a value state's value.
     fn set_value(&mut self, state: StateId, kg: KeyGroup, key: &[u8], value: &[u8]) -> Result<()>;
 
-    /// Replaces a list state's items.
-    fn set_list(&mut self, state: StateId, kg: KeyGroup, key: &[u8], items: Vec<Vec<u8>>) -> Result<()>;
-
-    /// Appends to a list state.
-    fn append(&mut self, state: StateId, kg: KeyGroup, key: &[u8], items: Vec<Vec<u8>>) -> Result<()>;
+    /// Appends an element to a list state.
+    fn append(&mut self, state: StateId, kg: KeyGroup, key: &[u8], item: &[u8]) -> Result<()>;
 
     /// One map entry.
     fn map_get(&mut self, state: StateId, kg: KeyGroup, key: &[u8], map_key: &[u8]) -> Result<Option<Vec<u8>>>;
 
-    /// Inserts or replaces map entries.
-    fn map_put(&mut self, state: StateId, kg: KeyGroup, key: &[u8], entries: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()>;
+    /// Inserts or replaces a map entry.
+    fn map_put(&mut self, state: StateId, kg: KeyGroup, key: &[u8], map_key: &[u8], value: &[u8]) -> Result<()>;
 
-    /// Removes map entries.
-    fn map_remove(&mut self, state: StateId, kg: KeyGroup, key: &[u8], map_keys: Vec<Vec<u8>>) -> Result<()>;
+    /// Removes a map entry.
+    fn map_remove(&mut self, state: StateId, kg: KeyGroup, key: &[u8], map_key: &[u8]) -> Result<()>;
 
     /// Up to `limit` map entries after `start_after`, in key order.
     fn map_range(

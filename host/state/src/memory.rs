@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rustc_hash::FxHashMap;
 
-use crate::{KeyGroup, KeyedStateBackend, Result, StateContent, StateError, StateId, StateKind, TimerEntry};
+use crate::{Items, KeyGroup, KeyedStateBackend, Result, StateContent, StateError, StateId, StateKind, TimerEntry};
 
 #[derive(Debug, Clone)]
 enum Cell {
@@ -107,16 +107,31 @@ impl KeyedStateBackend for MemoryBackend {
         Ok(())
     }
 
-    fn set_list(&mut self, state: StateId, kg: KeyGroup, key: &[u8], items: Vec<Vec<u8>>) -> Result<()> {
-        if let Cell::List(l) = self.cell(state, kg, key, StateKind::List)? {
-            *l = items;
-        }
-        Ok(())
+    fn read_into(&mut self, state: StateId, kg: KeyGroup, key: &[u8], out: &mut Items) -> Result<u32> {
+        let (g, _) = self.group(state, kg)?;
+        Ok(match g.get(key) {
+            None => 0,
+            Some(Cell::Value(v)) => {
+                out.push(v);
+                1
+            }
+            Some(Cell::List(items)) => {
+                items.iter().for_each(|i| out.push(i));
+                items.len() as u32
+            }
+            Some(Cell::Map(m)) => {
+                for (k, v) in m {
+                    out.push(k);
+                    out.push(v);
+                }
+                2 * m.len() as u32
+            }
+        })
     }
 
-    fn append(&mut self, state: StateId, kg: KeyGroup, key: &[u8], items: Vec<Vec<u8>>) -> Result<()> {
+    fn append(&mut self, state: StateId, kg: KeyGroup, key: &[u8], item: &[u8]) -> Result<()> {
         if let Cell::List(l) = self.cell(state, kg, key, StateKind::List)? {
-            l.extend(items);
+            l.push(item.to_vec());
         }
         Ok(())
     }
@@ -131,22 +146,28 @@ impl KeyedStateBackend for MemoryBackend {
         }
     }
 
-    fn map_put(&mut self, state: StateId, kg: KeyGroup, key: &[u8], entries: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()> {
+    fn map_put(&mut self, state: StateId, kg: KeyGroup, key: &[u8], map_key: &[u8], value: &[u8]) -> Result<()> {
         if let Cell::Map(m) = self.cell(state, kg, key, StateKind::Map)? {
-            m.extend(entries);
+            match m.get_mut(map_key) {
+                Some(v) => {
+                    v.clear();
+                    v.extend_from_slice(value);
+                }
+                None => {
+                    m.insert(map_key.to_vec(), value.to_vec());
+                }
+            }
         }
         Ok(())
     }
 
-    fn map_remove(&mut self, state: StateId, kg: KeyGroup, key: &[u8], map_keys: Vec<Vec<u8>>) -> Result<()> {
+    fn map_remove(&mut self, state: StateId, kg: KeyGroup, key: &[u8], map_key: &[u8]) -> Result<()> {
         let (g, kind) = self.group(state, kg)?;
         if kind != StateKind::Map {
             return Err(StateError::WrongKind(state.0, kind));
         }
         if let Some(Cell::Map(m)) = g.get_mut(key) {
-            for k in &map_keys {
-                m.remove(k);
-            }
+            m.remove(map_key);
             if m.is_empty() {
                 g.remove(key);
             }
@@ -214,9 +235,14 @@ mod tests {
     fn map_state_orders_ranges_and_drops_empty_maps() {
         let mut b = MemoryBackend::new(4);
         let m = b.register("m", StateKind::Map).unwrap();
-        b.map_put(m, 1, b"k", vec![(b"b".to_vec(), b"2".to_vec()), (b"a".to_vec(), b"1".to_vec())]).unwrap();
+        b.map_put(m, 1, b"k", b"b", b"2").unwrap();
+        b.map_put(m, 1, b"k", b"a", b"1").unwrap();
         assert_eq!(b.map_range(m, 1, b"k", Some(b"a"), 10).unwrap(), vec![(b"b".to_vec(), b"2".to_vec())]);
-        b.map_remove(m, 1, b"k", vec![b"a".to_vec(), b"b".to_vec()]).unwrap();
+        let mut items = Items::default();
+        assert_eq!(b.read_into(m, 1, b"k", &mut items).unwrap(), 4);
+        assert_eq!((items.get(0), items.get(3)), (&b"a"[..], &b"2"[..]));
+        b.map_remove(m, 1, b"k", b"a").unwrap();
+        b.map_remove(m, 1, b"k", b"b").unwrap();
         assert_eq!(b.get(m, 1, b"k").unwrap(), None);
         assert!(b.entries(m).unwrap().is_empty());
     }
@@ -230,6 +256,6 @@ mod tests {
             b.register("v", StateKind::List).unwrap_err().to_string(),
             "state `v` is a Value state, not a List state"
         );
-        assert!(matches!(b.append(v, 0, b"k", vec![]), Err(StateError::WrongKind(0, StateKind::Value))));
+        assert!(matches!(b.append(v, 0, b"k", b"x"), Err(StateError::WrongKind(0, StateKind::Value))));
     }
 }

@@ -10,8 +10,12 @@
 //! assert!(task_for_key_group(kg, 4, 128) < 4);
 //! ```
 
+mod batch;
+
 use std::fmt;
 use std::sync::Arc;
+
+pub use batch::{RecordBatch, RecordRef, Row};
 
 /// Milliseconds since the Unix epoch.
 pub type Timestamp = i64;
@@ -55,7 +59,7 @@ pub enum Watermark {
 #[derive(Debug)]
 pub enum Message {
     /// A batch of records, in order.
-    Records(Vec<Record>),
+    Records(RecordBatch),
     /// Event-time progress.
     Watermark(Watermark),
     /// The sender finished: no more messages follow.

@@ -64,7 +64,7 @@ fn trap(e: weir_state::StateError) -> wasmtime::Error {
     wasmtime::Error::msg(e.to_string())
 }
 
-pub(crate) fn to_wit(content: StateContent) -> types::StateValue {
+fn to_wit(content: StateContent) -> types::StateValue {
     match content {
         StateContent::Value(v) => types::StateValue::Value(v),
         StateContent::List(items) => types::StateValue::List(items),
@@ -103,17 +103,17 @@ impl state::Host for HostState {
 
     fn append(&mut self, handle: u32, key: Vec<u8>, values: Vec<Vec<u8>>) -> wasmtime::Result<()> {
         let (id, kg) = (self.state(handle)?, self.kg(&key));
-        self.backend.append(id, kg, &key, values).map_err(trap)
+        values.iter().try_for_each(|v| self.backend.append(id, kg, &key, v)).map_err(trap)
     }
 
     fn map_put(&mut self, handle: u32, key: Vec<u8>, map_key: Vec<u8>, value: Vec<u8>) -> wasmtime::Result<()> {
         let (id, kg) = (self.state(handle)?, self.kg(&key));
-        self.backend.map_put(id, kg, &key, vec![(map_key, value)]).map_err(trap)
+        self.backend.map_put(id, kg, &key, &map_key, &value).map_err(trap)
     }
 
     fn map_remove(&mut self, handle: u32, key: Vec<u8>, map_key: Vec<u8>) -> wasmtime::Result<()> {
         let (id, kg) = (self.state(handle)?, self.kg(&key));
-        self.backend.map_remove(id, kg, &key, vec![map_key]).map_err(trap)
+        self.backend.map_remove(id, kg, &key, &map_key).map_err(trap)
     }
 
     fn clear(&mut self, handle: u32, key: Vec<u8>) -> wasmtime::Result<()> {

@@ -3,12 +3,13 @@
 
 use rustc_hash::FxHashSet;
 use wasmtime::Store;
-use weir_state::{KeyedStateBackend, StateKind};
-use weir_types::Record;
+use weir_state::{Items, KeyedStateBackend, StateKind};
+use weir_types::RecordBatch;
 
 use crate::bindings::{Operator, OperatorPre};
-use crate::host::{HostState, to_wit};
-use crate::wit::{self, StateEntry, StateOp, StateUpdate, TimeContext};
+use crate::convert::{ItemsView, batch_to_wit, items_to_wit};
+use crate::host::HostState;
+use crate::wit::{self, StateEntry, TimeContext, UpdateKind};
 use crate::{PluginError, Result, describe};
 
 /// Arguments of `init`.
@@ -85,11 +86,9 @@ impl OperatorInstance {
     }
 
     /// Processes a batch of records.
-    pub fn process(&mut self, records: Vec<Record>, time: TimeContext) -> Result<wit::Effects> {
-        let records: Vec<wit::Record> =
-            records.into_iter().map(|r| wit::Record { key: r.key, value: r.value, timestamp: r.timestamp }).collect();
-        let state = self.prefetch(records.iter().map(|r| r.key.as_deref()))?;
-        let batch = wit::Batch { records, state, time };
+    pub fn process(&mut self, records: RecordBatch, time: TimeContext) -> Result<wit::Effects> {
+        let state = self.prefetch((0..records.len()).map(|i| records.key(i)))?;
+        let batch = wit::Batch { records: batch_to_wit(records), state, time };
         let result = self.bindings.call_process(&mut self.store, &batch);
         self.check("process", result)
     }
@@ -102,47 +101,63 @@ impl OperatorInstance {
         self.check("on-timer", result)
     }
 
-    /// Reads every prefetched state for the distinct keys of a call.
-    fn prefetch<'k>(&mut self, keys: impl Iterator<Item = Option<&'k [u8]>>) -> Result<Vec<StateEntry>> {
+    /// Reads every prefetched state for the distinct keys of a call into one
+    /// packed buffer.
+    fn prefetch<'k>(&mut self, keys: impl Iterator<Item = Option<&'k [u8]>>) -> Result<wit::PrefetchedState> {
+        let mut items = Items::default();
         let mut entries = Vec::new();
-        if self.prefetched.is_empty() {
-            return Ok(entries);
-        }
-        let data = self.store.data_mut();
-        let mut seen: FxHashSet<&[u8]> = FxHashSet::default();
-        for (index, key) in keys.enumerate() {
-            let Some(key) = key else { continue };
-            if !seen.insert(key) {
-                continue;
-            }
-            let kg = weir_types::key_group(key, data.max_parallelism);
-            for &handle in &self.prefetched {
-                let (id, _) = data.states[handle as usize];
-                if let Some(content) = data.backend.get(id, kg, key)? {
-                    entries.push(StateEntry { key: index as u32, state: handle, content: to_wit(content) });
+        if !self.prefetched.is_empty() {
+            let data = self.store.data_mut();
+            let mut seen: FxHashSet<&[u8]> = FxHashSet::default();
+            for (index, key) in keys.enumerate() {
+                let Some(key) = key else { continue };
+                if !seen.insert(key) {
+                    continue;
+                }
+                let kg = weir_types::key_group(key, data.max_parallelism);
+                for &handle in &self.prefetched {
+                    let (id, _) = data.states[handle as usize];
+                    let first_item = items.len() as u32;
+                    let item_count = data.backend.read_into(id, kg, key, &mut items)?;
+                    if item_count > 0 {
+                        entries.push(StateEntry { key: index as u32, state: handle, first_item, item_count });
+                    }
                 }
             }
         }
-        Ok(entries)
+        Ok(wit::PrefetchedState { items: items_to_wit(items), entries })
     }
 
     /// Applies a call's state updates to the backend.
-    pub fn apply_state_updates(&mut self, updates: Vec<StateUpdate>) -> Result<()> {
+    pub fn apply_state_updates(&mut self, updates: &wit::StateUpdates) -> Result<()> {
         let data = self.store.data_mut();
-        for update in updates {
-            let Some(&(id, kind)) = data.states.get(update.state as usize) else {
-                return Err(PluginError::Contract(format!("state update for unknown state handle {}", update.state)));
+        let items = ItemsView(&updates.items);
+        for u in &updates.updates {
+            let Some(&(id, kind)) = data.states.get(u.state as usize) else {
+                return Err(PluginError::Contract(format!("state update for unknown state handle {}", u.state)));
             };
-            let kg = weir_types::key_group(&update.key, data.max_parallelism);
-            let key = &update.key;
-            let wrong = || PluginError::Contract(format!("state handle {} is a {kind:?} state", update.state));
-            match update.op {
-                StateOp::Set(v) if kind == StateKind::Value => data.backend.set_value(id, kg, key, &v)?,
-                StateOp::SetList(items) if kind == StateKind::List => data.backend.set_list(id, kg, key, items)?,
-                StateOp::Append(items) if kind == StateKind::List => data.backend.append(id, kg, key, items)?,
-                StateOp::MapPut(entries) if kind == StateKind::Map => data.backend.map_put(id, kg, key, entries)?,
-                StateOp::MapRemove(keys) if kind == StateKind::Map => data.backend.map_remove(id, kg, key, keys)?,
-                StateOp::Clear => data.backend.clear(id, kg, key)?,
+            let key = items.get(u.key)?;
+            let kg = weir_types::key_group(key, data.max_parallelism);
+            let operand = |i: u32| items.get(u.first_item.saturating_add(i));
+            let wrong = || PluginError::Contract(format!("{:?} does not apply to state handle {} ({kind:?})", u.kind, u.state));
+            match (u.kind, kind) {
+                (UpdateKind::Clear, _) => data.backend.clear(id, kg, key)?,
+                (UpdateKind::Set, StateKind::Value) => data.backend.set_value(id, kg, key, operand(0)?)?,
+                (UpdateKind::Append, StateKind::List) => {
+                    for i in 0..u.item_count {
+                        data.backend.append(id, kg, key, operand(i)?)?;
+                    }
+                }
+                (UpdateKind::MapPut, StateKind::Map) => {
+                    for i in (0..u.item_count).step_by(2) {
+                        data.backend.map_put(id, kg, key, operand(i)?, operand(i + 1)?)?;
+                    }
+                }
+                (UpdateKind::MapRemove, StateKind::Map) => {
+                    for i in 0..u.item_count {
+                        data.backend.map_remove(id, kg, key, operand(i)?)?;
+                    }
+                }
                 _ => return Err(wrong()),
             }
         }

@@ -17,6 +17,7 @@
 //! assert!(info.states.is_empty());
 //! ```
 
+mod convert;
 mod host;
 mod instance;
 
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine};
 
+pub use convert::{batch_from_wit, batch_to_wit};
 pub use host::HostState;
 pub use instance::{InitArgs, OperatorInstance};
 

@@ -5,13 +5,17 @@
 //! kept. Config (optional): `output: json | binary` — the encoding of the
 //! readings it emits (binary is faster when the next operator reads it).
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use weir_sdk::{Context, Encoding, InitContext, Operator, Record, Result, export_operator};
 
-/// A sensor reading, as in *Stream Processing with Apache Flink*.
+/// A sensor reading, as in *Stream Processing with Apache Flink*. The id
+/// borrows from the input when it can.
 #[derive(Serialize, Deserialize)]
-struct SensorReading {
-    id: String,
+struct SensorReading<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
     timestamp: i64,
     temperature: f64,
 }
@@ -32,11 +36,10 @@ impl Operator for Celsius {
         Ok(Celsius { output: config.unwrap_or_default().output })
     }
 
-    fn process(&mut self, record: Record, ctx: &mut Context<'_>) -> Result<()> {
+    fn process(&mut self, record: Record<'_>, ctx: &mut Context<'_>) -> Result<()> {
         let mut reading: SensorReading = record.json()?;
         reading.temperature = (reading.temperature - 32.0) * (5.0 / 9.0);
-        ctx.emit(record.with_value(self.output.encode(&reading)?));
-        Ok(())
+        ctx.emit_as(self.output, &reading)
     }
 }
 

@@ -14,12 +14,18 @@
 //!
 //! Config: `window_ms` (default 5000), `input: json | binary`.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use weir_sdk::{Context, Encoding, InitContext, MapState, Operator, Record, Result, Timer, bail, export_operator};
 
+/// A reading as `celsius` emits it. The id is not used (the record key is
+/// the sensor), but it is part of the binary layout; it borrows from the
+/// input when it can.
 #[derive(Deserialize)]
-struct SensorReading {
-    id: String,
+struct SensorReading<'a> {
+    #[serde(borrow, rename = "id")]
+    _id: Cow<'a, str>,
     timestamp: i64,
     temperature: f64,
 }
@@ -67,8 +73,8 @@ impl Operator for SensorAverage {
         Ok(SensorAverage { config, windows: ctx.map_state("windows")? })
     }
 
-    fn process(&mut self, record: Record, ctx: &mut Context<'_>) -> Result<()> {
-        let reading: SensorReading = self.config.input.decode(&record.value)?;
+    fn process(&mut self, record: Record<'_>, ctx: &mut Context<'_>) -> Result<()> {
+        let reading: SensorReading = self.config.input.decode(record.value)?;
         let size = self.config.window_ms;
         let window_end = reading.timestamp - reading.timestamp.rem_euclid(size) + size;
         if window_end - 1 <= ctx.watermark() {
@@ -84,7 +90,6 @@ impl Operator for SensorAverage {
         };
         sum.sum += reading.temperature;
         sum.count += 1;
-        let _ = reading.id;
         self.windows.put(ctx, &window_end, &sum)
     }
 

@@ -14,8 +14,8 @@ struct Config {
 }
 
 #[derive(Deserialize)]
-struct WithId {
-    id: String,
+struct WithId<'a> {
+    id: &'a str,
 }
 
 struct TrapOn(Config);
@@ -29,12 +29,12 @@ impl Operator for TrapOn {
         Ok(TrapOn(config))
     }
 
-    fn process(&mut self, record: Record, ctx: &mut Context<'_>) -> Result<()> {
+    fn process(&mut self, record: Record<'_>, ctx: &mut Context<'_>) -> Result<()> {
         let WithId { id } = record.json()?;
-        if self.0.panic_on.as_deref() == Some(id.as_str()) {
+        if self.0.panic_on.as_deref() == Some(id) {
             panic!("reading from {id} is cursed");
         }
-        if self.0.error_on.as_deref() == Some(id.as_str()) {
+        if self.0.error_on.as_deref() == Some(id) {
             bail!("cannot handle {id}");
         }
         ctx.emit(record);
