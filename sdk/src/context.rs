@@ -132,23 +132,30 @@ impl Timer {
 pub struct Context<'a> {
     pub(crate) table: &'a mut StateTable,
     pub(crate) effects: &'a mut EffectsBuilder,
-    pub(crate) key: Option<usize>,
+    pub(crate) key: Option<&'a [u8]>,
+    /// The key's entry in the state table, looked up on first use.
+    pub(crate) key_index: Option<usize>,
     pub(crate) timestamp: i64,
     pub(crate) time: TimeContext,
 }
 
-impl Context<'_> {
-    pub(crate) fn key_index(&self) -> Result<usize> {
-        self.key.ok_or_else(|| Error::new("keyed state and timers need a keyed input (set `key_by` in the job spec)"))
+impl<'a> Context<'a> {
+    pub(crate) fn key_index(&mut self) -> Result<usize> {
+        if let Some(i) = self.key_index {
+            return Ok(i);
+        }
+        let i = self.table.key_index(self.require_key()?);
+        self.key_index = Some(i);
+        Ok(i)
     }
 
-    pub(crate) fn require_key(&self) -> Result<&[u8]> {
-        Ok(&self.table.keys[self.key_index()?].key)
+    pub(crate) fn require_key(&self) -> Result<&'a [u8]> {
+        self.key.ok_or_else(|| Error::new("keyed state and timers need a keyed input (set `key_by` in the job spec)"))
     }
 
     /// The key of the record or timer being handled.
     pub fn key(&self) -> Option<&[u8]> {
-        self.key.map(|k| self.table.keys[k].key.as_slice())
+        self.key
     }
 
     /// The key as UTF-8, if there is one and it is valid UTF-8.
@@ -179,22 +186,19 @@ impl Context<'_> {
 
     /// Emits `value` with the current key and timestamp.
     pub fn emit_value(&mut self, value: &[u8]) {
-        let key = self.key.map(|k| self.table.keys[k].key.as_slice());
-        self.effects.outputs.push(key, value, self.timestamp);
+        self.effects.outputs.push(self.key, value, self.timestamp);
     }
 
     /// Encodes `value` straight into the output with codec `C`, with the
     /// current key and timestamp.
     pub fn emit_encoded<C: Codec, T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
-        let key = self.key.map(|k| self.table.keys[k].key.as_slice());
-        self.effects.outputs.push_with(key, self.timestamp, |out| C::encode_into(value, out))
+        self.effects.outputs.push_with(self.key, self.timestamp, |out| C::encode_into(value, out))
     }
 
     /// Encodes `value` straight into the output with a run-time choice of
     /// encoding, with the current key and timestamp.
     pub fn emit_as<T: Serialize + ?Sized>(&mut self, encoding: Encoding, value: &T) -> Result<()> {
-        let key = self.key.map(|k| self.table.keys[k].key.as_slice());
-        self.effects.outputs.push_with(key, self.timestamp, |out| encoding.encode_into(value, out))
+        self.effects.outputs.push_with(self.key, self.timestamp, |out| encoding.encode_into(value, out))
     }
 
     /// Emits `value` as JSON with the current key and timestamp.

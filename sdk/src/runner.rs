@@ -56,8 +56,14 @@ impl<O: Operator> bindings::Guest for Runner<O> {
             let mut effects = EffectsBuilder::default();
             for (index, row) in rows.iter().enumerate() {
                 let record = view(data, row).ok_or_else(bad_span)?;
-                let key = record.key.map(|k| table.key_index(k));
-                let mut ctx = Context { table: &mut *table, effects: &mut effects, key, timestamp: record.timestamp, time };
+                let mut ctx = Context {
+                    table: &mut *table,
+                    effects: &mut effects,
+                    key: record.key,
+                    key_index: None,
+                    timestamp: record.timestamp,
+                    time,
+                };
                 if let Err(e) = op.process(record, &mut ctx) {
                     effects.errors.push(RecordError { index: index as u32, message: e.to_string() });
                 }
@@ -73,11 +79,16 @@ impl<O: Operator> bindings::Guest for Runner<O> {
             table.reset();
             table.load(&state, |i| timers.get(i).map(|t| t.key.as_slice()));
             let mut effects = EffectsBuilder::default();
-            for (index, timer) in timers.into_iter().enumerate() {
-                let key = Some(table.key_index(&timer.key));
-                let mut ctx =
-                    Context { table: &mut *table, effects: &mut effects, key, timestamp: timer.timestamp, time };
-                let timer = Timer { key: timer.key, timestamp: timer.timestamp, domain: timer.domain };
+            for (index, timer) in timers.iter().enumerate() {
+                let mut ctx = Context {
+                    table: &mut *table,
+                    effects: &mut effects,
+                    key: Some(&timer.key),
+                    key_index: None,
+                    timestamp: timer.timestamp,
+                    time,
+                };
+                let timer = Timer { key: timer.key.clone(), timestamp: timer.timestamp, domain: timer.domain };
                 if let Err(e) = op.on_timer(timer, &mut ctx) {
                     effects.errors.push(RecordError { index: index as u32, message: e.to_string() });
                 }

@@ -197,19 +197,36 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned, C: Codec>
 
     /// Inserts or replaces an entry under the current key.
     pub fn put(&self, ctx: &mut Context<'_>, map_key: &K, value: &V) -> Result<()> {
-        let (mk, v) = (C::encode(map_key)?, C::encode(value)?);
         if !self.handle.prefetch {
+            let (mk, v) = (C::encode(map_key)?, C::encode(value)?);
             host::map_put(self.handle.id, ctx.require_key()?, &mk, &v);
             return Ok(());
         }
-        match self.handle.slot(ctx)? {
+        let k = ctx.key_index()?;
+        let mut mk = std::mem::take(&mut ctx.table.scratch);
+        mk.clear();
+        C::encode_into(map_key, &mut mk)?;
+        let result = match ctx.table.slot(k, self.handle.id) {
             Slot::Map { entries, changed, .. } => {
-                changed.insert(mk.clone());
-                entries.insert(mk, v);
+                match entries.get_mut(&mk) {
+                    // Overwrite in place: no allocation for an existing entry.
+                    Some(existing) => {
+                        existing.clear();
+                        C::encode_into(value, existing)?;
+                    }
+                    None => {
+                        entries.insert(mk.clone(), C::encode(value)?);
+                    }
+                }
+                if !changed.contains(&mk) {
+                    changed.insert(mk.clone());
+                }
                 Ok(())
             }
             _ => Err(mismatch()),
-        }
+        };
+        ctx.table.scratch = mk;
+        result
     }
 
     /// Removes an entry under the current key.

@@ -5,7 +5,9 @@
 //! ends, the changes are turned into `state-update`s for the host — one per
 //! key and state, however many records touched it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use rustc_hash::FxHashMap;
 
 use crate::bindings::weir::plugin::types::{
     Items, PrefetchedState, Span, StateKind, StateUpdate, StateUpdates, UpdateKind,
@@ -152,13 +154,15 @@ pub(crate) struct KeyEntry {
 pub(crate) struct StateTable {
     kinds: Vec<(StateKind, bool)>,
     pub(crate) keys: Vec<KeyEntry>,
-    index: HashMap<Vec<u8>, usize>,
+    index: FxHashMap<Vec<u8>, usize>,
+    /// Reused buffer for encoding map keys.
+    pub(crate) scratch: Vec<u8>,
 }
 
 impl StateTable {
     /// A table for the declared states (kind, prefetched).
     pub(crate) fn new(kinds: Vec<(StateKind, bool)>) -> Self {
-        StateTable { kinds, keys: Vec::new(), index: HashMap::new() }
+        StateTable { kinds, keys: Vec::new(), index: FxHashMap::default(), scratch: Vec::new() }
     }
 
     /// Forgets the previous call's keys, keeping allocations.

@@ -124,16 +124,27 @@ fn make_source(spec: &SourceSpec, index: u32, parallelism: u32) -> Box<dyn Sourc
     }
 }
 
-/// Loads every operator's plugin, naming the node on failure.
+/// Loads every operator's plugin, naming the node on failure. Distinct
+/// plugin files load in parallel (compiling, or from the compile cache).
 pub fn load_plugins(spec: &JobSpec, engine: &PluginEngine) -> Result<HashMap<String, Plugin>> {
-    spec.operators
-        .iter()
-        .map(|o| {
-            let plugin =
-                engine.load_file(&o.plugin).map_err(|source| RuntimeError::Load { node: o.id.clone(), source })?;
-            Ok((o.id.clone(), plugin))
-        })
-        .collect()
+    let mut paths: Vec<&Path> = spec.operators.iter().map(|o| o.plugin.as_path()).collect();
+    paths.sort();
+    paths.dedup();
+    let mut loaded: HashMap<&Path, std::result::Result<Plugin, weir_wasm::PluginError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = paths.iter().map(|p| (*p, scope.spawn(move || engine.load_file(p)))).collect();
+        handles.into_iter().map(|(p, h)| (p, h.join().expect("plugin loading does not panic"))).collect()
+    });
+    let mut plugins = HashMap::new();
+    for o in &spec.operators {
+        let path = o.plugin.as_path();
+        if loaded[path].is_err() {
+            let Some(Err(source)) = loaded.remove(path) else { unreachable!("checked above") };
+            return Err(RuntimeError::Load { node: o.id.clone(), source });
+        }
+        let Some(Ok(plugin)) = loaded.get(path) else { unreachable!("checked above") };
+        plugins.insert(o.id.clone(), plugin.clone());
+    }
+    Ok(plugins)
 }
 
 /// Runs a job to completion (bounded input), failure or cancellation. Every

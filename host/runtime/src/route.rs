@@ -47,6 +47,10 @@ impl EdgeOut {
         match &self.partitioning {
             Partitioning::Forward => return self.deliver(task, 0, Message::Records(records)),
             Partitioning::Rebalance if n == 1 => return self.deliver(task, 0, Message::Records(records)),
+            // One target and keys already in place: nothing to copy.
+            Partitioning::Hash(KeyBy::RecordKey) if n == 1 && records.rows().iter().all(|r| r.key.is_some()) => {
+                return self.deliver(task, 0, Message::Records(records));
+            }
             Partitioning::Rebalance => {
                 for r in records.iter() {
                     self.buffers[self.next].push_ref(r);

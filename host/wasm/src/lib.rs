@@ -17,6 +17,7 @@
 //! assert!(info.states.is_empty());
 //! ```
 
+pub mod cache;
 mod convert;
 mod host;
 mod instance;
@@ -122,21 +123,32 @@ pub(crate) fn describe(error: &wasmtime::Error) -> String {
 pub struct PluginEngine {
     engine: Engine,
     linker: Arc<Linker<HostState>>,
+    cache: Option<PathBuf>,
 }
 
 impl PluginEngine {
     /// An engine with the host interfaces (`weir:plugin` imports and a WASI
-    /// that grants nothing) linked.
+    /// that grants nothing) linked, caching compiled plugins in
+    /// [`cache::default_dir`].
     pub fn new() -> Result<Self> {
+        Self::with_cache(cache::default_dir())
+    }
+
+    /// The same with a given compile cache directory (`None`: no cache).
+    pub fn with_cache(cache: Option<PathBuf>) -> Result<Self> {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        #[cfg(feature = "profiling")]
+        if std::env::var_os("WEIR_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config).map_err(|e| PluginError::Engine(describe(&e)))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| PluginError::Engine(describe(&e)))?;
         bindings::Operator::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(|e| PluginError::Engine(describe(&e)))?;
-        Ok(PluginEngine { engine, linker: Arc::new(linker) })
+        Ok(PluginEngine { engine, linker: Arc::new(linker), cache })
     }
 
     /// Compiles and validates a plugin from a file.
@@ -145,17 +157,29 @@ impl PluginEngine {
         self.load(&bytes, &path.display().to_string())
     }
 
-    /// Compiles and validates a plugin; `what` names it in errors.
+    /// Compiles (or finds in the cache) and validates a plugin; `what`
+    /// names it in errors.
     pub fn load(&self, bytes: &[u8], what: &str) -> Result<Plugin> {
-        let component = Component::new(&self.engine, bytes)
-            .map_err(|e| PluginError::Invalid { what: what.to_string(), message: describe(&e) })?;
+        let digest = cache::digest(bytes);
+        let cached = self.cache.as_deref().and_then(|dir| cache::load(dir, &self.engine, &digest));
+        let component = match cached {
+            Some(component) => component,
+            None => {
+                let component = Component::new(&self.engine, bytes)
+                    .map_err(|e| PluginError::Invalid { what: what.to_string(), message: describe(&e) })?;
+                if let Some(dir) = &self.cache {
+                    cache::store(dir, &self.engine, &digest, &component);
+                }
+                component
+            }
+        };
         let pre = self
             .linker
             .instantiate_pre(&component)
             .map_err(|e| PluginError::WrongWorld { what: what.to_string(), message: describe(&e) })?;
         let pre = bindings::OperatorPre::new(pre)
             .map_err(|e| PluginError::WrongWorld { what: what.to_string(), message: describe(&e) })?;
-        Ok(Plugin { pre, name: what.to_string() })
+        Ok(Plugin { pre, name: what.to_string(), digest })
     }
 }
 
@@ -164,12 +188,18 @@ impl PluginEngine {
 pub struct Plugin {
     pre: bindings::OperatorPre<HostState>,
     name: String,
+    digest: String,
 }
 
 impl Plugin {
     /// The plugin's path or name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The hex SHA-256 of the component's bytes.
+    pub fn digest(&self) -> &str {
+        &self.digest
     }
 
     /// A new instance for one task, owning that task's keyed state.
