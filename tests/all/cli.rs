@@ -66,3 +66,75 @@ fn the_example_prints_every_sensor_average() {
     let avg = first["avg_c"].as_f64().unwrap();
     assert!((-30.0..60.0).contains(&avg), "{avg} °C is not a plausible temperature");
 }
+
+#[test]
+fn metrics_are_served_while_a_job_runs() {
+    use std::io::{BufRead, BufReader, Read, Write};
+
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("job.yaml");
+    let celsius = weir_tests::plugin("celsius");
+    std::fs::write(
+        &spec,
+        format!(
+            "name: metered\nsources: [{{id: readings, type: generator, generator: sensors, rate: 500, events: 100000}}]\n\
+             operators: [{{id: celsius, input: readings, plugin: {}}}]\nsinks: [{{id: out, type: blackhole, input: celsius}}]\n",
+            celsius.display()
+        ),
+    )
+    .unwrap();
+    let mut child = weir()
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .arg("run")
+        .arg(&spec)
+        .args(["--metrics-addr", "127.0.0.1:0"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let addr = loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "weir exited before serving metrics");
+        if let Some(rest) = line.split("serving Prometheus metrics at http://").nth(1) {
+            break rest.trim().trim_end_matches("/metrics").to_string();
+        }
+    };
+    let scrape = || {
+        let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+        conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+        let mut body = String::new();
+        conn.read_to_string(&mut body).unwrap();
+        body
+    };
+    let count = |text: &str| -> u64 {
+        text.lines()
+            .find(|l| l.starts_with(r#"weir_records_in_total{job="metered",node="celsius"}"#))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    // The server is up before the job has registered its metrics.
+    let mut first = scrape();
+    for _ in 0..100 {
+        if first.contains("# TYPE weir_records_in counter") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        first = scrape();
+    }
+    assert!(first.starts_with("HTTP/1.0 200 OK") || first.starts_with("HTTP/1.1 200 OK"), "{first}");
+    assert!(first.contains("# TYPE weir_records_in counter"), "{first}");
+    // The counter moves while the job runs (500 events/s).
+    let mut moved = false;
+    for _ in 0..50 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        if count(&scrape()) > count(&first) {
+            moved = true;
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(moved, "weir_records_in_total did not increase");
+}

@@ -1,5 +1,6 @@
 //! The `weir` command.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use weir_runtime::graph::Plan;
+use weir_runtime::metrics::{SharedRegistry, encode};
 use weir_runtime::{JobOptions, run_job};
 use weir_spec::{JobSpec, StateBackendKind};
 
@@ -35,6 +37,10 @@ enum Command {
         /// Logs progress every so often (e.g. 5s); 0 turns it off.
         #[arg(long, default_value = "5s", value_parser = humantime_duration)]
         progress: Duration,
+        /// Serves Prometheus metrics at http://ADDR/metrics while the job runs
+        /// (e.g. 127.0.0.1:9249; port 0 picks a free port and logs it).
+        #[arg(long)]
+        metrics_addr: Option<SocketAddr>,
     },
     /// Checks a job spec and prints its tasks.
     Validate {
@@ -43,12 +49,51 @@ enum Command {
     },
 }
 
-/// Sets `cancel` on Ctrl-C (a small tokio runtime on its own thread listens).
-fn watch_ctrl_c(cancel: Arc<AtomicBool>) -> anyhow::Result<()> {
-    let runtime =
-        tokio::runtime::Builder::new_current_thread().enable_io().build().context("cannot listen for Ctrl-C")?;
-    std::thread::Builder::new().name("ctrl-c".into()).spawn(move || {
+/// Runs the control plane of `weir run` on a small runtime of its own:
+/// Ctrl-C sets `cancel`; with an address, `/metrics` serves the registry.
+fn start_control(
+    cancel: Arc<AtomicBool>,
+    metrics_addr: Option<SocketAddr>,
+    registry: SharedRegistry,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the control runtime")?;
+    let listener = match metrics_addr {
+        Some(addr) => {
+            let listener = runtime
+                .block_on(tokio::net::TcpListener::bind(addr))
+                .with_context(|| format!("cannot serve metrics on {addr}"))?;
+            tracing::info!("serving Prometheus metrics at http://{}/metrics", listener.local_addr()?);
+            Some(listener)
+        }
+        None => None,
+    };
+    std::thread::Builder::new().name("control".into()).spawn(move || {
         runtime.block_on(async {
+            if let Some(listener) = listener {
+                let app = axum::Router::new().route(
+                    "/metrics",
+                    axum::routing::get(move || {
+                        let text = encode(&registry.lock().unwrap_or_else(|e| e.into_inner()));
+                        async move {
+                            (
+                                [(
+                                    axum::http::header::CONTENT_TYPE,
+                                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                                )],
+                                text,
+                            )
+                        }
+                    }),
+                );
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, app).await {
+                        tracing::error!("metrics server stopped: {e}");
+                    }
+                });
+            }
             if tokio::signal::ctrl_c().await.is_ok() {
                 tracing::warn!("interrupted: stopping the job");
                 cancel.store(true, Ordering::Relaxed);
@@ -94,16 +139,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Run { spec, state_backend, state_dir, progress } => {
+        Command::Run { spec, state_backend, state_dir, progress, metrics_addr } => {
             let spec = JobSpec::load(&spec)?;
             let engine = weir_wasm::PluginEngine::new()?;
             let cancel = Arc::new(AtomicBool::new(false));
-            watch_ctrl_c(cancel.clone())?;
+            let registry: SharedRegistry = Arc::default();
+            start_control(cancel.clone(), metrics_addr, registry.clone())?;
             let options = JobOptions {
                 state_backend,
                 state_dir,
                 progress_interval: (!progress.is_zero()).then_some(progress),
                 cancel: Some(cancel),
+                metrics: Some(registry),
             };
             let report = match run_job(&spec, &options, &engine) {
                 Err(weir_runtime::RuntimeError::Cancelled) => anyhow::bail!("interrupted"),

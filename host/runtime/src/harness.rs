@@ -21,7 +21,7 @@ use weir_types::{Record, TaskInfo, Timestamp};
 use weir_wasm::{InitArgs, PluginEngine};
 
 use crate::error::{Result, RuntimeError};
-use crate::metrics::NodeMetrics;
+use crate::metrics::{JobMetrics, NodeMetrics};
 use crate::operator::{Clock, WasmOperator};
 
 /// Drives one operator instance by hand.
@@ -55,7 +55,7 @@ impl OperatorHarness {
         let info = instance
             .init(&InitArgs { node_id: "harness".into(), config: config.to_string(), subtask_index: 0, parallelism: 1 })
             .map_err(|e| RuntimeError::plugin(&task, e))?;
-        let metrics = Arc::new(NodeMetrics::new("harness"));
+        let metrics = Arc::new(JobMetrics::default().node("harness", "harness"));
         let mut op = WasmOperator::new(task, instance, 128, 1024, metrics.clone())?;
         op.clock = Clock::Manual(0);
         Ok(OperatorHarness {

@@ -18,7 +18,7 @@ use weir_wasm::{InitArgs, Plugin, PluginEngine};
 
 use crate::error::{Result, RuntimeError};
 use crate::graph::{NodeRole, Partitioning, Plan};
-use crate::metrics::{NodeMetrics, NodeReport};
+use crate::metrics::{JobMetrics, NodeMetrics, NodeReport, SharedRegistry};
 use crate::operator::WasmOperator;
 use crate::route::{EdgeOut, Receiver, Sender};
 use crate::task::{Chain, ChannelTask, Element, Link, SourceTask, SourceTime, TaskRunner};
@@ -35,6 +35,9 @@ pub struct JobOptions {
     /// Set to stop the job (e.g. on Ctrl-C); it then fails with
     /// [`RuntimeError::Cancelled`].
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Where to register the job's metrics (e.g. a registry served at
+    /// `/metrics`); a private one when `None`.
+    pub metrics: Option<SharedRegistry>,
 }
 
 /// What a finished job did.
@@ -174,8 +177,12 @@ pub fn run_job(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine) -> R
         .chain(spec.operators.iter().map(|o| o.id.clone()))
         .chain(spec.sinks.iter().map(|s| s.id.clone()))
         .collect();
+    let job_metrics = match &options.metrics {
+        Some(registry) => JobMetrics::register(&mut registry.lock().unwrap_or_else(|e| e.into_inner())),
+        None => JobMetrics::default(),
+    };
     let metrics: HashMap<String, Arc<NodeMetrics>> =
-        order.iter().map(|id| (id.clone(), Arc::new(NodeMetrics::new(id)))).collect();
+        order.iter().map(|id| (id.clone(), Arc::new(job_metrics.node(&spec.name, id)))).collect();
 
     // One channel per task of every chain head that is not a source.
     let mut senders: HashMap<String, Vec<Sender>> = HashMap::new();
@@ -359,11 +366,11 @@ pub fn run_job(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine) -> R
         std::thread::spawn(move || {
             while let Err(mpsc::RecvTimeoutError::Timeout) = progress_stopped.recv_timeout(every) {
                 for m in &metrics {
-                    let wm = m.watermark.load(Ordering::Relaxed);
+                    let wm = m.watermark.get();
                     tracing::info!(
                         node = %m.node,
-                        records_in = m.records_in.load(Ordering::Relaxed),
-                        records_out = m.records_out.load(Ordering::Relaxed),
+                        records_in = m.records_in.get(),
+                        records_out = m.records_out.get(),
                         watermark = if wm == MIN_WATERMARK { "none".to_string() } else { wm.to_string() },
                         "progress"
                     );

@@ -1,60 +1,106 @@
-//! Per-node counters shared by the node's tasks, for progress logs, the job
-//! report and (with the server) Prometheus.
+//! Job metrics: Prometheus counters and gauges per node, shared by the
+//! node's tasks (atomics, no locks on the hot path). They back the progress
+//! log, the job report and `/metrics`.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use weir_types::MIN_WATERMARK;
 
-/// Counters of one node.
-#[derive(Debug)]
+/// Label sets: `job`, `node` and, for plugin counters, `name`.
+pub type Labels = Vec<(String, String)>;
+
+/// A registry shared with whoever serves `/metrics`.
+pub type SharedRegistry = Arc<Mutex<Registry>>;
+
+/// The metric families of a job, registered once.
+#[derive(Clone, Default)]
+pub struct JobMetrics {
+    records_in: Family<Labels, Counter>,
+    records_out: Family<Labels, Counter>,
+    side_out: Family<Labels, Counter>,
+    watermark: Family<Labels, Gauge>,
+    plugin: Family<Labels, Counter>,
+}
+
+impl JobMetrics {
+    /// Registers the families in `registry` (names prefixed `weir_`).
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = JobMetrics::default();
+        let r = registry.sub_registry_with_prefix("weir");
+        r.register("records_in", "Records a node received", m.records_in.clone());
+        r.register("records_out", "Records a node emitted on its main output", m.records_out.clone());
+        r.register("side_output_records", "Records a node emitted on side outputs", m.side_out.clone());
+        r.register("watermark_ms", "A node's event-time watermark (ms since the epoch)", m.watermark.clone());
+        r.register("operator_counter", "Counters reported by operator plugins", m.plugin.clone());
+        m
+    }
+
+    /// The metrics of one node.
+    pub fn node(&self, job: &str, node: &str) -> NodeMetrics {
+        let labels = vec![("job".to_string(), job.to_string()), ("node".to_string(), node.to_string())];
+        let watermark = self.watermark.get_or_create(&labels).clone();
+        watermark.set(MIN_WATERMARK);
+        NodeMetrics {
+            node: node.to_string(),
+            records_in: self.records_in.get_or_create(&labels).clone(),
+            records_out: self.records_out.get_or_create(&labels).clone(),
+            side_out: self.side_out.get_or_create(&labels).clone(),
+            watermark,
+            plugin: self.plugin.clone(),
+            labels,
+            counter_names: Mutex::new(BTreeMap::new()),
+            first_record: OnceLock::new(),
+        }
+    }
+}
+
+/// Metrics of one node.
 pub struct NodeMetrics {
     /// The node id.
     pub node: String,
     /// Records received.
-    pub records_in: AtomicU64,
+    pub records_in: Counter,
     /// Records emitted on the main output.
-    pub records_out: AtomicU64,
+    pub records_out: Counter,
     /// Records emitted on side outputs.
-    pub side_out: AtomicU64,
-    /// Lowest watermark over the node's tasks (last reported).
-    pub watermark: AtomicI64,
-    /// Counters the plugin reported, by name.
-    pub counters: Mutex<BTreeMap<String, u64>>,
+    pub side_out: Counter,
+    /// The lowest watermark any of the node's tasks reported last.
+    pub watermark: Gauge,
+    plugin: Family<Labels, Counter>,
+    labels: Labels,
+    /// Plugin counters seen, for the report.
+    counter_names: Mutex<BTreeMap<String, Counter>>,
     /// When the node first received a record (sinks: first output of the job).
     pub first_record: OnceLock<Instant>,
 }
 
 impl NodeMetrics {
-    /// Zeroed counters for `node`.
-    pub fn new(node: &str) -> Self {
-        NodeMetrics {
-            node: node.to_string(),
-            records_in: AtomicU64::new(0),
-            records_out: AtomicU64::new(0),
-            side_out: AtomicU64::new(0),
-            watermark: AtomicI64::new(MIN_WATERMARK),
-            counters: Mutex::new(BTreeMap::new()),
-            first_record: OnceLock::new(),
-        }
-    }
-
     /// Adds to a plugin counter.
     pub fn add_counter(&self, name: &str, delta: u64) {
-        let mut c = self.counters.lock().unwrap_or_else(|e| e.into_inner());
-        *c.entry(name.to_string()).or_default() += delta;
+        let mut names = self.counter_names.lock().unwrap_or_else(|e| e.into_inner());
+        let counter = names.entry(name.to_string()).or_insert_with(|| {
+            let mut labels = self.labels.clone();
+            labels.push(("name".to_string(), name.to_string()));
+            self.plugin.get_or_create(&labels).clone()
+        });
+        counter.inc_by(delta);
     }
 
     /// A snapshot for reports.
     pub fn report(&self) -> NodeReport {
+        let names = self.counter_names.lock().unwrap_or_else(|e| e.into_inner());
         NodeReport {
             node: self.node.clone(),
-            records_in: self.records_in.load(Ordering::Relaxed),
-            records_out: self.records_out.load(Ordering::Relaxed),
-            side_out: self.side_out.load(Ordering::Relaxed),
-            counters: self.counters.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            records_in: self.records_in.get(),
+            records_out: self.records_out.get(),
+            side_out: self.side_out.get(),
+            counters: names.iter().map(|(k, c)| (k.clone(), c.get())).collect(),
         }
     }
 }
@@ -72,4 +118,11 @@ pub struct NodeReport {
     pub side_out: u64,
     /// Plugin counters.
     pub counters: BTreeMap<String, u64>,
+}
+
+/// Renders a registry in the Prometheus text format.
+pub fn encode(registry: &Registry) -> String {
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, registry).expect("writing to a String does not fail");
+    out
 }

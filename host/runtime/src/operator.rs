@@ -2,7 +2,6 @@
 //! fired when the watermark or the clock passes them.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use weir_types::{MIN_WATERMARK, RecordBatch, TaskInfo, TimeDomain, Timestamp};
 use weir_wasm::{OperatorInstance, batch_from_wit, wit};
@@ -84,6 +83,11 @@ impl WasmOperator {
         })
     }
 
+    /// The node's metrics.
+    pub fn metrics(&self) -> &NodeMetrics {
+        &self.metrics
+    }
+
     /// The operator's current watermark.
     pub fn watermark(&self) -> Timestamp {
         self.watermark
@@ -105,7 +109,7 @@ impl WasmOperator {
 
     /// Processes a batch of records.
     pub fn process(&mut self, records: RecordBatch) -> Result<Emitted> {
-        self.metrics.records_in.fetch_add(records.len() as u64, Ordering::Relaxed);
+        self.metrics.records_in.inc_by(records.len() as u64);
         let time = self.time();
         let effects = self.instance.process(records, time).map_err(|e| RuntimeError::plugin(&self.task, e))?;
         self.apply(effects, "record")
@@ -186,10 +190,10 @@ impl WasmOperator {
         let mut side = Vec::with_capacity(side_outputs.len());
         for s in side_outputs {
             let batch = batch_from_wit(s.records).map_err(|e| RuntimeError::plugin(&self.task, e))?;
-            self.metrics.side_out.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            self.metrics.side_out.inc_by(batch.len() as u64);
             side.push((s.name, batch));
         }
-        self.metrics.records_out.fetch_add(main.len() as u64, Ordering::Relaxed);
+        self.metrics.records_out.inc_by(main.len() as u64);
         Ok(Emitted { main, side })
     }
 }

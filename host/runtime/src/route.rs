@@ -76,7 +76,8 @@ impl EdgeOut {
                             ),
                         })?,
                     };
-                    let target = task_for_key_group(key_group(key, self.max_parallelism), n as u32, self.max_parallelism);
+                    let target =
+                        task_for_key_group(key_group(key, self.max_parallelism), n as u32, self.max_parallelism);
                     self.buffers[target].push(Some(key), r.value, r.timestamp);
                 }
             }

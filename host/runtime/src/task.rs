@@ -27,6 +27,15 @@ pub(crate) enum Element {
     Sink { sink: Box<dyn Sink>, metrics: Arc<NodeMetrics> },
 }
 
+impl Element {
+    fn metrics(&self) -> &NodeMetrics {
+        match self {
+            Element::Operator(op) => op.metrics(),
+            Element::Sink { metrics, .. } => metrics,
+        }
+    }
+}
+
 /// A node of a chain with its side-output edges.
 pub(crate) struct Link {
     pub(crate) element: Element,
@@ -54,7 +63,7 @@ impl Chain {
                     batch = self.side_and_main(i, emitted)?;
                 }
                 Element::Sink { sink, metrics } => {
-                    metrics.records_in.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    metrics.records_in.inc_by(batch.len() as u64);
                     metrics.first_record.get_or_init(Instant::now);
                     sink.write(&batch).map_err(|e| RuntimeError::task(&self.task, e))?;
                     sink.flush().map_err(|e| RuntimeError::task(&self.task, e))?;
@@ -82,6 +91,9 @@ impl Chain {
                 return Ok(());
             }
             self.watermark = t;
+            for link in &self.links {
+                link.element.metrics().watermark.set(t);
+            }
             for i in 0..self.links.len() {
                 if let Element::Operator(op) = &mut self.links[i].element {
                     let emitted = op.advance_watermark(t)?;
@@ -197,7 +209,7 @@ impl SourceTask {
                     if self.time.ingestion {
                         records.set_timestamps(weir_connectors::file::now_ms());
                     }
-                    self.metrics.records_out.fetch_add(records.len() as u64, Ordering::Relaxed);
+                    self.metrics.records_out.inc_by(records.len() as u64);
                     if self.time.punctuated {
                         self.punctuated(&mut splits, split, records)?;
                     } else {
@@ -223,7 +235,7 @@ impl SourceTask {
                 }
                 SourcePoll::End => {
                     self.chain.advance(Watermark::EventTime(MAX_WATERMARK))?;
-                    self.metrics.watermark.store(MAX_WATERMARK, Ordering::Relaxed);
+                    self.metrics.watermark.set(MAX_WATERMARK);
                     return self.chain.finish();
                 }
             }
@@ -256,7 +268,7 @@ impl SourceTask {
             if wm > self.chain.watermark {
                 self.chain.push(0, std::mem::take(&mut run))?;
                 self.chain.advance(Watermark::EventTime(wm))?;
-                self.metrics.watermark.store(wm, Ordering::Relaxed);
+                self.metrics.watermark.set(wm);
             }
         }
         self.chain.push(0, run)
@@ -264,7 +276,7 @@ impl SourceTask {
 
     fn emit_min(&mut self, splits: &[BoundedOutOfOrderness]) -> Result<()> {
         let wm = splits.iter().map(BoundedOutOfOrderness::current).min().unwrap_or(MAX_WATERMARK);
-        self.metrics.watermark.store(wm, Ordering::Relaxed);
+        self.metrics.watermark.set(wm);
         self.chain.advance(Watermark::EventTime(wm))
     }
 }
@@ -306,7 +318,7 @@ impl ChannelTask {
                 Message::Watermark(w) => {
                     if let Some(forward) = watermarks.update(slot, w) {
                         if let Watermark::EventTime(t) = forward {
-                            self.metrics.watermark.store(t, Ordering::Relaxed);
+                            self.metrics.watermark.set(t);
                         }
                         self.chain.advance(forward)?;
                     }

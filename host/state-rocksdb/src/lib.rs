@@ -32,7 +32,9 @@ use std::path::Path;
 use rocksdb::{
     ColumnFamilyDescriptor, DB, Direction, IteratorMode, MergeOperands, Options, ReadOptions, WriteBatch, WriteOptions,
 };
-use weir_state::{Items, KeyGroup, KeyedStateBackend, Result, StateContent, StateError, StateId, StateKind, TimerEntry};
+use weir_state::{
+    Items, KeyGroup, KeyedStateBackend, Result, StateContent, StateError, StateId, StateKind, TimerEntry,
+};
 use weir_types::TimeDomain;
 
 const TIMERS_CF: &str = "_timers";

@@ -146,7 +146,11 @@ impl RecordBatch {
 
     /// The record a row describes.
     pub fn record(&self, row: &Row) -> RecordRef<'_> {
-        RecordRef { key: row.key.map(|k| span(&self.data, k)), value: span(&self.data, row.value), timestamp: row.timestamp }
+        RecordRef {
+            key: row.key.map(|k| span(&self.data, k)),
+            value: span(&self.data, row.value),
+            timestamp: row.timestamp,
+        }
     }
 
     /// The key of record `i`.

@@ -139,7 +139,8 @@ impl OperatorInstance {
             let key = items.get(u.key)?;
             let kg = weir_types::key_group(key, data.max_parallelism);
             let operand = |i: u32| items.get(u.first_item.saturating_add(i));
-            let wrong = || PluginError::Contract(format!("{:?} does not apply to state handle {} ({kind:?})", u.kind, u.state));
+            let wrong =
+                || PluginError::Contract(format!("{:?} does not apply to state handle {} ({kind:?})", u.kind, u.state));
             match (u.kind, kind) {
                 (UpdateKind::Clear, _) => data.backend.clear(id, kg, key)?,
                 (UpdateKind::Set, StateKind::Value) => data.backend.set_value(id, kg, key, operand(0)?)?,
