@@ -42,11 +42,32 @@ impl Codec for Json {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Bin;
 
+/// A postcard output that appends straight to a `Vec` (postcard's own
+/// `to_extend` pushes byte by byte through `Extend`).
+struct AppendTo<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for AppendTo<'_> {
+    type Output = ();
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
 impl Codec for Bin {
     fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), Error> {
-        let taken = std::mem::take(out);
-        *out = postcard::to_extend(value, taken).map_err(|e| Error::new(format!("binary encoding failed: {e}")))?;
-        Ok(())
+        postcard::serialize_with_flavor(value, AppendTo(out))
+            .map_err(|e| Error::new(format!("binary encoding failed: {e}")))
     }
 
     fn decode<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, Error> {

@@ -57,6 +57,7 @@ mod state;
 mod table;
 
 #[doc(hidden)]
+#[allow(clippy::too_many_arguments, reason = "generated lifting/lowering glue")]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",

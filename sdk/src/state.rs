@@ -173,14 +173,20 @@ const RANGE_PAGE: u32 = 256;
 impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned, C: Codec> MapState<K, V, C> {
     /// The value for `map_key` under the current key.
     pub fn get(&self, ctx: &mut Context<'_>, map_key: &K) -> Result<Option<V>> {
-        let mk = C::encode(map_key)?;
         if !self.handle.prefetch {
+            let mk = C::encode(map_key)?;
             return host::map_get(self.handle.id, ctx.require_key()?, &mk).map(|b| C::decode(&b)).transpose();
         }
-        match self.handle.slot(ctx)? {
-            Slot::Map { entries, .. } => entries.get(&mk).map(|b| C::decode(b)).transpose(),
+        let k = ctx.key_index()?;
+        let mut mk = std::mem::take(&mut ctx.table.scratch);
+        mk.clear();
+        C::encode_into(map_key, &mut mk)?;
+        let found = match ctx.table.slot(k, self.handle.id) {
+            Slot::Map(m) => m.get(&mk).map(|b| C::decode(b)).transpose(),
             _ => Err(mismatch()),
-        }
+        };
+        ctx.table.scratch = mk;
+        found
     }
 
     /// Whether `map_key` is present under the current key.
@@ -190,7 +196,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned, C: Codec>
             return Ok(host::map_get(self.handle.id, ctx.require_key()?, &mk).is_some());
         }
         match self.handle.slot(ctx)? {
-            Slot::Map { entries, .. } => Ok(entries.contains_key(&mk)),
+            Slot::Map(m) => Ok(m.get(&mk).is_some()),
             _ => Err(mismatch()),
         }
     }
@@ -207,22 +213,8 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned, C: Codec>
         mk.clear();
         C::encode_into(map_key, &mut mk)?;
         let result = match ctx.table.slot(k, self.handle.id) {
-            Slot::Map { entries, changed, .. } => {
-                match entries.get_mut(&mk) {
-                    // Overwrite in place: no allocation for an existing entry.
-                    Some(existing) => {
-                        existing.clear();
-                        C::encode_into(value, existing)?;
-                    }
-                    None => {
-                        entries.insert(mk.clone(), C::encode(value)?);
-                    }
-                }
-                if !changed.contains(&mk) {
-                    changed.insert(mk.clone());
-                }
-                Ok(())
-            }
+            // An existing entry is overwritten in place: no allocation.
+            Slot::Map(m) => m.put_with(&mk, |out| C::encode_into(value, out)),
             _ => Err(mismatch()),
         };
         ctx.table.scratch = mk;
@@ -237,9 +229,8 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned, C: Codec>
             return Ok(());
         }
         match self.handle.slot(ctx)? {
-            Slot::Map { entries, changed, .. } => {
-                entries.remove(&mk);
-                changed.insert(mk);
+            Slot::Map(m) => {
+                m.remove(&mk);
                 Ok(())
             }
             _ => Err(mismatch()),
@@ -248,7 +239,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned, C: Codec>
 
     /// All entries under the current key, in encoded-key order.
     pub fn entries(&self, ctx: &mut Context<'_>) -> Result<Vec<(K, V)>> {
-        let decode = |(k, v): (&Vec<u8>, &Vec<u8>)| Ok((C::decode(k)?, C::decode(v)?));
+        let decode = |(k, v): (&[u8], &[u8])| Ok((C::decode(k)?, C::decode(v)?));
         if !self.handle.prefetch {
             let key = ctx.require_key()?.to_vec();
             let mut out = Vec::new();
@@ -257,7 +248,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned, C: Codec>
                 let page = host::map_range(self.handle.id, &key, after.as_deref(), RANGE_PAGE);
                 let full = page.len() as u32 == RANGE_PAGE;
                 for (k, v) in &page {
-                    out.push(decode((k, v))?);
+                    out.push(decode((k.as_slice(), v.as_slice()))?);
                 }
                 after = page.into_iter().last().map(|(k, _)| k);
                 if !full || after.is_none() {
@@ -266,7 +257,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned, C: Codec>
             }
         }
         match self.handle.slot(ctx)? {
-            Slot::Map { entries, .. } => entries.iter().map(decode).collect(),
+            Slot::Map(m) => m.iter().map(decode).collect(),
             _ => Err(mismatch()),
         }
     }
@@ -277,7 +268,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned, C: Codec>
             return Ok(host::map_range(self.handle.id, ctx.require_key()?, None, 1).is_empty());
         }
         match self.handle.slot(ctx)? {
-            Slot::Map { entries, .. } => Ok(entries.is_empty()),
+            Slot::Map(m) => Ok(m.is_empty()),
             _ => Err(mismatch()),
         }
     }

@@ -5,9 +5,9 @@
 //! ends, the changes are turned into `state-update`s for the host — one per
 //! key and state, however many records touched it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::hash::Hasher;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHasher};
 
 use crate::bindings::weir::plugin::types::{
     Items, PrefetchedState, Span, StateKind, StateUpdate, StateUpdates, UpdateKind,
@@ -18,7 +18,77 @@ use crate::bindings::weir::plugin::types::{
 pub(crate) enum Slot {
     Value { value: Option<Vec<u8>>, dirty: bool },
     List { items: Vec<Vec<u8>>, original_len: usize, replaced: bool },
-    Map { entries: BTreeMap<Vec<u8>, Vec<u8>>, changed: BTreeSet<Vec<u8>>, cleared: bool },
+    Map(MapSlot),
+}
+
+/// One key's map, as a vector sorted by map key (maps of a key are small
+/// when prefetched), with removed entries kept as tombstones until flush.
+#[derive(Debug, Default)]
+pub(crate) struct MapSlot {
+    entries: Vec<MapEntry>,
+    cleared: bool,
+}
+
+#[derive(Debug)]
+struct MapEntry {
+    key: Vec<u8>,
+    /// `None`: removed in this call.
+    value: Option<Vec<u8>>,
+    dirty: bool,
+}
+
+impl MapSlot {
+    fn find(&self, key: &[u8]) -> Result<usize, usize> {
+        self.entries.binary_search_by(|e| e.key.as_slice().cmp(key))
+    }
+
+    /// The value of `key`.
+    pub(crate) fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        self.find(key).ok().and_then(|i| self.entries[i].value.as_deref())
+    }
+
+    /// Sets `key`'s value to what `write` writes, reusing the old value's
+    /// buffer when there is one.
+    pub(crate) fn put_with<E>(
+        &mut self,
+        key: &[u8],
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        match self.find(key) {
+            Ok(i) => {
+                let e = &mut self.entries[i];
+                let value = e.value.get_or_insert_with(Vec::new);
+                value.clear();
+                write(value)?;
+                e.dirty = true;
+            }
+            Err(i) => {
+                let mut value = Vec::new();
+                write(&mut value)?;
+                self.entries.insert(i, MapEntry { key: key.to_vec(), value: Some(value), dirty: true });
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes `key`.
+    pub(crate) fn remove(&mut self, key: &[u8]) {
+        if let Ok(i) = self.find(key) {
+            let e = &mut self.entries[i];
+            e.value = None;
+            e.dirty = true;
+        }
+    }
+
+    /// The live entries in key order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.entries.iter().filter_map(|e| e.value.as_deref().map(|v| (e.key.as_slice(), v)))
+    }
+
+    /// Whether there is no live entry.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
 }
 
 impl Slot {
@@ -26,7 +96,7 @@ impl Slot {
         match kind {
             StateKind::Value => Slot::Value { value: None, dirty: false },
             StateKind::List => Slot::List { items: Vec::new(), original_len: 0, replaced: false },
-            StateKind::Map => Slot::Map { entries: BTreeMap::new(), changed: BTreeSet::new(), cleared: false },
+            StateKind::Map => Slot::Map(MapSlot::default()),
         }
     }
 
@@ -38,11 +108,17 @@ impl Slot {
                 original_len: items.len(),
                 replaced: false,
             },
-            StateKind::Map => Slot::Map {
-                entries: items.chunks_exact(2).map(|kv| (kv[0].to_vec(), kv[1].to_vec())).collect(),
-                changed: BTreeSet::new(),
-                cleared: false,
-            },
+            StateKind::Map => {
+                let mut entries: Vec<MapEntry> = items
+                    .chunks_exact(2)
+                    .map(|kv| MapEntry { key: kv[0].to_vec(), value: Some(kv[1].to_vec()), dirty: false })
+                    .collect();
+                // The host sends entries in key order; do not rely on it.
+                if !entries.is_sorted_by(|a, b| a.key <= b.key) {
+                    entries.sort_by(|a, b| a.key.cmp(&b.key));
+                }
+                Slot::Map(MapSlot { entries, cleared: false })
+            }
         }
     }
 
@@ -51,7 +127,7 @@ impl Slot {
         match self {
             Slot::Value { dirty, .. } => !dirty,
             Slot::List { items, original_len, replaced } => !replaced && items.len() == *original_len,
-            Slot::Map { changed, cleared, .. } => !cleared && changed.is_empty(),
+            Slot::Map(m) => !m.cleared && m.entries.iter().all(|e| !e.dirty),
         }
     }
 
@@ -66,10 +142,9 @@ impl Slot {
                 items.clear();
                 *replaced = true;
             }
-            Slot::Map { entries, changed, cleared } => {
-                entries.clear();
-                changed.clear();
-                *cleared = true;
+            Slot::Map(m) => {
+                m.entries.clear();
+                m.cleared = true;
             }
         }
     }
@@ -89,19 +164,21 @@ impl Slot {
                 out.push(state, key, UpdateKind::Append, items[original_len..].iter().map(Vec::as_slice))
             }
             Slot::List { .. } => {}
-            Slot::Map { entries, cleared: true, .. } => {
+            Slot::Map(m) if m.cleared => {
                 out.push(state, key, UpdateKind::Clear, []);
-                if !entries.is_empty() {
-                    out.push(state, key, UpdateKind::MapPut, entries.iter().flat_map(|(k, v)| [k.as_slice(), v.as_slice()]));
+                if !m.is_empty() {
+                    out.push(state, key, UpdateKind::MapPut, m.iter().flat_map(|(k, v)| [k, v]));
                 }
             }
-            Slot::Map { entries, changed, cleared: false } => {
-                let (put, removed): (Vec<&Vec<u8>>, Vec<&Vec<u8>>) = changed.iter().partition(|k| entries.contains_key(*k));
-                if !removed.is_empty() {
-                    out.push(state, key, UpdateKind::MapRemove, removed.into_iter().map(Vec::as_slice));
+            Slot::Map(m) => {
+                let removed = m.entries.iter().filter(|e| e.dirty && e.value.is_none()).map(|e| e.key.as_slice());
+                if m.entries.iter().any(|e| e.dirty && e.value.is_none()) {
+                    out.push(state, key, UpdateKind::MapRemove, removed);
                 }
-                if !put.is_empty() {
-                    out.push(state, key, UpdateKind::MapPut, put.into_iter().flat_map(|k| [k.as_slice(), entries[k].as_slice()]));
+                let put =
+                    m.entries.iter().filter(|e| e.dirty).filter_map(|e| Some([e.key.as_slice(), e.value.as_deref()?]));
+                if m.entries.iter().any(|e| e.dirty && e.value.is_some()) {
+                    out.push(state, key, UpdateKind::MapPut, put.flatten());
                 }
             }
         }
@@ -154,7 +231,8 @@ pub(crate) struct KeyEntry {
 pub(crate) struct StateTable {
     kinds: Vec<(StateKind, bool)>,
     pub(crate) keys: Vec<KeyEntry>,
-    index: FxHashMap<Vec<u8>, usize>,
+    /// FxHash of a key → its index (collisions fall back to a scan).
+    index: FxHashMap<u64, usize>,
     /// Reused buffer for encoding map keys.
     pub(crate) scratch: Vec<u8>,
 }
@@ -173,12 +251,20 @@ impl StateTable {
 
     /// The index of `key`, adding it when new.
     pub(crate) fn key_index(&mut self, key: &[u8]) -> usize {
-        if let Some(&i) = self.index.get(key) {
-            return i;
+        let mut h = FxHasher::default();
+        h.write(key);
+        let hash = h.finish();
+        if let Some(&i) = self.index.get(&hash) {
+            if self.keys[i].key == key {
+                return i;
+            }
+            if let Some(i) = self.keys.iter().position(|e| e.key == key) {
+                return i;
+            }
         }
         let i = self.keys.len();
         self.keys.push(KeyEntry { key: key.to_vec(), slots: Vec::new() });
-        self.index.insert(key.to_vec(), i);
+        self.index.entry(hash).or_insert(i);
         i
     }
 

@@ -190,7 +190,7 @@ mod tests {
 
     #[test]
     fn records_round_trip() {
-        let records = vec![Record::new(Some(b"k".to_vec()), b"v1".to_vec(), 5), Record::new(None, b"".to_vec(), -1)];
+        let records = [Record::new(Some(b"k".to_vec()), b"v1".to_vec(), 5), Record::new(None, b"".to_vec(), -1)];
         let mut batch: RecordBatch = records.iter().collect();
         batch.push_with(Some(b"k2"), 9, |d| d.extend_from_slice(b"written"));
         assert_eq!(batch.len(), 3);
