@@ -164,21 +164,12 @@ impl Slot {
                 out.push(state, key, UpdateKind::Append, items[original_len..].iter().map(Vec::as_slice))
             }
             Slot::List { .. } => {}
-            Slot::Map(m) if m.cleared => {
+            // A changed map goes back whole: the host stores prefetched maps
+            // as one value, so a rewrite costs one write and no read.
+            Slot::Map(m) => {
                 out.push(state, key, UpdateKind::Clear, []);
                 if !m.is_empty() {
                     out.push(state, key, UpdateKind::MapPut, m.iter().flat_map(|(k, v)| [k, v]));
-                }
-            }
-            Slot::Map(m) => {
-                let removed = m.entries.iter().filter(|e| e.dirty && e.value.is_none()).map(|e| e.key.as_slice());
-                if m.entries.iter().any(|e| e.dirty && e.value.is_none()) {
-                    out.push(state, key, UpdateKind::MapRemove, removed);
-                }
-                let put =
-                    m.entries.iter().filter(|e| e.dirty).filter_map(|e| Some([e.key.as_slice(), e.value.as_deref()?]));
-                if m.entries.iter().any(|e| e.dirty && e.value.is_some()) {
-                    out.push(state, key, UpdateKind::MapPut, put.flatten());
                 }
             }
         }

@@ -117,9 +117,7 @@ impl OperatorHarness {
             RuntimeError::Setup(format!("the plugin declared no state `{name}` (it has {:?})", self.state_names))
         })?;
         let task = self.op.task.clone();
-        let instance = self.op.instance();
-        let id = instance.state_id(handle as u32).expect("declared");
-        instance.backend().entries(id).map_err(|e| RuntimeError::task(&task, e))
+        self.op.instance().state_entries(handle as u32).map_err(|e| RuntimeError::plugin(&task, e))
     }
 
     /// The timers stored in state.

@@ -22,8 +22,8 @@ pub struct HostState {
     pub(crate) task: Arc<str>,
     /// The task's keyed state.
     pub backend: Box<dyn KeyedStateBackend>,
-    /// Declared state handle → backend state and kind.
-    pub(crate) states: Vec<(StateId, StateKind)>,
+    /// Declared state handles, in handle order.
+    pub(crate) states: Vec<DeclaredState>,
     pub(crate) max_parallelism: u32,
 }
 
@@ -42,16 +42,34 @@ impl HostState {
         }
     }
 
+    /// A handle the `state` import may use: declared, and not prefetched
+    /// (prefetched state arrives with each batch).
     fn state(&self, handle: u32) -> wasmtime::Result<StateId> {
-        self.states
-            .get(handle as usize)
-            .map(|(id, _)| *id)
-            .ok_or_else(|| wasmtime::Error::msg(format!("unknown state handle {handle}")))
+        match self.states.get(handle as usize) {
+            Some(s) if !s.prefetch => Ok(s.id),
+            Some(_) => Err(wasmtime::Error::msg(format!(
+                "state handle {handle} is prefetched: it arrives with each batch and changes go back in the effects"
+            ))),
+            None => Err(wasmtime::Error::msg(format!("unknown state handle {handle}"))),
+        }
     }
 
     fn kg(&self, key: &[u8]) -> u16 {
         weir_types::key_group(key, self.max_parallelism)
     }
+}
+
+/// A state the operator declared.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DeclaredState {
+    /// The backend state.
+    pub(crate) id: StateId,
+    /// The declared kind.
+    pub(crate) kind: StateKind,
+    /// Sent with every batch.
+    pub(crate) prefetch: bool,
+    /// A prefetched map, stored packed in one value per key.
+    pub(crate) packed: bool,
 }
 
 impl WasiView for HostState {

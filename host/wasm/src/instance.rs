@@ -8,7 +8,8 @@ use weir_types::RecordBatch;
 
 use crate::bindings::{Operator, OperatorPre};
 use crate::convert::{ItemsView, batch_to_wit, items_to_wit};
-use crate::host::HostState;
+use crate::host::{DeclaredState, HostState};
+use crate::packed;
 use crate::wit::{self, StateEntry, TimeContext, UpdateKind};
 use crate::{PluginError, Result, describe};
 
@@ -66,8 +67,9 @@ impl OperatorInstance {
                 wit::StateKind::List => StateKind::List,
                 wit::StateKind::Map => StateKind::Map,
             };
-            let id = data.backend.register(&desc.name, kind)?;
-            data.states.push((id, kind));
+            let packed = desc.prefetch && kind == StateKind::Map;
+            let id = data.backend.register(&desc.name, if packed { StateKind::Value } else { kind })?;
+            data.states.push(DeclaredState { id, kind, prefetch: desc.prefetch, packed });
             if desc.prefetch {
                 self.prefetched.push(handle as u32);
             }
@@ -80,9 +82,25 @@ impl OperatorInstance {
         self.store.data_mut().backend.as_mut()
     }
 
-    /// The backend state id of a declared handle, with its name.
-    pub fn state_id(&self, handle: u32) -> Option<weir_state::StateId> {
-        self.store.data().states.get(handle as usize).map(|(id, _)| *id)
+    /// Every (key group, key, content) of a declared state, as the plugin
+    /// sees it (packed maps unpacked).
+    pub fn state_entries(&mut self, handle: u32) -> Result<Vec<(u16, Vec<u8>, weir_state::StateContent)>> {
+        let data = self.store.data_mut();
+        let s = *data
+            .states
+            .get(handle as usize)
+            .ok_or_else(|| PluginError::Contract(format!("no state handle {handle}")))?;
+        let mut entries = data.backend.entries(s.id)?;
+        if s.packed {
+            for (_, _, content) in &mut entries {
+                if let weir_state::StateContent::Value(bytes) = content {
+                    let mut map = Vec::new();
+                    packed::for_each(bytes, |k, v| map.push((k.to_vec(), v.to_vec())))?;
+                    *content = weir_state::StateContent::Map(map);
+                }
+            }
+        }
+        Ok(entries)
     }
 
     /// Processes a batch of records.
@@ -109,19 +127,38 @@ impl OperatorInstance {
         if !self.prefetched.is_empty() {
             let data = self.store.data_mut();
             let mut seen: FxHashSet<&[u8]> = FxHashSet::default();
+            let mut distinct: Vec<(u32, (u16, &[u8]))> = Vec::new();
             for (index, key) in keys.enumerate() {
-                let Some(key) = key else { continue };
-                if !seen.insert(key) {
-                    continue;
+                if let Some(key) = key
+                    && seen.insert(key)
+                {
+                    distinct.push((index as u32, (weir_types::key_group(key, data.max_parallelism), key)));
                 }
-                let kg = weir_types::key_group(key, data.max_parallelism);
-                for &handle in &self.prefetched {
-                    let (id, _) = data.states[handle as usize];
-                    let first_item = items.len() as u32;
-                    let item_count = data.backend.read_into(id, kg, key, &mut items)?;
-                    if item_count > 0 {
-                        entries.push(StateEntry { key: index as u32, state: handle, first_item, item_count });
+            }
+            let lookups: Vec<(u16, &[u8])> = distinct.iter().map(|(_, k)| *k).collect();
+            let mut blobs = Items::default();
+            for &handle in &self.prefetched {
+                let s = data.states[handle as usize];
+                let mut first_item = items.len() as u32;
+                let counts = if s.packed {
+                    blobs.data.clear();
+                    blobs.spans.clear();
+                    let found = data.backend.read_many(s.id, &lookups, &mut blobs)?;
+                    let mut next = 0;
+                    let mut counts = Vec::with_capacity(found.len());
+                    for n in found {
+                        counts.push(if n == 0 { 0 } else { packed::unpack_into(blobs.get(next), &mut items)? });
+                        next += n as usize;
                     }
+                    counts
+                } else {
+                    data.backend.read_many(s.id, &lookups, &mut items)?
+                };
+                for ((index, _), item_count) in distinct.iter().zip(counts) {
+                    if item_count > 0 {
+                        entries.push(StateEntry { key: *index, state: handle, first_item, item_count });
+                    }
+                    first_item += item_count;
                 }
             }
         }
@@ -132,35 +169,78 @@ impl OperatorInstance {
     pub fn apply_state_updates(&mut self, updates: &wit::StateUpdates) -> Result<()> {
         let data = self.store.data_mut();
         let items = ItemsView(&updates.items);
+        // A packed map being rewritten whole: (handle, key, entries).
+        let mut rewrite: Option<(u32, &[u8], MapEntries)> = None;
         for u in &updates.updates {
-            let Some(&(id, kind)) = data.states.get(u.state as usize) else {
+            let Some(&s) = data.states.get(u.state as usize) else {
                 return Err(PluginError::Contract(format!("state update for unknown state handle {}", u.state)));
             };
             let key = items.get(u.key)?;
+            if rewrite.as_ref().is_some_and(|(h, k, _)| (*h, *k) != (u.state, key)) {
+                let (h, k, entries) = rewrite.take().expect("checked");
+                write_packed(data, h, k, entries)?;
+            }
             let kg = weir_types::key_group(key, data.max_parallelism);
             let operand = |i: u32| items.get(u.first_item.saturating_add(i));
-            let wrong =
-                || PluginError::Contract(format!("{:?} does not apply to state handle {} ({kind:?})", u.kind, u.state));
-            match (u.kind, kind) {
-                (UpdateKind::Clear, _) => data.backend.clear(id, kg, key)?,
-                (UpdateKind::Set, StateKind::Value) => data.backend.set_value(id, kg, key, operand(0)?)?,
+            let wrong = || {
+                PluginError::Contract(format!("{:?} does not apply to state handle {} ({:?})", u.kind, u.state, s.kind))
+            };
+            if s.packed {
+                // Clear starts a whole rewrite; other changes apply to the
+                // rewrite in progress, or else to the stored map.
+                let entries = match (&mut rewrite, u.kind) {
+                    (_, UpdateKind::Clear) => {
+                        rewrite = Some((u.state, key, Vec::new()));
+                        continue;
+                    }
+                    (Some((_, _, entries)), _) => entries,
+                    (None, _) => {
+                        let mut entries = Vec::new();
+                        if let Some(weir_state::StateContent::Value(bytes)) = data.backend.get(s.id, kg, key)? {
+                            packed::for_each(&bytes, |k, v| entries.push((k.to_vec(), v.to_vec())))?;
+                        }
+                        &mut rewrite.insert((u.state, key, entries)).2
+                    }
+                };
+                match u.kind {
+                    UpdateKind::MapPut => {
+                        for i in (0..u.item_count).step_by(2) {
+                            entries.push((operand(i)?.to_vec(), operand(i + 1)?.to_vec()));
+                        }
+                    }
+                    UpdateKind::MapRemove => {
+                        for i in 0..u.item_count {
+                            let k = operand(i)?;
+                            entries.retain(|(ek, _)| ek != k);
+                        }
+                    }
+                    _ => return Err(wrong()),
+                }
+                continue;
+            }
+            match (u.kind, s.kind) {
+                (UpdateKind::Clear, _) => data.backend.clear(s.id, kg, key)?,
+                (UpdateKind::Set, StateKind::Value) => data.backend.set_value(s.id, kg, key, operand(0)?)?,
                 (UpdateKind::Append, StateKind::List) => {
                     for i in 0..u.item_count {
-                        data.backend.append(id, kg, key, operand(i)?)?;
+                        data.backend.append(s.id, kg, key, operand(i)?)?;
                     }
                 }
                 (UpdateKind::MapPut, StateKind::Map) => {
                     for i in (0..u.item_count).step_by(2) {
-                        data.backend.map_put(id, kg, key, operand(i)?, operand(i + 1)?)?;
+                        data.backend.map_put(s.id, kg, key, operand(i)?, operand(i + 1)?)?;
                     }
                 }
                 (UpdateKind::MapRemove, StateKind::Map) => {
                     for i in 0..u.item_count {
-                        data.backend.map_remove(id, kg, key, operand(i)?)?;
+                        data.backend.map_remove(s.id, kg, key, operand(i)?)?;
                     }
                 }
                 _ => return Err(wrong()),
             }
+        }
+        if let Some((h, k, entries)) = rewrite {
+            write_packed(data, h, k, entries)?;
         }
         Ok(())
     }
@@ -195,4 +275,19 @@ fn guest_stderr(bytes: &[u8]) -> String {
         Some((i, _)) => format!("…{}", &joined[i..]),
         None => joined,
     }
+}
+
+/// A map's entries in write order.
+type MapEntries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Stores a packed map (or removes it when empty).
+fn write_packed(data: &mut HostState, handle: u32, key: &[u8], mut entries: MapEntries) -> Result<()> {
+    let id = data.states[handle as usize].id;
+    let kg = weir_types::key_group(key, data.max_parallelism);
+    if entries.is_empty() {
+        data.backend.clear(id, kg, key)?;
+    } else {
+        data.backend.set_value(id, kg, key, &packed::pack(&mut entries))?;
+    }
+    Ok(())
 }

@@ -21,6 +21,7 @@ pub mod cache;
 mod convert;
 mod host;
 mod instance;
+mod packed;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
