@@ -6,8 +6,8 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use crate::bindings::weir::plugin::logging::{self, Level};
 use crate::bindings::weir::plugin::types::{
-    Effects, InitContext as WitInit, RecordBatch, RecordError, SideOutput, StateDescriptor, StateKind, TimeContext,
-    TimeDomain, TimerOp, TimerUpdate,
+    Effects, InitContext as WitInit, RecordError, SideOutput, StateDescriptor, StateKind, TimeContext, TimeDomain,
+    TimerOp, TimerUpdate,
 };
 use crate::codec::{Codec, Encoding, Json};
 use crate::record::BatchBuilder;
@@ -28,10 +28,9 @@ pub(crate) struct EffectsBuilder {
 
 impl EffectsBuilder {
     pub(crate) fn finish(self) -> Effects {
-        let batch = |b: BatchBuilder| RecordBatch { data: b.data, rows: b.rows };
         Effects {
-            outputs: batch(self.outputs),
-            side_outputs: self.side.into_iter().map(|(name, b)| SideOutput { name, records: batch(b) }).collect(),
+            outputs: self.outputs.finish(),
+            side_outputs: self.side.into_iter().map(|(name, b)| SideOutput { name, records: b.finish() }).collect(),
             state_updates: self.updates.finish(),
             timer_updates: self.timer_updates,
             counters: self.counters,

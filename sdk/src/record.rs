@@ -4,7 +4,7 @@
 use serde::Deserialize;
 
 use crate::Error;
-use crate::bindings::weir::plugin::types::{Row, Span};
+use crate::bindings::weir::plugin::types::RecordBatch;
 use crate::codec::{Bin, Codec, Json};
 
 /// One record of the batch being processed: a view into the batch's buffer
@@ -42,38 +42,41 @@ impl<'a> Record<'a> {
     }
 }
 
-fn slice(data: &[u8], s: Span) -> Option<&[u8]> {
-    data.get(s.offset as usize..(s.offset as usize).checked_add(s.len as usize)?)
+/// The key length that means "no key".
+const NO_KEY: u32 = u32::MAX;
+
+fn slice(data: &[u8], offset: u32, len: u32) -> Option<&[u8]> {
+    data.get(offset as usize..(offset as usize).checked_add(len as usize)?)
 }
 
-/// The record a row of a packed batch describes (`None` if the host sent a
-/// span outside the buffer).
-pub(crate) fn view<'a>(data: &'a [u8], row: &Row) -> Option<Record<'a>> {
-    let key = match row.key {
-        Some(k) => Some(slice(data, k)?),
-        None => None,
-    };
-    Some(Record { key, value: slice(data, row.value)?, timestamp: row.timestamp })
+/// Record `i` of a packed batch (`None` if the host sent a span outside the
+/// buffer).
+pub(crate) fn view(batch: &RecordBatch, i: usize) -> Option<Record<'_>> {
+    let s = batch.spans.get(i * 4..i * 4 + 4)?;
+    let key = if s[1] == NO_KEY { None } else { Some(slice(&batch.data, s[0], s[1])?) };
+    Some(Record { key, value: slice(&batch.data, s[2], s[3])?, timestamp: *batch.timestamps.get(i)? })
 }
 
-/// An output batch being built: one buffer, one row per record.
+/// An output batch being built: one buffer, flat spans and timestamps.
 #[derive(Debug, Default)]
 pub(crate) struct BatchBuilder {
-    pub(crate) data: Vec<u8>,
-    pub(crate) rows: Vec<Row>,
+    data: Vec<u8>,
+    spans: Vec<u32>,
+    timestamps: Vec<i64>,
 }
 
 impl BatchBuilder {
-    fn append(&mut self, bytes: &[u8]) -> Span {
+    fn append(&mut self, bytes: &[u8]) -> (u32, u32) {
         let offset = self.data.len() as u32;
         self.data.extend_from_slice(bytes);
-        Span { offset, len: bytes.len() as u32 }
+        (offset, bytes.len() as u32)
     }
 
     pub(crate) fn push(&mut self, key: Option<&[u8]>, value: &[u8], timestamp: i64) {
-        let key = key.map(|k| self.append(k));
-        let value = self.append(value);
-        self.rows.push(Row { key, value, timestamp });
+        let (ko, kl) = key.map(|k| self.append(k)).unwrap_or((0, NO_KEY));
+        let (vo, vl) = self.append(value);
+        self.spans.extend_from_slice(&[ko, kl, vo, vl]);
+        self.timestamps.push(timestamp);
     }
 
     /// Appends a record whose value `write` encodes into the buffer; on
@@ -85,14 +88,18 @@ impl BatchBuilder {
         write: impl FnOnce(&mut Vec<u8>) -> Result<(), Error>,
     ) -> Result<(), Error> {
         let mark = self.data.len();
-        let key_span = key.map(|k| self.append(k));
+        let (ko, kl) = key.map(|k| self.append(k)).unwrap_or((0, NO_KEY));
         let start = self.data.len();
         if let Err(e) = write(&mut self.data) {
             self.data.truncate(mark);
             return Err(e);
         }
-        let value = Span { offset: start as u32, len: (self.data.len() - start) as u32 };
-        self.rows.push(Row { key: key_span, value, timestamp });
+        self.spans.extend_from_slice(&[ko, kl, start as u32, (self.data.len() - start) as u32]);
+        self.timestamps.push(timestamp);
         Ok(())
+    }
+
+    pub(crate) fn finish(self) -> RecordBatch {
+        RecordBatch { data: self.data, spans: self.spans, timestamps: self.timestamps }
     }
 }

@@ -47,15 +47,13 @@ impl<O: Operator> bindings::Guest for Runner<O> {
 
     fn process(batch: Batch) -> Result<Effects, OperatorError> {
         let Batch { records, state, time } = batch;
-        let rows = &records.rows;
-        let data = &records.data;
         let bad_span = || OperatorError { message: "the host sent a record outside its batch".to_string() };
         with_instance::<O, _>(|op, table| {
             table.reset();
-            table.load(&state, |i| rows.get(i).and_then(|r| view(data, r)).and_then(|r| r.key));
+            table.load(&state, |i| view(&records, i).and_then(|r| r.key));
             let mut effects = EffectsBuilder::default();
-            for (index, row) in rows.iter().enumerate() {
-                let record = view(data, row).ok_or_else(bad_span)?;
+            for index in 0..records.timestamps.len() {
+                let record = view(&records, index).ok_or_else(bad_span)?;
                 let mut ctx = Context {
                     table: &mut *table,
                     effects: &mut effects,

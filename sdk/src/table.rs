@@ -9,9 +9,7 @@ use std::hash::Hasher;
 
 use rustc_hash::{FxHashMap, FxHasher};
 
-use crate::bindings::weir::plugin::types::{
-    Items, PrefetchedState, Span, StateKind, StateUpdate, StateUpdates, UpdateKind,
-};
+use crate::bindings::weir::plugin::types::{Items, PrefetchedState, StateKind, StateUpdate, StateUpdates, UpdateKind};
 
 /// Content of one prefetched state for one key, with what changed.
 #[derive(Debug)]
@@ -180,15 +178,16 @@ impl Slot {
 #[derive(Debug, Default)]
 pub(crate) struct UpdatesBuilder {
     data: Vec<u8>,
-    spans: Vec<Span>,
+    /// Offset and length per item.
+    spans: Vec<u32>,
     updates: Vec<StateUpdate>,
 }
 
 impl UpdatesBuilder {
     fn item(&mut self, bytes: &[u8]) -> u32 {
-        self.spans.push(Span { offset: self.data.len() as u32, len: bytes.len() as u32 });
+        self.spans.extend_from_slice(&[self.data.len() as u32, bytes.len() as u32]);
         self.data.extend_from_slice(bytes);
-        self.spans.len() as u32 - 1
+        self.spans.len() as u32 / 2 - 1
     }
 
     /// Adds the key as an item and returns its index.
@@ -197,11 +196,11 @@ impl UpdatesBuilder {
     }
 
     fn push<'i>(&mut self, state: u32, key: u32, kind: UpdateKind, operands: impl IntoIterator<Item = &'i [u8]>) {
-        let first_item = self.spans.len() as u32;
+        let first_item = self.spans.len() as u32 / 2;
         for o in operands {
             self.item(o);
         }
-        let item_count = self.spans.len() as u32 - first_item;
+        let item_count = self.spans.len() as u32 / 2 - first_item;
         self.updates.push(StateUpdate { state, key, kind, first_item, item_count });
     }
 
@@ -264,8 +263,9 @@ impl StateTable {
     pub(crate) fn load<'k>(&mut self, state: &PrefetchedState, key_of: impl Fn(usize) -> Option<&'k [u8]>) {
         let items = &state.items;
         let item = |i: u32| -> Option<&[u8]> {
-            let s = items.spans.get(i as usize)?;
-            items.data.get(s.offset as usize..(s.offset as usize).checked_add(s.len as usize)?)
+            let at = (i as usize).checked_mul(2)?;
+            let (offset, len) = (*items.spans.get(at)? as usize, *items.spans.get(at + 1)? as usize);
+            items.data.get(offset..offset.checked_add(len)?)
         };
         let mut scratch: Vec<&[u8]> = Vec::new();
         for entry in &state.entries {

@@ -1,6 +1,7 @@
-//! Between Weir's packed batches and their WIT form. Everything coming back
-//! from a guest is checked: a span outside its buffer is a contract error,
-//! never a panic.
+//! Between Weir's packed batches and their WIT form (flat number lists,
+//! which cross the boundary as plain copies). Everything coming back from a
+//! guest is checked: a span outside its buffer is a contract error, never a
+//! panic.
 
 use weir_state::Items;
 use weir_types::{RecordBatch, Row};
@@ -8,38 +9,44 @@ use weir_types::{RecordBatch, Row};
 use crate::wit;
 use crate::{PluginError, Result};
 
-fn span((offset, len): (u32, u32)) -> wit::Span {
-    wit::Span { offset, len }
-}
+/// The key length that means "no key".
+const NO_KEY: u32 = u32::MAX;
 
-fn pair(s: wit::Span) -> (u32, u32) {
-    (s.offset, s.len)
-}
-
-/// A batch in its WIT form (moves the buffers).
+/// A batch in its WIT form (moves the data buffer).
 pub fn batch_to_wit(batch: RecordBatch) -> wit::RecordBatch {
     let (data, rows) = batch.into_parts();
-    let rows = rows
-        .into_iter()
-        .map(|r| wit::Row { key: r.key.map(span), value: span(r.value), timestamp: r.timestamp })
-        .collect();
-    wit::RecordBatch { data, rows }
+    let mut spans = Vec::with_capacity(rows.len() * 4);
+    let mut timestamps = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let (ko, kl) = r.key.unwrap_or((0, NO_KEY));
+        spans.extend_from_slice(&[ko, kl, r.value.0, r.value.1]);
+        timestamps.push(r.timestamp);
+    }
+    wit::RecordBatch { data, spans, timestamps }
 }
 
 /// A batch a guest returned, checked.
 pub fn batch_from_wit(batch: wit::RecordBatch) -> Result<RecordBatch> {
-    let rows = batch
-        .rows
-        .into_iter()
-        .map(|r| Row { key: r.key.map(pair), value: pair(r.value), timestamp: r.timestamp })
+    let wit::RecordBatch { data, spans, timestamps } = batch;
+    if spans.len() != timestamps.len() * 4 {
+        return Err(PluginError::Contract(format!(
+            "a returned batch has {} spans for {} records (4 per record expected)",
+            spans.len(),
+            timestamps.len()
+        )));
+    }
+    let rows = spans
+        .chunks_exact(4)
+        .zip(timestamps)
+        .map(|(s, timestamp)| Row { key: (s[1] != NO_KEY).then_some((s[0], s[1])), value: (s[2], s[3]), timestamp })
         .collect();
-    RecordBatch::from_parts(batch.data, rows)
+    RecordBatch::from_parts(data, rows)
         .ok_or_else(|| PluginError::Contract("a returned record points outside its batch".into()))
 }
 
 /// Packed items in their WIT form.
 pub(crate) fn items_to_wit(items: Items) -> wit::Items {
-    wit::Items { data: items.data, spans: items.spans.into_iter().map(span).collect() }
+    wit::Items { data: items.data, spans: items.spans.into_iter().flat_map(|(o, l)| [o, l]).collect() }
 }
 
 /// Checked access to the items a guest returned.
@@ -47,9 +54,36 @@ pub(crate) struct ItemsView<'a>(pub(crate) &'a wit::Items);
 
 impl<'a> ItemsView<'a> {
     pub(crate) fn get(&self, i: u32) -> Result<&'a [u8]> {
-        let s =
-            self.0.spans.get(i as usize).ok_or_else(|| PluginError::Contract(format!("item {i} does not exist")))?;
-        let (start, end) = (s.offset as usize, s.offset as usize + s.len as usize);
-        self.0.data.get(start..end).ok_or_else(|| PluginError::Contract(format!("item {i} lies outside its buffer")))
+        let at = (i as usize).checked_mul(2).filter(|&at| at + 1 < self.0.spans.len());
+        let at = at.ok_or_else(|| PluginError::Contract(format!("item {i} does not exist")))?;
+        let (start, len) = (self.0.spans[at] as usize, self.0.spans[at + 1] as usize);
+        self.0
+            .data
+            .get(start..start.saturating_add(len))
+            .ok_or_else(|| PluginError::Contract(format!("item {i} lies outside its buffer")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_round_trip_and_bad_spans_are_refused() {
+        let mut batch = RecordBatch::new();
+        batch.push(Some(b"k"), b"v", 7);
+        batch.push(None, b"w", -1);
+        let wit = batch_to_wit(batch.clone());
+        assert_eq!(wit.spans, vec![0, 1, 1, 1, 0, NO_KEY, 2, 1]);
+        assert_eq!(batch_from_wit(wit.clone()).unwrap(), batch);
+        let mut bad = wit.clone();
+        bad.spans[2] = 99;
+        assert_eq!(
+            batch_from_wit(bad).unwrap_err().to_string(),
+            "plugin broke the weir:plugin contract: a returned record points outside its batch"
+        );
+        let mut short = wit;
+        short.spans.pop();
+        assert!(batch_from_wit(short).unwrap_err().to_string().contains("7 spans for 2 records"));
     }
 }
