@@ -17,6 +17,27 @@ pub fn plugin(name: &str) -> PathBuf {
     path
 }
 
+/// The `operators:` section of the sensor pipeline used by the parity test
+/// and the benchmark: `celsius` (binary output) → key by sensor →
+/// `sensor-average` (binary input), reading from the node `readings`.
+pub fn sensor_pipeline_operators() -> String {
+    format!(
+        "operators:
+  - id: celsius
+    input: readings
+    plugin: {celsius}
+    config: {{ output: binary }}
+  - id: averages
+    input: celsius
+    key_by: key
+    plugin: {average}
+    config: {{ input: binary }}
+",
+        celsius = plugin("celsius").display(),
+        average = plugin("sensor-average").display(),
+    )
+}
+
 /// A test scenario directory under `tests/scenarios`.
 pub fn scenario(name: &str) -> PathBuf {
     repo().join("tests/scenarios").join(name)

@@ -3,7 +3,7 @@
 
 use weir_runtime::{JobOptions, run_job};
 use weir_spec::{Format, JobSpec, StateBackendKind};
-use weir_tests::{plugin, read_lines};
+use weir_tests::read_lines;
 
 /// 20 sensors × 200 readings, out of order by up to 300 ms, bound 300 ms:
 /// nothing is late, so every run must agree exactly.
@@ -22,24 +22,13 @@ sources:
     events: 4000
     disorder: 300ms
     watermark: {{ max_out_of_orderness: 300ms, interval: 1ms }}
-operators:
-  - id: celsius
-    input: readings
-    plugin: {celsius}
-    config: {{ output: binary }}
-  - id: averages
-    input: celsius
-    key_by: key
-    plugin: {average}
-    config: {{ input: binary }}
-sinks:
+{operators}sinks:
   - id: out
     type: file
     path: {out}
     input: averages
 ",
-        celsius = plugin("celsius").display(),
-        average = plugin("sensor-average").display(),
+        operators = weir_tests::sensor_pipeline_operators(),
         out = out.join("out.jsonl").display(),
     );
     JobSpec::parse(&text, Format::Yaml).unwrap()

@@ -44,23 +44,12 @@ sources:
     type: generator
     generator: sensor-bench
     events: {events}
-operators:
-  - id: celsius
-    input: readings
-    plugin: {celsius}
-    config: {{ output: binary }}
-  - id: averages
-    input: celsius
-    key_by: key
-    plugin: {average}
-    config: {{ input: binary }}
-sinks:
+{operators}sinks:
   - id: out
     type: blackhole
     input: averages
 ",
-        celsius = weir_tests::plugin("celsius").display(),
-        average = weir_tests::plugin("sensor-average").display(),
+        operators = weir_tests::sensor_pipeline_operators(),
     );
     let spec = JobSpec::parse(&text, Format::Yaml).expect("bench spec");
     let engine = weir_wasm::PluginEngine::new().unwrap();
