@@ -9,6 +9,9 @@
 //! | value | `kg · len(key) · key` | the value |
 //! | list | `kg · len(key) · key` | items, each `len · bytes`, appended with a merge operator |
 //! | map | `kg · len(key) · key · map_key` | the entry's value |
+//!
+//! (Prefetched maps never reach this layout: `weir-wasm` stores them packed
+//! in a value state, one point lookup per key.)
 //! | timers (`_timers`) | `kg · domain · time · key` | empty |
 //!
 //! The write-ahead log is off: durability comes from checkpoints, as in
@@ -315,47 +318,6 @@ impl KeyedStateBackend for RocksDbBackend {
         }
     }
 
-    fn read_many(&mut self, state: StateId, keys: &[(KeyGroup, &[u8])], out: &mut Items) -> Result<Vec<u32>> {
-        let kind = self.state(state)?.kind;
-        if kind != StateKind::Map {
-            return keys.iter().map(|(kg, key)| self.read_into(state, *kg, key, out)).collect();
-        }
-        // One iterator for the whole batch, seeking forward through the keys
-        // in storage order: creating an iterator costs far more than a seek.
-        self.apply_pending()?;
-        let cf = cf(&self.db, &self.state(state)?.cf)?;
-        let mut order: Vec<(Vec<u8>, usize)> =
-            keys.iter().enumerate().map(|(i, (kg, key))| (key_prefix(*kg, key), i)).collect();
-        order.sort_unstable();
-        let mut per_key: Vec<Vec<(u32, u32)>> = vec![Vec::new(); keys.len()];
-        let mut scratch = Items::default();
-        let mut it = self.db.raw_iterator_cf(cf);
-        for (prefix, i) in &order {
-            it.seek(prefix);
-            while let (Some(k), Some(v)) = (it.key(), it.value()) {
-                if !k.starts_with(prefix) {
-                    break;
-                }
-                per_key[*i].push((scratch.len() as u32, 2));
-                scratch.push(&k[prefix.len()..]);
-                scratch.push(v);
-                it.next();
-            }
-        }
-        it.status().map_err(storage)?;
-        // Hand the items out in the caller's key order.
-        let mut counts = Vec::with_capacity(keys.len());
-        for spans in &per_key {
-            for &(first, n) in spans {
-                for j in first..first + n {
-                    out.push(scratch.get(j as usize));
-                }
-            }
-            counts.push(2 * spans.len() as u32);
-        }
-        Ok(counts)
-    }
-
     fn set_value(&mut self, state: StateId, kg: KeyGroup, key: &[u8], value: &[u8]) -> Result<()> {
         let cf = checked(&self.db, &self.states, state, StateKind::Value)?;
         self.pending.put_cf(cf, key_prefix(kg, key), value);
@@ -515,10 +477,13 @@ mod tests {
         assert_eq!(b.map_range(m, 1, b"k", Some(b"a"), 10).unwrap(), vec![(b"b".to_vec(), b"2".to_vec())]);
         let mut items = Items::default();
         assert_eq!(b.read_into(m, 1, b"k", &mut items).unwrap(), 4);
+        let v = b.register("v", StateKind::Value).unwrap();
+        b.set_value(v, 1, b"k", b"one").unwrap();
+        b.set_value(v, 3, b"k", b"three").unwrap();
         let mut many = Items::default();
-        let counts = b.read_many(m, &[(1, b"k2"), (2, b"none"), (1, b"k")], &mut many).unwrap();
-        assert_eq!(counts, vec![2, 0, 4]);
-        assert_eq!((many.get(0), many.get(1), many.get(2), many.get(5)), (&b"z"[..], &b"9"[..], &b"a"[..], &b"2"[..]));
+        let counts = b.read_many(v, &[(3, b"k"), (2, b"k"), (1, b"k")], &mut many).unwrap();
+        assert_eq!(counts, vec![1, 0, 1]);
+        assert_eq!((many.get(0), many.get(1)), (&b"three"[..], &b"one"[..]));
         assert_eq!((items.get(0), items.get(1), items.get(2)), (&b"a"[..], &b"1"[..], &b"b"[..]));
         b.clear(m, 1, b"k").unwrap();
         assert_eq!(b.get(m, 1, b"k").unwrap(), None);
