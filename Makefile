@@ -14,15 +14,16 @@ setup:
 	@./scripts/setup.sh
 
 plugins: setup
-	$(CARGO) build --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml
+	@$(CARGO) build --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml
 	@mkdir -p $(PLUGIN_DIR)
 	@for p in $(PLUGINS); do cp $(WASM_OUT)/$${p//-/_}.wasm $(PLUGIN_DIR)/$$p.wasm; done
 
 build: setup
-	$(CARGO) build --release --workspace
+	@$(CARGO) build --release --workspace
 
+# Averages go to stdout; build output, logs and progress go to stderr.
 run: build plugins
-	$(CARGO_TARGET_DIR)/release/weir run examples/sensor-averages/job.yaml
+	@$(CARGO_TARGET_DIR)/release/weir run examples/sensor-averages/job.yaml
 
 test: build plugins
 	$(CARGO) test --release --workspace
