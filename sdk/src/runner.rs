@@ -40,7 +40,7 @@ impl<O: Operator> bindings::Guest for Runner<O> {
     fn init(context: WitInit) -> Result<OperatorInfo, OperatorError> {
         let mut ctx = InitContext { wit: context, states: Vec::new() };
         let operator = O::init(&mut ctx).map_err(|e| OperatorError { message: e.to_string() })?;
-        let kinds = ctx.states.iter().map(|s| (s.kind, s.prefetch)).collect();
+        let kinds = ctx.states.iter().map(|s| s.kind).collect();
         INSTANCE.set(Some(Instance { operator: Box::new(operator), table: StateTable::new(kinds) }));
         Ok(OperatorInfo { states: ctx.states })
     }

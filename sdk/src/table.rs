@@ -20,29 +20,22 @@ pub(crate) enum Slot {
 }
 
 /// One key's map, as a vector sorted by map key (maps of a key are small
-/// when prefetched), with removed entries kept as tombstones until flush.
+/// when prefetched). A changed map goes back to the host whole, so one flag
+/// says whether it changed.
 #[derive(Debug, Default)]
 pub(crate) struct MapSlot {
-    entries: Vec<MapEntry>,
-    cleared: bool,
-}
-
-#[derive(Debug)]
-struct MapEntry {
-    key: Vec<u8>,
-    /// `None`: removed in this call.
-    value: Option<Vec<u8>>,
+    entries: Vec<(Vec<u8>, Vec<u8>)>,
     dirty: bool,
 }
 
 impl MapSlot {
     fn find(&self, key: &[u8]) -> Result<usize, usize> {
-        self.entries.binary_search_by(|e| e.key.as_slice().cmp(key))
+        self.entries.binary_search_by(|(k, _)| k.as_slice().cmp(key))
     }
 
     /// The value of `key`.
     pub(crate) fn get(&self, key: &[u8]) -> Option<&[u8]> {
-        self.find(key).ok().and_then(|i| self.entries[i].value.as_deref())
+        self.find(key).ok().map(|i| self.entries[i].1.as_slice())
     }
 
     /// Sets `key`'s value to what `write` writes, reusing the old value's
@@ -54,38 +47,36 @@ impl MapSlot {
     ) -> Result<(), E> {
         match self.find(key) {
             Ok(i) => {
-                let e = &mut self.entries[i];
-                let value = e.value.get_or_insert_with(Vec::new);
+                let value = &mut self.entries[i].1;
                 value.clear();
                 write(value)?;
-                e.dirty = true;
             }
             Err(i) => {
                 let mut value = Vec::new();
                 write(&mut value)?;
-                self.entries.insert(i, MapEntry { key: key.to_vec(), value: Some(value), dirty: true });
+                self.entries.insert(i, (key.to_vec(), value));
             }
         }
+        self.dirty = true;
         Ok(())
     }
 
     /// Removes `key`.
     pub(crate) fn remove(&mut self, key: &[u8]) {
         if let Ok(i) = self.find(key) {
-            let e = &mut self.entries[i];
-            e.value = None;
-            e.dirty = true;
+            self.entries.remove(i);
+            self.dirty = true;
         }
     }
 
-    /// The live entries in key order.
+    /// The entries in key order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.entries.iter().filter_map(|e| e.value.as_deref().map(|v| (e.key.as_slice(), v)))
+        self.entries.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))
     }
 
-    /// Whether there is no live entry.
+    /// Whether there is no entry.
     pub(crate) fn is_empty(&self) -> bool {
-        self.iter().next().is_none()
+        self.entries.is_empty()
     }
 }
 
@@ -107,15 +98,13 @@ impl Slot {
                 replaced: false,
             },
             StateKind::Map => {
-                let mut entries: Vec<MapEntry> = items
-                    .chunks_exact(2)
-                    .map(|kv| MapEntry { key: kv[0].to_vec(), value: Some(kv[1].to_vec()), dirty: false })
-                    .collect();
+                let mut entries: Vec<(Vec<u8>, Vec<u8>)> =
+                    items.chunks_exact(2).map(|kv| (kv[0].to_vec(), kv[1].to_vec())).collect();
                 // The host sends entries in key order; do not rely on it.
-                if !entries.is_sorted_by(|a, b| a.key <= b.key) {
-                    entries.sort_by(|a, b| a.key.cmp(&b.key));
+                if !entries.is_sorted_by(|a, b| a.0 <= b.0) {
+                    entries.sort_by(|a, b| a.0.cmp(&b.0));
                 }
-                Slot::Map(MapSlot { entries, cleared: false })
+                Slot::Map(MapSlot { entries, dirty: false })
             }
         }
     }
@@ -125,7 +114,7 @@ impl Slot {
         match self {
             Slot::Value { dirty, .. } => !dirty,
             Slot::List { items, original_len, replaced } => !replaced && items.len() == *original_len,
-            Slot::Map(m) => !m.cleared && m.entries.iter().all(|e| !e.dirty),
+            Slot::Map(m) => !m.dirty,
         }
     }
 
@@ -142,7 +131,7 @@ impl Slot {
             }
             Slot::Map(m) => {
                 m.entries.clear();
-                m.cleared = true;
+                m.dirty = true;
             }
         }
     }
@@ -219,7 +208,7 @@ pub(crate) struct KeyEntry {
 /// The keys of one call and their prefetched state.
 #[derive(Debug, Default)]
 pub(crate) struct StateTable {
-    kinds: Vec<(StateKind, bool)>,
+    kinds: Vec<StateKind>,
     pub(crate) keys: Vec<KeyEntry>,
     /// FxHash of a key → its index (collisions fall back to a scan).
     index: FxHashMap<u64, usize>,
@@ -228,8 +217,8 @@ pub(crate) struct StateTable {
 }
 
 impl StateTable {
-    /// A table for the declared states (kind, prefetched).
-    pub(crate) fn new(kinds: Vec<(StateKind, bool)>) -> Self {
+    /// A table for the declared states' kinds, in handle order.
+    pub(crate) fn new(kinds: Vec<StateKind>) -> Self {
         StateTable { kinds, keys: Vec::new(), index: FxHashMap::default(), scratch: Vec::new() }
     }
 
@@ -271,7 +260,7 @@ impl StateTable {
         for entry in &state.entries {
             let Some(key) = key_of(entry.key as usize) else { continue };
             let handle = entry.state as usize;
-            let Some(&(kind, _)) = self.kinds.get(handle) else { continue };
+            let Some(&kind) = self.kinds.get(handle) else { continue };
             scratch.clear();
             scratch.extend((0..entry.item_count).filter_map(|i| item(entry.first_item.saturating_add(i))));
             let slot = Slot::from_items(kind, &scratch);
@@ -287,7 +276,7 @@ impl StateTable {
     /// The slot of `state` for key `k`, created empty when absent.
     pub(crate) fn slot(&mut self, k: usize, state: u32) -> &mut Slot {
         let state = state as usize;
-        let kind = self.kinds[state].0;
+        let kind = self.kinds[state];
         let slots = &mut self.keys[k].slots;
         if slots.len() <= state {
             slots.resize_with(state + 1, || None);
