@@ -299,21 +299,13 @@ impl KeyedStateBackend for RocksDbBackend {
                 None => Ok(0),
             },
             StateKind::Map => {
-                let mut opts = ReadOptions::default();
-                if let Some(end) = prefix_end(&prefix) {
-                    opts.set_iterate_upper_bound(end);
-                }
-                let mut n = 0;
-                let mut it = self.db.raw_iterator_cf_opt(cf, opts);
-                it.seek(&prefix);
-                while let (Some(k), Some(v)) = (it.key(), it.value()) {
-                    out.push(&k[prefix.len()..]);
+                let name = s.cf.clone();
+                let entries = self.scan_prefix(&name, &prefix, None, usize::MAX)?;
+                for (k, v) in &entries {
+                    out.push(k);
                     out.push(v);
-                    n += 2;
-                    it.next();
                 }
-                it.status().map_err(storage)?;
-                Ok(n)
+                Ok(2 * entries.len() as u32)
             }
         }
     }
@@ -481,7 +473,10 @@ mod tests {
         b.set_value(v, 1, b"k", b"one").unwrap();
         b.set_value(v, 3, b"k", b"three").unwrap();
         let mut many = Items::default();
-        let counts = b.read_many(v, &[(3, b"k"), (2, b"k"), (1, b"k")], &mut many).unwrap();
+        let counts: Vec<u32> = [(3, b"k"), (2, b"k"), (1, b"k")]
+            .iter()
+            .map(|(kg, k)| b.read_into(v, *kg, *k, &mut many).unwrap())
+            .collect();
         assert_eq!(counts, vec![1, 0, 1]);
         assert_eq!((many.get(0), many.get(1)), (&b"three"[..], &b"one"[..]));
         assert_eq!((items.get(0), items.get(1), items.get(2)), (&b"a"[..], &b"1"[..], &b"b"[..]));

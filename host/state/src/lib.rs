@@ -157,12 +157,6 @@ pub trait KeyedStateBackend: Send {
         })
     }
 
-    /// [`read_into`](Self::read_into) for many keys at once (backends can
-    /// share work across them); returns the item count per key, in order.
-    fn read_many(&mut self, state: StateId, keys: &[(KeyGroup, &[u8])], out: &mut Items) -> Result<Vec<u32>> {
-        keys.iter().map(|(kg, key)| self.read_into(state, *kg, key, out)).collect()
-    }
-
     /// Replaces a value state's value.
     fn set_value(&mut self, state: StateId, kg: KeyGroup, key: &[u8], value: &[u8]) -> Result<()>;
 

@@ -127,38 +127,29 @@ impl OperatorInstance {
         if !self.prefetched.is_empty() {
             let data = self.store.data_mut();
             let mut seen: FxHashSet<&[u8]> = FxHashSet::default();
-            let mut distinct: Vec<(u32, (u16, &[u8]))> = Vec::new();
+            let mut blob = Items::default();
             for (index, key) in keys.enumerate() {
-                if let Some(key) = key
-                    && seen.insert(key)
-                {
-                    distinct.push((index as u32, (weir_types::key_group(key, data.max_parallelism), key)));
+                let Some(key) = key else { continue };
+                if !seen.insert(key) {
+                    continue;
                 }
-            }
-            let lookups: Vec<(u16, &[u8])> = distinct.iter().map(|(_, k)| *k).collect();
-            let mut blobs = Items::default();
-            for &handle in &self.prefetched {
-                let s = data.states[handle as usize];
-                let mut first_item = items.len() as u32;
-                let counts = if s.packed {
-                    blobs.data.clear();
-                    blobs.spans.clear();
-                    let found = data.backend.read_many(s.id, &lookups, &mut blobs)?;
-                    let mut next = 0;
-                    let mut counts = Vec::with_capacity(found.len());
-                    for n in found {
-                        counts.push(if n == 0 { 0 } else { packed::unpack_into(blobs.get(next), &mut items)? });
-                        next += n as usize;
-                    }
-                    counts
-                } else {
-                    data.backend.read_many(s.id, &lookups, &mut items)?
-                };
-                for ((index, _), item_count) in distinct.iter().zip(counts) {
+                let kg = weir_types::key_group(key, data.max_parallelism);
+                for &handle in &self.prefetched {
+                    let s = data.states[handle as usize];
+                    let first_item = items.len() as u32;
+                    let item_count = if s.packed {
+                        blob.data.clear();
+                        blob.spans.clear();
+                        match data.backend.read_into(s.id, kg, key, &mut blob)? {
+                            0 => 0,
+                            _ => packed::unpack_into(blob.get(0), &mut items)?,
+                        }
+                    } else {
+                        data.backend.read_into(s.id, kg, key, &mut items)?
+                    };
                     if item_count > 0 {
-                        entries.push(StateEntry { key: *index, state: handle, first_item, item_count });
+                        entries.push(StateEntry { key: index as u32, state: handle, first_item, item_count });
                     }
-                    first_item += item_count;
                 }
             }
         }
