@@ -53,7 +53,10 @@ impl FileSource {
     }
 }
 
-fn key_bytes(value: &serde_json::Value) -> Vec<u8> {
+/// The record key for a JSON value: a string's bytes, any other value's
+/// JSON text. The file source's `key` and an operator's `key_by` pointer both
+/// use this rule.
+pub fn key_bytes(value: &serde_json::Value) -> Vec<u8> {
     match value {
         serde_json::Value::String(s) => s.as_bytes().to_vec(),
         other => other.to_string().into_bytes(),
@@ -109,7 +112,7 @@ impl Source for FileSource {
                         .pointer(p)
                         .and_then(serde_json::Value::as_i64)
                         .ok_or_else(|| parse_err(format!("no integer timestamp (ms) at {p}")))?,
-                    FileTimestamps::Ingestion => now_ms(),
+                    FileTimestamps::Ingestion => weir_types::now_ms(),
                 };
                 records.push(key.as_deref(), text.as_bytes(), timestamp);
             }
@@ -122,9 +125,4 @@ impl Source for FileSource {
         }
         Ok(SourcePoll::End)
     }
-}
-
-/// The wall clock in ms since the epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

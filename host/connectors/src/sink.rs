@@ -10,7 +10,7 @@ use crate::{ConnectorError, Result};
 
 /// Where results go.
 pub trait Sink: Send {
-    /// Writes a batch.
+    /// Writes a batch (a sink may buffer it until `flush`).
     fn write(&mut self, records: &RecordBatch) -> Result<()>;
     /// Makes everything written so far visible.
     fn flush(&mut self) -> Result<()>;

@@ -107,7 +107,7 @@ fn make_source(spec: &SourceSpec, index: u32, parallelism: u32) -> Box<dyn Sourc
                     sensors: spec.sensors.unwrap_or(10),
                     events: spec.events,
                     seed: spec.seed.unwrap_or(0),
-                    start: spec.start.unwrap_or_else(weir_connectors::file::now_ms),
+                    start: spec.start.unwrap_or_else(weir_types::now_ms),
                     interval: spec.interval.unwrap_or(Duration::from_millis(100)),
                     disorder: spec.disorder.unwrap_or_default(),
                     rate: spec.rate,
@@ -317,13 +317,7 @@ pub fn run_job(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine) -> R
                 _ => {
                     let rx = receivers.remove(&(head.id.clone(), j)).expect("channel per task");
                     let (_, inputs) = plan.input_slots(&head.id);
-                    let runner = ChannelTask {
-                        rx,
-                        inputs,
-                        metrics: metrics[&head.id].clone(),
-                        chain: chain_state,
-                        cancel: cancel.clone(),
-                    };
+                    let runner = ChannelTask { rx, inputs, chain: chain_state, cancel: cancel.clone() };
                     runners.push((task.clone(), TaskRunner::Channel(runner)));
                 }
             }

@@ -23,7 +23,7 @@ impl Clock {
     /// The current processing time (ms).
     pub fn now(&self) -> Timestamp {
         match self {
-            Clock::Wall => weir_connectors::file::now_ms(),
+            Clock::Wall => weir_types::now_ms(),
             Clock::Manual(t) => *t,
         }
     }

@@ -112,12 +112,8 @@ impl EdgeOut {
     }
 }
 
-/// The key at a JSON pointer: a string's bytes, or any other value's JSON text.
+/// The key at a JSON pointer (see [`weir_connectors::file::key_bytes`]).
 pub(crate) fn key_from_value(value: &[u8], pointer: &str) -> std::result::Result<Vec<u8>, String> {
     let json: serde_json::Value = serde_json::from_slice(value).map_err(|e| format!("value is not JSON: {e}"))?;
-    match json.pointer(pointer) {
-        Some(serde_json::Value::String(s)) => Ok(s.as_bytes().to_vec()),
-        Some(other) => Ok(other.to_string().into_bytes()),
-        None => Err("no such field".to_string()),
-    }
+    json.pointer(pointer).map(weir_connectors::file::key_bytes).ok_or_else(|| "no such field".to_string())
 }

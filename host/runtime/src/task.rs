@@ -65,8 +65,8 @@ impl Chain {
                 Element::Sink { sink, metrics } => {
                     metrics.records_in.inc_by(batch.len() as u64);
                     metrics.first_record.get_or_init(Instant::now);
+                    // Sinks buffer as they see fit; `finish` flushes them.
                     sink.write(&batch).map_err(|e| RuntimeError::task(&self.task, e))?;
-                    sink.flush().map_err(|e| RuntimeError::task(&self.task, e))?;
                     return Ok(());
                 }
             }
@@ -113,8 +113,11 @@ impl Chain {
         self.links.iter_mut().flat_map(|l| l.side.values_mut().flatten()).chain(self.main.iter_mut())
     }
 
-    /// Fires due processing-time timers.
+    /// Fires due processing-time timers (nothing when none is due).
     fn fire_processing_timers(&mut self) -> Result<()> {
+        if self.next_processing_timer().is_none_or(|t| t > weir_types::now_ms()) {
+            return Ok(());
+        }
         for i in 0..self.links.len() {
             if let Element::Operator(op) = &mut self.links[i].element {
                 let emitted = op.fire_processing_timers()?;
@@ -169,7 +172,7 @@ fn send_all(task: &TaskInfo, edges: &mut [EdgeOut], batch: RecordBatch) -> Resul
 const CANCEL_CHECK: Duration = Duration::from_millis(100);
 
 fn until_wall(t: Timestamp) -> Duration {
-    Duration::from_millis((t - weir_connectors::file::now_ms()).max(0) as u64)
+    Duration::from_millis((t - weir_types::now_ms()).max(0) as u64)
 }
 
 /// Watermark settings of a source task.
@@ -207,7 +210,7 @@ impl SourceTask {
                     last_data = Instant::now();
                     idle = false;
                     if self.time.ingestion {
-                        records.set_timestamps(weir_connectors::file::now_ms());
+                        records.set_timestamps(weir_types::now_ms());
                     }
                     self.metrics.records_out.inc_by(records.len() as u64);
                     if self.time.punctuated {
@@ -285,7 +288,6 @@ impl SourceTask {
 pub(crate) struct ChannelTask {
     pub(crate) rx: Receiver,
     pub(crate) inputs: usize,
-    pub(crate) metrics: Arc<NodeMetrics>,
     pub(crate) chain: Chain,
     pub(crate) cancel: Arc<AtomicBool>,
 }
@@ -303,9 +305,7 @@ impl ChannelTask {
                     if self.cancel.load(Ordering::Relaxed) {
                         return Err(RuntimeError::Cancelled);
                     }
-                    if self.chain.next_processing_timer().is_some_and(|t| t <= weir_connectors::file::now_ms()) {
-                        self.chain.fire_processing_timers()?;
-                    }
+                    self.chain.fire_processing_timers()?;
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => {
@@ -317,9 +317,6 @@ impl ChannelTask {
                 Message::Records(records) => self.chain.push(0, records)?,
                 Message::Watermark(w) => {
                     if let Some(forward) = watermarks.update(slot, w) {
-                        if let Watermark::EventTime(t) = forward {
-                            self.metrics.watermark.set(t);
-                        }
                         self.chain.advance(forward)?;
                     }
                 }
@@ -333,9 +330,7 @@ impl ChannelTask {
                     }
                 }
             }
-            if self.chain.next_processing_timer().is_some_and(|t| t <= weir_connectors::file::now_ms()) {
-                self.chain.fire_processing_timers()?;
-            }
+            self.chain.fire_processing_timers()?;
         }
         self.chain.finish()
     }

@@ -93,6 +93,11 @@ impl fmt::Display for TaskInfo {
     }
 }
 
+/// The wall clock in ms since the epoch (processing and ingestion time).
+pub fn now_ms() -> Timestamp {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
 /// Default number of key groups of a keyed node.
 pub const DEFAULT_MAX_PARALLELISM: u32 = 128;
 
