@@ -50,15 +50,16 @@ impl<O: Operator> bindings::Guest for Runner<O> {
         let bad_span = || OperatorError { message: "the host sent a record outside its batch".to_string() };
         with_instance::<O, _>(|op, table| {
             table.reset();
-            table.load(&state, |i| view(&records, i).and_then(|r| r.key));
+            table.load(state, records.timestamps.len(), |i| view(&records, i).and_then(|r| r.key));
             let mut effects = EffectsBuilder::default();
             for index in 0..records.timestamps.len() {
                 let record = view(&records, index).ok_or_else(bad_span)?;
+                let key_index = table.slot_of(index);
                 let mut ctx = Context {
                     table: &mut *table,
                     effects: &mut effects,
                     key: record.key,
-                    key_index: None,
+                    key_index,
                     timestamp: record.timestamp,
                     time,
                 };
@@ -75,14 +76,15 @@ impl<O: Operator> bindings::Guest for Runner<O> {
         with_instance::<O, _>(|op, table| {
             let TimerBatch { timers, state, time } = timers;
             table.reset();
-            table.load(&state, |i| timers.get(i).map(|t| t.key.as_slice()));
+            table.load(state, timers.len(), |i| timers.get(i).map(|t| t.key.as_slice()));
             let mut effects = EffectsBuilder::default();
             for (index, timer) in timers.iter().enumerate() {
+                let key_index = table.slot_of(index);
                 let mut ctx = Context {
                     table: &mut *table,
                     effects: &mut effects,
                     key: Some(&timer.key),
-                    key_index: None,
+                    key_index,
                     timestamp: timer.timestamp,
                     time,
                 };

@@ -13,7 +13,6 @@ use serde::{Serialize, de::DeserializeOwned};
 use crate::bindings::weir::plugin::state as host;
 use crate::bindings::weir::plugin::types::StateValue;
 use crate::codec::{Bin, Codec};
-use crate::table::Slot;
 use crate::{Context, Error, Result};
 
 /// Where a state's content lives during a call.
@@ -25,11 +24,6 @@ pub(crate) struct Handle {
 }
 
 impl Handle {
-    fn slot<'c>(&self, ctx: &'c mut Context<'_>) -> Result<&'c mut Slot> {
-        let k = ctx.key_index()?;
-        Ok(ctx.table.slot(k, self.id))
-    }
-
     fn lazy_get(&self, ctx: &Context<'_>) -> Result<Option<StateValue>> {
         Ok(host::get(self.id, ctx.require_key()?))
     }
@@ -58,28 +52,18 @@ impl<T: Serialize + DeserializeOwned, C: Codec> ValueState<T, C> {
                 None => Ok(None),
             };
         }
-        match self.handle.slot(ctx)? {
-            Slot::Value { value: Some(bytes), .. } => Ok(Some(C::decode(bytes)?)),
-            Slot::Value { value: None, .. } => Ok(None),
-            _ => Err(mismatch()),
-        }
+        let k = ctx.key_index()?;
+        ctx.table.value(k, self.handle.id)?.map(C::decode).transpose()
     }
 
     /// Replaces the current key's value.
     pub fn set(&self, ctx: &mut Context<'_>, value: &T) -> Result<()> {
-        let bytes = C::encode(value)?;
         if !self.handle.prefetch {
-            host::set(self.handle.id, ctx.require_key()?, &bytes);
+            host::set(self.handle.id, ctx.require_key()?, &C::encode(value)?);
             return Ok(());
         }
-        match self.handle.slot(ctx)? {
-            Slot::Value { value, dirty } => {
-                *value = Some(bytes);
-                *dirty = true;
-                Ok(())
-            }
-            _ => Err(mismatch()),
-        }
+        let k = ctx.key_index()?;
+        ctx.table.set_value_with(k, self.handle.id, |out| C::encode_into(value, out))
     }
 
     /// Removes the current key's value.
@@ -93,7 +77,8 @@ fn clear(handle: Handle, ctx: &mut Context<'_>) -> Result<()> {
         host::clear(handle.id, ctx.require_key()?);
         return Ok(());
     }
-    handle.slot(ctx)?.clear();
+    let k = ctx.key_index()?;
+    ctx.table.clear(k, handle.id);
     Ok(())
 }
 
@@ -113,45 +98,33 @@ impl<T: Serialize + DeserializeOwned, C: Codec> ListState<T, C> {
                 None => Ok(Vec::new()),
             };
         }
-        match self.handle.slot(ctx)? {
-            Slot::List { items, .. } => items.iter().map(|b| C::decode(b)).collect(),
-            _ => Err(mismatch()),
-        }
+        let k = ctx.key_index()?;
+        ctx.table.list(k, self.handle.id)?.map(C::decode).collect()
     }
 
     /// Appends a value to the current key's list.
     pub fn add(&self, ctx: &mut Context<'_>, value: &T) -> Result<()> {
-        let bytes = C::encode(value)?;
         if !self.handle.prefetch {
-            host::append(self.handle.id, ctx.require_key()?, &[bytes]);
+            host::append(self.handle.id, ctx.require_key()?, &[C::encode(value)?]);
             return Ok(());
         }
-        match self.handle.slot(ctx)? {
-            Slot::List { items, .. } => {
-                items.push(bytes);
-                Ok(())
-            }
-            _ => Err(mismatch()),
-        }
+        let k = ctx.key_index()?;
+        ctx.table.push_with(k, self.handle.id, |out| C::encode_into(value, out))
     }
 
     /// Replaces the current key's list.
     pub fn update(&self, ctx: &mut Context<'_>, values: &[T]) -> Result<()> {
-        let encoded = values.iter().map(|v| C::encode(v)).collect::<Result<Vec<_>>>()?;
         if !self.handle.prefetch {
+            let encoded = values.iter().map(|v| C::encode(v)).collect::<Result<Vec<_>>>()?;
             let key = ctx.require_key()?;
             host::clear(self.handle.id, key);
             host::append(self.handle.id, key, &encoded);
             return Ok(());
         }
-        match self.handle.slot(ctx)? {
-            Slot::List { items, replaced, .. } => {
-                *items = encoded;
-                *replaced = true;
-                Ok(())
-            }
-            _ => Err(mismatch()),
-        }
+        let k = ctx.key_index()?;
+        drop(ctx.table.list(k, self.handle.id)?); // checks the kind
+        ctx.table.clear(k, self.handle.id);
+        values.iter().try_for_each(|v| ctx.table.push_with(k, self.handle.id, |out| C::encode_into(v, out)))
     }
 
     /// Removes the current key's list.
@@ -177,28 +150,18 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned, C: Codec>
             let mk = C::encode(map_key)?;
             return host::map_get(self.handle.id, ctx.require_key()?, &mk).map(|b| C::decode(&b)).transpose();
         }
-        let k = ctx.key_index()?;
-        let mut mk = std::mem::take(&mut ctx.table.scratch);
-        mk.clear();
-        C::encode_into(map_key, &mut mk)?;
-        let found = match ctx.table.slot(k, self.handle.id) {
-            Slot::Map(m) => m.get(&mk).map(|b| C::decode(b)).transpose(),
-            _ => Err(mismatch()),
-        };
-        ctx.table.scratch = mk;
-        found
+        let (k, id) = (ctx.key_index()?, self.handle.id);
+        ctx.table
+            .with_scratch(|mk| C::encode_into(map_key, mk), |t, mk| t.map_get(k, id, mk)?.map(C::decode).transpose())
     }
 
     /// Whether `map_key` is present under the current key.
     pub fn contains(&self, ctx: &mut Context<'_>, map_key: &K) -> Result<bool> {
-        let mk = C::encode(map_key)?;
         if !self.handle.prefetch {
-            return Ok(host::map_get(self.handle.id, ctx.require_key()?, &mk).is_some());
+            return Ok(host::map_get(self.handle.id, ctx.require_key()?, &C::encode(map_key)?).is_some());
         }
-        match self.handle.slot(ctx)? {
-            Slot::Map(m) => Ok(m.get(&mk).is_some()),
-            _ => Err(mismatch()),
-        }
+        let (k, id) = (ctx.key_index()?, self.handle.id);
+        ctx.table.with_scratch(|mk| C::encode_into(map_key, mk), |t, mk| Ok(t.map_get(k, id, mk)?.is_some()))
     }
 
     /// Inserts or replaces an entry under the current key.
@@ -208,33 +171,21 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned, C: Codec>
             host::map_put(self.handle.id, ctx.require_key()?, &mk, &v);
             return Ok(());
         }
-        let k = ctx.key_index()?;
-        let mut mk = std::mem::take(&mut ctx.table.scratch);
-        mk.clear();
-        C::encode_into(map_key, &mut mk)?;
-        let result = match ctx.table.slot(k, self.handle.id) {
-            // An existing entry is overwritten in place: no allocation.
-            Slot::Map(m) => m.put_with(&mk, |out| C::encode_into(value, out)),
-            _ => Err(mismatch()),
-        };
-        ctx.table.scratch = mk;
-        result
+        let (k, id) = (ctx.key_index()?, self.handle.id);
+        ctx.table.with_scratch(
+            |mk| C::encode_into(map_key, mk),
+            |t, mk| t.map_put_with(k, id, mk, |out| C::encode_into(value, out)),
+        )
     }
 
     /// Removes an entry under the current key.
     pub fn remove(&self, ctx: &mut Context<'_>, map_key: &K) -> Result<()> {
-        let mk = C::encode(map_key)?;
         if !self.handle.prefetch {
-            host::map_remove(self.handle.id, ctx.require_key()?, &mk);
+            host::map_remove(self.handle.id, ctx.require_key()?, &C::encode(map_key)?);
             return Ok(());
         }
-        match self.handle.slot(ctx)? {
-            Slot::Map(m) => {
-                m.remove(&mk);
-                Ok(())
-            }
-            _ => Err(mismatch()),
-        }
+        let (k, id) = (ctx.key_index()?, self.handle.id);
+        ctx.table.with_scratch(|mk| C::encode_into(map_key, mk), |t, mk| t.map_remove(k, id, mk))
     }
 
     /// All entries under the current key, in encoded-key order.
@@ -256,10 +207,8 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned, C: Codec>
                 }
             }
         }
-        match self.handle.slot(ctx)? {
-            Slot::Map(m) => m.iter().map(decode).collect(),
-            _ => Err(mismatch()),
-        }
+        let k = ctx.key_index()?;
+        ctx.table.map_iter(k, self.handle.id)?.map(decode).collect()
     }
 
     /// Whether the current key has no entries.
@@ -267,10 +216,8 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned, C: Codec>
         if !self.handle.prefetch {
             return Ok(host::map_range(self.handle.id, ctx.require_key()?, None, 1).is_empty());
         }
-        match self.handle.slot(ctx)? {
-            Slot::Map(m) => Ok(m.is_empty()),
-            _ => Err(mismatch()),
-        }
+        let k = ctx.key_index()?;
+        Ok(ctx.table.map_iter(k, self.handle.id)?.next().is_none())
     }
 
     /// Removes every entry under the current key.

@@ -1,7 +1,7 @@
 //! One instantiated operator: the calls of the `operator` world, with state
 //! prefetch before and state application after.
 
-use rustc_hash::FxHashSet;
+use rustc_hash::FxHashMap;
 use wasmtime::Store;
 use weir_state::{Items, KeyedStateBackend, StateKind};
 use weir_types::RecordBatch;
@@ -12,6 +12,9 @@ use crate::host::{DeclaredState, HostState};
 use crate::packed;
 use crate::wit::{self, StateEntry, TimeContext, UpdateKind};
 use crate::{PluginError, Result, describe};
+
+/// `same-key` for an element without a key.
+const NO_KEY: u32 = u32::MAX;
 
 /// Arguments of `init`.
 #[derive(Debug, Clone)]
@@ -32,6 +35,8 @@ pub struct OperatorInstance {
     bindings: Operator,
     /// Declared handles whose content is sent with every call.
     prefetched: Vec<u32>,
+    /// Reused buffer for packing maps.
+    scratch: Vec<u8>,
 }
 
 impl OperatorInstance {
@@ -45,7 +50,7 @@ impl OperatorInstance {
         let bindings = pre
             .instantiate(&mut store)
             .map_err(|e| PluginError::Trap { call: "instantiate", message: describe(&e) })?;
-        Ok(OperatorInstance { store, bindings, prefetched: Vec::new() })
+        Ok(OperatorInstance { store, bindings, prefetched: Vec::new(), scratch: Vec::new() })
     }
 
     /// Calls `init` and registers the declared states in the backend.
@@ -120,17 +125,25 @@ impl OperatorInstance {
     }
 
     /// Reads every prefetched state for the distinct keys of a call into one
-    /// packed buffer.
-    fn prefetch<'k>(&mut self, keys: impl Iterator<Item = Option<&'k [u8]>>) -> Result<wit::PrefetchedState> {
+    /// packed buffer, and groups the call's elements by key.
+    fn prefetch<'k>(&mut self, keys: impl ExactSizeIterator<Item = Option<&'k [u8]>>) -> Result<wit::PrefetchedState> {
         let mut items = Items::default();
         let mut entries = Vec::new();
+        let mut same_key = Vec::new();
         if !self.prefetched.is_empty() {
             let data = self.store.data_mut();
-            let mut seen: FxHashSet<&[u8]> = FxHashSet::default();
+            same_key.reserve(keys.len());
+            let mut first: FxHashMap<&[u8], u32> = FxHashMap::with_capacity_and_hasher(keys.len(), Default::default());
             let mut blob = Items::default();
             for (index, key) in keys.enumerate() {
-                let Some(key) = key else { continue };
-                if !seen.insert(key) {
+                let index = index as u32;
+                let Some(key) = key else {
+                    same_key.push(NO_KEY);
+                    continue;
+                };
+                let first = *first.entry(key).or_insert(index);
+                same_key.push(first);
+                if first != index {
                     continue;
                 }
                 let kg = weir_types::key_group(key, data.max_parallelism);
@@ -148,12 +161,12 @@ impl OperatorInstance {
                         data.backend.read_into(s.id, kg, key, &mut items)?
                     };
                     if item_count > 0 {
-                        entries.push(StateEntry { key: index as u32, state: handle, first_item, item_count });
+                        entries.push(StateEntry { key: index, state: handle, first_item, item_count });
                     }
                 }
             }
         }
-        Ok(wit::PrefetchedState { items: items_to_wit(items), entries })
+        Ok(wit::PrefetchedState { items: items_to_wit(items), entries, same_key })
     }
 
     /// Applies a call's state updates to the backend.
@@ -162,7 +175,9 @@ impl OperatorInstance {
         let items = ItemsView(&updates.items);
         // A packed map being rewritten whole: (handle, key, entries).
         let mut rewrite: Option<(u32, &[u8], MapEntries)> = None;
-        for u in &updates.updates {
+        let mut i = 0;
+        while let Some(u) = updates.updates.get(i) {
+            i += 1;
             let Some(&s) = data.states.get(u.state as usize) else {
                 return Err(PluginError::Contract(format!("state update for unknown state handle {}", u.state)));
             };
@@ -177,6 +192,25 @@ impl OperatorInstance {
                 PluginError::Contract(format!("{:?} does not apply to state handle {} ({:?})", u.kind, u.state, s.kind))
             };
             if s.packed {
+                // The common case: a whole rewrite (clear, then every entry
+                // in key order) packs straight into the stored value.
+                if u.kind == UpdateKind::Clear
+                    && let Some(next) = updates.updates.get(i)
+                    && next.kind == UpdateKind::MapPut
+                    && (next.state, items.get(next.key)?) == (u.state, key)
+                    && packed::pack_sorted_into(
+                        next.item_count,
+                        |i| items.get(next.first_item.saturating_add(i)),
+                        &mut self.scratch,
+                    )?
+                {
+                    match self.scratch.is_empty() {
+                        true => data.backend.clear(s.id, kg, key)?,
+                        false => data.backend.set_value(s.id, kg, key, &self.scratch)?,
+                    }
+                    i += 1;
+                    continue;
+                }
                 // Clear starts a whole rewrite; other changes apply to the
                 // rewrite in progress, or else to the stored map.
                 let entries = match (&mut rewrite, u.kind) {
