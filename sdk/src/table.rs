@@ -439,8 +439,8 @@ impl StateTable {
 
     /// Turns every change into state updates and empties the table.
     pub(crate) fn flush(&mut self, out: &mut UpdatesBuilder) {
-        let n = self.kinds.len().max(1);
-        for (k, &key_span) in self.keys.iter().enumerate() {
+        let n = self.kinds.len();
+        for (k, &key_span) in self.keys.iter().enumerate().filter(|_| n > 0) {
             let mut key: Option<u32> = None;
             for (state, slot) in self.slots[k * n..(k + 1) * n].iter().enumerate() {
                 let Some(slot) = slot else { continue };
@@ -455,28 +455,19 @@ impl StateTable {
                     Slot::Value { value: Some(v), .. } => out.push(state, key, UpdateKind::Set, [bytes(v)]),
                     Slot::Value { value: None, .. } => out.push(state, key, UpdateKind::Clear, []),
                     Slot::List { items, replaced: true, .. } => {
-                        out.push(state, key, UpdateKind::Clear, []);
-                        if !items.is_empty() {
-                            out.push(state, key, UpdateKind::Append, items.iter().map(bytes));
-                        }
+                        out.push(state, key, UpdateKind::Replace, items.iter().map(bytes))
                     }
                     Slot::List { items, original_len, .. } => {
                         out.push(state, key, UpdateKind::Append, items[*original_len..].iter().map(bytes))
                     }
                     // A changed map goes back whole, in key order: the host
-                    // stores prefetched maps as one value, so a rewrite costs
-                    // one write and no read.
-                    Slot::Map { entries, .. } => {
-                        out.push(state, key, UpdateKind::Clear, []);
-                        if !entries.is_empty() {
-                            out.push(
-                                state,
-                                key,
-                                UpdateKind::MapPut,
-                                entries.iter().flat_map(|(k, v)| [bytes(k), bytes(v)]),
-                            );
-                        }
-                    }
+                    // stores it as sent, one write and no read.
+                    Slot::Map { entries, .. } => out.push(
+                        state,
+                        key,
+                        UpdateKind::Replace,
+                        entries.iter().flat_map(|(k, v)| [bytes(k), bytes(v)]),
+                    ),
                 }
             }
         }

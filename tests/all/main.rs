@@ -5,3 +5,4 @@ mod failures;
 mod harness;
 mod parity;
 mod scenarios;
+mod state_kinds;

@@ -1,7 +1,6 @@
 //! Synthetic sources: the book's sensor readings and a deterministic
 //! benchmark stream.
 
-use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
@@ -215,7 +214,8 @@ impl Source for SensorBench {
         while records.len() < max && self.next < self.events {
             let (sensor, ts, temp) = Self::event(self.next);
             id.clear();
-            let _ = write!(id, "sensor_{sensor}");
+            id.extend_from_slice(b"sensor_");
+            id.extend_from_slice(itoa::Buffer::new().format(sensor).as_bytes());
             records.push_with(Some(&id), ts, |out| write_reading(out, &id, ts, temp));
             self.next += self.step;
         }

@@ -273,6 +273,24 @@ impl KeyedStateBackend for RocksDbBackend {
         }
     }
 
+    fn visit_value(
+        &mut self,
+        state: StateId,
+        kg: KeyGroup,
+        key: &[u8],
+        f: &mut dyn FnMut(&[u8]) -> Result<u32>,
+    ) -> Result<u32> {
+        self.apply_pending()?;
+        let s = self.states.get(state.0 as usize).ok_or(StateError::UnknownState(state.0))?;
+        if s.kind != StateKind::Value {
+            return Err(StateError::WrongKind(state.0, s.kind));
+        }
+        match self.db.get_pinned_cf(cf(&self.db, &s.cf)?, key_prefix(kg, key)).map_err(storage)? {
+            Some(v) => f(&v),
+            None => Ok(0),
+        }
+    }
+
     fn read_into(&mut self, state: StateId, kg: KeyGroup, key: &[u8], out: &mut Items) -> Result<u32> {
         self.apply_pending()?;
         let s = self.states.get(state.0 as usize).ok_or(StateError::UnknownState(state.0))?;

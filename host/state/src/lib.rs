@@ -133,6 +133,17 @@ pub trait KeyedStateBackend: Send {
     /// The whole content of a state for a key, `None` when empty.
     fn get(&mut self, state: StateId, kg: KeyGroup, key: &[u8]) -> Result<Option<StateContent>>;
 
+    /// Calls `f` with a value state's bytes for a key (borrowed from the
+    /// backend where it can) and returns what `f` returns; 0 when there is
+    /// no value.
+    fn visit_value(
+        &mut self,
+        state: StateId,
+        kg: KeyGroup,
+        key: &[u8],
+        f: &mut dyn FnMut(&[u8]) -> Result<u32>,
+    ) -> Result<u32>;
+
     /// Appends a state's content for a key to `out` as items (a value: one;
     /// a list: one per element; a map: key and value per entry, in key
     /// order) and returns how many it appended.

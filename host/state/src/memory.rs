@@ -107,6 +107,21 @@ impl KeyedStateBackend for MemoryBackend {
         Ok(())
     }
 
+    fn visit_value(
+        &mut self,
+        state: StateId,
+        kg: KeyGroup,
+        key: &[u8],
+        f: &mut dyn FnMut(&[u8]) -> Result<u32>,
+    ) -> Result<u32> {
+        let (g, kind) = self.group(state, kg)?;
+        match g.get(key) {
+            None if kind == StateKind::Value => Ok(0),
+            Some(Cell::Value(v)) => f(v),
+            _ => Err(StateError::WrongKind(state.0, kind)),
+        }
+    }
+
     fn read_into(&mut self, state: StateId, kg: KeyGroup, key: &[u8], out: &mut Items) -> Result<u32> {
         let (g, _) = self.group(state, kg)?;
         Ok(match g.get(key) {

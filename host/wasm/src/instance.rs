@@ -134,7 +134,6 @@ impl OperatorInstance {
             let data = self.store.data_mut();
             same_key.reserve(keys.len());
             let mut first: FxHashMap<&[u8], u32> = FxHashMap::with_capacity_and_hasher(keys.len(), Default::default());
-            let mut blob = Items::default();
             for (index, key) in keys.enumerate() {
                 let index = index as u32;
                 let Some(key) = key else {
@@ -151,12 +150,7 @@ impl OperatorInstance {
                     let s = data.states[handle as usize];
                     let first_item = items.len() as u32;
                     let item_count = if s.packed {
-                        blob.data.clear();
-                        blob.spans.clear();
-                        match data.backend.read_into(s.id, kg, key, &mut blob)? {
-                            0 => 0,
-                            _ => packed::unpack_into(blob.get(0), &mut items)?,
-                        }
+                        data.backend.visit_value(s.id, kg, key, &mut |bytes| packed::unpack_into(bytes, &mut items))?
                     } else {
                         data.backend.read_into(s.id, kg, key, &mut items)?
                     };
@@ -175,9 +169,7 @@ impl OperatorInstance {
         let items = ItemsView(&updates.items);
         // A packed map being rewritten whole: (handle, key, entries).
         let mut rewrite: Option<(u32, &[u8], MapEntries)> = None;
-        let mut i = 0;
-        while let Some(u) = updates.updates.get(i) {
-            i += 1;
+        for u in &updates.updates {
             let Some(&s) = data.states.get(u.state as usize) else {
                 return Err(PluginError::Contract(format!("state update for unknown state handle {}", u.state)));
             };
@@ -189,26 +181,22 @@ impl OperatorInstance {
             let kg = weir_types::key_group(key, data.max_parallelism);
             let operand = |i: u32| items.get(u.first_item.saturating_add(i));
             let wrong = || {
-                PluginError::Contract(format!("{:?} does not apply to state handle {} ({:?})", u.kind, u.state, s.kind))
+                PluginError::Contract(format!(
+                    "{:?} with {} items does not apply to state handle {} ({:?})",
+                    u.kind, u.item_count, u.state, s.kind
+                ))
             };
             if s.packed {
-                // The common case: a whole rewrite (clear, then every entry
-                // in key order) packs straight into the stored value.
-                if u.kind == UpdateKind::Clear
-                    && let Some(next) = updates.updates.get(i)
-                    && next.kind == UpdateKind::MapPut
-                    && (next.state, items.get(next.key)?) == (u.state, key)
-                    && packed::pack_sorted_into(
-                        next.item_count,
-                        |i| items.get(next.first_item.saturating_add(i)),
-                        &mut self.scratch,
-                    )?
-                {
+                // The common case: the whole map, in key order, stored as sent.
+                if u.kind == UpdateKind::Replace {
+                    rewrite = None; // superseded (other keys' were written above)
+                    if !packed::pack_sorted_into(u.item_count, operand, &mut self.scratch)? {
+                        self.scratch = packed::pack(&mut pairs(u.item_count, operand)?);
+                    }
                     match self.scratch.is_empty() {
                         true => data.backend.clear(s.id, kg, key)?,
                         false => data.backend.set_value(s.id, kg, key, &self.scratch)?,
                     }
-                    i += 1;
                     continue;
                 }
                 // Clear starts a whole rewrite; other changes apply to the
@@ -228,11 +216,7 @@ impl OperatorInstance {
                     }
                 };
                 match u.kind {
-                    UpdateKind::MapPut => {
-                        for i in (0..u.item_count).step_by(2) {
-                            entries.push((operand(i)?.to_vec(), operand(i + 1)?.to_vec()));
-                        }
-                    }
+                    UpdateKind::MapPut => entries.extend(pairs(u.item_count, operand)?),
                     UpdateKind::MapRemove => {
                         for i in 0..u.item_count {
                             let k = operand(i)?;
@@ -244,8 +228,25 @@ impl OperatorInstance {
                 continue;
             }
             match (u.kind, s.kind) {
-                (UpdateKind::Clear, _) => data.backend.clear(s.id, kg, key)?,
-                (UpdateKind::Set, StateKind::Value) => data.backend.set_value(s.id, kg, key, operand(0)?)?,
+                (UpdateKind::Clear, _) | (UpdateKind::Replace, StateKind::Value) if u.item_count == 0 => {
+                    data.backend.clear(s.id, kg, key)?
+                }
+                (UpdateKind::Set | UpdateKind::Replace, StateKind::Value) if u.item_count == 1 => {
+                    data.backend.set_value(s.id, kg, key, operand(0)?)?
+                }
+                (UpdateKind::Replace, StateKind::List) => {
+                    data.backend.clear(s.id, kg, key)?;
+                    for i in 0..u.item_count {
+                        data.backend.append(s.id, kg, key, operand(i)?)?;
+                    }
+                }
+                (UpdateKind::Replace, StateKind::Map) => {
+                    let entries = pairs(u.item_count, operand)?;
+                    data.backend.clear(s.id, kg, key)?;
+                    for (k, v) in &entries {
+                        data.backend.map_put(s.id, kg, key, k, v)?;
+                    }
+                }
                 (UpdateKind::Append, StateKind::List) => {
                     for i in 0..u.item_count {
                         data.backend.append(s.id, kg, key, operand(i)?)?;
@@ -304,6 +305,14 @@ fn guest_stderr(bytes: &[u8]) -> String {
 
 /// A map's entries in write order.
 type MapEntries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// `count` items (key, value, ...) as map entries.
+fn pairs<'a>(count: u32, item: impl Fn(u32) -> Result<&'a [u8]>) -> Result<MapEntries> {
+    if !count.is_multiple_of(2) {
+        return Err(PluginError::Contract(format!("a map update has {count} items, not key-value pairs")));
+    }
+    (0..count).step_by(2).map(|i| Ok((item(i)?.to_vec(), item(i + 1)?.to_vec()))).collect()
+}
 
 /// Stores a packed map (or removes it when empty).
 fn write_packed(data: &mut HostState, handle: u32, key: &[u8], mut entries: MapEntries) -> Result<()> {

@@ -6,17 +6,17 @@
 //! Layout: entries in map-key order, each `len(k) k len(v) v` with `u32`
 //! little-endian lengths.
 
-use weir_state::Items;
+use weir_state::{Items, StateError};
 
 use crate::{PluginError, Result};
 
-fn corrupt() -> PluginError {
-    PluginError::State(weir_state::StateError::Corrupt("truncated packed map".into()))
+fn corrupt() -> StateError {
+    StateError::Corrupt("truncated packed map".into())
 }
 
 /// Calls `f` for each (key, value) of a packed map.
-pub(crate) fn for_each<'a>(mut bytes: &'a [u8], mut f: impl FnMut(&'a [u8], &'a [u8])) -> Result<()> {
-    let next = |bytes: &mut &'a [u8]| -> Result<&'a [u8]> {
+pub(crate) fn for_each<'a>(mut bytes: &'a [u8], mut f: impl FnMut(&'a [u8], &'a [u8])) -> weir_state::Result<()> {
+    let next = |bytes: &mut &'a [u8]| -> weir_state::Result<&'a [u8]> {
         let (len, rest) = bytes.split_first_chunk::<4>().ok_or_else(corrupt)?;
         let len = u32::from_le_bytes(*len) as usize;
         let item = rest.get(..len).ok_or_else(corrupt)?;
@@ -32,7 +32,7 @@ pub(crate) fn for_each<'a>(mut bytes: &'a [u8], mut f: impl FnMut(&'a [u8], &'a 
 }
 
 /// Unpacks into items (key, value, ...) and returns how many it appended.
-pub(crate) fn unpack_into(bytes: &[u8], out: &mut Items) -> Result<u32> {
+pub(crate) fn unpack_into(bytes: &[u8], out: &mut Items) -> weir_state::Result<u32> {
     let mut n = 0;
     for_each(bytes, |k, v| {
         out.push(k);
@@ -67,7 +67,7 @@ pub(crate) fn pack_sorted_into<'a>(
 ) -> Result<bool> {
     out.clear();
     if !count.is_multiple_of(2) {
-        return Err(PluginError::Contract(format!("a map put has {count} items, not key-value pairs")));
+        return Err(PluginError::Contract(format!("a map update has {count} items, not key-value pairs")));
     }
     let mut previous: Option<&[u8]> = None;
     for i in (0..count).step_by(2) {
