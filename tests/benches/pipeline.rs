@@ -4,7 +4,9 @@
 //! the same averages. Each configuration runs in its own child process so
 //! its peak RSS is its own. Figures are throughput ratios from one run.
 //!
-//! `WEIR_BENCH_EVENTS` sets the number of events (default 10,000,000).
+//! Weir runs with the default `batch_size` and again with 1024, to show
+//! what batching buys. `WEIR_BENCH_EVENTS` sets the number of events
+//! (default 10,000,000).
 
 #![allow(clippy::print_stdout, reason = "a benchmark prints its figures")]
 
@@ -36,10 +38,12 @@ fn peak_rss_mb() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-fn weir(events: u64, backend: StateBackendKind) -> Figures {
+/// Weir on `backend`, with the default batch size or `batch_size`.
+fn weir(events: u64, backend: StateBackendKind, batch_size: Option<usize>) -> Figures {
+    let batch = batch_size.map(|b| format!("batch_size: {b}\n")).unwrap_or_default();
     let text = format!(
         "name: sensor-bench
-sources:
+{batch}sources:
   - id: readings
     type: generator
     generator: sensor-bench
@@ -152,8 +156,10 @@ fn main() {
     if let Some(i) = args.iter().position(|a| a == "--child") {
         let figures = match args[i + 1].as_str() {
             "native" => native(events),
-            "memory" => weir(events, StateBackendKind::Memory),
-            "rocksdb" => weir(events, StateBackendKind::Rocksdb),
+            "memory" => weir(events, StateBackendKind::Memory, None),
+            "rocksdb" => weir(events, StateBackendKind::Rocksdb, None),
+            "memory-1024" => weir(events, StateBackendKind::Memory, Some(1024)),
+            "rocksdb-1024" => weir(events, StateBackendKind::Rocksdb, Some(1024)),
             other => panic!("unknown config {other}"),
         };
         println!("{}", serde_json::to_string(&figures).unwrap());
@@ -163,17 +169,19 @@ fn main() {
     let native = child("native", events);
     let base = native.events as f64 / native.seconds;
     println!(
-        "{:<22} {:>14} {:>10} {:>14} {:>16} {:>10}",
+        "{:<26} {:>10} {:>10} {:>14} {:>18} {:>9}",
         "configuration", "events/s", "vs native", "peak RSS (MB)", "first output (ms)", "averages"
     );
     for (name, f) in [
         ("native Rust", &native),
         ("weir memory", &child("memory", events)),
         ("weir rocksdb", &child("rocksdb", events)),
+        ("weir memory, batch 1024", &child("memory-1024", events)),
+        ("weir rocksdb, batch 1024", &child("rocksdb-1024", events)),
     ] {
         let rate = f.events as f64 / f.seconds;
         println!(
-            "{:<22} {:>14.0} {:>9.2}x {:>14.1} {:>16} {:>10}",
+            "{:<26} {:>10.0} {:>9.2}x {:>14.1} {:>18} {:>9}",
             name,
             rate,
             rate / base,

@@ -42,7 +42,7 @@ fn default_max_parallelism() -> u32 {
     weir_types::DEFAULT_MAX_PARALLELISM
 }
 fn default_batch_size() -> usize {
-    1024
+    4096
 }
 fn default_channel_capacity() -> usize {
     16
