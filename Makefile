@@ -23,6 +23,7 @@ build: setup
 
 # Averages go to stdout; build output, logs and progress go to stderr.
 run: build plugins
+	@$(CARGO_TARGET_DIR)/release/weir compile $(PLUGIN_DIR)/celsius.wasm $(PLUGIN_DIR)/sensor-average.wasm
 	@$(CARGO_TARGET_DIR)/release/weir run examples/sensor-averages/job.yaml
 
 test: build plugins

@@ -138,3 +138,25 @@ fn metrics_are_served_while_a_job_runs() {
     child.wait().unwrap();
     assert!(moved, "weir_records_in_total did not increase");
 }
+
+#[test]
+fn compile_fills_the_cache_and_refuses_what_is_not_a_component() {
+    let cache = tempfile::tempdir().unwrap();
+    let plugin = weir_tests::plugin("celsius");
+    let out = weir().arg("compile").arg(&plugin).env("WEIR_CACHE_DIR", cache.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let digest = weir_wasm::cache::digest(&std::fs::read(&plugin).unwrap());
+    let cached: Vec<String> = std::fs::read_dir(cache.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    assert!(cached[0].starts_with(&digest) && cached[0].ends_with(".cwasm"), "{cached:?}");
+
+    let junk = cache.path().join("junk.wasm");
+    std::fs::write(&junk, b"not wasm").unwrap();
+    let out = weir().arg("compile").arg(&junk).env("WEIR_CACHE_DIR", cache.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("error: {} is not a valid Wasm component", junk.display())), "{stderr}");
+}

@@ -42,6 +42,13 @@ enum Command {
         #[arg(long)]
         metrics_addr: Option<SocketAddr>,
     },
+    /// Compiles plugins ahead of time into the compile cache, so a job that
+    /// uses them starts without compiling (and checks they are operators).
+    Compile {
+        /// Plugin components (`.wasm`).
+        #[arg(required = true)]
+        plugins: Vec<PathBuf>,
+    },
     /// Checks a job spec and prints its tasks.
     Validate {
         /// The job spec (YAML or JSON).
@@ -129,6 +136,15 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Compile { plugins } => {
+            let engine = weir_wasm::PluginEngine::new()?;
+            for path in plugins {
+                let started = std::time::Instant::now();
+                let plugin = engine.load_file(&path)?;
+                tracing::info!(plugin = %path.display(), digest = %plugin.digest(), took = ?started.elapsed(), "compiled");
+            }
+            Ok(())
+        }
         Command::Validate { spec } => {
             let spec = JobSpec::load(&spec)?;
             let plan = Plan::new(&spec);
