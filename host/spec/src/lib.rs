@@ -85,11 +85,12 @@ impl Format {
 impl JobSpec {
     /// Parses and validates a spec document. Relative paths stay relative.
     pub fn parse(text: &str, format: Format) -> Result<JobSpec> {
-        let spec: JobSpec = match format {
+        let mut spec: JobSpec = match format {
             Format::Json => serde_json::from_str(text).map_err(|e| SpecError::Parse(e.to_string()))?,
             Format::Yaml => serde_yaml_ng::from_str(text).map_err(|e| SpecError::Parse(e.to_string()))?,
         };
         validate::validate(&spec, text)?;
+        spec.text = text.to_string();
         Ok(spec)
     }
 
@@ -120,6 +121,9 @@ impl JobSpec {
         }
         for op in &mut self.operators {
             fix(&mut op.plugin);
+        }
+        if let Some(c) = &mut self.checkpoint {
+            fix(&mut c.dir);
         }
         for sink in &mut self.sinks {
             if let Some(p) = &mut sink.path {

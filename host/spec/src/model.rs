@@ -26,6 +26,8 @@ pub struct JobSpec {
     /// Where keyed state lives.
     #[serde(default)]
     pub state: StateSpec,
+    /// Periodic checkpoints (none when absent).
+    pub checkpoint: Option<CheckpointSpec>,
     /// Where records come from.
     pub sources: Vec<SourceSpec>,
     /// User operators (Wasm plugins).
@@ -33,6 +35,9 @@ pub struct JobSpec {
     pub operators: Vec<OperatorSpec>,
     /// Where results go.
     pub sinks: Vec<SinkSpec>,
+    /// The spec as written (kept with every checkpoint).
+    #[serde(skip)]
+    pub text: String,
 }
 
 fn one() -> u32 {
@@ -46,6 +51,33 @@ fn default_batch_size() -> usize {
 }
 fn default_channel_capacity() -> usize {
     16
+}
+
+/// Periodic checkpoints: `checkpoint: { interval, dir, retain, timeout, min_pause }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointSpec {
+    /// How often a checkpoint starts.
+    #[serde(deserialize_with = "crate::duration::deserialize")]
+    pub interval: Duration,
+    /// Where completed checkpoints are kept.
+    pub dir: PathBuf,
+    /// How many completed checkpoints to keep.
+    #[serde(default = "default_retain")]
+    pub retain: usize,
+    /// A checkpoint not complete after this long is aborted.
+    #[serde(default = "default_checkpoint_timeout", deserialize_with = "crate::duration::deserialize")]
+    pub timeout: Duration,
+    /// Least time between the end of one checkpoint and the start of the next.
+    #[serde(default, deserialize_with = "crate::duration::deserialize")]
+    pub min_pause: Duration,
+}
+
+fn default_retain() -> usize {
+    3
+}
+fn default_checkpoint_timeout() -> Duration {
+    Duration::from_secs(600)
 }
 
 /// State backend selection.

@@ -22,6 +22,17 @@ pub(crate) fn validate(spec: &JobSpec, text: &str) -> Result<(), SpecError> {
     if spec.channel_capacity == 0 {
         return Err(v.top("channel_capacity", "must be at least 1"));
     }
+    if let Some(c) = &spec.checkpoint {
+        if c.interval.is_zero() {
+            return Err(v.top("checkpoint", "`interval` must be more than 0"));
+        }
+        if c.retain == 0 {
+            return Err(v.top("checkpoint", "`retain` must be at least 1"));
+        }
+        if c.timeout.is_zero() {
+            return Err(v.top("checkpoint", "`timeout` must be more than 0"));
+        }
+    }
     if spec.sources.is_empty() {
         return Err(v.top("sources", "a job needs at least one source"));
     }

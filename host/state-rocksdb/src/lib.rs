@@ -249,6 +249,10 @@ impl KeyedStateBackend for RocksDbBackend {
         Ok(StateId(self.states.len() as u32 - 1))
     }
 
+    fn states(&self) -> Vec<(String, StateKind)> {
+        self.states.iter().map(|s| (s.cf.clone(), s.kind)).collect()
+    }
+
     fn get(&mut self, state: StateId, kg: KeyGroup, key: &[u8]) -> Result<Option<StateContent>> {
         self.apply_pending()?;
         let s = self.state(state)?;

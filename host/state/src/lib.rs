@@ -15,6 +15,7 @@
 //! ```
 
 mod memory;
+pub mod snapshot;
 
 pub use memory::MemoryBackend;
 use weir_types::{TimeDomain, Timestamp};
@@ -129,6 +130,9 @@ impl Items {
 pub trait KeyedStateBackend: Send {
     /// Registers (or finds, by name) a state. Names survive restarts.
     fn register(&mut self, name: &str, kind: StateKind) -> Result<StateId>;
+
+    /// The registered states' names and kinds, in id order.
+    fn states(&self) -> Vec<(String, StateKind)>;
 
     /// The whole content of a state for a key, `None` when empty.
     fn get(&mut self, state: StateId, kg: KeyGroup, key: &[u8]) -> Result<Option<StateContent>>;

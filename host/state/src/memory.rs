@@ -85,6 +85,10 @@ impl KeyedStateBackend for MemoryBackend {
         Ok(StateId(self.states.len() as u32 - 1))
     }
 
+    fn states(&self) -> Vec<(String, StateKind)> {
+        self.states.iter().map(|s| (s.name.clone(), s.kind)).collect()
+    }
+
     fn get(&mut self, state: StateId, kg: KeyGroup, key: &[u8]) -> Result<Option<StateContent>> {
         let (g, _) = self.group(state, kg)?;
         Ok(g.get(key).and_then(content))

@@ -1,0 +1,255 @@
+//! The checkpoint directory.
+//!
+//! ```text
+//! DIR/chk-00000007/_manifest.json   the manifest (written last)
+//! DIR/chk-00000007/<task>-<node>.state
+//! ```
+//!
+//! A checkpoint is written into `chk-N.inprogress`, its files synced, the
+//! manifest written and synced, and then the directory renamed to `chk-N`:
+//! a directory named `chk-N` with a manifest is complete, anything else is
+//! debris of a crash and is deleted.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Errors reading or writing checkpoints.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A filesystem operation failed.
+    #[error("checkpoint store {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A manifest could not be read.
+    #[error("checkpoint manifest {path}: {message}")]
+    Manifest {
+        /// The manifest.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io { path: path.to_path_buf(), source }
+}
+
+/// One operator's state in a checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OperatorSnapshot {
+    /// The operator's node id.
+    pub node: String,
+    /// The state file in the checkpoint directory.
+    pub file: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// The key groups this task owned (its state holds no others).
+    pub key_groups: (u32, u32),
+    /// The operator's event-time watermark at the barrier.
+    pub watermark: i64,
+}
+
+/// A file sink's parts at the barrier: pre-committed, to be made visible
+/// when the checkpoint completes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SinkParts {
+    /// The sink's node id.
+    pub node: String,
+    /// The sink's directory.
+    pub dir: PathBuf,
+    /// Pre-committed part files (names in `dir`), in order.
+    pub parts: Vec<String>,
+    /// The sequence number of the sink's next part.
+    pub next_part: u64,
+}
+
+/// One task's part of a checkpoint.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TaskSnapshot {
+    /// The task (`node-index/parallelism` of its chain head).
+    pub task: String,
+    /// The source's position when the head is a source.
+    pub source: Option<serde_json::Value>,
+    /// The state of each operator of the chain.
+    pub operators: Vec<OperatorSnapshot>,
+    /// The file sinks of the chain.
+    pub sinks: Vec<SinkParts>,
+    /// Whether the task had finished (its input ended) at this checkpoint.
+    pub finished: bool,
+}
+
+/// A completed checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    /// The checkpoint id (increasing).
+    pub id: u64,
+    /// The job's name.
+    pub job: String,
+    /// When it completed (ms since the epoch).
+    pub completed_at_ms: i64,
+    /// How long it took from trigger to complete, in ms.
+    pub duration_ms: u64,
+    /// Total size of its state files.
+    pub bytes: u64,
+    /// The job spec as written.
+    pub spec: String,
+    /// Plugin digest (SHA-256) per operator node.
+    pub plugins: BTreeMap<String, String>,
+    /// Every task's part.
+    pub tasks: Vec<TaskSnapshot>,
+}
+
+const MANIFEST: &str = "_manifest.json";
+const IN_PROGRESS: &str = ".inprogress";
+
+/// The checkpoints of one job, in one directory.
+#[derive(Debug, Clone)]
+pub struct CheckpointStore {
+    dir: PathBuf,
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+impl CheckpointStore {
+    /// The store in `dir` (created when missing).
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        Ok(CheckpointStore { dir: dir.to_path_buf() })
+    }
+
+    /// The directory of checkpoint `id`.
+    pub fn path(&self, id: u64) -> PathBuf {
+        self.dir.join(format!("chk-{id:08}"))
+    }
+
+    /// Writes checkpoint `id`: its files, then its manifest, then makes it
+    /// complete with one rename.
+    pub fn write(&self, manifest: &Manifest, files: &[(String, Vec<u8>)]) -> Result<PathBuf> {
+        let done = self.path(manifest.id);
+        let tmp = done.with_file_name(format!("chk-{:08}{IN_PROGRESS}", manifest.id));
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
+        }
+        std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+        let write = |name: &str, bytes: &[u8]| -> Result<()> {
+            let path = tmp.join(name);
+            let mut f = File::create(&path).map_err(io(&path))?;
+            f.write_all(bytes).and_then(|()| f.sync_all()).map_err(io(&path))
+        };
+        for (name, bytes) in files {
+            write(name, bytes)?;
+        }
+        let json = serde_json::to_vec_pretty(manifest).expect("a manifest serializes");
+        write(MANIFEST, &json)?;
+        sync_dir(&tmp)?;
+        std::fs::rename(&tmp, &done).map_err(io(&done))?;
+        sync_dir(&self.dir)?;
+        Ok(done)
+    }
+
+    /// Ids of the complete checkpoints, oldest first.
+    pub fn completed(&self) -> Result<Vec<u64>> {
+        let mut ids = Vec::new();
+        for entry in std::fs::read_dir(&self.dir).map_err(io(&self.dir))? {
+            let entry = entry.map_err(io(&self.dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(id) = name.strip_prefix("chk-").and_then(|n| n.parse::<u64>().ok())
+                && entry.path().join(MANIFEST).is_file()
+            {
+                ids.push(id);
+            }
+        }
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// The newest complete checkpoint's manifest and directory.
+    pub fn latest(&self) -> Result<Option<(PathBuf, Manifest)>> {
+        match self.completed()?.last() {
+            Some(&id) => Ok(Some((self.path(id), Self::load(&self.path(id))?))),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads the manifest of the checkpoint in `dir`.
+    pub fn load(dir: &Path) -> Result<Manifest> {
+        let path = dir.join(MANIFEST);
+        let bytes = std::fs::read(&path).map_err(io(&path))?;
+        serde_json::from_slice(&bytes).map_err(|e| StoreError::Manifest { path, message: e.to_string() })
+    }
+
+    /// Deletes checkpoint `id`.
+    pub fn delete(&self, id: u64) -> Result<()> {
+        let path = self.path(id);
+        std::fs::remove_dir_all(&path).map_err(io(&path))
+    }
+
+    /// Deletes what a crash left half-written.
+    pub fn clean_debris(&self) -> Result<()> {
+        for entry in std::fs::read_dir(&self.dir).map_err(io(&self.dir))? {
+            let entry = entry.map_err(io(&self.dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let complete = entry.path().join(MANIFEST).is_file() && !name.ends_with(IN_PROGRESS);
+            if name.starts_with("chk-") && !complete {
+                std::fs::remove_dir_all(entry.path()).map_err(io(&entry.path()))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(id: u64) -> Manifest {
+        Manifest {
+            id,
+            job: "j".into(),
+            completed_at_ms: 1,
+            duration_ms: 2,
+            bytes: 3,
+            spec: "name: j".into(),
+            plugins: BTreeMap::from([("avg".into(), "ab12".into())]),
+            tasks: vec![TaskSnapshot {
+                task: "src-0/1".into(),
+                source: Some(serde_json::json!({"next": 5})),
+                ..Default::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn only_complete_checkpoints_count_and_debris_is_cleaned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path()).unwrap();
+        assert_eq!(store.latest().unwrap(), None);
+        store.write(&manifest(1), &[("a.state".into(), b"xyz".to_vec())]).unwrap();
+        store.write(&manifest(2), &[]).unwrap();
+        // A crash while writing 3, and a directory without a manifest.
+        std::fs::create_dir_all(dir.path().join("chk-00000003.inprogress")).unwrap();
+        std::fs::create_dir_all(dir.path().join("chk-00000004")).unwrap();
+        assert_eq!(store.completed().unwrap(), vec![1, 2]);
+        let (path, latest) = store.latest().unwrap().unwrap();
+        assert_eq!((path, latest), (store.path(2), manifest(2)));
+        assert_eq!(std::fs::read(store.path(1).join("a.state")).unwrap(), b"xyz");
+        store.clean_debris().unwrap();
+        store.delete(1).unwrap();
+        let mut left: Vec<String> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+        left.sort();
+        assert_eq!(left, vec!["chk-00000002"]);
+    }
+}
