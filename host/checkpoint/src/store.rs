@@ -65,6 +65,8 @@ pub struct OperatorSnapshot {
 pub struct SinkParts {
     /// The sink's node id.
     pub node: String,
+    /// The sink instance's index.
+    pub index: u32,
     /// The sink's directory.
     pub dir: PathBuf,
     /// Pre-committed part files (names in `dir`), in order.

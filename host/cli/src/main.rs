@@ -1,5 +1,6 @@
 //! The `weir` command.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +42,17 @@ enum Command {
         /// (e.g. 127.0.0.1:9249; port 0 picks a free port and logs it).
         #[arg(long)]
         metrics_addr: Option<SocketAddr>,
+        /// Starts from this checkpoint directory (e.g. DIR/chk-00000007).
+        #[arg(long, conflicts_with = "fresh")]
+        from_checkpoint: Option<PathBuf>,
+        /// Ignores earlier checkpoints in the spec's checkpoint dir.
+        #[arg(long)]
+        fresh: bool,
+    },
+    /// Inspects checkpoints.
+    Checkpoints {
+        #[command(subcommand)]
+        command: CheckpointsCommand,
     },
     /// Compiles plugins ahead of time into the compile cache, so a job that
     /// uses them starts without compiling (and checks they are operators).
@@ -53,6 +65,15 @@ enum Command {
     Validate {
         /// The job spec (YAML or JSON).
         spec: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum CheckpointsCommand {
+    /// Lists the completed checkpoints in a checkpoint directory.
+    List {
+        /// The spec's `checkpoint.dir`.
+        dir: PathBuf,
     },
 }
 
@@ -155,8 +176,43 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Run { spec, state_backend, state_dir, progress, metrics_addr } => {
+        Command::Checkpoints { command: CheckpointsCommand::List { dir } } => {
+            let store = weir_checkpoint::CheckpointStore::open(&dir)?;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{:>6}  {:<24}  {:>8}  {:>12}  tasks", "id", "completed (UTC)", "took ms", "state bytes")?;
+            for id in store.completed()? {
+                let m = weir_checkpoint::CheckpointStore::load(&store.path(id))?;
+                let at = humantime::format_rfc3339_millis(
+                    std::time::UNIX_EPOCH + Duration::from_millis(m.completed_at_ms.max(0) as u64),
+                );
+                let finished = m.tasks.iter().filter(|t| t.finished).count();
+                writeln!(
+                    out,
+                    "{:>6}  {:<24}  {:>8}  {:>12}  {} ({} finished)",
+                    m.id,
+                    at.to_string(),
+                    m.duration_ms,
+                    m.bytes,
+                    m.tasks.len(),
+                    finished
+                )?;
+            }
+            Ok(())
+        }
+        Command::Run { spec, state_backend, state_dir, progress, metrics_addr, from_checkpoint, fresh } => {
             let spec = JobSpec::load(&spec)?;
+            let restore = weir_runtime::find_restore(&spec, fresh, from_checkpoint.as_deref())?;
+            if let Some(r) = &restore {
+                if r.job_finished() {
+                    tracing::info!(
+                        job = %spec.name,
+                        checkpoint = r.manifest.id,
+                        "the job already ran to its end; nothing to do (--fresh runs it again)"
+                    );
+                    return Ok(());
+                }
+                tracing::info!(job = %spec.name, checkpoint = r.manifest.id, "resuming from checkpoint");
+            }
             let engine = weir_wasm::PluginEngine::new()?;
             let cancel = Arc::new(AtomicBool::new(false));
             let registry: SharedRegistry = Arc::default();
@@ -167,6 +223,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 progress_interval: (!progress.is_zero()).then_some(progress),
                 cancel: Some(cancel),
                 metrics: Some(registry),
+                restore,
             };
             let report = match run_job(&spec, &options, &engine) {
                 Err(weir_runtime::RuntimeError::Cancelled) => anyhow::bail!("interrupted"),

@@ -2,7 +2,7 @@
 //! pointers; after the source nobody parses the value to route it.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::PathBuf;
 
 use weir_types::RecordBatch;
@@ -22,6 +22,8 @@ struct Split {
     path: PathBuf,
     reader: Option<BufReader<File>>,
     line: u64,
+    /// Bytes consumed so far.
+    offset: u64,
     done: bool,
 }
 
@@ -47,7 +49,7 @@ impl FileSource {
             .iter()
             .enumerate()
             .filter(|(i, _)| *i as u32 % parallelism == index)
-            .map(|(_, p)| Split { path: p.clone(), reader: None, line: 0, done: false })
+            .map(|(_, p)| Split { path: p.clone(), reader: None, line: 0, offset: 0, done: false })
             .collect();
         FileSource { splits, key, timestamps, next: 0 }
     }
@@ -78,8 +80,8 @@ impl Source for FileSource {
                 continue;
             }
             if split.reader.is_none() {
-                let file = File::open(&split.path)
-                    .map_err(|source| ConnectorError::Io { path: split.path.clone(), source })?;
+                let mut file = File::open(&split.path).map_err(ConnectorError::io(&split.path))?;
+                file.seek(SeekFrom::Start(split.offset)).map_err(ConnectorError::io(&split.path))?;
                 split.reader = Some(BufReader::with_capacity(256 * 1024, file));
             }
             let reader = split.reader.as_mut().expect("opened above");
@@ -94,6 +96,7 @@ impl Source for FileSource {
                     split.done = true;
                     break;
                 }
+                split.offset += read as u64;
                 split.line += 1;
                 let text = line.trim_end_matches(['\n', '\r']);
                 if text.trim().is_empty() {
@@ -124,5 +127,33 @@ impl Source for FileSource {
             }
         }
         Ok(SourcePoll::End)
+    }
+
+    fn position(&self) -> serde_json::Value {
+        let splits: Vec<_> = self
+            .splits
+            .iter()
+            .map(|s| serde_json::json!({"path": s.path, "offset": s.offset, "line": s.line, "done": s.done}))
+            .collect();
+        serde_json::json!({ "splits": splits, "next": self.next })
+    }
+
+    fn restore(&mut self, position: &serde_json::Value) -> Result<()> {
+        let bad = || crate::bad_position("file source", position);
+        let splits = position.get("splits").and_then(|s| s.as_array()).ok_or_else(bad)?;
+        if splits.len() != self.splits.len() {
+            return Err(bad());
+        }
+        for (split, p) in self.splits.iter_mut().zip(splits) {
+            if p.get("path").and_then(|v| v.as_str()) != split.path.to_str() {
+                return Err(bad());
+            }
+            split.offset = p.get("offset").and_then(|v| v.as_u64()).ok_or_else(bad)?;
+            split.line = p.get("line").and_then(|v| v.as_u64()).ok_or_else(bad)?;
+            split.done = p.get("done").and_then(|v| v.as_bool()).ok_or_else(bad)?;
+            split.reader = None;
+        }
+        self.next = position.get("next").and_then(|v| v.as_u64()).ok_or_else(bad)? as usize % self.splits.len().max(1);
+        Ok(())
     }
 }

@@ -67,6 +67,8 @@ pub struct SensorGenerator {
     disorder_ms: u64,
     tick: u64,
     next_sensor: usize,
+    /// Readings produced so far.
+    produced: u64,
     pacer: Pacer,
     done: bool,
 }
@@ -120,14 +122,59 @@ impl SensorGenerator {
             disorder_ms: settings.disorder.as_millis() as u64,
             tick: 0,
             next_sensor: 0,
+            produced: 0,
             pacer: Pacer { rate: share, started: None, emitted: 0 },
         }
+    }
+}
+
+impl SensorGenerator {
+    /// The next reading: (sensor slot, timestamp, °F), or `None` at the end.
+    fn next_reading(&mut self) -> Option<(usize, i64, f64)> {
+        let slot = self.next_sensor;
+        let sensor = &mut self.sensors[slot];
+        let global = self.tick * self.total_sensors + sensor.index;
+        if self.events.is_some_and(|e| global >= e) {
+            self.done = true;
+            return None;
+        }
+        let step: f64 = StandardNormal.sample(&mut sensor.rng);
+        sensor.temperature += step * 0.5;
+        let jitter = if self.disorder_ms > 0 { sensor.rng.random_range(0..=self.disorder_ms) as i64 } else { 0 };
+        // Out of order, but never before the first reading's time.
+        let jitter = jitter.min(self.tick as i64 * self.interval_ms);
+        let ts = self.start + self.tick as i64 * self.interval_ms - jitter;
+        let temperature = (sensor.temperature * 1000.0).round() / 1000.0;
+        self.next_sensor += 1;
+        if self.next_sensor == self.sensors.len() {
+            self.next_sensor = 0;
+            self.tick += 1;
+        }
+        self.produced += 1;
+        Some((slot, ts, temperature))
     }
 }
 
 impl Source for SensorGenerator {
     fn splits(&self) -> usize {
         1
+    }
+
+    fn position(&self) -> serde_json::Value {
+        serde_json::json!({ "produced": self.produced, "done": self.done })
+    }
+
+    /// Replays the seeded walks up to the position (the generator is
+    /// deterministic, so this lands exactly where the checkpoint was).
+    fn restore(&mut self, position: &serde_json::Value) -> Result<()> {
+        let bad = || crate::bad_position("sensors generator", position);
+        let produced = position.get("produced").and_then(|v| v.as_u64()).ok_or_else(bad)?;
+        let done = position.get("done").and_then(|v| v.as_bool()).ok_or_else(bad)?;
+        while self.produced < produced {
+            self.next_reading().ok_or_else(bad)?;
+        }
+        self.done |= done;
+        Ok(())
     }
 
     fn poll(&mut self, max: usize) -> Result<SourcePoll> {
@@ -140,26 +187,9 @@ impl Source for SensorGenerator {
         };
         let mut records = RecordBatch::with_capacity(n, 64 * n);
         while records.len() < n {
-            let sensor = &mut self.sensors[self.next_sensor];
-            let global = self.tick * self.total_sensors + sensor.index;
-            if self.events.is_some_and(|e| global >= e) {
-                self.done = true;
-                break;
-            }
-            let step: f64 = StandardNormal.sample(&mut sensor.rng);
-            sensor.temperature += step * 0.5;
-            let jitter = if self.disorder_ms > 0 { sensor.rng.random_range(0..=self.disorder_ms) as i64 } else { 0 };
-            // Out of order, but never before the first reading's time.
-            let jitter = jitter.min(self.tick as i64 * self.interval_ms);
-            let ts = self.start + self.tick as i64 * self.interval_ms - jitter;
-            let temperature = (sensor.temperature * 1000.0).round() / 1000.0;
-            let id = sensor.id.as_bytes();
+            let Some((sensor, ts, temperature)) = self.next_reading() else { break };
+            let id = self.sensors[sensor].id.as_bytes();
             records.push_with(Some(id), ts, |out| write_reading(out, id, ts, temperature));
-            self.next_sensor += 1;
-            if self.next_sensor == self.sensors.len() {
-                self.next_sensor = 0;
-                self.tick += 1;
-            }
         }
         self.pacer.emitted += records.len() as u64;
         if records.is_empty() {
@@ -199,6 +229,21 @@ impl SensorBench {
 impl Source for SensorBench {
     fn splits(&self) -> usize {
         1
+    }
+
+    fn position(&self) -> serde_json::Value {
+        serde_json::json!({ "next": self.next, "ended": self.ended })
+    }
+
+    fn restore(&mut self, position: &serde_json::Value) -> Result<()> {
+        let bad = || crate::bad_position("sensor-bench generator", position);
+        let next = position.get("next").and_then(|v| v.as_u64()).ok_or_else(bad)?;
+        if next % self.step != self.next % self.step {
+            return Err(bad());
+        }
+        self.next = next;
+        self.ended = position.get("ended").and_then(|v| v.as_bool()).ok_or_else(bad)?;
+        Ok(())
     }
 
     fn poll(&mut self, max: usize) -> Result<SourcePoll> {
@@ -246,6 +291,61 @@ mod tests {
                 SourcePoll::End => return out,
             }
         }
+    }
+
+    /// Polls a few batches, then checks that a fresh source restored to the
+    /// position continues exactly like the original.
+    fn resumes_where_it_left_off(mut original: Box<dyn Source>, mut fresh: Box<dyn Source>) {
+        for _ in 0..3 {
+            original.poll(7).unwrap();
+        }
+        let position = original.position();
+        fresh.restore(&position).unwrap();
+        assert_eq!(fresh.position(), position);
+        assert_eq!(drain(fresh.as_mut()), drain(original.as_mut()));
+        let err = fresh.restore(&serde_json::json!({"nonsense": 1})).unwrap_err().to_string();
+        assert!(err.contains("cannot restore from {\"nonsense\":1}"), "{err}");
+    }
+
+    #[test]
+    fn generators_resume_from_a_position() {
+        resumes_where_it_left_off(Box::new(SensorBench::new(100, 1, 2)), Box::new(SensorBench::new(100, 1, 2)));
+        let settings = SensorSettings {
+            sensors: 4,
+            events: Some(90),
+            seed: 7,
+            start: 0,
+            interval: Duration::from_millis(100),
+            disorder: Duration::from_millis(300),
+            rate: None,
+        };
+        resumes_where_it_left_off(
+            Box::new(SensorGenerator::new(&settings, 0, 1)),
+            Box::new(SensorGenerator::new(&settings, 0, 1)),
+        );
+    }
+
+    #[test]
+    fn the_file_source_resumes_from_a_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths: Vec<std::path::PathBuf> = (0..2)
+            .map(|f| {
+                let path = dir.path().join(format!("{f}.jsonl"));
+                let lines: String = (0..40).map(|i| format!("{{\"k\":\"f{f}\",\"t\":{i}}}\n")).collect();
+                std::fs::write(&path, lines).unwrap();
+                path
+            })
+            .collect();
+        let make = || -> Box<dyn Source> {
+            Box::new(crate::file::FileSource::new(
+                &paths,
+                Some("/k".into()),
+                crate::file::FileTimestamps::Pointer("/t".into()),
+                0,
+                1,
+            ))
+        };
+        resumes_where_it_left_off(make(), make());
     }
 
     #[test]

@@ -17,6 +17,7 @@
 
 pub mod file;
 pub mod generator;
+mod parts;
 pub mod sink;
 
 use std::path::PathBuf;
@@ -24,6 +25,7 @@ use std::time::Duration;
 
 use weir_types::RecordBatch;
 
+pub use parts::{PartFileSink, PendingParts, commit_parts};
 pub use sink::{BlackholeSink, FileSink, Sink, StdoutSink};
 
 /// Errors of sources and sinks.
@@ -37,6 +39,9 @@ pub enum ConnectorError {
         /// Why.
         source: std::io::Error,
     },
+    /// A checkpointed source position does not fit the source.
+    #[error("{0}")]
+    Position(String),
     /// A line of input could not be used.
     #[error("{path} line {line}: {message}")]
     Parse {
@@ -47,6 +52,12 @@ pub enum ConnectorError {
         /// What is wrong.
         message: String,
     },
+}
+
+impl ConnectorError {
+    pub(crate) fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> ConnectorError + '_ {
+        move |source| ConnectorError::Io { path: path.to_path_buf(), source }
+    }
 }
 
 /// `Result` with [`ConnectorError`].
@@ -76,4 +87,13 @@ pub trait Source: Send {
     fn splits(&self) -> usize;
     /// The next batch of at most `max` records, or what else is going on.
     fn poll(&mut self, max: usize) -> Result<SourcePoll>;
+    /// Where the source is between two polls, for a checkpoint.
+    fn position(&self) -> serde_json::Value;
+    /// Rewinds a fresh source to a position that [`position`](Self::position) returned.
+    fn restore(&mut self, position: &serde_json::Value) -> Result<()>;
+}
+
+/// The error for a checkpointed position a source cannot use.
+pub(crate) fn bad_position(what: &str, position: &serde_json::Value) -> ConnectorError {
+    ConnectorError::Position(format!("{what}: cannot restore from {position}"))
 }

@@ -12,8 +12,16 @@ use crate::{ConnectorError, Result};
 pub trait Sink: Send {
     /// Writes a batch (a sink may buffer it until `flush`).
     fn write(&mut self, records: &RecordBatch) -> Result<()>;
-    /// Makes everything written so far visible.
+    /// Makes everything written so far visible (for a transactional sink:
+    /// writes it out; it becomes visible on commit).
     fn flush(&mut self) -> Result<()>;
+    /// At a checkpoint barrier: makes what was written since the last one
+    /// durable and returns what to commit when the checkpoint completes.
+    /// Sinks without transactions just flush (at-least-once).
+    fn pre_commit(&mut self) -> Result<Option<crate::PendingParts>> {
+        self.flush()?;
+        Ok(None)
+    }
 }
 
 /// Each record's value on its own line on standard output. At-least-once.

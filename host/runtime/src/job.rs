@@ -9,13 +9,14 @@ use std::time::{Duration, Instant};
 
 use weir_connectors::file::{FileSource, FileTimestamps};
 use weir_connectors::generator::{SensorBench, SensorGenerator, SensorSettings};
-use weir_connectors::{BlackholeSink, FileSink, Sink, Source, StdoutSink};
+use weir_connectors::{BlackholeSink, FileSink, PartFileSink, Sink, Source, StdoutSink};
 use weir_spec::{GeneratorKind, JobSpec, SinkKind, SourceKind, SourceSpec, StateBackendKind, TimestampMode};
 use weir_state::{KeyedStateBackend, MemoryBackend};
 use weir_state_rocksdb::RocksDbBackend;
 use weir_types::{MIN_WATERMARK, TaskInfo};
 use weir_wasm::{InitArgs, Plugin, PluginEngine};
 
+use crate::checkpointing::{CheckpointLink, CoordinatorHandle, JobInfo, Restore};
 use crate::error::{Result, RuntimeError};
 use crate::graph::{NodeRole, Partitioning, Plan};
 use crate::metrics::{JobMetrics, NodeMetrics, NodeReport, SharedRegistry};
@@ -38,6 +39,8 @@ pub struct JobOptions {
     /// Where to register the job's metrics (e.g. a registry served at
     /// `/metrics`); a private one when `None`.
     pub metrics: Option<SharedRegistry>,
+    /// A completed checkpoint to start from (see [`crate::find_restore`]).
+    pub restore: Option<Restore>,
 }
 
 /// What a finished job did.
@@ -233,6 +236,14 @@ pub fn run_job(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine) -> R
         names
     };
 
+    let restore = options.restore.as_ref();
+    if let Some(r) = restore {
+        r.commit_sinks()?;
+        tracing::info!(checkpoint = r.manifest.id, dir = %r.dir.display(), "restoring from checkpoint");
+    }
+    let (coord_tx, coord_rx) = mpsc::channel();
+    let trigger = Arc::new(std::sync::atomic::AtomicU64::new(0));
+
     let cancel = options.cancel.clone().unwrap_or_default();
     let mut runners: Vec<(TaskInfo, TaskRunner)> = Vec::new();
     for chain in &plan.chains {
@@ -240,6 +251,8 @@ pub fn run_job(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine) -> R
         for j in 0..head.parallelism {
             let info = |node: &str| TaskInfo { node: node.into(), index: j, parallelism: plan.nodes[node].parallelism };
             let task = info(&head.id);
+            let task_name = task.to_string();
+            let mut chain_watermark = MIN_WATERMARK;
             let mut links = Vec::new();
             for id in chain.iter().filter(|id| plan.nodes[*id].role != NodeRole::Source) {
                 let node_task = info(id);
@@ -259,13 +272,27 @@ pub fn run_job(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine) -> R
                                 parallelism: node_task.parallelism,
                             })
                             .map_err(|e| RuntimeError::plugin(&node_task, e))?;
-                        let op = WasmOperator::new(
+                        let mut restored_watermark = None;
+                        if let Some(r) = restore {
+                            let (bytes, watermark) = r.operator(&task_name, id)?;
+                            let groups = weir_types::key_groups_of_task(j, node_task.parallelism, spec.max_parallelism);
+                            weir_state::snapshot::restore_snapshot(instance.backend(), &bytes, |kg| {
+                                groups.contains(&kg)
+                            })
+                            .map_err(|e| RuntimeError::task(&node_task, format!("cannot restore state: {e}")))?;
+                            restored_watermark = Some(watermark);
+                        }
+                        let mut op = WasmOperator::new(
                             node_task.clone(),
                             instance,
                             spec.max_parallelism,
                             spec.batch_size,
                             metrics[id].clone(),
                         )?;
+                        if let Some(w) = restored_watermark {
+                            op.restore_watermark(w);
+                            chain_watermark = chain_watermark.max(w);
+                        }
                         Element::Operator(Box::new(op))
                     }
                     NodeRole::Sink => {
@@ -273,6 +300,15 @@ pub fn run_job(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine) -> R
                         let sink: Box<dyn Sink> = match s.kind {
                             SinkKind::Stdout => Box::new(StdoutSink),
                             SinkKind::Blackhole => Box::new(BlackholeSink::default()),
+                            // With checkpoints: exactly-once part files in a directory.
+                            SinkKind::File if spec.checkpoint.is_some() => {
+                                let dir = s.path.as_deref().expect("validated");
+                                let next_part = restore.and_then(|r| r.next_part(id, j));
+                                Box::new(
+                                    PartFileSink::open(dir, j, next_part)
+                                        .map_err(|e| RuntimeError::task(&node_task, e))?,
+                                )
+                            }
                             SinkKind::File => {
                                 let path =
                                     instance_path(s.path.as_deref().expect("validated"), j, node_task.parallelism);
@@ -293,13 +329,34 @@ pub fn run_job(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine) -> R
                 links.push(Link { element, side });
             }
             let tail = chain.last().expect("chains are not empty");
-            let chain_state =
-                Chain { task: task.clone(), links, main: edges_out(tail, None, j), watermark: MIN_WATERMARK };
+            let checkpoints = spec.checkpoint.as_ref().map(|_| CheckpointLink {
+                tx: coord_tx.clone(),
+                task: runners.len(),
+                trigger: trigger.clone(),
+            });
+            let chain_state = Chain {
+                task: task.clone(),
+                links,
+                main: edges_out(tail, None, j),
+                watermark: chain_watermark,
+                checkpoints,
+            };
             match head.role {
                 NodeRole::Source => {
                     let s = spec.sources.iter().find(|s| s.id == head.id).expect("source in spec");
+                    let mut source = make_source(s, j, head.parallelism);
+                    let mut restored_splits = None;
+                    if let Some(position) =
+                        restore.map(|r| r.task(&task_name)).transpose()?.and_then(|t| t.source.as_ref())
+                    {
+                        source
+                            .restore(&position["source"])
+                            .map_err(|e| RuntimeError::task(&task, format!("cannot rewind the source: {e}")))?;
+                        restored_splits = serde_json::from_value(position["watermarks"].clone()).ok();
+                    }
                     let runner = SourceTask {
-                        source: make_source(s, j, head.parallelism),
+                        source,
+                        restored_splits,
                         time: SourceTime {
                             bound_ms: s.watermark.max_out_of_orderness.as_millis() as i64,
                             interval: s.watermark.interval,
@@ -324,6 +381,19 @@ pub fn run_job(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine) -> R
         }
     }
     drop(senders);
+    drop(coord_tx);
+    let coordinator = match &spec.checkpoint {
+        Some(c) => {
+            let job = JobInfo {
+                name: spec.name.clone(),
+                spec: spec.text.clone(),
+                plugins: plugins.iter().map(|(node, p)| (node.clone(), p.digest().to_string())).collect(),
+                tasks: runners.iter().map(|(t, _)| t.clone()).collect(),
+            };
+            Some(CoordinatorHandle::start(c, job, coord_rx, trigger)?)
+        }
+        None => None,
+    };
     tracing::info!(job = %spec.name, tasks = runners.len(), backend = ?backend_kind, "job started");
 
     let (done_tx, done_rx) = mpsc::channel::<Result<()>>();
@@ -393,7 +463,13 @@ pub fn run_job(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine) -> R
     }
     drop(state_root);
     if let Some(e) = failure {
+        if let Some(c) = coordinator {
+            let _ = c.join();
+        }
         return Err(e);
+    }
+    if let Some(c) = coordinator {
+        c.join()?;
     }
     let nodes = order.iter().map(|id| metrics[id].report()).collect();
     let first_output =

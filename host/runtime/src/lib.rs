@@ -12,6 +12,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod checkpointing;
 mod error;
 pub mod graph;
 pub mod harness;
@@ -23,6 +24,7 @@ mod task;
 pub mod timers;
 pub mod watermark;
 
+pub use checkpointing::{Restore, find_restore};
 pub use error::{Result, RuntimeError};
 pub use job::{JobOptions, JobReport, load_plugins, run_job};
 pub use metrics::NodeReport;

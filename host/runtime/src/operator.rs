@@ -93,6 +93,17 @@ impl WasmOperator {
         self.watermark
     }
 
+    /// Sets the watermark a restored checkpoint recorded (no timers fire:
+    /// they fired before the checkpoint).
+    pub(crate) fn restore_watermark(&mut self, watermark: Timestamp) {
+        self.watermark = watermark;
+    }
+
+    /// The key groups this operator instance owns.
+    pub(crate) fn key_groups(&self) -> std::ops::Range<u16> {
+        weir_types::key_groups_of_task(self.task.index, self.task.parallelism, self.max_parallelism)
+    }
+
     /// The instance (state inspection in tests).
     pub fn instance(&mut self) -> &mut OperatorInstance {
         &mut self.instance

@@ -99,6 +99,14 @@ impl EdgeOut {
         Ok(())
     }
 
+    /// Sends checkpoint barrier `id` to every target.
+    pub(crate) fn broadcast_barrier(&mut self, task: &TaskInfo, id: u64) -> Result<()> {
+        for i in 0..self.targets.len() {
+            self.deliver(task, i, Message::Barrier(id))?;
+        }
+        Ok(())
+    }
+
     /// Tells every target that this task is done.
     pub(crate) fn end(&mut self, task: &TaskInfo) -> Result<()> {
         for i in 0..self.targets.len() {

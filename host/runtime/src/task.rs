@@ -5,7 +5,7 @@
 //! blocking CPU work, and WASI's synchronous bindings must not run inside an
 //! async executor. Bounded channels between tasks give back-pressure.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering;
@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 use weir_connectors::{Sink, Source, SourcePoll};
 use weir_types::{MAX_WATERMARK, Message, RecordBatch, TaskInfo, Timestamp, Watermark};
 
+use weir_checkpoint::{Aligner, BarrierOutcome};
+
+use crate::checkpointing::{CheckpointLink, CoordMsg, OperatorPart, SinkPart, TaskPart};
 use crate::error::{Result, RuntimeError};
 use crate::metrics::NodeMetrics;
 use crate::operator::{Emitted, WasmOperator};
@@ -48,6 +51,8 @@ pub(crate) struct Chain {
     pub(crate) links: Vec<Link>,
     pub(crate) main: Vec<EdgeOut>,
     pub(crate) watermark: Timestamp,
+    /// The line to the checkpoint coordinator, when checkpoints are on.
+    pub(crate) checkpoints: Option<CheckpointLink>,
 }
 
 impl Chain {
@@ -139,8 +144,9 @@ impl Chain {
             .min()
     }
 
-    /// End of input: flush sinks and state, tell downstream.
-    fn finish(&mut self) -> Result<()> {
+    /// End of input: flush sinks and state, send the final checkpoint part,
+    /// tell downstream.
+    fn finish(&mut self, source: Option<serde_json::Value>) -> Result<()> {
         for link in &mut self.links {
             match &mut link.element {
                 Element::Sink { sink, .. } => sink.flush().map_err(|e| RuntimeError::task(&self.task, e))?,
@@ -149,11 +155,61 @@ impl Chain {
                 }
             }
         }
+        if let Some(link) = self.checkpoints.clone() {
+            let part = self.snapshot(source, true)?;
+            let _ = link.tx.send(CoordMsg::Finished { task: link.task, part });
+        }
         let task = self.task.clone();
         for edge in self.edges() {
             edge.end(&task)?;
         }
         Ok(())
+    }
+
+    /// At barrier `id`: snapshots the chain, passes the barrier on and sends
+    /// the part to the coordinator. Processing goes on right after: writing
+    /// the checkpoint is the coordinator's work.
+    fn checkpoint(&mut self, id: u64, source: Option<serde_json::Value>) -> Result<()> {
+        let Some(link) = self.checkpoints.clone() else { return Ok(()) };
+        let part = self.snapshot(source, false)?;
+        let task = self.task.clone();
+        for edge in self.edges() {
+            edge.broadcast_barrier(&task, id)?;
+        }
+        tracing::debug!(checkpoint = id, "snapshot taken");
+        let _ = link.tx.send(CoordMsg::Ack { task: link.task, id, part });
+        Ok(())
+    }
+
+    /// The chain's state and pre-committed sink output.
+    fn snapshot(&mut self, source: Option<serde_json::Value>, finished: bool) -> Result<TaskPart> {
+        let mut part = TaskPart { source, finished, ..TaskPart::default() };
+        for link in &mut self.links {
+            match &mut link.element {
+                Element::Operator(op) => {
+                    let groups = op.key_groups();
+                    let backend = op.instance().backend();
+                    let mut state = Vec::new();
+                    backend
+                        .flush()
+                        .and_then(|()| weir_state::snapshot::write_snapshot(backend, &mut state))
+                        .map_err(|e| RuntimeError::task(&self.task, format!("cannot snapshot state: {e}")))?;
+                    part.operators.push(OperatorPart {
+                        node: op.task.node.to_string(),
+                        state,
+                        key_groups: (u32::from(groups.start), u32::from(groups.end)),
+                        watermark: op.watermark(),
+                    });
+                }
+                Element::Sink { sink, metrics } => {
+                    let pending = sink.pre_commit().map_err(|e| RuntimeError::task(&self.task, e))?;
+                    if let Some(parts) = pending {
+                        part.sinks.push(SinkPart { node: metrics.node.clone(), index: self.task.index, parts });
+                    }
+                }
+            }
+        }
+        Ok(part)
     }
 }
 
@@ -193,6 +249,8 @@ pub(crate) struct SourceTask {
     pub(crate) metrics: Arc<NodeMetrics>,
     pub(crate) chain: Chain,
     pub(crate) cancel: Arc<AtomicBool>,
+    /// Per-split watermark state from a restored checkpoint.
+    pub(crate) restored_splits: Option<Vec<(Timestamp, bool)>>,
 }
 
 impl SourceTask {
@@ -200,10 +258,22 @@ impl SourceTask {
         let task = self.chain.task.clone();
         let mut splits: Vec<BoundedOutOfOrderness> =
             (0..self.source.splits()).map(|_| BoundedOutOfOrderness::new(self.time.bound_ms)).collect();
+        if let Some(restored) = self.restored_splits.take() {
+            splits.iter_mut().zip(restored).for_each(|(s, r)| s.restore(r));
+        }
+        let mut injected = 0;
         let mut last_data = Instant::now();
         let mut idle = false;
         let mut next_emit = Instant::now() + self.time.interval;
         loop {
+            if let Some(link) = &self.chain.checkpoints {
+                let requested = link.trigger.load(Ordering::Acquire);
+                if requested > injected {
+                    injected = requested;
+                    let position = self.position(&splits);
+                    self.chain.checkpoint(requested, Some(position))?;
+                }
+            }
             let polled = self.source.poll(self.batch_size).map_err(|e| RuntimeError::task(&task, e))?;
             match polled {
                 SourcePoll::Records { split, mut records } => {
@@ -239,7 +309,8 @@ impl SourceTask {
                 SourcePoll::End => {
                     self.chain.advance(Watermark::EventTime(MAX_WATERMARK))?;
                     self.metrics.watermark.set(MAX_WATERMARK);
-                    return self.chain.finish();
+                    let position = self.position(&splits);
+                    return self.chain.finish(Some(position));
                 }
             }
             if let Some(timeout) = self.time.idle_timeout
@@ -259,6 +330,12 @@ impl SourceTask {
                 return Err(RuntimeError::Cancelled);
             }
         }
+    }
+
+    /// The source's position and its splits' watermark state.
+    fn position(&self, splits: &[BoundedOutOfOrderness]) -> serde_json::Value {
+        let watermarks: Vec<(Timestamp, bool)> = splits.iter().map(BoundedOutOfOrderness::state).collect();
+        serde_json::json!({ "source": self.source.position(), "watermarks": watermarks })
     }
 
     /// Emits the watermark after every record that moves it.
@@ -297,42 +374,71 @@ impl ChannelTask {
         let mut watermarks = InputWatermarks::new(self.inputs);
         let mut ended = vec![false; self.inputs];
         let mut open = self.inputs;
+        let mut aligner = Aligner::new(self.inputs);
+        // Messages of inputs blocked by barrier alignment, and messages to
+        // handle before reading the channel again.
+        let mut held: VecDeque<(u32, Message)> = VecDeque::new();
+        let mut replay: VecDeque<(u32, Message)> = VecDeque::new();
         while open > 0 {
-            let wait = self.chain.next_processing_timer().map(until_wall).unwrap_or(CANCEL_CHECK).min(CANCEL_CHECK);
-            let (slot, message) = match self.rx.recv_timeout(wait) {
-                Ok(m) => m,
-                Err(RecvTimeoutError::Timeout) => {
-                    if self.cancel.load(Ordering::Relaxed) {
-                        return Err(RuntimeError::Cancelled);
-                    }
-                    self.chain.fire_processing_timers()?;
-                    continue;
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    return Err(RuntimeError::Disconnected(self.chain.task.to_string()));
-                }
-            };
-            let slot = slot as usize;
-            match message {
-                Message::Records(records) => self.chain.push(0, records)?,
-                Message::Watermark(w) => {
-                    if let Some(forward) = watermarks.update(slot, w) {
-                        self.chain.advance(forward)?;
-                    }
-                }
-                Message::EndOfData => {
-                    if !ended[slot] {
-                        ended[slot] = true;
-                        open -= 1;
-                        if let Some(forward) = watermarks.update(slot, Watermark::EventTime(MAX_WATERMARK)) {
-                            self.chain.advance(forward)?;
+            let (slot, message) = match replay.pop_front() {
+                Some(m) => m,
+                None => {
+                    let wait =
+                        self.chain.next_processing_timer().map(until_wall).unwrap_or(CANCEL_CHECK).min(CANCEL_CHECK);
+                    match self.rx.recv_timeout(wait) {
+                        Ok(m) => m,
+                        Err(RecvTimeoutError::Timeout) => {
+                            if self.cancel.load(Ordering::Relaxed) {
+                                return Err(RuntimeError::Cancelled);
+                            }
+                            self.chain.fire_processing_timers()?;
+                            continue;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => {
+                            return Err(RuntimeError::Disconnected(self.chain.task.to_string()));
                         }
                     }
                 }
+            };
+            let index = slot as usize;
+            if aligner.is_blocked(index) {
+                held.push_back((slot, message));
+                continue;
+            }
+            let aligned = match message {
+                Message::Records(records) => {
+                    self.chain.push(0, records)?;
+                    BarrierOutcome::Wait
+                }
+                Message::Watermark(w) => {
+                    if let Some(forward) = watermarks.update(index, w) {
+                        self.chain.advance(forward)?;
+                    }
+                    BarrierOutcome::Wait
+                }
+                Message::Barrier(id) => aligner.barrier(index, id),
+                Message::EndOfData => {
+                    if ended[index] {
+                        BarrierOutcome::Wait
+                    } else {
+                        ended[index] = true;
+                        open -= 1;
+                        if let Some(forward) = watermarks.update(index, Watermark::EventTime(MAX_WATERMARK)) {
+                            self.chain.advance(forward)?;
+                        }
+                        aligner.end(index)
+                    }
+                }
+            };
+            if let BarrierOutcome::Aligned(id) = aligned {
+                self.chain.checkpoint(id, None)?;
+                // Held messages came before anything still to replay.
+                held.append(&mut replay);
+                replay = std::mem::take(&mut held);
             }
             self.chain.fire_processing_timers()?;
         }
-        self.chain.finish()
+        self.chain.finish(None)
     }
 }
 

@@ -27,6 +27,18 @@ impl BoundedOutOfOrderness {
         self.done = true;
     }
 
+    /// The largest timestamp seen and whether the split finished, for a
+    /// checkpoint.
+    pub fn state(&self) -> (Timestamp, bool) {
+        (self.max_timestamp, self.done)
+    }
+
+    /// Continues from a checkpointed [`state`](Self::state).
+    pub fn restore(&mut self, (max_timestamp, done): (Timestamp, bool)) {
+        self.max_timestamp = max_timestamp;
+        self.done = done;
+    }
+
     /// Whether the split is finished.
     pub fn is_done(&self) -> bool {
         self.done

@@ -62,6 +62,8 @@ pub enum Message {
     Records(RecordBatch),
     /// Event-time progress.
     Watermark(Watermark),
+    /// Checkpoint barrier `n`: everything before it belongs to checkpoint `n`.
+    Barrier(u64),
     /// The sender finished: no more messages follow.
     EndOfData,
 }
