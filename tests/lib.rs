@@ -68,3 +68,30 @@ pub fn read_lines(dir: &Path, prefix: &str) -> Vec<String> {
         .flat_map(|f| std::fs::read_to_string(f).expect("output file").lines().map(str::to_string).collect::<Vec<_>>())
         .collect()
 }
+
+/// The `weir` binary next to the test executable (built by `cargo test`).
+pub fn weir_bin() -> PathBuf {
+    // target/<profile>/deps/all-<hash> → target/<profile>/weir
+    let exe = std::env::current_exe().expect("the test executable");
+    let bin: PathBuf = exe.parent().and_then(Path::parent).expect("target/<profile>").join("weir");
+    assert!(bin.exists(), "{} is missing: build the workspace first", bin.display());
+    bin
+}
+
+/// The lines of every committed part file (`part-*.jsonl`) in `dir`, in
+/// instance and part order.
+pub fn committed_parts(dir: &Path) -> Vec<String> {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    names.retain(|p| {
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        name.starts_with("part-") && name.ends_with(".jsonl")
+    });
+    names.sort();
+    names
+        .iter()
+        .flat_map(|p| std::fs::read_to_string(p).expect("a part file").lines().map(str::to_string).collect::<Vec<_>>())
+        .collect()
+}
+

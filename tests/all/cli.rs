@@ -1,16 +1,11 @@
 //! The `weir` binary as a user runs it.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use weir_tests::repo;
 
 fn weir() -> Command {
-    // target/<profile>/deps/all-<hash> → target/<profile>/weir
-    let exe = std::env::current_exe().unwrap();
-    let bin: PathBuf = exe.parent().unwrap().parent().unwrap().join("weir");
-    assert!(bin.exists(), "{} is missing: build the workspace first", bin.display());
-    let mut cmd = Command::new(bin);
+    let mut cmd = Command::new(weir_tests::weir_bin());
     cmd.env("RUST_LOG", "warn");
     cmd
 }

@@ -4,5 +4,6 @@ mod cli;
 mod failures;
 mod harness;
 mod parity;
+mod recovery;
 mod scenarios;
 mod state_kinds;

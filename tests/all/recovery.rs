@@ -1,0 +1,133 @@
+//! Exactly-once under real crashes: `weir run` is killed with SIGKILL at
+//! random moments (and while a checkpoint is being written), restarted each
+//! time, and the committed output must equal a crash-free run's, line for
+//! line.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use weir_tests::{committed_parts, plugin, weir_bin};
+
+/// A keyed, stateful job with late data, punctuated watermarks (so results
+/// do not depend on timing) and checkpoints every 100 ms.
+fn write_job(dir: &Path, backend: &str) -> PathBuf {
+    let spec = format!(
+        "name: crashy
+state: {{ backend: {backend} }}
+checkpoint: {{ interval: 100ms, dir: checkpoints, retain: 2 }}
+sources:
+  - id: readings
+    type: generator
+    generator: sensors
+    sensors: 50
+    seed: 11
+    start: 1700000000000
+    events: 40000
+    rate: 10000
+    disorder: 800ms
+    watermark: {{ max_out_of_orderness: 300ms, punctuated: true }}
+operators:
+  - {{ id: celsius, input: readings, plugin: {celsius} }}
+  - {{ id: averages, input: celsius, key_by: key, plugin: {average} }}
+sinks:
+  - {{ id: out, type: file, path: out, input: averages }}
+",
+        celsius = plugin("celsius").display(),
+        average = plugin("sensor-average").display(),
+    );
+    let path = dir.join("job.yaml");
+    std::fs::write(&path, spec).unwrap();
+    path
+}
+
+fn start(job: &Path) -> Child {
+    Command::new(weir_bin())
+        .arg("run")
+        .arg(job)
+        .arg("--progress")
+        .arg("0")
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn in_progress_checkpoint(dir: &Path) -> bool {
+    std::fs::read_dir(dir.join("checkpoints"))
+        .map(|d| d.filter_map(Result::ok).any(|e| e.file_name().to_string_lossy().ends_with(".inprogress")))
+        .unwrap_or(false)
+}
+
+fn crash_and_recover(backend: &str) {
+    let reference = tempfile::tempdir().unwrap();
+    let job = write_job(reference.path(), backend);
+    let out = start(&job).wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let expected = committed_parts(&reference.path().join("out"));
+    assert!(expected.len() > 300, "the job makes output: {}", expected.len());
+
+    // WEIR_TEST_SEED replays a failed run's kill times.
+    let seed: u64 = std::env::var("WEIR_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+    });
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let job = write_job(dir.path(), backend);
+    let (mut kills, mut during_checkpoint, mut resumed) = (0, 0, 0);
+    while kills < 6 {
+        let mut child = start(&job);
+        // Every other kill waits for a checkpoint being written.
+        let wait_for_checkpoint = kills % 2 == 1;
+        let deadline = Instant::now() + Duration::from_millis(rng.random_range(150..700));
+        let caught = loop {
+            if child.try_wait().unwrap().is_some() {
+                panic!("the job ended before kill #{} (seed {seed}): make it longer", kills + 1);
+            }
+            if wait_for_checkpoint && in_progress_checkpoint(dir.path()) {
+                break true;
+            }
+            if !wait_for_checkpoint && Instant::now() >= deadline {
+                break false;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        };
+        child.kill().unwrap(); // SIGKILL
+        let out = child.wait_with_output().unwrap();
+        kills += 1;
+        if caught && in_progress_checkpoint(dir.path()) {
+            during_checkpoint += 1;
+        }
+        if String::from_utf8_lossy(&out.stderr).contains("resuming from checkpoint") {
+            resumed += 1;
+        }
+    }
+    let out = start(&job).wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("resuming from checkpoint"), "{log}");
+    assert!(resumed >= 4, "most restarts resumed from a checkpoint: {resumed} (seed {seed})");
+    assert!(during_checkpoint >= 1, "no kill landed while a checkpoint was written (seed {seed})");
+    let got = committed_parts(&dir.path().join("out"));
+    assert_eq!(got.len(), expected.len(), "seed {seed}");
+    assert_eq!(got, expected, "seed {seed}");
+    let debris: Vec<String> = std::fs::read_dir(dir.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(debris.is_empty(), "uncommitted parts left: {debris:?}");
+}
+
+#[test]
+fn killed_at_random_the_memory_job_commits_exactly_a_crash_free_output() {
+    crash_and_recover("memory");
+}
+
+#[test]
+fn killed_at_random_the_rocksdb_job_commits_exactly_a_crash_free_output() {
+    crash_and_recover("rocksdb");
+}
