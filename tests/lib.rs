@@ -81,9 +81,8 @@ pub fn weir_bin() -> PathBuf {
 /// The lines of every committed part file (`part-*.jsonl`) in `dir`, in
 /// instance and part order.
 pub fn committed_parts(dir: &Path) -> Vec<String> {
-    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
+    let mut names: Vec<PathBuf> =
+        std::fs::read_dir(dir).map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default();
     names.retain(|p| {
         let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         name.starts_with("part-") && name.ends_with(".jsonl")
@@ -94,4 +93,3 @@ pub fn committed_parts(dir: &Path) -> Vec<String> {
         .flat_map(|p| std::fs::read_to_string(p).expect("a part file").lines().map(str::to_string).collect::<Vec<_>>())
         .collect()
 }
-

@@ -62,6 +62,12 @@ impl InitContext {
         self.wit.parallelism
     }
 
+    /// How many times the job restarted after a failure before this start
+    /// (0 at first), like Flink's attempt number.
+    pub fn attempt(&self) -> u32 {
+        self.wit.attempt
+    }
+
     /// The operator's `config` from the job spec, deserialized. A missing
     /// config deserializes from `null` (so `Option` and `#[serde(default)]`
     /// structs accept it).

@@ -131,3 +131,60 @@ fn killed_at_random_the_memory_job_commits_exactly_a_crash_free_output() {
 fn killed_at_random_the_rocksdb_job_commits_exactly_a_crash_free_output() {
     crash_and_recover("rocksdb");
 }
+
+/// The sensor job with a pass-through plugin before `celsius` that traps on
+/// the reading at `trap_at` on the first attempt only.
+fn write_trapping_job(dir: &Path, trap_at: Option<i64>) -> PathBuf {
+    let config = match trap_at {
+        Some(ts) => format!("{{ panic_at: {ts}, on_attempt: 0 }}"),
+        None => "{}".to_string(),
+    };
+    let spec = format!(
+        "name: trapping
+checkpoint: {{ interval: 100ms, dir: checkpoints }}
+restart: {{ strategy: fixed-delay, attempts: 2, delay: 100ms }}
+sources:
+  - id: readings
+    type: generator
+    generator: sensors
+    sensors: 10
+    seed: 5
+    start: 1700000000000
+    events: 20000
+    rate: 10000
+    watermark: {{ max_out_of_orderness: 0ms, punctuated: true }}
+operators:
+  - {{ id: flaky, input: readings, plugin: {trap}, config: {config} }}
+  - {{ id: celsius, input: flaky, plugin: {celsius} }}
+  - {{ id: averages, input: celsius, key_by: key, plugin: {average} }}
+sinks:
+  - {{ id: out, type: file, path: out, input: averages }}
+",
+        trap = plugin("trap-on").display(),
+        celsius = plugin("celsius").display(),
+        average = plugin("sensor-average").display(),
+    );
+    let path = dir.join("job.yaml");
+    std::fs::write(&path, spec).unwrap();
+    path
+}
+
+#[test]
+fn a_plugin_that_traps_once_restarts_the_job_from_its_checkpoint_with_exact_output() {
+    let reference = tempfile::tempdir().unwrap();
+    let out = start(&write_trapping_job(reference.path(), None)).wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let expected = committed_parts(&reference.path().join("out"));
+
+    let dir = tempfile::tempdir().unwrap();
+    // Tick 1000 of 2000: about a second in, after several checkpoints.
+    let out = start(&write_trapping_job(dir.path(), Some(1_700_000_100_000))).wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let restart = log.lines().find(|l| l.contains("restarting the job from its latest checkpoint")).expect(&log);
+    assert!(restart.contains("attempt=1"), "{restart}");
+    assert!(restart.contains("reading from sensor_0 is cursed"), "{restart}");
+    assert!(restart.contains("checkpoint="), "restarted from a checkpoint, not from scratch: {restart}");
+    assert_eq!(log.matches("restarting the job").count(), 1, "{log}");
+    assert_eq!(committed_parts(&dir.path().join("out")), expected);
+}

@@ -156,6 +156,21 @@ pub fn find_restore(spec: &JobSpec, fresh: bool, from: Option<&Path>) -> Result<
     Ok(Some(Restore { dir, manifest }))
 }
 
+/// The id the next checkpoint written to `c.dir` gets.
+pub(crate) fn next_id(c: &CheckpointSpec) -> Result<u64> {
+    let store = open_store(c)?;
+    Ok(store.completed().map_err(|e| RuntimeError::Setup(e.to_string()))?.last().map_or(1, |l| l + 1))
+}
+
+/// The newest checkpoint in `c.dir` with an id of at least `first_id`.
+pub(crate) fn latest_since(c: &CheckpointSpec, first_id: u64) -> Result<Option<Restore>> {
+    let store = open_store(c)?;
+    match store.latest().map_err(|e| RuntimeError::Setup(e.to_string()))? {
+        Some((dir, manifest)) if manifest.id >= first_id => Ok(Some(Restore { dir, manifest })),
+        _ => Ok(None),
+    }
+}
+
 fn open_store(c: &CheckpointSpec) -> Result<CheckpointStore> {
     let store = CheckpointStore::open(&c.dir).map_err(|e| RuntimeError::Setup(e.to_string()))?;
     store.clean_debris().map_err(|e| RuntimeError::Setup(e.to_string()))?;

@@ -53,7 +53,13 @@ impl OperatorHarness {
         let mut instance =
             plugin.instantiate(&task.to_string(), backend, 128).map_err(|e| RuntimeError::plugin(&task, e))?;
         let info = instance
-            .init(&InitArgs { node_id: "harness".into(), config: config.to_string(), subtask_index: 0, parallelism: 1 })
+            .init(&InitArgs {
+                node_id: "harness".into(),
+                config: config.to_string(),
+                subtask_index: 0,
+                parallelism: 1,
+                attempt: 0,
+            })
             .map_err(|e| RuntimeError::plugin(&task, e))?;
         let metrics = Arc::new(JobMetrics::default().node("harness", "harness"));
         let mut op = WasmOperator::new(task, instance, 128, 1024, metrics.clone())?;

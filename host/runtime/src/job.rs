@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use weir_connectors::file::{FileSource, FileTimestamps};
 use weir_connectors::generator::{SensorBench, SensorGenerator, SensorSettings};
 use weir_connectors::{BlackholeSink, FileSink, PartFileSink, Sink, Source, StdoutSink};
-use weir_spec::{GeneratorKind, JobSpec, SinkKind, SourceKind, SourceSpec, StateBackendKind, TimestampMode};
+use weir_spec::{
+    GeneratorKind, JobSpec, RestartSpec, SinkKind, SourceKind, SourceSpec, StateBackendKind, TimestampMode,
+};
 use weir_state::{KeyedStateBackend, MemoryBackend};
 use weir_state_rocksdb::RocksDbBackend;
 use weir_types::{MIN_WATERMARK, TaskInfo};
@@ -155,10 +157,75 @@ pub fn load_plugins(spec: &JobSpec, engine: &PluginEngine) -> Result<HashMap<Str
 
 /// Runs a job to completion (bounded input), failure or cancellation. Every
 /// task runs on its own thread; this call blocks until they have all ended.
+///
+/// With checkpoints, a task failure restarts the job from the latest
+/// checkpoint of this run (or where the run started) under the spec's
+/// restart strategy; each restart is logged with its cause.
 pub fn run_job(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine) -> Result<JobReport> {
     let started = Instant::now();
-    let plan = Plan::new(spec);
     let plugins = load_plugins(spec, engine)?;
+    let job_metrics = match &options.metrics {
+        Some(registry) => JobMetrics::register(&mut registry.lock().unwrap_or_else(|e| e.into_inner())),
+        None => JobMetrics::default(),
+    };
+    let restart =
+        spec.checkpoint.as_ref().map(|_| spec.restart.clone().unwrap_or_else(RestartSpec::default_with_checkpoints));
+    // Checkpoints this run writes have ids from here on.
+    let first_id = match &spec.checkpoint {
+        Some(c) => crate::checkpointing::next_id(c)?,
+        None => 0,
+    };
+    let cancel = options.cancel.clone().unwrap_or_default();
+    let mut restore = options.restore.clone();
+    let mut attempt = 0;
+    loop {
+        let run = Attempt { plugins: &plugins, job_metrics: &job_metrics, started, attempt, restore: restore.as_ref() };
+        match run_attempt(spec, options, &cancel, run) {
+            Ok(report) => return Ok(report),
+            Err(e @ (RuntimeError::Task { .. } | RuntimeError::Disconnected(_))) => {
+                let Some(delay) = restart.as_ref().and_then(|r| r.delay_before(attempt)) else { return Err(e) };
+                if let Some(c) = &spec.checkpoint
+                    && let Some(latest) = crate::checkpointing::latest_since(c, first_id)?
+                {
+                    restore = Some(latest);
+                }
+                attempt += 1;
+                tracing::warn!(
+                    job = %spec.name,
+                    attempt,
+                    cause = %e,
+                    delay = ?delay,
+                    checkpoint = restore.as_ref().map(|r| r.manifest.id),
+                    "a task failed; restarting the job from its latest checkpoint"
+                );
+                let until = Instant::now() + delay;
+                while Instant::now() < until {
+                    if cancel.load(Ordering::Relaxed) {
+                        return Err(RuntimeError::Cancelled);
+                    }
+                    std::thread::sleep(CANCEL_POLL.min(until.saturating_duration_since(Instant::now())));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// How often a restart delay checks for cancellation.
+const CANCEL_POLL: Duration = Duration::from_millis(50);
+
+/// What one attempt of a job starts with.
+struct Attempt<'a> {
+    plugins: &'a HashMap<String, Plugin>,
+    job_metrics: &'a JobMetrics,
+    started: Instant,
+    attempt: u32,
+    restore: Option<&'a Restore>,
+}
+
+fn run_attempt(spec: &JobSpec, options: &JobOptions, cancel: &Arc<AtomicBool>, run: Attempt<'_>) -> Result<JobReport> {
+    let Attempt { plugins, job_metrics, started, attempt, restore } = run;
+    let plan = Plan::new(spec);
     let backend_kind = options.state_backend.unwrap_or(spec.state.backend);
     let state_root = match backend_kind {
         StateBackendKind::Memory => StateRoot::Memory,
@@ -180,10 +247,6 @@ pub fn run_job(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine) -> R
         .chain(spec.operators.iter().map(|o| o.id.clone()))
         .chain(spec.sinks.iter().map(|s| s.id.clone()))
         .collect();
-    let job_metrics = match &options.metrics {
-        Some(registry) => JobMetrics::register(&mut registry.lock().unwrap_or_else(|e| e.into_inner())),
-        None => JobMetrics::default(),
-    };
     let metrics: HashMap<String, Arc<NodeMetrics>> =
         order.iter().map(|id| (id.clone(), Arc::new(job_metrics.node(&spec.name, id)))).collect();
 
@@ -236,7 +299,6 @@ pub fn run_job(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine) -> R
         names
     };
 
-    let restore = options.restore.as_ref();
     if let Some(r) = restore {
         r.commit_sinks()?;
         tracing::info!(checkpoint = r.manifest.id, dir = %r.dir.display(), "restoring from checkpoint");
@@ -244,7 +306,9 @@ pub fn run_job(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine) -> R
     let (coord_tx, coord_rx) = mpsc::channel();
     let trigger = Arc::new(std::sync::atomic::AtomicU64::new(0));
 
-    let cancel = options.cancel.clone().unwrap_or_default();
+    // Stops this attempt's tasks: on the first failure, or when `user_cancel` is set.
+    let user_cancel = cancel.clone();
+    let cancel = Arc::new(AtomicBool::new(false));
     let mut runners: Vec<(TaskInfo, TaskRunner)> = Vec::new();
     for chain in &plan.chains {
         let head = &plan.nodes[&chain[0]];
@@ -270,6 +334,7 @@ pub fn run_job(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine) -> R
                                 config,
                                 subtask_index: j,
                                 parallelism: node_task.parallelism,
+                                attempt,
                             })
                             .map_err(|e| RuntimeError::plugin(&node_task, e))?;
                         let mut restored_watermark = None;
@@ -446,7 +511,17 @@ pub fn run_job(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine) -> R
     // The first real cause wins over the knock-on effects it has on other
     // tasks (disconnected channels, cancellation).
     let mut failure: Option<RuntimeError> = None;
-    for result in done_rx {
+    loop {
+        let result = match done_rx.recv_timeout(CANCEL_POLL) {
+            Ok(result) => result,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if user_cancel.load(Ordering::Relaxed) {
+                    cancel.store(true, Ordering::Relaxed);
+                }
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         let Err(error) = result else { continue };
         let knock_on = |e: &RuntimeError| matches!(e, RuntimeError::Disconnected(_) | RuntimeError::Cancelled);
         if failure.as_ref().is_none_or(|f| knock_on(f) && !knock_on(&error)) {

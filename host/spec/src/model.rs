@@ -28,6 +28,9 @@ pub struct JobSpec {
     pub state: StateSpec,
     /// Periodic checkpoints (none when absent).
     pub checkpoint: Option<CheckpointSpec>,
+    /// Restarts after a task failure, from the latest checkpoint (only with
+    /// `checkpoint`; exponential backoff by default).
+    pub restart: Option<RestartSpec>,
     /// Where records come from.
     pub sources: Vec<SourceSpec>,
     /// User operators (Wasm plugins).
@@ -71,6 +74,72 @@ pub struct CheckpointSpec {
     /// Least time between the end of one checkpoint and the start of the next.
     #[serde(default, deserialize_with = "crate::duration::deserialize")]
     pub min_pause: Duration,
+}
+
+/// How a failed job restarts: `restart: { strategy, attempts, delay, max_delay }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestartSpec {
+    /// `fixed-delay`, `exponential-backoff` or `none`.
+    pub strategy: RestartStrategy,
+    /// Restarts before the job fails for good.
+    #[serde(default = "default_attempts")]
+    pub attempts: u32,
+    /// Wait before a restart (the first one, for exponential backoff).
+    #[serde(default = "default_restart_delay", deserialize_with = "crate::duration::deserialize")]
+    pub delay: Duration,
+    /// Longest wait for exponential backoff.
+    #[serde(default = "default_max_delay", deserialize_with = "crate::duration::deserialize")]
+    pub max_delay: Duration,
+}
+
+/// Restart strategies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartStrategy {
+    /// Fail on the first task failure.
+    None,
+    /// Wait `delay` before every restart.
+    FixedDelay,
+    /// Wait `delay`, then twice as long each time, up to `max_delay`.
+    ExponentialBackoff,
+}
+
+impl RestartSpec {
+    /// What a job with checkpoints and no `restart` does.
+    pub fn default_with_checkpoints() -> Self {
+        RestartSpec {
+            strategy: RestartStrategy::ExponentialBackoff,
+            attempts: default_attempts(),
+            delay: default_restart_delay(),
+            max_delay: default_max_delay(),
+        }
+    }
+
+    /// The wait before restart number `n` (0-based), or `None` when no
+    /// restart is left.
+    pub fn delay_before(&self, n: u32) -> Option<Duration> {
+        if n >= self.attempts {
+            return None;
+        }
+        match self.strategy {
+            RestartStrategy::None => None,
+            RestartStrategy::FixedDelay => Some(self.delay),
+            RestartStrategy::ExponentialBackoff => {
+                Some(self.delay.saturating_mul(2u32.saturating_pow(n.min(31))).min(self.max_delay.max(self.delay)))
+            }
+        }
+    }
+}
+
+fn default_attempts() -> u32 {
+    5
+}
+fn default_restart_delay() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_max_delay() -> Duration {
+    Duration::from_secs(30)
 }
 
 fn default_retain() -> usize {
@@ -310,4 +379,26 @@ pub enum SinkKind {
     File,
     /// Counts and discards (benchmarks).
     Blackhole,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_delays_follow_the_strategy() {
+        let secs = Duration::from_secs;
+        let mut r = RestartSpec {
+            strategy: RestartStrategy::ExponentialBackoff,
+            attempts: 5,
+            delay: secs(1),
+            max_delay: secs(5),
+        };
+        let delays: Vec<_> = (0..6).map(|n| r.delay_before(n)).collect();
+        assert_eq!(delays, vec![Some(secs(1)), Some(secs(2)), Some(secs(4)), Some(secs(5)), Some(secs(5)), None]);
+        r.strategy = RestartStrategy::FixedDelay;
+        assert_eq!((r.delay_before(3), r.delay_before(5)), (Some(secs(1)), None));
+        r.strategy = RestartStrategy::None;
+        assert_eq!(r.delay_before(0), None);
+    }
 }

@@ -33,6 +33,9 @@ pub(crate) fn validate(spec: &JobSpec, text: &str) -> Result<(), SpecError> {
             return Err(v.top("checkpoint", "`timeout` must be more than 0"));
         }
     }
+    if spec.restart.is_some() && spec.checkpoint.is_none() {
+        return Err(v.top("restart", "restarts resume from a checkpoint: set `checkpoint` too"));
+    }
     if spec.sources.is_empty() {
         return Err(v.top("sources", "a job needs at least one source"));
     }

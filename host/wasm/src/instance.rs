@@ -27,6 +27,8 @@ pub struct InitArgs {
     pub subtask_index: u32,
     /// The node's parallelism.
     pub parallelism: u32,
+    /// Restarts of the job before this start.
+    pub attempt: u32,
 }
 
 /// A live operator instance of one task. It owns the task's keyed state.
@@ -60,6 +62,7 @@ impl OperatorInstance {
             config: args.config.clone(),
             subtask_index: args.subtask_index,
             parallelism: args.parallelism,
+            attempt: args.attempt,
         };
         let result = self.bindings.call_init(&mut self.store, &ctx);
         let info = self.check("init", result)?;

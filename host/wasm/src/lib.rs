@@ -13,7 +13,7 @@
 //! let engine = PluginEngine::new().unwrap();
 //! let plugin = engine.load_file("target/plugins/celsius.wasm".as_ref()).unwrap();
 //! let mut op = plugin.instantiate("celsius-0/1", Box::new(MemoryBackend::new(128)), 128).unwrap();
-//! let info = op.init(&InitArgs { node_id: "celsius".into(), config: "null".into(), subtask_index: 0, parallelism: 1 }).unwrap();
+//! let info = op.init(&InitArgs { node_id: "celsius".into(), config: "null".into(), subtask_index: 0, parallelism: 1, attempt: 0 }).unwrap();
 //! assert!(info.states.is_empty());
 //! ```
 

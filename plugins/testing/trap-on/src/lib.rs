@@ -1,6 +1,8 @@
 //! Test plugin. Passes records through unchanged, except a record whose JSON
 //! value has `"id"` equal to the config's `panic_on` (traps, like a bug in
-//! user code) or `error_on` (returns an error for that record).
+//! user code) or `error_on` (returns an error for that record). `panic_at`
+//! traps on the record with that timestamp instead; `on_attempt` limits the
+//! traps to one attempt of the job (e.g. 0: only before the first restart).
 
 use serde::Deserialize;
 use weir_sdk::{Context, InitContext, Operator, Record, Result, bail, export_operator};
@@ -11,6 +13,8 @@ struct Config {
     panic_on: Option<String>,
     error_on: Option<String>,
     fail_init: Option<String>,
+    panic_at: Option<i64>,
+    on_attempt: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -18,7 +22,10 @@ struct WithId<'a> {
     id: &'a str,
 }
 
-struct TrapOn(Config);
+struct TrapOn {
+    config: Config,
+    armed: bool,
+}
 
 impl Operator for TrapOn {
     fn init(ctx: &mut InitContext) -> Result<Self> {
@@ -26,15 +33,17 @@ impl Operator for TrapOn {
         if let Some(message) = &config.fail_init {
             bail!("{message}");
         }
-        Ok(TrapOn(config))
+        let armed = config.on_attempt.is_none_or(|a| a == ctx.attempt());
+        Ok(TrapOn { config, armed })
     }
 
     fn process(&mut self, record: Record<'_>, ctx: &mut Context<'_>) -> Result<()> {
         let WithId { id } = record.json()?;
-        if self.0.panic_on.as_deref() == Some(id) {
+        let c = &self.config;
+        if self.armed && (c.panic_on.as_deref() == Some(id) || c.panic_at == Some(record.timestamp)) {
             panic!("reading from {id} is cursed");
         }
-        if self.0.error_on.as_deref() == Some(id) {
+        if self.armed && c.error_on.as_deref() == Some(id) {
             bail!("cannot handle {id}");
         }
         ctx.emit(record);
