@@ -23,6 +23,7 @@ use weir_connectors::PendingParts;
 use weir_spec::{CheckpointSpec, JobSpec};
 
 use crate::error::{Result, RuntimeError};
+use crate::metrics::{CheckpointMetrics, Labels};
 
 /// One operator's state at a barrier.
 pub(crate) struct OperatorPart {
@@ -184,6 +185,7 @@ pub(crate) struct JobInfo {
     pub(crate) plugins: BTreeMap<String, String>,
     /// The tasks, by task number.
     pub(crate) tasks: Vec<weir_types::TaskInfo>,
+    pub(crate) metrics: CheckpointMetrics,
 }
 
 /// A running coordinator thread.
@@ -201,6 +203,10 @@ impl CoordinatorHandle {
         rx: mpsc::Receiver<CoordMsg>,
         trigger: Arc<AtomicU64>,
     ) -> Result<CoordinatorHandle> {
+        let labels = CheckpointMetrics::labels(&job.name);
+        for family in [&job.metrics.completed, &job.metrics.aborted, &job.metrics.restarts] {
+            family.get_or_create(&labels);
+        }
         let store = open_store(spec)?;
         let first_id = store.completed().map_err(|e| RuntimeError::Setup(e.to_string()))?.last().map_or(1, |l| l + 1);
         let config = CoordinatorConfig { interval: spec.interval, timeout: spec.timeout, min_pause: spec.min_pause };
@@ -254,6 +260,7 @@ impl Run {
                 Tick::Idle => {}
                 Tick::Trigger(id) => self.trigger(id)?,
                 Tick::Abort(id) => {
+                    self.job.metrics.aborted.get_or_create(&self.labels()).inc();
                     tracing::warn!(checkpoint = id, "checkpoint timed out and was aborted");
                     self.parts.clear();
                 }
@@ -309,6 +316,7 @@ impl Run {
         match stored {
             Ok(manifest) => {
                 commit_all(manifest.tasks.iter().flat_map(|t| &t.sinks))?;
+                self.record(&manifest);
                 tracing::info!(
                     checkpoint = id,
                     duration_ms = manifest.duration_ms,
@@ -317,7 +325,10 @@ impl Run {
                 );
                 self.prune();
             }
-            Err(e) => tracing::warn!(checkpoint = id, error = %e, "checkpoint could not be stored and was aborted"),
+            Err(e) => {
+                self.job.metrics.aborted.get_or_create(&self.labels()).inc();
+                tracing::warn!(checkpoint = id, error = %e, "checkpoint could not be stored and was aborted")
+            }
         }
         Ok(())
     }
@@ -331,9 +342,22 @@ impl Run {
         let parts = std::mem::take(&mut self.finished);
         let manifest = self.write(id, &parts, Duration::ZERO).map_err(RuntimeError::Setup)?;
         commit_all(manifest.tasks.iter().flat_map(|t| &t.sinks))?;
+        self.record(&manifest);
         tracing::info!(checkpoint = id, bytes = manifest.bytes, "final checkpoint completed");
         self.prune();
         Ok(())
+    }
+
+    fn labels(&self) -> Labels {
+        CheckpointMetrics::labels(&self.job.name)
+    }
+
+    fn record(&self, manifest: &Manifest) {
+        let (m, labels) = (&self.job.metrics, self.labels());
+        m.completed.get_or_create(&labels).inc();
+        m.last_id.get_or_create(&labels).set(manifest.id as i64);
+        m.last_duration_ms.get_or_create(&labels).set(manifest.duration_ms as i64);
+        m.last_bytes.get_or_create(&labels).set(manifest.bytes as i64);
     }
 
     fn prune(&self) {

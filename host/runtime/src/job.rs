@@ -21,7 +21,7 @@ use weir_wasm::{InitArgs, Plugin, PluginEngine};
 use crate::checkpointing::{CheckpointLink, CoordinatorHandle, JobInfo, Restore};
 use crate::error::{Result, RuntimeError};
 use crate::graph::{NodeRole, Partitioning, Plan};
-use crate::metrics::{JobMetrics, NodeMetrics, NodeReport, SharedRegistry};
+use crate::metrics::{CheckpointMetrics, JobMetrics, NodeMetrics, NodeReport, SharedRegistry};
 use crate::operator::WasmOperator;
 use crate::route::{EdgeOut, Receiver, Sender};
 use crate::task::{Chain, ChannelTask, Element, Link, SourceTask, SourceTime, TaskRunner};
@@ -190,6 +190,7 @@ pub fn run_job(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine) -> R
                     restore = Some(latest);
                 }
                 attempt += 1;
+                job_metrics.checkpoints().restarts.get_or_create(&CheckpointMetrics::labels(&spec.name)).inc();
                 tracing::warn!(
                     job = %spec.name,
                     attempt,
@@ -454,6 +455,7 @@ fn run_attempt(spec: &JobSpec, options: &JobOptions, cancel: &Arc<AtomicBool>, r
                 spec: spec.text.clone(),
                 plugins: plugins.iter().map(|(node, p)| (node.clone(), p.digest().to_string())).collect(),
                 tasks: runners.iter().map(|(t, _)| t.clone()).collect(),
+                metrics: job_metrics.checkpoints().clone(),
             };
             Some(CoordinatorHandle::start(c, job, coord_rx, trigger)?)
         }

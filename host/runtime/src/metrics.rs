@@ -26,6 +26,31 @@ pub struct JobMetrics {
     side_out: Family<Labels, Counter>,
     watermark: Family<Labels, Gauge>,
     plugin: Family<Labels, Counter>,
+    checkpoints: CheckpointMetrics,
+}
+
+/// Checkpoint metrics of a job (labelled by `job`).
+#[derive(Clone, Default)]
+pub struct CheckpointMetrics {
+    /// Completed checkpoints.
+    pub completed: Family<Labels, Counter>,
+    /// Aborted checkpoints (timed out or not stored).
+    pub aborted: Family<Labels, Counter>,
+    /// The last completed checkpoint's id.
+    pub last_id: Family<Labels, Gauge>,
+    /// How long it took from trigger to stored (ms).
+    pub last_duration_ms: Family<Labels, Gauge>,
+    /// Its state size (bytes).
+    pub last_bytes: Family<Labels, Gauge>,
+    /// Job restarts after a task failure.
+    pub restarts: Family<Labels, Counter>,
+}
+
+impl CheckpointMetrics {
+    /// The label set of `job`.
+    pub fn labels(job: &str) -> Labels {
+        vec![("job".to_string(), job.to_string())]
+    }
 }
 
 impl JobMetrics {
@@ -38,7 +63,23 @@ impl JobMetrics {
         r.register("side_output_records", "Records a node emitted on side outputs", m.side_out.clone());
         r.register("watermark_ms", "A node's event-time watermark (ms since the epoch)", m.watermark.clone());
         r.register("operator_counter", "Counters reported by operator plugins", m.plugin.clone());
+        let c = &m.checkpoints;
+        r.register("checkpoints_completed", "Checkpoints completed", c.completed.clone());
+        r.register("checkpoints_aborted", "Checkpoints aborted (timed out or not stored)", c.aborted.clone());
+        r.register("checkpoint_last_id", "The last completed checkpoint's id", c.last_id.clone());
+        r.register(
+            "checkpoint_last_duration_ms",
+            "Trigger to stored, last checkpoint (ms)",
+            c.last_duration_ms.clone(),
+        );
+        r.register("checkpoint_last_bytes", "State size of the last checkpoint", c.last_bytes.clone());
+        r.register("job_restarts", "Job restarts after a task failure", c.restarts.clone());
         m
+    }
+
+    /// The checkpoint metrics.
+    pub fn checkpoints(&self) -> &CheckpointMetrics {
+        &self.checkpoints
     }
 
     /// The metrics of one node.
