@@ -205,7 +205,7 @@ impl CoordinatorHandle {
     ) -> Result<CoordinatorHandle> {
         let labels = CheckpointMetrics::labels(&job.name);
         for family in [&job.metrics.completed, &job.metrics.aborted, &job.metrics.restarts] {
-            family.get_or_create(&labels);
+            drop(family.get_or_create(&labels));
         }
         let store = open_store(spec)?;
         let first_id = store.completed().map_err(|e| RuntimeError::Setup(e.to_string()))?.last().map_or(1, |l| l + 1);
