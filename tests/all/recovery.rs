@@ -187,4 +187,18 @@ fn a_plugin_that_traps_once_restarts_the_job_from_its_checkpoint_with_exact_outp
     assert!(restart.contains("checkpoint="), "restarted from a checkpoint, not from scratch: {restart}");
     assert_eq!(log.matches("restarting the job").count(), 1, "{log}");
     assert_eq!(committed_parts(&dir.path().join("out")), expected);
+
+    // The checkpoints it left: the newest three (`retain`'s default), the
+    // last the final one of the finished job (its two tasks finished).
+    let list =
+        Command::new(weir_bin()).args(["checkpoints", "list"]).arg(dir.path().join("checkpoints")).output().unwrap();
+    let text = String::from_utf8_lossy(&list.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(lines[0].starts_with("    id  completed (UTC)"), "{text}");
+    assert!(lines[3].ends_with("  2 (2 finished)"), "{text}");
+    assert!(!lines[1].contains("(2 finished)") && !lines[2].contains("(2 finished)"), "{text}");
+    // Running the finished job again does nothing, and says so.
+    let again = start(&dir.path().join("job.yaml")).wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&again.stderr).contains("the job already ran to its end"));
 }

@@ -220,6 +220,7 @@ impl CoordinatorHandle {
             parts: HashMap::new(),
             finished: HashMap::new(),
             last_id: first_id - 1,
+            final_stored: false,
         };
         let thread = std::thread::Builder::new()
             .name("checkpoints".into())
@@ -249,6 +250,8 @@ struct Run {
     /// Final parts of finished tasks.
     finished: HashMap<usize, Arc<TaskPart>>,
     last_id: u64,
+    /// A checkpoint with every task finished is stored: nothing is left.
+    final_stored: bool,
 }
 
 const TICK: Duration = Duration::from_millis(20);
@@ -256,7 +259,12 @@ const TICK: Duration = Duration::from_millis(20);
 impl Run {
     fn run(&mut self, rx: mpsc::Receiver<CoordMsg>) -> Result<()> {
         loop {
-            match self.coordinator.tick(Instant::now()) {
+            // Once every task has finished only the final checkpoint is left.
+            let tick = match self.finished.len() < self.job.tasks.len() {
+                true => self.coordinator.tick(Instant::now()),
+                false => Tick::Idle,
+            };
+            match tick {
                 Tick::Idle => {}
                 Tick::Trigger(id) => self.trigger(id)?,
                 Tick::Abort(id) => {
@@ -317,6 +325,7 @@ impl Run {
             Ok(manifest) => {
                 commit_all(manifest.tasks.iter().flat_map(|t| &t.sinks))?;
                 self.record(&manifest);
+                self.final_stored = manifest.tasks.iter().all(|t| t.finished);
                 tracing::info!(
                     checkpoint = id,
                     duration_ms = manifest.duration_ms,
@@ -335,7 +344,7 @@ impl Run {
 
     /// The final checkpoint, when every task finished; nothing otherwise.
     fn end(&mut self) -> Result<()> {
-        if self.finished.len() < self.job.tasks.len() {
+        if self.final_stored || self.finished.len() < self.job.tasks.len() {
             return Ok(());
         }
         let id = self.last_id + 1;

@@ -74,7 +74,7 @@ impl StateRoot {
             StateRoot::Memory => Ok(Box::new(MemoryBackend::new(max_parallelism))),
             StateRoot::Rocks { root, .. } => {
                 let dir = root.join(job).join(format!("{}-{}", task.node, task.index));
-                // No checkpoints yet: every run starts from empty state.
+                // Working state only: a start restores from a checkpoint, if any.
                 if dir.exists() {
                     std::fs::remove_dir_all(&dir).map_err(|e| {
                         RuntimeError::task(task, format!("cannot reset state dir {}: {e}", dir.display()))
