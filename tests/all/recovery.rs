@@ -43,9 +43,14 @@ sinks:
 }
 
 fn start(job: &Path) -> Child {
+    start_with(job, &[])
+}
+
+fn start_with(job: &Path, args: &[&str]) -> Child {
     Command::new(weir_bin())
         .arg("run")
         .arg(job)
+        .args(args)
         .arg("--progress")
         .arg("0")
         .env("RUST_LOG", "info")
@@ -120,6 +125,89 @@ fn crash_and_recover(backend: &str) {
         .filter(|n| n.starts_with('.'))
         .collect();
     assert!(debris.is_empty(), "uncommitted parts left: {debris:?}");
+    if backend == "rocksdb" {
+        check_shared_files(&dir.path().join("checkpoints"));
+    }
+}
+
+/// RocksDB checkpoints are incremental: SST files live once in `shared/`,
+/// retained checkpoints refer to them, and none is left unreferenced.
+fn check_shared_files(checkpoints: &Path) {
+    let mut referenced = std::collections::BTreeSet::new();
+    let mut manifests = 0;
+    for entry in std::fs::read_dir(checkpoints).unwrap() {
+        let path = entry.unwrap().path().join("_manifest.json");
+        if !path.exists() {
+            continue;
+        }
+        manifests += 1;
+        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        for task in m["tasks"].as_array().unwrap() {
+            for op in task["operators"].as_array().unwrap() {
+                if op["node"] == "averages" {
+                    assert_eq!(op["state"]["format"], "rocksdb", "{op}");
+                    let shared = op["state"]["shared"].as_object().unwrap();
+                    referenced.extend(shared.values().map(|v| v.as_str().unwrap().to_string()));
+                }
+            }
+        }
+    }
+    assert_eq!(manifests, 2, "retain: 2");
+    let stored: std::collections::BTreeSet<String> = std::fs::read_dir(checkpoints.join("shared"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!stored.is_empty());
+    assert_eq!(stored, referenced, "shared files = the files retained checkpoints refer to");
+}
+
+/// The complete checkpoints in `dir/checkpoints`.
+fn checkpoints(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("checkpoints"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("chk-") && !n.ends_with(".inprogress"))
+                .filter(|n| dir.join("checkpoints").join(n).join("_manifest.json").exists())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Kills the job once it has completed a checkpoint of its own.
+fn kill_after_a_checkpoint(job: &Path, dir: &Path, args: &[&str]) {
+    let before = checkpoints(dir);
+    let mut child = start_with(job, args);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while checkpoints(dir).last() == before.last() {
+        assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "no checkpoint completed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn a_checkpoint_restores_into_the_other_state_backend() {
+    let reference = tempfile::tempdir().unwrap();
+    let out = start(&write_job(reference.path(), "memory")).wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let expected = committed_parts(&reference.path().join("out"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let job = write_job(dir.path(), "memory");
+    // Memory checkpoints (logical) into RocksDB, RocksDB checkpoints (native) into memory.
+    kill_after_a_checkpoint(&job, dir.path(), &[]);
+    kill_after_a_checkpoint(&job, dir.path(), &["--state-backend", "rocksdb"]);
+    let latest = checkpoints(dir.path()).pop().unwrap();
+    let manifest = std::fs::read_to_string(dir.path().join("checkpoints").join(latest).join("_manifest.json")).unwrap();
+    assert!(manifest.contains("\"format\": \"rocksdb\""), "{manifest}");
+    let out = start(&job).wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(committed_parts(&dir.path().join("out")), expected);
 }
 
 #[test]

@@ -25,4 +25,4 @@ mod store;
 
 pub use align::{Aligner, BarrierOutcome};
 pub use coordinator::{Ack, Coordinator, CoordinatorConfig, Tick, to_delete};
-pub use store::{CheckpointStore, Manifest, OperatorSnapshot, SinkParts, StoreError, TaskSnapshot};
+pub use store::{CheckpointStore, Manifest, OperatorSnapshot, SinkParts, StateFiles, StoreError, TaskSnapshot};

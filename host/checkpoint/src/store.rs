@@ -44,14 +44,36 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io { path: path.to_path_buf(), source }
 }
 
+/// Where an operator's state is in a checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "format", rename_all = "lowercase")]
+pub enum StateFiles {
+    /// A backend-neutral snapshot in one file of the checkpoint directory.
+    Logical {
+        /// The file.
+        file: String,
+    },
+    /// A RocksDB checkpoint: small private files in a sub-directory of the
+    /// checkpoint directory, SST files in the store's `shared/` directory,
+    /// stored once and referenced by every checkpoint that contains them.
+    Rocksdb {
+        /// The sub-directory with the private files.
+        dir: String,
+        /// Private file names (MANIFEST, CURRENT, OPTIONS).
+        private: Vec<String>,
+        /// SST file name in the database → its id in `shared/`.
+        shared: BTreeMap<String, String>,
+    },
+}
+
 /// One operator's state in a checkpoint.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct OperatorSnapshot {
     /// The operator's node id.
     pub node: String,
-    /// The state file in the checkpoint directory.
-    pub file: String,
-    /// Its size in bytes.
+    /// Its files.
+    pub state: StateFiles,
+    /// Their total size in bytes.
     pub bytes: u64,
     /// The key groups this task owned (its state holds no others).
     pub key_groups: (u32, u32),
@@ -101,8 +123,12 @@ pub struct Manifest {
     pub completed_at_ms: i64,
     /// How long it took from trigger to complete, in ms.
     pub duration_ms: u64,
-    /// Total size of its state files.
+    /// Total size of its state files (shared ones included).
     pub bytes: u64,
+    /// Bytes this checkpoint stored that no earlier one had.
+    pub incremental_bytes: u64,
+    /// The longest barrier alignment of a task, in ms.
+    pub alignment_ms: u64,
     /// The job spec as written.
     pub spec: String,
     /// Plugin digest (SHA-256) per operator node.
@@ -112,6 +138,7 @@ pub struct Manifest {
 }
 
 const MANIFEST: &str = "_manifest.json";
+const SHARED: &str = "shared";
 const IN_PROGRESS: &str = ".inprogress";
 
 /// The checkpoints of one job, in one directory.
@@ -147,6 +174,9 @@ impl CheckpointStore {
         std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
         let write = |name: &str, bytes: &[u8]| -> Result<()> {
             let path = tmp.join(name);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(io(parent))?;
+            }
             let mut f = File::create(&path).map_err(io(&path))?;
             f.write_all(bytes).and_then(|()| f.sync_all()).map_err(io(&path))
         };
@@ -192,6 +222,59 @@ impl CheckpointStore {
         serde_json::from_slice(&bytes).map_err(|e| StoreError::Manifest { path, message: e.to_string() })
     }
 
+    /// Where shared file `id` is kept.
+    pub fn shared_path(&self, id: &str) -> PathBuf {
+        self.dir.join(SHARED).join(id)
+    }
+
+    /// Stores `source` as shared file `id` unless it is already there;
+    /// returns the bytes stored (0 when it was there). A hard link when
+    /// `source` is on the same filesystem, a copy otherwise.
+    pub fn put_shared(&self, id: &str, source: &Path) -> Result<u64> {
+        let target = self.shared_path(id);
+        if target.exists() {
+            return Ok(0);
+        }
+        let dir = self.dir.join(SHARED);
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let tmp = dir.join(format!(".{id}{IN_PROGRESS}"));
+        let _ = std::fs::remove_file(&tmp);
+        if std::fs::hard_link(source, &tmp).is_err() {
+            std::fs::copy(source, &tmp).map_err(io(source))?;
+            File::open(&tmp).and_then(|f| f.sync_all()).map_err(io(&tmp))?;
+        }
+        std::fs::rename(&tmp, &target).map_err(io(&target))?;
+        Ok(std::fs::metadata(&target).map_err(io(&target))?.len())
+    }
+
+    /// Deletes shared files no complete checkpoint refers to; returns how
+    /// many.
+    pub fn collect_shared(&self) -> Result<usize> {
+        let dir = self.dir.join(SHARED);
+        if !dir.exists() {
+            return Ok(0);
+        }
+        let mut referenced = std::collections::BTreeSet::new();
+        for id in self.completed()? {
+            for task in Self::load(&self.path(id))?.tasks {
+                for op in task.operators {
+                    if let StateFiles::Rocksdb { shared, .. } = op.state {
+                        referenced.extend(shared.into_values());
+                    }
+                }
+            }
+        }
+        let mut deleted = 0;
+        for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
+            let entry = entry.map_err(io(&dir))?;
+            if !referenced.contains(&*entry.file_name().to_string_lossy()) {
+                std::fs::remove_file(entry.path()).map_err(io(&entry.path()))?;
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
+
     /// Deletes checkpoint `id`.
     pub fn delete(&self, id: u64) -> Result<()> {
         let path = self.path(id);
@@ -223,6 +306,8 @@ mod tests {
             completed_at_ms: 1,
             duration_ms: 2,
             bytes: 3,
+            incremental_bytes: 3,
+            alignment_ms: 0,
             spec: "name: j".into(),
             plugins: BTreeMap::from([("avg".into(), "ab12".into())]),
             tasks: vec![TaskSnapshot {
@@ -253,5 +338,35 @@ mod tests {
             std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
         left.sort();
         assert_eq!(left, vec!["chk-00000002"]);
+    }
+
+    #[test]
+    fn shared_files_are_stored_once_and_collected_when_unreferenced() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(&dir.path().join("checkpoints")).unwrap();
+        let sst = dir.path().join("000009.sst");
+        std::fs::write(&sst, b"sorted strings").unwrap();
+        assert_eq!(store.put_shared("a-000009.sst", &sst).unwrap(), 14);
+        assert_eq!(store.put_shared("a-000009.sst", &sst).unwrap(), 0, "stored once");
+        std::fs::write(dir.path().join("other.sst"), b"x").unwrap();
+        store.put_shared("b-000010.sst", &dir.path().join("other.sst")).unwrap();
+        let mut m = manifest(1);
+        m.tasks[0].operators.push(OperatorSnapshot {
+            node: "avg".into(),
+            state: StateFiles::Rocksdb {
+                dir: "avg-0".into(),
+                private: vec!["CURRENT".into()],
+                shared: BTreeMap::from([("000009.sst".into(), "a-000009.sst".into())]),
+            },
+            bytes: 20,
+            key_groups: (0, 128),
+            watermark: 5,
+        });
+        store.write(&m, &[("avg-0/CURRENT".into(), b"MANIFEST-000005\n".to_vec())]).unwrap();
+        assert_eq!(store.collect_shared().unwrap(), 1);
+        assert_eq!(std::fs::read(store.shared_path("a-000009.sst")).unwrap(), b"sorted strings");
+        assert!(!store.shared_path("b-000010.sst").exists());
+        assert_eq!(CheckpointStore::load(&store.path(1)).unwrap(), m);
+        assert!(store.path(1).join("avg-0/CURRENT").is_file());
     }
 }

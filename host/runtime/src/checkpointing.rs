@@ -17,18 +17,37 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use weir_checkpoint::{
-    Ack, CheckpointStore, Coordinator, CoordinatorConfig, Manifest, OperatorSnapshot, SinkParts, TaskSnapshot, Tick,
+    Ack, CheckpointStore, Coordinator, CoordinatorConfig, Manifest, OperatorSnapshot, SinkParts, StateFiles,
+    TaskSnapshot, Tick,
 };
 use weir_connectors::PendingParts;
 use weir_spec::{CheckpointSpec, JobSpec};
+use weir_state::NativeCheckpoint;
 
 use crate::error::{Result, RuntimeError};
 use crate::metrics::{CheckpointMetrics, Labels};
 
+/// An operator's state as taken at a barrier.
+pub(crate) enum PartState {
+    /// A backend-neutral snapshot.
+    Logical(Vec<u8>),
+    /// The backend's own checkpoint (RocksDB), in a local directory.
+    Native(LocalCheckpoint),
+}
+
+/// A native checkpoint in a local directory, deleted once stored (dropped).
+pub(crate) struct LocalCheckpoint(pub(crate) NativeCheckpoint);
+
+impl Drop for LocalCheckpoint {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0.dir);
+    }
+}
+
 /// One operator's state at a barrier.
 pub(crate) struct OperatorPart {
     pub(crate) node: String,
-    pub(crate) state: Vec<u8>,
+    pub(crate) state: PartState,
     pub(crate) key_groups: (u32, u32),
     pub(crate) watermark: i64,
 }
@@ -47,6 +66,8 @@ pub(crate) struct TaskPart {
     pub(crate) operators: Vec<OperatorPart>,
     pub(crate) sinks: Vec<SinkPart>,
     pub(crate) finished: bool,
+    /// How long the task waited for barrier alignment.
+    pub(crate) alignment: Duration,
 }
 
 pub(crate) enum CoordMsg {
@@ -64,6 +85,42 @@ pub(crate) struct CheckpointLink {
     pub(crate) task: usize,
     /// The newest checkpoint sources should inject (0: none yet).
     pub(crate) trigger: Arc<AtomicU64>,
+}
+
+/// An operator's state in a checkpoint, ready to restore.
+pub(crate) enum RestoredState {
+    /// A backend-neutral snapshot.
+    Logical(Vec<u8>),
+    /// A RocksDB checkpoint's files: (name, where it is) and (name, shared
+    /// id, where it is).
+    Rocksdb { private: Vec<(String, PathBuf)>, shared: Vec<(String, String, PathBuf)> },
+}
+
+impl RestoredState {
+    /// Lays out a RocksDB checkpoint's files in `db_dir` (emptied first),
+    /// hard-linked where the filesystem allows; returns the SST name → id
+    /// map for [`RocksDbBackend::open_restored`](weir_state_rocksdb::RocksDbBackend::open_restored).
+    pub(crate) fn place_rocksdb(&self, db_dir: &Path) -> Result<HashMap<String, String>> {
+        let RestoredState::Rocksdb { private, shared } = self else { return Ok(HashMap::new()) };
+        let fail =
+            |what: &Path, e: std::io::Error| RuntimeError::Setup(format!("cannot restore {}: {e}", what.display()));
+        if db_dir.exists() {
+            std::fs::remove_dir_all(db_dir).map_err(|e| fail(db_dir, e))?;
+        }
+        std::fs::create_dir_all(db_dir).map_err(|e| fail(db_dir, e))?;
+        for (name, from) in private {
+            std::fs::copy(from, db_dir.join(name)).map_err(|e| fail(from, e))?;
+        }
+        let mut ids = HashMap::new();
+        for (name, id, from) in shared {
+            let to = db_dir.join(name);
+            if std::fs::hard_link(from, &to).is_err() {
+                std::fs::copy(from, &to).map_err(|e| fail(from, e))?;
+            }
+            ids.insert(name.clone(), id.clone());
+        }
+        Ok(ids)
+    }
 }
 
 /// A completed checkpoint to start from.
@@ -96,16 +153,31 @@ impl Restore {
         })
     }
 
-    /// The state bytes and watermark of operator `node` in task `task`.
-    pub(crate) fn operator(&self, task: &str, node: &str) -> Result<(Vec<u8>, i64)> {
+    /// The state of operator `node` in task `task`, and its watermark.
+    pub(crate) fn operator(&self, task: &str, node: &str) -> Result<(RestoredState, i64)> {
         let part = self.task(task)?;
         let op = part.operators.iter().find(|o| o.node == node).ok_or_else(|| {
             RuntimeError::Setup(format!("checkpoint {} has no state for operator `{node}`", self.manifest.id))
         })?;
-        let path = self.dir.join(&op.file);
-        let bytes = std::fs::read(&path)
-            .map_err(|e| RuntimeError::Setup(format!("cannot read checkpoint state {}: {e}", path.display())))?;
-        Ok((bytes, op.watermark))
+        let state = match &op.state {
+            StateFiles::Logical { file } => {
+                let path = self.dir.join(file);
+                let bytes = std::fs::read(&path).map_err(|e| {
+                    RuntimeError::Setup(format!("cannot read checkpoint state {}: {e}", path.display()))
+                })?;
+                RestoredState::Logical(bytes)
+            }
+            StateFiles::Rocksdb { dir, private, shared } => {
+                // The store is the checkpoint's parent directory.
+                let store = CheckpointStore::open(self.dir.parent().unwrap_or(&self.dir))
+                    .map_err(|e| RuntimeError::Setup(e.to_string()))?;
+                RestoredState::Rocksdb {
+                    private: private.iter().map(|p| (p.clone(), self.dir.join(dir).join(p))).collect(),
+                    shared: shared.iter().map(|(name, id)| (name.clone(), id.clone(), store.shared_path(id))).collect(),
+                }
+            }
+        };
+        Ok((state, op.watermark))
     }
 
     /// The next part number of sink `node` instance `index`.
@@ -329,7 +401,9 @@ impl Run {
                 tracing::info!(
                     checkpoint = id,
                     duration_ms = manifest.duration_ms,
+                    alignment_ms = manifest.alignment_ms,
                     bytes = manifest.bytes,
+                    incremental_bytes = manifest.incremental_bytes,
                     "checkpoint completed"
                 );
                 self.prune();
@@ -367,6 +441,8 @@ impl Run {
         m.last_id.get_or_create(&labels).set(manifest.id as i64);
         m.last_duration_ms.get_or_create(&labels).set(manifest.duration_ms as i64);
         m.last_bytes.get_or_create(&labels).set(manifest.bytes as i64);
+        m.last_incremental_bytes.get_or_create(&labels).set(manifest.incremental_bytes as i64);
+        m.last_alignment_ms.get_or_create(&labels).set(manifest.alignment_ms as i64);
     }
 
     fn prune(&self) {
@@ -376,6 +452,36 @@ impl Run {
                 tracing::warn!(checkpoint = old, error = %e, "cannot delete an old checkpoint");
             }
         }
+        if let Err(e) = self.store.collect_shared() {
+            tracing::warn!(error = %e, "cannot delete unreferenced shared checkpoint files");
+        }
+    }
+
+    /// Stores a native checkpoint: shared files once in the store, private
+    /// ones (read now) into the checkpoint's `sub` directory. Returns the
+    /// manifest entry, the total size and the bytes newly stored.
+    fn store_native(
+        &self,
+        native: &NativeCheckpoint,
+        sub: &str,
+        files: &mut Vec<(String, Vec<u8>)>,
+    ) -> std::result::Result<(StateFiles, u64, u64), String> {
+        let (mut size, mut new) = (0, 0);
+        let mut shared = BTreeMap::new();
+        for (name, id) in &native.shared {
+            let path = native.dir.join(name);
+            new += self.store.put_shared(id, &path).map_err(|e| e.to_string())?;
+            size += std::fs::metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?.len();
+            shared.insert(name.clone(), id.clone());
+        }
+        for name in &native.private {
+            let path = native.dir.join(name);
+            let data = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            size += data.len() as u64;
+            new += data.len() as u64;
+            files.push((format!("{sub}/{name}"), data));
+        }
+        Ok((StateFiles::Rocksdb { dir: sub.to_string(), private: native.private.clone(), shared }, size, new))
     }
 
     fn write(
@@ -386,22 +492,32 @@ impl Run {
     ) -> std::result::Result<Manifest, String> {
         let mut files = Vec::new();
         let mut tasks = Vec::new();
-        let mut bytes = 0;
+        let (mut bytes, mut incremental, mut alignment) = (0, 0, Duration::ZERO);
         for (number, task) in self.job.tasks.iter().enumerate() {
             let part = parts.get(&number).ok_or_else(|| format!("task {task} has no part"))?;
             let mut operators = Vec::new();
             for op in &part.operators {
-                let file = format!("{}-{}.state", op.node, task.index);
-                bytes += op.state.len() as u64;
+                let (state, size, new) = match &op.state {
+                    PartState::Logical(data) => {
+                        let file = format!("{}-{}.state", op.node, task.index);
+                        files.push((file.clone(), data.clone()));
+                        (StateFiles::Logical { file }, data.len() as u64, data.len() as u64)
+                    }
+                    PartState::Native(native) => {
+                        self.store_native(&native.0, &format!("{}-{}", op.node, task.index), &mut files)?
+                    }
+                };
+                bytes += size;
+                incremental += new;
                 operators.push(OperatorSnapshot {
                     node: op.node.clone(),
-                    file: file.clone(),
-                    bytes: op.state.len() as u64,
+                    state,
+                    bytes: size,
                     key_groups: op.key_groups,
                     watermark: op.watermark,
                 });
-                files.push((file, op.state.clone()));
             }
+            alignment = alignment.max(part.alignment);
             let sinks = part
                 .sinks
                 .iter()
@@ -427,6 +543,8 @@ impl Run {
             completed_at_ms: weir_types::now_ms(),
             duration_ms: took.as_millis() as u64,
             bytes,
+            incremental_bytes: incremental,
+            alignment_ms: alignment.as_millis() as u64,
             spec: self.job.spec.clone(),
             plugins: self.job.plugins.clone(),
             tasks,

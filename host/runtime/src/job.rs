@@ -18,7 +18,7 @@ use weir_state_rocksdb::RocksDbBackend;
 use weir_types::{MIN_WATERMARK, TaskInfo};
 use weir_wasm::{InitArgs, Plugin, PluginEngine};
 
-use crate::checkpointing::{CheckpointLink, CoordinatorHandle, JobInfo, Restore};
+use crate::checkpointing::{CheckpointLink, CoordinatorHandle, JobInfo, Restore, RestoredState};
 use crate::error::{Result, RuntimeError};
 use crate::graph::{NodeRole, Partitioning, Plan};
 use crate::metrics::{CheckpointMetrics, JobMetrics, NodeMetrics, NodeReport, SharedRegistry};
@@ -68,22 +68,81 @@ enum StateRoot {
     },
 }
 
+/// A task's opened backend.
+struct OpenedBackend {
+    backend: Box<dyn KeyedStateBackend>,
+    /// Where native checkpoints go (RocksDB).
+    scratch: Option<PathBuf>,
+    /// Whether restored state is already in place.
+    restored: bool,
+}
+
 impl StateRoot {
-    fn backend(&self, job: &str, task: &TaskInfo, max_parallelism: u32) -> Result<Box<dyn KeyedStateBackend>> {
+    /// Opens a task's backend. A RocksDB backend restoring a RocksDB
+    /// checkpoint opens the checkpoint's files in place; any other restore
+    /// is applied afterwards from a logical snapshot.
+    fn backend(
+        &self,
+        job: &str,
+        task: &TaskInfo,
+        max_parallelism: u32,
+        restored: Option<&RestoredState>,
+    ) -> Result<OpenedBackend> {
         match self {
-            StateRoot::Memory => Ok(Box::new(MemoryBackend::new(max_parallelism))),
+            StateRoot::Memory => Ok(OpenedBackend {
+                backend: Box::new(MemoryBackend::new(max_parallelism)),
+                scratch: None,
+                restored: false,
+            }),
             StateRoot::Rocks { root, .. } => {
+                let fail = |what: &str, dir: &Path, e: &dyn std::fmt::Display| {
+                    RuntimeError::task(task, format!("cannot {what} {}: {e}", dir.display()))
+                };
                 let dir = root.join(job).join(format!("{}-{}", task.node, task.index));
+                let scratch = root.join(job).join(format!("{}-{}.checkpoints", task.node, task.index));
                 // Working state only: a start restores from a checkpoint, if any.
-                if dir.exists() {
-                    std::fs::remove_dir_all(&dir).map_err(|e| {
-                        RuntimeError::task(task, format!("cannot reset state dir {}: {e}", dir.display()))
-                    })?;
+                for d in [&dir, &scratch] {
+                    if d.exists() {
+                        std::fs::remove_dir_all(d).map_err(|e| fail("reset state dir", d, &e))?;
+                    }
                 }
-                std::fs::create_dir_all(&dir)
-                    .map_err(|e| RuntimeError::task(task, format!("cannot create state dir {}: {e}", dir.display())))?;
-                Ok(Box::new(RocksDbBackend::open(&dir, max_parallelism).map_err(|e| RuntimeError::task(task, e))?))
+                std::fs::create_dir_all(&scratch).map_err(|e| fail("create state dir", &scratch, &e))?;
+                if let Some(state @ RestoredState::Rocksdb { .. }) = restored {
+                    let ids = state.place_rocksdb(&dir)?;
+                    let backend = RocksDbBackend::open_restored(&dir, max_parallelism, ids)
+                        .map_err(|e| fail("open restored state in", &dir, &e))?;
+                    return Ok(OpenedBackend { backend: Box::new(backend), scratch: Some(scratch), restored: true });
+                }
+                std::fs::create_dir_all(&dir).map_err(|e| fail("create state dir", &dir, &e))?;
+                let backend = RocksDbBackend::open(&dir, max_parallelism).map_err(|e| RuntimeError::task(task, e))?;
+                Ok(OpenedBackend { backend: Box::new(backend), scratch: Some(scratch), restored: false })
             }
+        }
+    }
+}
+
+/// The logical snapshot of restored state (a RocksDB checkpoint is opened
+/// in a temporary directory and its `states` read out).
+fn logical_snapshot(
+    state: &RestoredState,
+    states: &[(String, weir_state::StateKind)],
+    task: &TaskInfo,
+    max_parallelism: u32,
+) -> Result<Vec<u8>> {
+    match state {
+        RestoredState::Logical(bytes) => Ok(bytes.clone()),
+        RestoredState::Rocksdb { .. } => {
+            let fail = |e: &dyn std::fmt::Display| RuntimeError::task(task, format!("cannot read restored state: {e}"));
+            let tmp = tempfile::Builder::new().prefix("weir-restore-").tempdir().map_err(|e| fail(&e))?;
+            let dir = tmp.path().join("db");
+            let ids = state.place_rocksdb(&dir)?;
+            let mut db = RocksDbBackend::open_restored(&dir, max_parallelism, ids).map_err(|e| fail(&e))?;
+            for (name, kind) in states {
+                db.register(name, *kind).map_err(|e| fail(&e))?;
+            }
+            let mut bytes = Vec::new();
+            weir_state::snapshot::write_snapshot(&mut db, &mut bytes).map_err(|e| fail(&e))?;
+            Ok(bytes)
         }
     }
 }
@@ -324,9 +383,15 @@ fn run_attempt(spec: &JobSpec, options: &JobOptions, cancel: &Arc<AtomicBool>, r
                 let element = match plan.nodes[id].role {
                     NodeRole::Operator => {
                         let o = spec.operators.iter().find(|o| &o.id == id).expect("operator in spec");
-                        let backend = state_root.backend(&spec.name, &node_task, spec.max_parallelism)?;
+                        let restored = restore.map(|r| r.operator(&task_name, id)).transpose()?;
+                        let opened = state_root.backend(
+                            &spec.name,
+                            &node_task,
+                            spec.max_parallelism,
+                            restored.as_ref().map(|(s, _)| s),
+                        )?;
                         let mut instance = plugins[id]
-                            .instantiate(&node_task.to_string(), backend, spec.max_parallelism)
+                            .instantiate(&node_task.to_string(), opened.backend, spec.max_parallelism)
                             .map_err(|e| RuntimeError::plugin(&node_task, e))?;
                         let config = o.config.as_ref().map(|c| c.to_string()).unwrap_or_else(|| "null".to_string());
                         instance
@@ -338,15 +403,15 @@ fn run_attempt(spec: &JobSpec, options: &JobOptions, cancel: &Arc<AtomicBool>, r
                                 attempt,
                             })
                             .map_err(|e| RuntimeError::plugin(&node_task, e))?;
-                        let mut restored_watermark = None;
-                        if let Some(r) = restore {
-                            let (bytes, watermark) = r.operator(&task_name, id)?;
+                        let restored_watermark = restored.as_ref().map(|(_, w)| *w);
+                        if let Some((state, _)) = restored.as_ref().filter(|_| !opened.restored) {
+                            let states = instance.backend().states();
+                            let bytes = logical_snapshot(state, &states, &node_task, spec.max_parallelism)?;
                             let groups = weir_types::key_groups_of_task(j, node_task.parallelism, spec.max_parallelism);
                             weir_state::snapshot::restore_snapshot(instance.backend(), &bytes, |kg| {
                                 groups.contains(&kg)
                             })
                             .map_err(|e| RuntimeError::task(&node_task, format!("cannot restore state: {e}")))?;
-                            restored_watermark = Some(watermark);
                         }
                         let mut op = WasmOperator::new(
                             node_task.clone(),
@@ -355,6 +420,7 @@ fn run_attempt(spec: &JobSpec, options: &JobOptions, cancel: &Arc<AtomicBool>, r
                             spec.batch_size,
                             metrics[id].clone(),
                         )?;
+                        op.checkpoint_scratch = opened.scratch;
                         if let Some(w) = restored_watermark {
                             op.restore_watermark(w);
                             chain_watermark = chain_watermark.max(w);

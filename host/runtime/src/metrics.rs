@@ -42,6 +42,10 @@ pub struct CheckpointMetrics {
     pub last_duration_ms: Family<Labels, Gauge>,
     /// Its state size (bytes).
     pub last_bytes: Family<Labels, Gauge>,
+    /// What it stored that no earlier checkpoint had (bytes).
+    pub last_incremental_bytes: Family<Labels, Gauge>,
+    /// Its longest barrier alignment (ms).
+    pub last_alignment_ms: Family<Labels, Gauge>,
     /// Job restarts after a task failure.
     pub restarts: Family<Labels, Counter>,
 }
@@ -73,6 +77,16 @@ impl JobMetrics {
             c.last_duration_ms.clone(),
         );
         r.register("checkpoint_last_bytes", "State size of the last checkpoint", c.last_bytes.clone());
+        r.register(
+            "checkpoint_last_incremental_bytes",
+            "What the last checkpoint stored that no earlier one had",
+            c.last_incremental_bytes.clone(),
+        );
+        r.register(
+            "checkpoint_last_alignment_ms",
+            "Longest barrier alignment, last checkpoint",
+            c.last_alignment_ms.clone(),
+        );
         r.register("job_restarts", "Job restarts after a task failure", c.restarts.clone());
         m
     }

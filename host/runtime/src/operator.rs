@@ -59,6 +59,8 @@ pub struct WasmOperator {
     batch_size: usize,
     pub(crate) clock: Clock,
     metrics: Arc<NodeMetrics>,
+    /// Where the backend may write native checkpoints (RocksDB).
+    pub(crate) checkpoint_scratch: Option<std::path::PathBuf>,
 }
 
 impl WasmOperator {
@@ -80,6 +82,7 @@ impl WasmOperator {
             batch_size,
             clock: Clock::Wall,
             metrics,
+            checkpoint_scratch: None,
         })
     }
 

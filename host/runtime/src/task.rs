@@ -17,7 +17,7 @@ use weir_types::{MAX_WATERMARK, Message, RecordBatch, TaskInfo, Timestamp, Water
 
 use weir_checkpoint::{Aligner, BarrierOutcome};
 
-use crate::checkpointing::{CheckpointLink, CoordMsg, OperatorPart, SinkPart, TaskPart};
+use crate::checkpointing::{CheckpointLink, CoordMsg, OperatorPart, PartState, SinkPart, TaskPart};
 use crate::error::{Result, RuntimeError};
 use crate::metrics::NodeMetrics;
 use crate::operator::{Emitted, WasmOperator};
@@ -156,7 +156,7 @@ impl Chain {
             }
         }
         if let Some(link) = self.checkpoints.clone() {
-            let part = self.snapshot(source, true)?;
+            let part = self.snapshot("final", source, true)?;
             let _ = link.tx.send(CoordMsg::Finished { task: link.task, part });
         }
         let task = self.task.clone();
@@ -169,9 +169,10 @@ impl Chain {
     /// At barrier `id`: snapshots the chain, passes the barrier on and sends
     /// the part to the coordinator. Processing goes on right after: writing
     /// the checkpoint is the coordinator's work.
-    fn checkpoint(&mut self, id: u64, source: Option<serde_json::Value>) -> Result<()> {
+    fn checkpoint(&mut self, id: u64, source: Option<serde_json::Value>, alignment: Duration) -> Result<()> {
         let Some(link) = self.checkpoints.clone() else { return Ok(()) };
-        let part = self.snapshot(source, false)?;
+        let mut part = self.snapshot(&format!("chk-{id}"), source, false)?;
+        part.alignment = alignment;
         let task = self.task.clone();
         for edge in self.edges() {
             edge.broadcast_barrier(&task, id)?;
@@ -181,19 +182,42 @@ impl Chain {
         Ok(())
     }
 
-    /// The chain's state and pre-committed sink output.
-    fn snapshot(&mut self, source: Option<serde_json::Value>, finished: bool) -> Result<TaskPart> {
+    /// The chain's state and pre-committed sink output. Backends with a
+    /// native checkpoint (RocksDB) write it under `label` in their scratch
+    /// directory; the others are copied into a logical snapshot.
+    fn snapshot(&mut self, label: &str, source: Option<serde_json::Value>, finished: bool) -> Result<TaskPart> {
         let mut part = TaskPart { source, finished, ..TaskPart::default() };
         for link in &mut self.links {
             match &mut link.element {
                 Element::Operator(op) => {
                     let groups = op.key_groups();
+                    let scratch = op.checkpoint_scratch.as_ref().map(|d| d.join(label));
                     let backend = op.instance().backend();
-                    let mut state = Vec::new();
-                    backend
-                        .flush()
-                        .and_then(|()| weir_state::snapshot::write_snapshot(backend, &mut state))
-                        .map_err(|e| RuntimeError::task(&self.task, format!("cannot snapshot state: {e}")))?;
+                    let failed = |e: &dyn std::fmt::Display| {
+                        RuntimeError::task(&self.task, format!("cannot snapshot state: {e}"))
+                    };
+                    // A stateless operator's snapshot is a few bytes: no
+                    // native checkpoint (a RocksDB one has ~10 KB of metadata).
+                    let native = match scratch.filter(|_| !backend.states().is_empty()) {
+                        Some(dir) => {
+                            if dir.exists() {
+                                std::fs::remove_dir_all(&dir).map_err(|e| failed(&e))?;
+                            }
+                            backend.native_checkpoint(&dir).map_err(|e| failed(&e))?
+                        }
+                        None => None,
+                    };
+                    let state = match native {
+                        Some(n) => PartState::Native(crate::checkpointing::LocalCheckpoint(n)),
+                        None => {
+                            let mut bytes = Vec::new();
+                            backend
+                                .flush()
+                                .and_then(|()| weir_state::snapshot::write_snapshot(backend, &mut bytes))
+                                .map_err(|e| failed(&e))?;
+                            PartState::Logical(bytes)
+                        }
+                    };
                     part.operators.push(OperatorPart {
                         node: op.task.node.to_string(),
                         state,
@@ -271,7 +295,7 @@ impl SourceTask {
                 if requested > injected {
                     injected = requested;
                     let position = self.position(&splits);
-                    self.chain.checkpoint(requested, Some(position))?;
+                    self.chain.checkpoint(requested, Some(position), Duration::ZERO)?;
                 }
             }
             let polled = self.source.poll(self.batch_size).map_err(|e| RuntimeError::task(&task, e))?;
@@ -375,6 +399,7 @@ impl ChannelTask {
         let mut ended = vec![false; self.inputs];
         let mut open = self.inputs;
         let mut aligner = Aligner::new(self.inputs);
+        let mut aligning_since: Option<Instant> = None;
         // Messages of inputs blocked by barrier alignment, and messages to
         // handle before reading the channel again.
         let mut held: VecDeque<(u32, Message)> = VecDeque::new();
@@ -416,7 +441,10 @@ impl ChannelTask {
                     }
                     BarrierOutcome::Wait
                 }
-                Message::Barrier(id) => aligner.barrier(index, id),
+                Message::Barrier(id) => {
+                    aligning_since.get_or_insert_with(Instant::now);
+                    aligner.barrier(index, id)
+                }
                 Message::EndOfData => {
                     if ended[index] {
                         BarrierOutcome::Wait
@@ -431,7 +459,8 @@ impl ChannelTask {
                 }
             };
             if let BarrierOutcome::Aligned(id) = aligned {
-                self.chain.checkpoint(id, None)?;
+                let alignment = aligning_since.take().map(|t| t.elapsed()).unwrap_or_default();
+                self.chain.checkpoint(id, None, alignment)?;
                 // Held messages came before anything still to replay.
                 held.append(&mut replay);
                 replay = std::mem::take(&mut held);

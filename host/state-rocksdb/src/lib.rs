@@ -30,13 +30,15 @@
 //! assert_eq!(backend.get(items, 3, b"k").unwrap(), Some(StateContent::List(vec![b"a".to_vec(), b"b".to_vec()])));
 //! ```
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use rocksdb::{
     ColumnFamilyDescriptor, DB, Direction, IteratorMode, MergeOperands, Options, ReadOptions, WriteBatch, WriteOptions,
 };
 use weir_state::{
-    Items, KeyGroup, KeyedStateBackend, Result, StateContent, StateError, StateId, StateKind, TimerEntry,
+    Items, KeyGroup, KeyedStateBackend, NativeCheckpoint, Result, StateContent, StateError, StateId, StateKind,
+    TimerEntry,
 };
 use weir_types::TimeDomain;
 
@@ -50,6 +52,11 @@ struct State {
 /// Keyed state in a RocksDB database on local disk.
 pub struct RocksDbBackend {
     db: DB,
+    /// Names this database's SST files get in a checkpoint store: restored
+    /// files keep the id they were restored from; files this instance
+    /// writes get `<instance>-<name>`.
+    shared_ids: HashMap<String, String>,
+    instance: String,
     states: Vec<State>,
     cf_options: Options,
     pending: WriteBatch,
@@ -179,7 +186,26 @@ impl RocksDbBackend {
         let db = DB::open_cf_descriptors(&db_options, dir, cfs).map_err(storage)?;
         let mut write_options = WriteOptions::default();
         write_options.disable_wal(true);
-        Ok(RocksDbBackend { db, states: Vec::new(), cf_options, pending: WriteBatch::default(), write_options })
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let instance = format!("{:x}", nanos ^ (u128::from(std::process::id()) << 64));
+        Ok(RocksDbBackend {
+            db,
+            shared_ids: HashMap::new(),
+            instance,
+            states: Vec::new(),
+            cf_options,
+            pending: WriteBatch::default(),
+            write_options,
+        })
+    }
+
+    /// Opens a database whose files were restored from a checkpoint store
+    /// into `dir`; `shared_ids` maps each restored SST file name to its id
+    /// there, so later checkpoints refer to the same stored file.
+    pub fn open_restored(dir: &Path, max_parallelism: u32, shared_ids: HashMap<String, String>) -> Result<Self> {
+        let mut backend = Self::open(dir, max_parallelism)?;
+        backend.shared_ids = shared_ids;
+        Ok(backend)
     }
 
     fn state(&self, state: StateId) -> Result<&State> {
@@ -456,11 +482,66 @@ impl KeyedStateBackend for RocksDbBackend {
     fn flush(&mut self) -> Result<()> {
         self.apply_pending()
     }
+
+    /// A RocksDB checkpoint: memtables flushed, SST files hard-linked (the
+    /// shared part), a fresh MANIFEST, CURRENT and OPTIONS (the private part).
+    fn native_checkpoint(&mut self, dir: &Path) -> Result<Option<NativeCheckpoint>> {
+        self.apply_pending()?;
+        rocksdb::checkpoint::Checkpoint::new(&self.db).and_then(|c| c.create_checkpoint(dir)).map_err(storage)?;
+        let io = |e: std::io::Error| StateError::Storage(format!("{}: {e}", dir.display()));
+        let (mut shared, mut private) = (Vec::new(), Vec::new());
+        for entry in std::fs::read_dir(dir).map_err(io)? {
+            let name = entry.map_err(io)?.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".sst") {
+                let id = self.shared_ids.get(&name).cloned().unwrap_or_else(|| format!("{}-{name}", self.instance));
+                shared.push((name, id));
+            } else {
+                private.push(name);
+            }
+        }
+        shared.sort();
+        private.sort();
+        Ok(Some(NativeCheckpoint { dir: PathBuf::from(dir), shared, private }))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_native_checkpoint_reopens_with_the_same_state_and_keeps_shared_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = RocksDbBackend::open(&dir.path().join("db"), 128).unwrap();
+        let v = db.register("v", StateKind::Value).unwrap();
+        db.set_value(v, 7, b"k", b"one").unwrap();
+        let first = db.native_checkpoint(&dir.path().join("chk-1")).unwrap().unwrap();
+        assert_eq!(first.shared.len(), 1, "{first:?}");
+        assert!(first.private.iter().any(|p| p == "CURRENT"), "{first:?}");
+        let (sst, id) = first.shared[0].clone();
+        assert_eq!(id, format!("{}-{sst}", db.instance));
+        db.set_value(v, 7, b"k2", b"two").unwrap();
+        let second = db.native_checkpoint(&dir.path().join("chk-2")).unwrap().unwrap();
+        assert_eq!(second.shared.len(), 2);
+        assert!(second.shared.contains(&(sst.clone(), id.clone())), "the first SST is shared: {second:?}");
+
+        // Restore the first checkpoint elsewhere, as a checkpoint store would.
+        let restored = dir.path().join("restored");
+        std::fs::create_dir_all(&restored).unwrap();
+        for f in first.private.iter().chain(first.shared.iter().map(|(n, _)| n)) {
+            std::fs::copy(first.dir.join(f), restored.join(f)).unwrap();
+        }
+        let ids = HashMap::from([(sst.clone(), id.clone())]);
+        let mut again = RocksDbBackend::open_restored(&restored, 128, ids).unwrap();
+        let v = again.register("v", StateKind::Value).unwrap();
+        assert_eq!(again.entries(v).unwrap(), vec![(7, b"k".to_vec(), StateContent::Value(b"one".to_vec()))]);
+        again.set_value(v, 1, b"new", b"x").unwrap();
+        let third = again.native_checkpoint(&dir.path().join("chk-3")).unwrap().unwrap();
+        assert!(third.shared.contains(&(sst, id)), "a restored SST keeps its id: {third:?}");
+        let fresh: Vec<_> = third.shared.iter().filter(|(_, i)| i.starts_with(&again.instance)).collect();
+        assert_eq!(fresh.len(), 1, "a new SST gets this instance's prefix: {third:?}");
+        assert_ne!(again.instance, db.instance);
+    }
 
     #[test]
     fn timers_round_trip_in_time_order() {

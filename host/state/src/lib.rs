@@ -49,6 +49,20 @@ pub struct StateId(pub u32);
 /// A key group: `hash(key) % max_parallelism`.
 pub type KeyGroup = u16;
 
+/// A backend's checkpoint in its own format: files in a directory. Shared
+/// files never change once written, so a checkpoint store keeps one copy of
+/// each under its id, however many checkpoints refer to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NativeCheckpoint {
+    /// The directory holding the files.
+    pub dir: std::path::PathBuf,
+    /// Immutable files: (file name in `dir`, id unique across the job's
+    /// history).
+    pub shared: Vec<(String, String)>,
+    /// The other files (small metadata), by name in `dir`.
+    pub private: Vec<String>,
+}
+
 /// A timer as kept in state.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TimerEntry {
@@ -212,6 +226,14 @@ pub trait KeyedStateBackend: Send {
     /// Every (key group, key, content) of a state, ordered by key group then
     /// key: for tests, debugging and snapshots.
     fn entries(&mut self, state: StateId) -> Result<Vec<(KeyGroup, Vec<u8>, StateContent)>>;
+
+    /// A checkpoint in the backend's own format, when it has one: RocksDB
+    /// writes a checkpoint of its files into `dir` (which must not exist).
+    /// `None`: take a logical [`snapshot`] instead.
+    fn native_checkpoint(&mut self, dir: &std::path::Path) -> Result<Option<NativeCheckpoint>> {
+        let _ = dir;
+        Ok(None)
+    }
 
     /// Makes buffered writes durable in the engine.
     fn flush(&mut self) -> Result<()> {
