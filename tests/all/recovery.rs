@@ -287,6 +287,23 @@ fn a_plugin_that_traps_once_restarts_the_job_from_its_checkpoint_with_exact_outp
     assert!(lines[3].ends_with("  2 (2 finished)"), "{text}");
     assert!(!lines[1].contains("(2 finished)") && !lines[2].contains("(2 finished)"), "{text}");
     // Running the finished job again does nothing, and says so.
-    let again = start(&dir.path().join("job.yaml")).wait_with_output().unwrap();
+    let job = dir.path().join("job.yaml");
+    let again = start(&job).wait_with_output().unwrap();
     assert!(String::from_utf8_lossy(&again.stderr).contains("the job already ran to its end"));
+
+    // An older checkpoint, by hand: the replay rewrites the same parts.
+    let oldest = lines[1].split_whitespace().next().unwrap().parse::<u64>().unwrap();
+    let chk = dir.path().join("checkpoints").join(format!("chk-{oldest:08}"));
+    let out = start_with(&job, &["--from-checkpoint", chk.to_str().unwrap()]).wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && log.contains(&format!("resuming from checkpoint job=trapping checkpoint={oldest}")),
+        "{log}"
+    );
+    assert_eq!(committed_parts(&dir.path().join("out")), expected);
+
+    // --fresh runs it again from the start; its parts follow the old ones.
+    let out = start_with(&job, &["--fresh"]).wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(committed_parts(&dir.path().join("out")), [expected.clone(), expected].concat());
 }
