@@ -5,7 +5,8 @@
 //! its peak RSS is its own. Figures are throughput ratios from one run.
 //!
 //! Weir runs with the default `batch_size` and again with 1024, to show
-//! what batching buys. `WEIR_BENCH_EVENTS` sets the number of events
+//! what batching buys, and with a checkpoint every second, to show what
+//! checkpoints cost. `WEIR_BENCH_EVENTS` sets the number of events
 //! (default 10,000,000).
 
 #![allow(clippy::print_stdout, reason = "a benchmark prints its figures")]
@@ -38,9 +39,14 @@ fn peak_rss_mb() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-/// Weir on `backend`, with the default batch size or `batch_size`.
-fn weir(events: u64, backend: StateBackendKind, batch_size: Option<usize>) -> Figures {
-    let batch = batch_size.map(|b| format!("batch_size: {b}\n")).unwrap_or_default();
+/// Weir on `backend`, with the default batch size or `batch_size`, and
+/// with checkpoints every second when `checkpoints`.
+fn weir(events: u64, backend: StateBackendKind, batch_size: Option<usize>, checkpoints: bool) -> Figures {
+    let mut batch = batch_size.map(|b| format!("batch_size: {b}\n")).unwrap_or_default();
+    let dir = tempfile::tempdir().expect("a temporary checkpoint dir");
+    if checkpoints {
+        batch.push_str(&format!("checkpoint: {{ interval: 1s, dir: {} }}\n", dir.path().display()));
+    }
     let text = format!(
         "name: sensor-bench
 {batch}sources:
@@ -156,10 +162,12 @@ fn main() {
     if let Some(i) = args.iter().position(|a| a == "--child") {
         let figures = match args[i + 1].as_str() {
             "native" => native(events),
-            "memory" => weir(events, StateBackendKind::Memory, None),
-            "rocksdb" => weir(events, StateBackendKind::Rocksdb, None),
-            "memory-1024" => weir(events, StateBackendKind::Memory, Some(1024)),
-            "rocksdb-1024" => weir(events, StateBackendKind::Rocksdb, Some(1024)),
+            "memory" => weir(events, StateBackendKind::Memory, None, false),
+            "rocksdb" => weir(events, StateBackendKind::Rocksdb, None, false),
+            "memory-1024" => weir(events, StateBackendKind::Memory, Some(1024), false),
+            "rocksdb-1024" => weir(events, StateBackendKind::Rocksdb, Some(1024), false),
+            "memory-checkpoints" => weir(events, StateBackendKind::Memory, None, true),
+            "rocksdb-checkpoints" => weir(events, StateBackendKind::Rocksdb, None, true),
             other => panic!("unknown config {other}"),
         };
         println!("{}", serde_json::to_string(&figures).unwrap());
@@ -178,6 +186,8 @@ fn main() {
         ("weir rocksdb", &child("rocksdb", events)),
         ("weir memory, batch 1024", &child("memory-1024", events)),
         ("weir rocksdb, batch 1024", &child("rocksdb-1024", events)),
+        ("weir memory, checkpoint/1s", &child("memory-checkpoints", events)),
+        ("weir rocksdb, checkpoint/1s", &child("rocksdb-checkpoints", events)),
     ] {
         let rate = f.events as f64 / f.seconds;
         println!(
