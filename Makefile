@@ -6,7 +6,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 CARGO ?= cargo
 PLUGIN_DIR := $(CURDIR)/target/plugins
 WASM_OUT := $(CARGO_TARGET_DIR)/wasm32-wasip2/release
-PLUGINS := celsius sensor-average trap-on state-probe
+PLUGINS := celsius sensor-average trap-on state-probe hostile
 
 .PHONY: setup build plugins run test bench lint fmt clean
 

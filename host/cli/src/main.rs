@@ -213,7 +213,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 tracing::info!(job = %spec.name, checkpoint = r.manifest.id, "resuming from checkpoint");
             }
-            let engine = weir_wasm::PluginEngine::new()?;
+            // Fuel metering costs every plugin some speed: only when asked.
+            let fuel = spec.operators.iter().any(|o| o.limits.fuel.is_some());
+            let engine = weir_wasm::PluginEngine::with_options(weir_wasm::EngineOptions {
+                cache: weir_wasm::cache::default_dir(),
+                fuel,
+            })?;
             let cancel = Arc::new(AtomicBool::new(false));
             let registry: SharedRegistry = Arc::default();
             start_control(cancel.clone(), metrics_addr, registry.clone())?;

@@ -147,6 +147,18 @@ fn logical_snapshot(
     }
 }
 
+/// An operator's limits: the spec's, over the defaults.
+fn operator_limits(o: &weir_spec::OperatorSpec) -> weir_wasm::Limits {
+    let d = weir_wasm::Limits::default();
+    weir_wasm::Limits {
+        memory_bytes: o.limits.memory.unwrap_or(d.memory_bytes),
+        call_timeout: o.limits.call_timeout.unwrap_or(d.call_timeout),
+        fuel: o.limits.fuel.or(d.fuel),
+        table_elements: d.table_elements,
+        max_emitted: o.limits.max_emitted.unwrap_or(d.max_emitted),
+    }
+}
+
 /// `out.jsonl` → `out-2.jsonl` for instance 2 of a parallel file sink.
 fn instance_path(path: &Path, index: u32, parallelism: u32) -> PathBuf {
     if parallelism == 1 {
@@ -390,8 +402,9 @@ fn run_attempt(spec: &JobSpec, options: &JobOptions, cancel: &Arc<AtomicBool>, r
                             spec.max_parallelism,
                             restored.as_ref().map(|(s, _)| s),
                         )?;
+                        let limits = operator_limits(o);
                         let mut instance = plugins[id]
-                            .instantiate(&node_task.to_string(), opened.backend, spec.max_parallelism)
+                            .instantiate_with(&node_task.to_string(), opened.backend, spec.max_parallelism, &limits)
                             .map_err(|e| RuntimeError::plugin(&node_task, e))?;
                         let config = o.config.as_ref().map(|c| c.to_string()).unwrap_or_else(|| "null".to_string());
                         instance
@@ -421,6 +434,8 @@ fn run_attempt(spec: &JobSpec, options: &JobOptions, cancel: &Arc<AtomicBool>, r
                             metrics[id].clone(),
                         )?;
                         op.checkpoint_scratch = opened.scratch;
+                        op.on_error = o.on_error;
+                        op.max_emitted = limits.max_emitted;
                         if let Some(w) = restored_watermark {
                             op.restore_watermark(w);
                             chain_watermark = chain_watermark.max(w);

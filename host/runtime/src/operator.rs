@@ -6,6 +6,8 @@ use std::sync::Arc;
 use weir_types::{MIN_WATERMARK, RecordBatch, TaskInfo, TimeDomain, Timestamp};
 use weir_wasm::{OperatorInstance, batch_from_wit, wit};
 
+use weir_spec::OnError;
+
 use crate::error::{Result, RuntimeError};
 use crate::metrics::NodeMetrics;
 use crate::timers::TimerService;
@@ -61,7 +63,14 @@ pub struct WasmOperator {
     metrics: Arc<NodeMetrics>,
     /// Where the backend may write native checkpoints (RocksDB).
     pub(crate) checkpoint_scratch: Option<std::path::PathBuf>,
+    /// What a record the plugin returns an error for does.
+    pub(crate) on_error: OnError,
+    /// Most records one call may emit.
+    pub(crate) max_emitted: u64,
 }
+
+/// The side output that `on_error: dead-letter` sends failed records to.
+pub const DEAD_LETTER_OUTPUT: &str = "errors";
 
 impl WasmOperator {
     /// Wraps an initialized instance; restores timers from its state.
@@ -83,6 +92,8 @@ impl WasmOperator {
             clock: Clock::Wall,
             metrics,
             checkpoint_scratch: None,
+            on_error: OnError::Fail,
+            max_emitted: weir_wasm::Limits::default().max_emitted,
         })
     }
 
@@ -125,8 +136,9 @@ impl WasmOperator {
     pub fn process(&mut self, records: RecordBatch) -> Result<Emitted> {
         self.metrics.records_in.inc_by(records.len() as u64);
         let time = self.time();
+        let (n, kept) = (records.len(), (self.on_error == OnError::DeadLetter).then(|| records.clone()));
         let effects = self.instance.process(records, time).map_err(|e| RuntimeError::plugin(&self.task, e))?;
-        self.apply(effects, "record")
+        self.apply(effects, "record", n, kept.as_ref())
     }
 
     /// Advances event time: fires every event-time timer up to `watermark`
@@ -164,24 +176,38 @@ impl WasmOperator {
                 TimeDomain::EventTime => wit::TimeDomain::EventTime,
                 TimeDomain::ProcessingTime => wit::TimeDomain::ProcessingTime,
             };
+            let kept = (self.on_error == OnError::DeadLetter).then(|| {
+                let mut timers = RecordBatch::new();
+                due.iter().for_each(|(ts, key)| timers.push(Some(key), b"", *ts));
+                timers
+            });
+            let n = due.len();
             let fired = due
                 .into_iter()
                 .map(|(timestamp, key)| wit::FiredTimer { key, timestamp, domain: wit_domain })
                 .collect();
             let time = self.time();
             let effects = self.instance.on_timer(fired, time).map_err(|e| RuntimeError::plugin(&self.task, e))?;
-            out.extend(self.apply(effects, "timer")?);
+            out.extend(self.apply(effects, "timer", n, kept.as_ref())?);
         }
     }
 
-    fn apply(&mut self, effects: wit::Effects, what: &str) -> Result<Emitted> {
+    /// Applies a call's effects. `n` is how many records or timers the call
+    /// had; `input` is them, kept when failed ones go to the dead letters.
+    fn apply(&mut self, effects: wit::Effects, what: &str, n: usize, input: Option<&RecordBatch>) -> Result<Emitted> {
         let wit::Effects { outputs, side_outputs, state_updates, timer_updates, counters, errors } = effects;
-        if let Some(e) = errors.first() {
+        let emitted = outputs.timestamps.len() as u64
+            + side_outputs.iter().map(|s| s.records.timestamps.len() as u64).sum::<u64>();
+        if emitted > self.max_emitted {
             return Err(RuntimeError::Task {
                 task: self.task.to_string(),
-                message: format!("plugin failed on {what} #{} of its batch: {}", e.index, e.message),
+                message: format!(
+                    "plugin emitted {emitted} records in one call for {n} {what}s (limits.max_emitted is {})",
+                    self.max_emitted
+                ),
             });
         }
+        let dead_letters = self.handle_errors(&errors, what, input)?;
         self.instance.apply_state_updates(&state_updates).map_err(|e| RuntimeError::plugin(&self.task, e))?;
         for t in timer_updates {
             let domain = match t.domain {
@@ -207,7 +233,60 @@ impl WasmOperator {
             self.metrics.side_out.inc_by(batch.len() as u64);
             side.push((s.name, batch));
         }
+        if let Some(batch) = dead_letters {
+            self.metrics.side_out.inc_by(batch.len() as u64);
+            side.push((DEAD_LETTER_OUTPUT.to_string(), batch));
+        }
         self.metrics.records_out.inc_by(main.len() as u64);
         Ok(Emitted { main, side })
+    }
+
+    /// Records the plugin returned an error for, by `on_error`: fail the
+    /// task, or count them (and, for dead letters, return them with their
+    /// errors as JSON records).
+    fn handle_errors(
+        &mut self,
+        errors: &[wit::RecordError],
+        what: &str,
+        input: Option<&RecordBatch>,
+    ) -> Result<Option<RecordBatch>> {
+        let Some(first) = errors.first() else { return Ok(None) };
+        if self.on_error == OnError::Fail {
+            return Err(RuntimeError::Task {
+                task: self.task.to_string(),
+                message: format!("plugin failed on {what} #{} of its batch: {}", first.index, first.message),
+            });
+        }
+        self.metrics.add_counter("records_failed", errors.len() as u64);
+        tracing::warn!(
+            failed = errors.len(),
+            first = %first.message,
+            policy = ?self.on_error,
+            "the plugin returned errors for some {what}s"
+        );
+        let Some(input) = input.filter(|_| self.on_error == OnError::DeadLetter) else { return Ok(None) };
+        let mut dead = RecordBatch::new();
+        for e in errors {
+            if e.index as usize >= input.len() {
+                continue;
+            }
+            let r = input.get(e.index as usize);
+            let mut letter = serde_json::json!({
+                "node": &*self.task.node,
+                "error": e.message,
+                "timestamp": r.timestamp,
+                "key": r.key.map(|k| String::from_utf8_lossy(k).into_owned()),
+            });
+            if what == "record" {
+                letter["value"] = match std::str::from_utf8(r.value) {
+                    Ok(text) => serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.into())),
+                    Err(_) => serde_json::Value::String(String::from_utf8_lossy(r.value).into_owned()),
+                };
+            } else {
+                letter["timer"] = serde_json::Value::Bool(true);
+            }
+            dead.push(r.key, letter.to_string().as_bytes(), r.timestamp);
+        }
+        Ok(Some(dead))
     }
 }

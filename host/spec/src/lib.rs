@@ -25,6 +25,7 @@
 //! assert!(err.to_string().contains("line 4"));
 //! ```
 
+pub mod bytes;
 mod duration;
 mod model;
 mod validate;

@@ -349,6 +349,43 @@ pub struct OperatorSpec {
     pub parallelism: Option<u32>,
     /// Partition the input by key: `key` (the record key) or a JSON pointer into the value.
     pub key_by: Option<String>,
+    /// What each instance may use (defaults in `docs/sandbox.md`).
+    #[serde(default)]
+    pub limits: LimitsSpec,
+    /// What happens to a record the plugin returns an error for.
+    #[serde(default)]
+    pub on_error: OnError,
+}
+
+/// An operator's resource limits; absent fields keep their defaults.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSpec {
+    /// Most linear memory of an instance (`"64MiB"`).
+    #[serde(default, deserialize_with = "crate::bytes::deserialize_opt")]
+    pub memory: Option<u64>,
+    /// Longest a call may run.
+    #[serde(default, deserialize_with = "crate::duration::deserialize_opt")]
+    pub call_timeout: Option<Duration>,
+    /// Fuel per call (roughly, Wasm instructions); unmetered when absent.
+    pub fuel: Option<u64>,
+    /// Most records one call may emit.
+    pub max_emitted: Option<u64>,
+}
+
+/// What happens to a record the plugin returns an error for. (A trap or a
+/// limit always fails the task.)
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnError {
+    /// The task fails (and the job restarts, with checkpoints).
+    #[default]
+    Fail,
+    /// The record is skipped and counted (`records_failed`).
+    Skip,
+    /// The record goes, with the error, to the side output `errors`
+    /// (consumed as `NODE.errors`), and is counted.
+    DeadLetter,
 }
 
 /// A sink node. Which fields apply depends on `type`.

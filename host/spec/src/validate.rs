@@ -196,6 +196,31 @@ pub(crate) fn validate(spec: &JobSpec, text: &str) -> Result<(), SpecError> {
         if o.plugin.as_os_str().is_empty() {
             return Err(v.node("operators", &o.id, "plugin", "must be a path to a .wasm component".into()));
         }
+        if o.limits.memory.is_some_and(|m| !(1 << 20..=4 << 30).contains(&m)) {
+            return Err(v.node("operators", &o.id, "limits", "`memory` must be between 1MiB and 4GiB".into()));
+        }
+        if o.limits.call_timeout.is_some_and(|t| t.is_zero()) {
+            return Err(v.node("operators", &o.id, "limits", "`call_timeout` must be more than 0".into()));
+        }
+        if o.limits.fuel == Some(0) || o.limits.max_emitted == Some(0) {
+            return Err(v.node("operators", &o.id, "limits", "`fuel` and `max_emitted` must be at least 1".into()));
+        }
+    }
+    // `NODE.errors` carries dead letters: only with `on_error: dead-letter`.
+    let readers = spec.operators.iter().map(|o| ("operators", &o.id, o.input.to_vec()));
+    for (section, id, inputs) in readers.chain(spec.sinks.iter().map(|s| ("sinks", &s.id, s.input.to_vec()))) {
+        for input in inputs {
+            if let (node, Some("errors")) = split_input(&input)
+                && spec.operators.iter().any(|o| o.id == node && o.on_error != crate::OnError::DeadLetter)
+            {
+                return Err(v.node(
+                    section,
+                    id,
+                    "input",
+                    format!("`{input}` carries dead letters only when `{node}` has `on_error: dead-letter`"),
+                ));
+            }
+        }
     }
     for s in &spec.sinks {
         check_parallelism("sinks", &s.id, s.parallelism)?;

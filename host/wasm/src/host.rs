@@ -4,41 +4,47 @@
 use std::sync::Arc;
 
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use weir_state::{KeyedStateBackend, StateContent, StateId, StateKind};
 
 use crate::bindings::weir::plugin::{logging, state, types};
-
-/// How much guest stderr (panic messages) is kept for error reports.
-const STDERR_CAPACITY: usize = 64 * 1024;
+use crate::guest_log::{GuestLog, Stream};
 
 /// Everything one operator instance's store holds: its WASI context (which
 /// grants nothing), its keyed state and the mapping of its declared states.
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    pub(crate) stderr: MemoryOutputPipe,
+    pub(crate) stderr: GuestLog,
     pub(crate) task: Arc<str>,
     /// The task's keyed state.
     pub backend: Box<dyn KeyedStateBackend>,
     /// Declared state handles, in handle order.
     pub(crate) states: Vec<DeclaredState>,
     pub(crate) max_parallelism: u32,
+    pub(crate) limiter: crate::limits::Limiter,
 }
 
 impl HostState {
-    pub(crate) fn new(task: &str, backend: Box<dyn KeyedStateBackend>, max_parallelism: u32) -> Self {
-        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
-        let wasi = wasmtime_wasi::WasiCtx::builder().stderr(stderr.clone()).build();
+    pub(crate) fn new(
+        task: &str,
+        backend: Box<dyn KeyedStateBackend>,
+        max_parallelism: u32,
+        limits: &crate::Limits,
+    ) -> Self {
+        let task: Arc<str> = task.into();
+        let stderr = GuestLog::new(task.clone(), Stream::Stderr);
+        let stdout = GuestLog::new(task.clone(), Stream::Stdout);
+        let wasi = wasmtime_wasi::WasiCtx::builder().stdout(stdout).stderr(stderr.clone()).build();
         HostState {
             wasi,
             table: ResourceTable::new(),
             stderr,
-            task: task.into(),
+            task,
             backend,
             states: Vec::new(),
             max_parallelism,
+            limiter: crate::limits::Limiter::new(limits),
         }
     }
 

@@ -11,7 +11,7 @@ use crate::convert::{ItemsView, batch_to_wit, items_to_wit};
 use crate::host::{DeclaredState, HostState};
 use crate::packed;
 use crate::wit::{self, StateEntry, TimeContext, UpdateKind};
-use crate::{PluginError, Result, describe};
+use crate::{Limits, PluginError, Result, describe};
 
 /// `same-key` for an element without a key.
 const NO_KEY: u32 = u32::MAX;
@@ -34,7 +34,9 @@ pub struct InitArgs {
 /// A live operator instance of one task. It owns the task's keyed state.
 pub struct OperatorInstance {
     store: Store<HostState>,
-    bindings: Operator,
+    /// `None` only while instantiating.
+    bindings: Option<Operator>,
+    limits: Limits,
     /// Declared handles whose content is sent with every call.
     prefetched: Vec<u32>,
     /// Reused buffer for packing maps.
@@ -47,12 +49,40 @@ impl OperatorInstance {
         task: &str,
         backend: Box<dyn KeyedStateBackend>,
         max_parallelism: u32,
+        limits: &Limits,
     ) -> Result<Self> {
-        let mut store = Store::new(pre.engine(), HostState::new(task, backend, max_parallelism));
-        let bindings = pre
-            .instantiate(&mut store)
-            .map_err(|e| PluginError::Trap { call: "instantiate", message: describe(&e) })?;
-        Ok(OperatorInstance { store, bindings, prefetched: Vec::new(), scratch: Vec::new() })
+        let mut store = Store::new(pre.engine(), HostState::new(task, backend, max_parallelism, limits));
+        store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_trap();
+        let mut instance = OperatorInstance {
+            store,
+            bindings: None,
+            limits: limits.clone(),
+            prefetched: Vec::new(),
+            scratch: Vec::new(),
+        };
+        instance.arm()?;
+        let result = pre.instantiate(&mut instance.store);
+        let bindings = instance.check("instantiate", result.map(Ok::<_, wit::OperatorError>))?;
+        Ok(OperatorInstance { bindings: Some(bindings), ..instance })
+    }
+
+    /// Sets the deadline (and fuel) for the next call.
+    fn arm(&mut self) -> Result<()> {
+        let ticks = self.limits.call_timeout.as_millis().div_ceil(crate::EPOCH_TICK.as_millis()).max(1) as u64;
+        self.store.set_epoch_deadline(ticks + 1);
+        self.store.data_mut().limiter.refused = None;
+        self.store.data().stderr.start_call();
+        match self.limits.fuel {
+            Some(fuel) => self.store.set_fuel(fuel).map_err(|_| {
+                PluginError::Engine("a fuel limit needs an engine with fuel metering (EngineOptions::fuel)".into())
+            }),
+            // Unmetered: an engine with metering still needs fuel to run.
+            None => {
+                let _ = self.store.set_fuel(u64::MAX);
+                Ok(())
+            }
+        }
     }
 
     /// Calls `init` and registers the declared states in the backend.
@@ -64,7 +94,9 @@ impl OperatorInstance {
             parallelism: args.parallelism,
             attempt: args.attempt,
         };
-        let result = self.bindings.call_init(&mut self.store, &ctx);
+        self.arm()?;
+        let bindings = self.bindings.as_ref().expect("instantiated");
+        let result = bindings.call_init(&mut self.store, &ctx);
         let info = self.check("init", result)?;
         let data = self.store.data_mut();
         data.states.clear();
@@ -115,7 +147,9 @@ impl OperatorInstance {
     pub fn process(&mut self, records: RecordBatch, time: TimeContext) -> Result<wit::Effects> {
         let state = self.prefetch((0..records.len()).map(|i| records.key(i)))?;
         let batch = wit::Batch { records: batch_to_wit(records), state, time };
-        let result = self.bindings.call_process(&mut self.store, &batch);
+        self.arm()?;
+        let bindings = self.bindings.as_ref().expect("instantiated");
+        let result = bindings.call_process(&mut self.store, &batch);
         self.check("process", result)
     }
 
@@ -123,7 +157,9 @@ impl OperatorInstance {
     pub fn on_timer(&mut self, timers: Vec<wit::FiredTimer>, time: TimeContext) -> Result<wit::Effects> {
         let state = self.prefetch(timers.iter().map(|t| Some(t.key.as_slice())))?;
         let batch = wit::TimerBatch { timers, state, time };
-        let result = self.bindings.call_on_timer(&mut self.store, &batch);
+        self.arm()?;
+        let bindings = self.bindings.as_ref().expect("instantiated");
+        let result = bindings.call_on_timer(&mut self.store, &batch);
         self.check("on-timer", result)
     }
 
@@ -279,8 +315,33 @@ impl OperatorInstance {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(PluginError::Operator { call, message: e.message }),
             Err(e) => {
+                if let Some(refused) = self.store.data().limiter.refused.clone() {
+                    return Err(PluginError::Limit { call, message: refused });
+                }
+                match e.downcast_ref::<wasmtime::Trap>() {
+                    Some(wasmtime::Trap::Interrupt) => {
+                        let limit = humantime::format_duration(self.limits.call_timeout);
+                        return Err(PluginError::Limit {
+                            call,
+                            message: format!("call deadline of {limit} passed: the call was interrupted"),
+                        });
+                    }
+                    Some(wasmtime::Trap::OutOfFuel) => {
+                        let fuel = self.limits.fuel.unwrap_or_default();
+                        return Err(PluginError::Limit {
+                            call,
+                            message: format!("fuel limit of {fuel} per call used up"),
+                        });
+                    }
+                    _ => {}
+                }
                 let mut message = describe(&e);
-                let said = guest_stderr(&self.store.data().stderr.contents());
+                if let Some(wasmtime::Trap::MemoryOutOfBounds) = e.downcast_ref::<wasmtime::Trap>() {
+                    // Rust and C keep their stack in linear memory: an overflow
+                    // runs off its start.
+                    message.push_str(" (a bug in the plugin, or its stack overflowed)");
+                }
+                let said = guest_stderr(&self.store.data().stderr.tail());
                 if !said.is_empty() {
                     message.push_str(&format!(" (guest stderr: {said})"));
                 }

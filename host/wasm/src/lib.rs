@@ -19,8 +19,10 @@
 
 pub mod cache;
 mod convert;
+mod guest_log;
 mod host;
 mod instance;
+mod limits;
 mod packed;
 
 use std::path::{Path, PathBuf};
@@ -32,6 +34,7 @@ use wasmtime::{Config, Engine};
 pub use convert::{batch_from_wit, batch_to_wit};
 pub use host::HostState;
 pub use instance::{InitArgs, OperatorInstance};
+pub use limits::Limits;
 
 /// Bindings generated from `wit/operator.wit`.
 #[allow(missing_docs)]
@@ -80,6 +83,14 @@ pub enum PluginError {
         /// The trap and, when the guest printed one, its panic message.
         message: String,
     },
+    /// The guest went past one of its limits (memory, call deadline, fuel).
+    #[error("plugin went past a limit in `{call}`: {message}")]
+    Limit {
+        /// The export that was running.
+        call: &'static str,
+        /// Which limit, and by how much.
+        message: String,
+    },
     /// The guest returned an error.
     #[error("plugin failed in `{call}`: {message}")]
     Operator {
@@ -102,6 +113,22 @@ pub enum PluginError {
 /// `Result` with [`PluginError`].
 pub type Result<T, E = PluginError> = std::result::Result<T, E>;
 
+/// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is
+/// dropped.
+fn start_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    let spawned = std::thread::Builder::new().name("wasm-epoch".into()).spawn(move || {
+        while let Some(engine) = weak.upgrade() {
+            engine.increment_epoch();
+            drop(engine);
+            std::thread::sleep(EPOCH_TICK);
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the wasm epoch ticker: call deadlines will not fire");
+    }
+}
+
 /// Renders a wasmtime error with its causes on one line.
 pub(crate) fn describe(error: &wasmtime::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
@@ -119,12 +146,26 @@ pub(crate) fn describe(error: &wasmtime::Error) -> String {
     parts.join(": ")
 }
 
+/// How often the engine's epoch advances: the resolution of call deadlines.
+pub(crate) const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Engine settings.
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    /// Where compiled plugins are cached (`None`: no cache).
+    pub cache: Option<PathBuf>,
+    /// Meter fuel, so operators may set [`Limits::fuel`]. Costs some speed
+    /// for every plugin of the engine.
+    pub fuel: bool,
+}
+
 /// The shared wasmtime engine and the host interfaces linked once.
 #[derive(Clone)]
 pub struct PluginEngine {
     engine: Engine,
     linker: Arc<Linker<HostState>>,
     cache: Option<PathBuf>,
+    fuel: bool,
 }
 
 impl PluginEngine {
@@ -137,9 +178,19 @@ impl PluginEngine {
 
     /// The same with a given compile cache directory (`None`: no cache).
     pub fn with_cache(cache: Option<PathBuf>) -> Result<Self> {
+        Self::with_options(EngineOptions { cache, fuel: false })
+    }
+
+    /// An engine with the given options.
+    pub fn with_options(options: EngineOptions) -> Result<Self> {
+        let EngineOptions { cache, fuel } = options;
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        // Call deadlines: a ticker thread advances the epoch; a call past
+        // its deadline traps.
+        config.epoch_interruption(true);
+        config.consume_fuel(fuel);
         #[cfg(feature = "profiling")]
         if std::env::var_os("WEIR_PERFMAP").is_some() {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
@@ -149,7 +200,13 @@ impl PluginEngine {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| PluginError::Engine(describe(&e)))?;
         bindings::Operator::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(|e| PluginError::Engine(describe(&e)))?;
-        Ok(PluginEngine { engine, linker: Arc::new(linker), cache })
+        start_ticker(&engine);
+        Ok(PluginEngine { engine, linker: Arc::new(linker), cache, fuel })
+    }
+
+    /// Whether the engine meters fuel.
+    pub fn meters_fuel(&self) -> bool {
+        self.fuel
     }
 
     /// Compiles and validates a plugin from a file.
@@ -210,6 +267,17 @@ impl Plugin {
         backend: Box<dyn weir_state::KeyedStateBackend>,
         max_parallelism: u32,
     ) -> Result<OperatorInstance> {
-        OperatorInstance::new(&self.pre, task, backend, max_parallelism)
+        self.instantiate_with(task, backend, max_parallelism, &Limits::default())
+    }
+
+    /// The same with given limits.
+    pub fn instantiate_with(
+        &self,
+        task: &str,
+        backend: Box<dyn weir_state::KeyedStateBackend>,
+        max_parallelism: u32,
+        limits: &Limits,
+    ) -> Result<OperatorInstance> {
+        OperatorInstance::new(&self.pre, task, backend, max_parallelism, limits)
     }
 }
