@@ -5,5 +5,6 @@ mod failures;
 mod harness;
 mod parity;
 mod recovery;
+mod sandbox;
 mod scenarios;
 mod state_kinds;

@@ -113,6 +113,34 @@ pub enum PluginError {
 /// `Result` with [`PluginError`].
 pub type Result<T, E = PluginError> = std::result::Result<T, E>;
 
+/// The `weir:plugin` version this host implements.
+pub const PLUGIN_API_VERSION: &str = "0.1.0";
+
+/// The `weir:plugin` interfaces a plugin may import.
+const HOST_INTERFACES: [&str; 3] = ["types", "state", "logging"];
+
+/// Refuses a component that imports what this host does not provide: another
+/// `weir:plugin` version, an interface no host has, or anything but WASI.
+fn check_imports(engine: &Engine, component: &Component, what: &str) -> Result<()> {
+    let wrong = |message: String| PluginError::WrongWorld { what: what.to_string(), message };
+    for (name, _) in component.component_type().imports(engine) {
+        if let Some(rest) = name.strip_prefix("weir:plugin/") {
+            let (interface, version) = rest.split_once('@').unwrap_or((rest, "(none)"));
+            if version != PLUGIN_API_VERSION {
+                return Err(wrong(format!(
+                    "it imports `{name}`: it was built for weir:plugin@{version}, and this host supports weir:plugin@{PLUGIN_API_VERSION}"
+                )));
+            }
+            if !HOST_INTERFACES.contains(&interface) {
+                return Err(wrong(format!("it imports `{name}`, which this host does not provide")));
+            }
+        } else if !name.starts_with("wasi:") {
+            return Err(wrong(format!("it imports `{name}`, which this host does not provide")));
+        }
+    }
+    Ok(())
+}
+
 /// Advances the engine's epoch every [`EPOCH_TICK`] until the engine is
 /// dropped.
 fn start_ticker(engine: &Engine) {
@@ -231,6 +259,7 @@ impl PluginEngine {
                 component
             }
         };
+        check_imports(&self.engine, &component, what)?;
         let pre = self
             .linker
             .instantiate_pre(&component)

@@ -6,6 +6,7 @@
 //! - `recurse`: recurses without bound (stack overflow)
 //! - `panic`: panics
 //! - `flood`: emits records without bound
+//! - `spray`: emits 100,000 records and returns
 //! - `huge`: emits one 512 MiB record
 //! - `chatty`: prints 1 MiB to stdout and stderr, then passes the record on
 
@@ -20,6 +21,7 @@ enum Mode {
     Recurse,
     Panic,
     Flood,
+    Spray,
     Huge,
     Chatty,
 }
@@ -74,6 +76,11 @@ impl Operator for Hostile {
             Mode::Flood => loop {
                 ctx.emit_value(b"\"flood\"");
             },
+            Mode::Spray => {
+                for _ in 0..100_000 {
+                    ctx.emit_value(b"\"spray\"");
+                }
+            }
             Mode::Huge => {
                 let huge = vec![b'x'; 512 << 20];
                 ctx.emit_value(&huge);
