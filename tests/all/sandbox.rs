@@ -241,3 +241,62 @@ fn failed_records_fail_the_task_skip_or_go_to_the_dead_letters() {
     let err = JobSpec::parse(&text, Format::Yaml).unwrap_err().to_string();
     assert!(err.contains("`flaky.errors` carries dead letters only when `flaky` has `on_error: dead-letter`"), "{err}");
 }
+
+/// What the hostile plugin reports for one attack under `config` and `grants`.
+fn probe(dir: &Path, config: &str, grants: &str) -> Value {
+    std::fs::write(dir.join("in.jsonl"), "\"attack\"\n").unwrap();
+    let spec = job(
+        dir,
+        &format!(
+            "name: caps
+sources: [{{id: src, type: file, path: in.jsonl, timestamps: ingestion}}]
+operators: [{{id: probe, input: src, plugin: {}, config: {config}, grants: {grants}}}]
+sinks: [{{id: out, type: file, path: out.jsonl, input: probe}}]
+",
+            plugin("hostile").display()
+        ),
+    );
+    run(&spec, &PluginEngine::new().unwrap()).unwrap();
+    let out = lines_as_json(dir, "out");
+    assert_eq!(out.len(), 1, "{out:?}");
+    out.into_iter().next().unwrap()
+}
+
+#[test]
+fn a_plugin_reaches_no_file_and_no_clock_unless_granted() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/note.txt"), "for the plugin").unwrap();
+    let no_such = json!({"Err": "No such file or directory (os error 44)"});
+    let none = "{}";
+    let data = "{dirs: [{host: data, guest: /data}]}";
+    let rw = "{dirs: [{host: data, guest: /data, read_only: false}]}";
+    let read =
+        |path: &str, grants: &str| probe(dir.path(), &format!("{{mode: read, path: {path}}}"), grants)["read"].clone();
+    let write = |path: &str, grants: &str| {
+        probe(dir.path(), &format!("{{mode: write, path: {path}}}"), grants)["write"].clone()
+    };
+    assert_eq!(read("/data/note.txt", none), no_such);
+    assert_eq!(read("/data/note.txt", data), json!({"Ok": "for the plugin"}));
+    assert_eq!(read("/etc/passwd", data), no_such);
+    assert_eq!(read("/data/../../../../etc/passwd", data)["Err"].as_str().map(|e| e.contains("os error")), Some(true));
+    assert_eq!(write("/data/new.txt", data), json!({"Err": "Operation not permitted (os error 63)"}));
+    assert!(!dir.path().join("data/new.txt").exists());
+    assert_eq!(write("/data/new.txt", rw), json!({"Ok": null}));
+    assert_eq!(std::fs::read_to_string(dir.path().join("data/new.txt")).unwrap(), "written by a plugin");
+    assert_eq!(probe(dir.path(), "{mode: clock}", none), json!({"clock": 0}));
+}
+
+#[test]
+fn fuel_limits_the_work_of_a_call() {
+    let engine = PluginEngine::with_options(weir_wasm::EngineOptions { cache: None, fuel: true }).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let err = run(&hostile_job(dir.path(), "loop", "{fuel: 5000000}"), &engine).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "task bad-0/1 failed: plugin went past a limit in `process`: fuel limit of 5000000 per call used up"
+    );
+    // Without metering in the engine, a fuel limit is refused up front.
+    let err = run(&hostile_job(dir.path(), "loop", "{fuel: 5000000}"), &PluginEngine::new().unwrap()).unwrap_err();
+    assert!(err.to_string().contains("a fuel limit needs an engine with fuel metering"), "{err}");
+}

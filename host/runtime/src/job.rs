@@ -159,6 +159,17 @@ fn operator_limits(o: &weir_spec::OperatorSpec) -> weir_wasm::Limits {
     }
 }
 
+/// What an operator's plugin may reach: what the spec grants.
+fn operator_grants(o: &weir_spec::OperatorSpec) -> weir_wasm::Grants {
+    let dirs = o
+        .grants
+        .dirs
+        .iter()
+        .map(|d| weir_wasm::DirGrant { host: d.host.clone(), guest: d.guest.clone(), read_only: d.read_only })
+        .collect();
+    weir_wasm::Grants { dirs }
+}
+
 /// `out.jsonl` → `out-2.jsonl` for instance 2 of a parallel file sink.
 fn instance_path(path: &Path, index: u32, parallelism: u32) -> PathBuf {
     if parallelism == 1 {
@@ -404,7 +415,13 @@ fn run_attempt(spec: &JobSpec, options: &JobOptions, cancel: &Arc<AtomicBool>, r
                         )?;
                         let limits = operator_limits(o);
                         let mut instance = plugins[id]
-                            .instantiate_with(&node_task.to_string(), opened.backend, spec.max_parallelism, &limits)
+                            .instantiate_with(
+                                &node_task.to_string(),
+                                opened.backend,
+                                spec.max_parallelism,
+                                &limits,
+                                &operator_grants(o),
+                            )
                             .map_err(|e| RuntimeError::plugin(&node_task, e))?;
                         let config = o.config.as_ref().map(|c| c.to_string()).unwrap_or_else(|| "null".to_string());
                         instance

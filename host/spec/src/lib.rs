@@ -122,6 +122,7 @@ impl JobSpec {
         }
         for op in &mut self.operators {
             fix(&mut op.plugin);
+            op.grants.dirs.iter_mut().for_each(|d| fix(&mut d.host));
         }
         if let Some(c) = &mut self.checkpoint {
             fix(&mut c.dir);

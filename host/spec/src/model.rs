@@ -355,6 +355,35 @@ pub struct OperatorSpec {
     /// What happens to a record the plugin returns an error for.
     #[serde(default)]
     pub on_error: OnError,
+    /// What the plugin may reach beyond its memory (nothing by default).
+    #[serde(default)]
+    pub grants: GrantsSpec,
+}
+
+/// Capabilities granted to an operator's plugin.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct GrantsSpec {
+    /// Host directories the plugin may open.
+    #[serde(default)]
+    pub dirs: Vec<DirGrantSpec>,
+}
+
+/// A host directory granted to a plugin.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DirGrantSpec {
+    /// The host directory, relative to the spec file.
+    pub host: PathBuf,
+    /// Where the plugin sees it, e.g. `/data`.
+    pub guest: String,
+    /// Read-only (the default) or read-write.
+    #[serde(default = "yes")]
+    pub read_only: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// An operator's resource limits; absent fields keep their defaults.

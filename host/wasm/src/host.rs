@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 use weir_state::{KeyedStateBackend, StateContent, StateId, StateKind};
 
 use crate::bindings::weir::plugin::{logging, state, types};
@@ -31,12 +31,21 @@ impl HostState {
         backend: Box<dyn KeyedStateBackend>,
         max_parallelism: u32,
         limits: &crate::Limits,
-    ) -> Self {
+        grants: &crate::Grants,
+    ) -> crate::Result<Self> {
         let task: Arc<str> = task.into();
         let stderr = GuestLog::new(task.clone(), Stream::Stderr);
         let stdout = GuestLog::new(task.clone(), Stream::Stdout);
-        let wasi = wasmtime_wasi::WasiCtx::builder().stdout(stdout).stderr(stderr.clone()).build();
-        HostState {
+        let mut builder = wasmtime_wasi::WasiCtx::builder();
+        builder.stdout(stdout).stderr(stderr.clone()).wall_clock(StoppedClock).monotonic_clock(StoppedClock);
+        for d in &grants.dirs {
+            let perms = if d.read_only { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
+            builder.preopened_dir(&d.host, &d.guest, perms).map_err(|e| {
+                crate::PluginError::Engine(format!("cannot grant {} as {}: {e}", d.host.display(), d.guest))
+            })?;
+        }
+        let wasi = builder.build();
+        Ok(HostState {
             wasi,
             table: ResourceTable::new(),
             stderr,
@@ -45,7 +54,7 @@ impl HostState {
             states: Vec::new(),
             max_parallelism,
             limiter: crate::limits::Limiter::new(limits),
-        }
+        })
     }
 
     /// A handle the `state` import may use: declared, and not prefetched
@@ -62,6 +71,31 @@ impl HostState {
 
     fn kg(&self, key: &[u8]) -> u16 {
         weir_types::key_group(key, self.max_parallelism)
+    }
+}
+
+/// The clocks a plugin sees: stopped at 0. Time comes from the host (the
+/// watermark and processing time of each call), so results do not depend on
+/// when a plugin reads a clock.
+struct StoppedClock;
+
+impl wasmtime_wasi::HostWallClock for StoppedClock {
+    fn resolution(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(1)
+    }
+
+    fn now(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+}
+
+impl wasmtime_wasi::HostMonotonicClock for StoppedClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+
+    fn now(&self) -> u64 {
+        0
     }
 }
 

@@ -11,7 +11,7 @@ use crate::convert::{ItemsView, batch_to_wit, items_to_wit};
 use crate::host::{DeclaredState, HostState};
 use crate::packed;
 use crate::wit::{self, StateEntry, TimeContext, UpdateKind};
-use crate::{Limits, PluginError, Result, describe};
+use crate::{Grants, Limits, PluginError, Result, describe};
 
 /// `same-key` for an element without a key.
 const NO_KEY: u32 = u32::MAX;
@@ -50,8 +50,9 @@ impl OperatorInstance {
         backend: Box<dyn KeyedStateBackend>,
         max_parallelism: u32,
         limits: &Limits,
+        grants: &Grants,
     ) -> Result<Self> {
-        let mut store = Store::new(pre.engine(), HostState::new(task, backend, max_parallelism, limits));
+        let mut store = Store::new(pre.engine(), HostState::new(task, backend, max_parallelism, limits, grants)?);
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_trap();
         let mut instance = OperatorInstance {

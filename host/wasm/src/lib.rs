@@ -34,7 +34,7 @@ use wasmtime::{Config, Engine};
 pub use convert::{batch_from_wit, batch_to_wit};
 pub use host::HostState;
 pub use instance::{InitArgs, OperatorInstance};
-pub use limits::Limits;
+pub use limits::{DirGrant, Grants, Limits};
 
 /// Bindings generated from `wit/operator.wit`.
 #[allow(missing_docs)]
@@ -296,17 +296,18 @@ impl Plugin {
         backend: Box<dyn weir_state::KeyedStateBackend>,
         max_parallelism: u32,
     ) -> Result<OperatorInstance> {
-        self.instantiate_with(task, backend, max_parallelism, &Limits::default())
+        self.instantiate_with(task, backend, max_parallelism, &Limits::default(), &Grants::default())
     }
 
-    /// The same with given limits.
+    /// The same with given limits and grants.
     pub fn instantiate_with(
         &self,
         task: &str,
         backend: Box<dyn weir_state::KeyedStateBackend>,
         max_parallelism: u32,
         limits: &Limits,
+        grants: &Grants,
     ) -> Result<OperatorInstance> {
-        OperatorInstance::new(&self.pre, task, backend, max_parallelism, limits)
+        OperatorInstance::new(&self.pre, task, backend, max_parallelism, limits, grants)
     }
 }

@@ -32,6 +32,26 @@ impl Default for Limits {
     }
 }
 
+/// What an operator may reach beyond its own memory: nothing, unless the
+/// job spec grants it. Clocks are always stopped (at 0) and there is no
+/// network and no environment; time comes from the host's time context.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    /// Host directories the plugin sees, at the given guest paths.
+    pub dirs: Vec<DirGrant>,
+}
+
+/// A host directory granted to a plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirGrant {
+    /// The directory on the host.
+    pub host: std::path::PathBuf,
+    /// Where the plugin sees it (e.g. `/data`).
+    pub guest: String,
+    /// Whether the plugin may only read.
+    pub read_only: bool,
+}
+
 /// Bytes as `256 MiB`.
 pub(crate) fn human_bytes(bytes: u64) -> String {
     match bytes {

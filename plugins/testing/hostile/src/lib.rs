@@ -9,6 +9,9 @@
 //! - `spray`: emits 100,000 records and returns
 //! - `huge`: emits one 512 MiB record
 //! - `chatty`: prints 1 MiB to stdout and stderr, then passes the record on
+//! - `read`: emits what reading the file at `path` gave (content or error)
+//! - `write`: emits what writing `path` gave
+//! - `clock`: emits the wall clock it sees, in seconds since the epoch
 
 use serde::Deserialize;
 use weir_sdk::{Context, InitContext, Operator, Record, Result, export_operator};
@@ -24,14 +27,19 @@ enum Mode {
     Spray,
     Huge,
     Chatty,
+    Read,
+    Write,
+    Clock,
 }
 
 #[derive(Deserialize)]
 struct Config {
     mode: Mode,
+    #[serde(default)]
+    path: String,
 }
 
-struct Hostile(Mode);
+struct Hostile(Mode, String);
 
 #[inline(never)]
 #[allow(unconditional_recursion, reason = "it overflows its stack on purpose")]
@@ -45,7 +53,7 @@ fn recurse(depth: u64, sink: &mut [u8; 256]) -> u64 {
 impl Operator for Hostile {
     fn init(ctx: &mut InitContext) -> Result<Self> {
         let config: Config = ctx.config()?;
-        Ok(Hostile(config.mode))
+        Ok(Hostile(config.mode, config.path))
     }
 
     fn process(&mut self, record: Record<'_>, ctx: &mut Context<'_>) -> Result<()> {
@@ -84,6 +92,18 @@ impl Operator for Hostile {
             Mode::Huge => {
                 let huge = vec![b'x'; 512 << 20];
                 ctx.emit_value(&huge);
+            }
+            Mode::Read => {
+                let outcome = std::fs::read_to_string(&self.1).map_err(|e| e.to_string());
+                ctx.emit_json(&serde_json::json!({ "read": outcome }))?;
+            }
+            Mode::Write => {
+                let outcome = std::fs::write(&self.1, b"written by a plugin").map_err(|e| e.to_string());
+                ctx.emit_json(&serde_json::json!({ "write": outcome }))?;
+            }
+            Mode::Clock => {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                ctx.emit_json(&serde_json::json!({ "clock": now.as_secs() }))?;
             }
             Mode::Chatty => {
                 let line = "chatty plugin line: 0123456789abcdef0123456789abcdef0123456789abcdef\n";
