@@ -6,7 +6,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 CARGO ?= cargo
 PLUGIN_DIR := $(CURDIR)/target/plugins
 WASM_OUT := $(CARGO_TARGET_DIR)/wasm32-wasip2/release
-PLUGINS := celsius sensor-average trap-on state-probe hostile wrong-world future-version extra-import
+PLUGINS := celsius sensor-average trap-on state-probe hostile noop wrong-world future-version extra-import
 
 .PHONY: setup build plugins run test bench lint fmt clean
 
@@ -32,6 +32,7 @@ test: build plugins
 
 bench: build plugins
 	$(CARGO) bench -p weir-tests --bench pipeline
+	$(CARGO) bench -p weir-tests --bench boundary
 
 lint: setup
 	$(CARGO) fmt --all --check
