@@ -29,3 +29,54 @@ fn out_of_order_readings_give_exact_averages() {
         assert_eq!(averages.counters.get("late_records_dropped"), Some(&1), "backend {backend:?}");
     }
 }
+
+fn lines_of(name: &str, file: &str) -> Vec<String> {
+    std::fs::read_to_string(scenario(name).join(file)).unwrap().lines().map(str::to_string).collect()
+}
+
+/// Runs a scenario at the given parallelism; returns the main and late output.
+fn run_windows(
+    name: &str,
+    backend: StateBackendKind,
+    parallelism: u32,
+) -> (Vec<String>, Vec<String>, weir_runtime::JobReport) {
+    let out = tempfile::tempdir().unwrap();
+    let mut spec = load_with_outputs(&scenario(name).join("job.yaml"), out.path());
+    for o in &mut spec.operators {
+        o.parallelism = Some(parallelism);
+    }
+    let engine = weir_wasm::PluginEngine::new().unwrap();
+    let options = JobOptions { state_backend: Some(backend), ..JobOptions::default() };
+    let report = run_job(&spec, &options, &engine).unwrap();
+    (read_lines(out.path(), "out"), read_lines(out.path(), "late"), report)
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+#[test]
+fn tumbling_windows_follow_flinks_rules_exactly() {
+    for backend in [StateBackendKind::Memory, StateBackendKind::Rocksdb] {
+        let (out, late, _) = run_windows("window-tumbling", backend, 1);
+        assert_eq!(out, lines_of("window-tumbling", "expected.jsonl"), "{backend:?}");
+        assert_eq!(late, lines_of("window-tumbling", "expected-late.jsonl"), "{backend:?}");
+        let (out, late, _) = run_windows("window-tumbling", backend, 4);
+        assert_eq!(sorted(out), sorted(lines_of("window-tumbling", "expected.jsonl")), "{backend:?} at parallelism 4");
+        assert_eq!(late, lines_of("window-tumbling", "expected-late.jsonl"), "{backend:?} at parallelism 4");
+    }
+}
+
+#[test]
+fn sliding_windows_take_a_record_late_for_its_oldest_window() {
+    for backend in [StateBackendKind::Memory, StateBackendKind::Rocksdb] {
+        let (out, late, report) = run_windows("window-sliding", backend, 1);
+        assert_eq!(out, lines_of("window-sliding", "expected.jsonl"), "{backend:?}");
+        assert!(late.is_empty());
+        let counts = report.nodes.iter().find(|n| n.node == "counts").unwrap();
+        assert_eq!(counts.counters.get("late_records_dropped"), Some(&1), "{backend:?}");
+        let (out, _, _) = run_windows("window-sliding", backend, 4);
+        assert_eq!(sorted(out), sorted(lines_of("window-sliding", "expected.jsonl")), "{backend:?} at parallelism 4");
+    }
+}

@@ -13,16 +13,14 @@ use weir_connectors::{BlackholeSink, FileSink, PartFileSink, Sink, Source, Stdou
 use weir_spec::{
     GeneratorKind, JobSpec, RestartSpec, SinkKind, SourceKind, SourceSpec, StateBackendKind, TimestampMode,
 };
-use weir_state::{KeyedStateBackend, MemoryBackend};
-use weir_state_rocksdb::RocksDbBackend;
 use weir_types::{MIN_WATERMARK, TaskInfo};
-use weir_wasm::{InitArgs, Plugin, PluginEngine};
+use weir_wasm::{Plugin, PluginEngine};
 
-use crate::checkpointing::{CheckpointLink, CoordinatorHandle, JobInfo, Restore, RestoredState};
+use crate::build::{NodeContext, StateRoot, operator_node};
+use crate::checkpointing::{CheckpointLink, CoordinatorHandle, JobInfo, Restore};
 use crate::error::{Result, RuntimeError};
 use crate::graph::{NodeRole, Partitioning, Plan};
 use crate::metrics::{CheckpointMetrics, JobMetrics, NodeMetrics, NodeReport, SharedRegistry};
-use crate::operator::WasmOperator;
 use crate::route::{EdgeOut, Receiver, Sender};
 use crate::task::{Chain, ChannelTask, Element, Link, SourceTask, SourceTime, TaskRunner};
 
@@ -56,118 +54,6 @@ pub struct JobReport {
     pub nodes: Vec<NodeReport>,
     /// Time from start until the first record reached a sink.
     pub first_output: Option<Duration>,
-}
-
-enum StateRoot {
-    Memory,
-    /// The root directory, and the temporary directory that holds it (if any),
-    /// kept until the job ends.
-    Rocks {
-        root: PathBuf,
-        _temp: Option<tempfile::TempDir>,
-    },
-}
-
-/// A task's opened backend.
-struct OpenedBackend {
-    backend: Box<dyn KeyedStateBackend>,
-    /// Where native checkpoints go (RocksDB).
-    scratch: Option<PathBuf>,
-    /// Whether restored state is already in place.
-    restored: bool,
-}
-
-impl StateRoot {
-    /// Opens a task's backend. A RocksDB backend restoring a RocksDB
-    /// checkpoint opens the checkpoint's files in place; any other restore
-    /// is applied afterwards from a logical snapshot.
-    fn backend(
-        &self,
-        job: &str,
-        task: &TaskInfo,
-        max_parallelism: u32,
-        restored: Option<&RestoredState>,
-    ) -> Result<OpenedBackend> {
-        match self {
-            StateRoot::Memory => Ok(OpenedBackend {
-                backend: Box::new(MemoryBackend::new(max_parallelism)),
-                scratch: None,
-                restored: false,
-            }),
-            StateRoot::Rocks { root, .. } => {
-                let fail = |what: &str, dir: &Path, e: &dyn std::fmt::Display| {
-                    RuntimeError::task(task, format!("cannot {what} {}: {e}", dir.display()))
-                };
-                let dir = root.join(job).join(format!("{}-{}", task.node, task.index));
-                let scratch = root.join(job).join(format!("{}-{}.checkpoints", task.node, task.index));
-                // Working state only: a start restores from a checkpoint, if any.
-                for d in [&dir, &scratch] {
-                    if d.exists() {
-                        std::fs::remove_dir_all(d).map_err(|e| fail("reset state dir", d, &e))?;
-                    }
-                }
-                std::fs::create_dir_all(&scratch).map_err(|e| fail("create state dir", &scratch, &e))?;
-                if let Some(state @ RestoredState::Rocksdb { .. }) = restored {
-                    let ids = state.place_rocksdb(&dir)?;
-                    let backend = RocksDbBackend::open_restored(&dir, max_parallelism, ids)
-                        .map_err(|e| fail("open restored state in", &dir, &e))?;
-                    return Ok(OpenedBackend { backend: Box::new(backend), scratch: Some(scratch), restored: true });
-                }
-                std::fs::create_dir_all(&dir).map_err(|e| fail("create state dir", &dir, &e))?;
-                let backend = RocksDbBackend::open(&dir, max_parallelism).map_err(|e| RuntimeError::task(task, e))?;
-                Ok(OpenedBackend { backend: Box::new(backend), scratch: Some(scratch), restored: false })
-            }
-        }
-    }
-}
-
-/// The logical snapshot of restored state (a RocksDB checkpoint is opened
-/// in a temporary directory and its `states` read out).
-fn logical_snapshot(
-    state: &RestoredState,
-    states: &[(String, weir_state::StateKind)],
-    task: &TaskInfo,
-    max_parallelism: u32,
-) -> Result<Vec<u8>> {
-    match state {
-        RestoredState::Logical(bytes) => Ok(bytes.clone()),
-        RestoredState::Rocksdb { .. } => {
-            let fail = |e: &dyn std::fmt::Display| RuntimeError::task(task, format!("cannot read restored state: {e}"));
-            let tmp = tempfile::Builder::new().prefix("weir-restore-").tempdir().map_err(|e| fail(&e))?;
-            let dir = tmp.path().join("db");
-            let ids = state.place_rocksdb(&dir)?;
-            let mut db = RocksDbBackend::open_restored(&dir, max_parallelism, ids).map_err(|e| fail(&e))?;
-            for (name, kind) in states {
-                db.register(name, *kind).map_err(|e| fail(&e))?;
-            }
-            let mut bytes = Vec::new();
-            weir_state::snapshot::write_snapshot(&mut db, &mut bytes).map_err(|e| fail(&e))?;
-            Ok(bytes)
-        }
-    }
-}
-
-/// An operator's limits: the spec's, over the defaults.
-fn operator_limits(o: &weir_spec::OperatorSpec) -> weir_wasm::Limits {
-    let d = weir_wasm::Limits::default();
-    weir_wasm::Limits {
-        memory_bytes: o.limits.memory.unwrap_or(d.memory_bytes),
-        call_timeout: o.limits.call_timeout.unwrap_or(d.call_timeout),
-        fuel: o.limits.fuel.or(d.fuel),
-        table_elements: d.table_elements,
-        max_emitted: o.limits.max_emitted.unwrap_or(d.max_emitted),
-    }
-}
-
-/// What an operator's plugin may reach: what the spec grants.
-fn operator_grants(o: &weir_spec::OperatorSpec) -> weir_wasm::Grants {
-    let dirs = o
-        .grants
-        .dirs
-        .iter()
-        .map(|d| weir_wasm::DirGrant { host: d.host.clone(), guest: d.guest.clone(), read_only: d.read_only })
-        .collect();
-    weir_wasm::Grants { dirs }
 }
 
 /// `out.jsonl` → `out-2.jsonl` for instance 2 of a parallel file sink.
@@ -217,7 +103,7 @@ fn make_source(spec: &SourceSpec, index: u32, parallelism: u32) -> Box<dyn Sourc
 /// Loads every operator's plugin, naming the node on failure. Distinct
 /// plugin files load in parallel (compiling, or from the compile cache).
 pub fn load_plugins(spec: &JobSpec, engine: &PluginEngine) -> Result<HashMap<String, Plugin>> {
-    let mut paths: Vec<&Path> = spec.operators.iter().map(|o| o.plugin.as_path()).collect();
+    let mut paths: Vec<&Path> = spec.operators.iter().filter_map(|o| o.plugin.as_deref()).collect();
     paths.sort();
     paths.dedup();
     let mut loaded: HashMap<&Path, std::result::Result<Plugin, weir_wasm::PluginError>> = std::thread::scope(|scope| {
@@ -226,7 +112,7 @@ pub fn load_plugins(spec: &JobSpec, engine: &PluginEngine) -> Result<HashMap<Str
     });
     let mut plugins = HashMap::new();
     for o in &spec.operators {
-        let path = o.plugin.as_path();
+        let Some(path) = o.plugin.as_deref() else { continue };
         if loaded[path].is_err() {
             let Some(Err(source)) = loaded.remove(path) else { unreachable!("checked above") };
             return Err(RuntimeError::Load { node: o.id.clone(), source });
@@ -406,58 +292,20 @@ fn run_attempt(spec: &JobSpec, options: &JobOptions, cancel: &Arc<AtomicBool>, r
                 let element = match plan.nodes[id].role {
                     NodeRole::Operator => {
                         let o = spec.operators.iter().find(|o| &o.id == id).expect("operator in spec");
-                        let restored = restore.map(|r| r.operator(&task_name, id)).transpose()?;
-                        let opened = state_root.backend(
-                            &spec.name,
-                            &node_task,
-                            spec.max_parallelism,
-                            restored.as_ref().map(|(s, _)| s),
-                        )?;
-                        let limits = operator_limits(o);
-                        let mut instance = plugins[id]
-                            .instantiate_with(
-                                &node_task.to_string(),
-                                opened.backend,
-                                spec.max_parallelism,
-                                &limits,
-                                &operator_grants(o),
-                            )
-                            .map_err(|e| RuntimeError::plugin(&node_task, e))?;
-                        let config = o.config.as_ref().map(|c| c.to_string()).unwrap_or_else(|| "null".to_string());
-                        instance
-                            .init(&InitArgs {
-                                node_id: id.clone(),
-                                config,
-                                subtask_index: j,
-                                parallelism: node_task.parallelism,
-                                attempt,
-                            })
-                            .map_err(|e| RuntimeError::plugin(&node_task, e))?;
-                        let restored_watermark = restored.as_ref().map(|(_, w)| *w);
-                        if let Some((state, _)) = restored.as_ref().filter(|_| !opened.restored) {
-                            let states = instance.backend().states();
-                            let bytes = logical_snapshot(state, &states, &node_task, spec.max_parallelism)?;
-                            let groups = weir_types::key_groups_of_task(j, node_task.parallelism, spec.max_parallelism);
-                            weir_state::snapshot::restore_snapshot(instance.backend(), &bytes, |kg| {
-                                groups.contains(&kg)
-                            })
-                            .map_err(|e| RuntimeError::task(&node_task, format!("cannot restore state: {e}")))?;
-                        }
-                        let mut op = WasmOperator::new(
-                            node_task.clone(),
-                            instance,
-                            spec.max_parallelism,
-                            spec.batch_size,
-                            metrics[id].clone(),
-                        )?;
-                        op.checkpoint_scratch = opened.scratch;
-                        op.on_error = o.on_error;
-                        op.max_emitted = limits.max_emitted;
+                        let context = NodeContext {
+                            spec,
+                            task: node_task.clone(),
+                            chain_head: &task_name,
+                            metrics: metrics[id].clone(),
+                            restore,
+                            state_root: &state_root,
+                            attempt,
+                        };
+                        let (node, restored_watermark) = operator_node(&context, o, plugins.get(id))?;
                         if let Some(w) = restored_watermark {
-                            op.restore_watermark(w);
                             chain_watermark = chain_watermark.max(w);
                         }
-                        Element::Operator(Box::new(op))
+                        Element::Operator(node)
                     }
                     NodeRole::Sink => {
                         let s = spec.sinks.iter().find(|s| &s.id == id).expect("sink in spec");

@@ -12,17 +12,20 @@
 //! # Ok(()) }
 //! ```
 
+mod build;
 pub mod checkpointing;
 mod error;
 pub mod graph;
 pub mod harness;
 mod job;
 pub mod metrics;
+mod node;
 pub mod operator;
 mod route;
 mod task;
 pub mod timers;
 pub mod watermark;
+mod window;
 
 pub use checkpointing::{Restore, find_restore};
 pub use error::{Result, RuntimeError};

@@ -20,13 +20,14 @@ use weir_checkpoint::{Aligner, BarrierOutcome};
 use crate::checkpointing::{CheckpointLink, CoordMsg, OperatorPart, PartState, SinkPart, TaskPart};
 use crate::error::{Result, RuntimeError};
 use crate::metrics::NodeMetrics;
-use crate::operator::{Emitted, WasmOperator};
+use crate::node::Node;
+use crate::operator::Emitted;
 use crate::route::{EdgeOut, Receiver};
 use crate::watermark::{BoundedOutOfOrderness, InputWatermarks};
 
 /// A node inside a task.
 pub(crate) enum Element {
-    Operator(Box<WasmOperator>),
+    Operator(Box<dyn Node>),
     Sink { sink: Box<dyn Sink>, metrics: Arc<NodeMetrics> },
 }
 
@@ -150,9 +151,7 @@ impl Chain {
         for link in &mut self.links {
             match &mut link.element {
                 Element::Sink { sink, .. } => sink.flush().map_err(|e| RuntimeError::task(&self.task, e))?,
-                Element::Operator(op) => {
-                    op.instance().backend().flush().map_err(|e| RuntimeError::task(&self.task, e))?
-                }
+                Element::Operator(op) => op.backend().flush().map_err(|e| RuntimeError::task(&self.task, e))?,
             }
         }
         if let Some(link) = self.checkpoints.clone() {
@@ -191,8 +190,9 @@ impl Chain {
             match &mut link.element {
                 Element::Operator(op) => {
                     let groups = op.key_groups();
-                    let scratch = op.checkpoint_scratch.as_ref().map(|d| d.join(label));
-                    let backend = op.instance().backend();
+                    let scratch = op.checkpoint_scratch().map(|d| d.join(label));
+                    let (node, watermark) = (op.task().node.to_string(), op.watermark());
+                    let backend = op.backend();
                     let failed = |e: &dyn std::fmt::Display| {
                         RuntimeError::task(&self.task, format!("cannot snapshot state: {e}"))
                     };
@@ -219,10 +219,10 @@ impl Chain {
                         }
                     };
                     part.operators.push(OperatorPart {
-                        node: op.task.node.to_string(),
+                        node,
                         state,
                         key_groups: (u32::from(groups.start), u32::from(groups.end)),
-                        watermark: op.watermark(),
+                        watermark,
                     });
                 }
                 Element::Sink { sink, metrics } => {

@@ -121,7 +121,9 @@ impl JobSpec {
             }
         }
         for op in &mut self.operators {
-            fix(&mut op.plugin);
+            if let Some(p) = &mut op.plugin {
+                fix(p);
+            }
             op.grants.dirs.iter_mut().for_each(|d| fix(&mut d.host));
         }
         if let Some(c) = &mut self.checkpoint {

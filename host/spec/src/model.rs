@@ -340,8 +340,13 @@ pub struct OperatorSpec {
     pub id: String,
     /// Upstream node(s).
     pub input: Inputs,
-    /// Path to the plugin's `.wasm` component, relative to the spec file.
-    pub plugin: PathBuf,
+    /// Path to the plugin's `.wasm` component, relative to the spec file
+    /// (a window operator with a built-in `aggregate` has none).
+    pub plugin: Option<PathBuf>,
+    /// Host-native event-time windows over the keyed input.
+    pub window: Option<WindowSpec>,
+    /// The built-in aggregate a window computes.
+    pub aggregate: Option<AggregateSpec>,
     /// Passed to the plugin's `init` as JSON.
     #[serde(default)]
     pub config: Option<serde_json::Value>,
@@ -384,6 +389,82 @@ pub struct DirGrantSpec {
 
 fn yes() -> bool {
     true
+}
+
+/// Event-time windows: `window: { tumbling: 5s }` or
+/// `window: { sliding: { size: 10s, slide: 1s } }`, with optional `offset`,
+/// `allowed_lateness` and `late_output` (a side output name).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WindowSpec {
+    /// Tumbling windows of this size.
+    #[serde(default, deserialize_with = "crate::duration::deserialize_opt")]
+    pub tumbling: Option<Duration>,
+    /// Sliding windows.
+    pub sliding: Option<SlidingSpec>,
+    /// Shifts window starts (e.g. `-8h` is not expressible; use an offset below the size).
+    #[serde(default, deserialize_with = "crate::duration::deserialize")]
+    pub offset: Duration,
+    /// How long after a window fired a late record still updates (and re-fires) it.
+    #[serde(default, deserialize_with = "crate::duration::deserialize")]
+    pub allowed_lateness: Duration,
+    /// The side output records too late for all their windows go to
+    /// (read as `NODE.<name>`); dropped and counted when absent.
+    pub late_output: Option<String>,
+}
+
+/// Sliding windows: `size` long, one starting every `slide`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SlidingSpec {
+    /// Window length.
+    #[serde(deserialize_with = "crate::duration::deserialize")]
+    pub size: Duration,
+    /// Distance between window starts.
+    #[serde(deserialize_with = "crate::duration::deserialize")]
+    pub slide: Duration,
+}
+
+/// A built-in window aggregate: `count`, or `{sum|min|max|avg: /json/pointer}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AggregateSpec {
+    /// How many records.
+    Count,
+    /// The sum of a number field.
+    Sum(String),
+    /// The smallest value of a number field.
+    Min(String),
+    /// The largest value of a number field.
+    Max(String),
+    /// The mean of a number field.
+    Avg(String),
+}
+
+impl<'de> Deserialize<'de> for AggregateSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Name(String),
+            Field(std::collections::BTreeMap<String, String>),
+        }
+        let expected = "expected `count`, or one of `{sum|min|max|avg: /json/pointer}`";
+        match Raw::deserialize(d).map_err(|_| D::Error::custom(expected))? {
+            Raw::Name(n) if n == "count" => Ok(AggregateSpec::Count),
+            Raw::Field(m) if m.len() == 1 => {
+                let (name, pointer) = m.into_iter().next().expect("one entry");
+                match name.as_str() {
+                    "sum" => Ok(AggregateSpec::Sum(pointer)),
+                    "min" => Ok(AggregateSpec::Min(pointer)),
+                    "max" => Ok(AggregateSpec::Max(pointer)),
+                    "avg" => Ok(AggregateSpec::Avg(pointer)),
+                    other => Err(D::Error::custom(format!("unknown aggregate `{other}`: {expected}"))),
+                }
+            }
+            _ => Err(D::Error::custom(expected)),
+        }
+    }
 }
 
 /// An operator's resource limits; absent fields keep their defaults.

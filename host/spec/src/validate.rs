@@ -193,8 +193,49 @@ pub(crate) fn validate(spec: &JobSpec, text: &str) -> Result<(), SpecError> {
                 format!("`{k}` is neither `key` (the record key) nor a JSON pointer such as `/id`"),
             ));
         }
-        if o.plugin.as_os_str().is_empty() {
-            return Err(v.node("operators", &o.id, "plugin", "must be a path to a .wasm component".into()));
+        let err = |field: &str, message: &str| Err(v.node("operators", &o.id, field, message.to_string()));
+        match (&o.plugin, &o.window, &o.aggregate) {
+            (Some(p), None, None) if p.as_os_str().is_empty() => {
+                return err("plugin", "must be a path to a .wasm component");
+            }
+            (Some(_), None, None) => {}
+            (None, None, _) => {
+                return err("plugin", "an operator needs a `plugin` (or a `window` with an `aggregate`)");
+            }
+            (Some(_), Some(_), _) => {
+                return err("window", "windows compute built-in aggregates for now: drop `plugin`, set `aggregate`");
+            }
+            (_, None, Some(_)) => return err("aggregate", "only applies to a `window`"),
+            (None, Some(_), None) => {
+                return err("aggregate", "a window needs an `aggregate`: count, or {sum|min|max|avg: /json/pointer}");
+            }
+            (None, Some(w), Some(a)) => {
+                if o.key_by.is_none() {
+                    return err("key_by", "a window is per key: set `key_by`");
+                }
+                let size = match (w.tumbling, &w.sliding) {
+                    (Some(size), None) => size,
+                    (None, Some(s)) if s.slide.is_zero() || s.slide > s.size => {
+                        return err("window", "`sliding.slide` must be more than 0 and at most `size`");
+                    }
+                    (None, Some(s)) => s.slide,
+                    _ => return err("window", "set exactly one of `tumbling: SIZE` or `sliding: {size, slide}`"),
+                };
+                if size.is_zero() {
+                    return err("window", "the window size must be more than 0");
+                }
+                if w.offset >= size {
+                    return err("window", "`offset` must be less than the window size (or slide)");
+                }
+                if let crate::AggregateSpec::Sum(p)
+                | crate::AggregateSpec::Min(p)
+                | crate::AggregateSpec::Max(p)
+                | crate::AggregateSpec::Avg(p) = a
+                    && !p.starts_with('/')
+                {
+                    return err("aggregate", &format!("`{p}` is not a JSON pointer such as `/temperature`"));
+                }
+            }
         }
         if o.limits.memory.is_some_and(|m| !(1 << 20..=4 << 30).contains(&m)) {
             return Err(v.node("operators", &o.id, "limits", "`memory` must be between 1MiB and 4GiB".into()));

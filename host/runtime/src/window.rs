@@ -1,0 +1,371 @@
+//! Host-native event-time windows (tumbling and sliding) computing a
+//! built-in aggregate, with Flink's rules:
+//!
+//! - windows are half-open `[start, end)`, `start = ts - floor_mod(ts - offset, slide)`;
+//! - a window fires when the watermark reaches `end - 1`;
+//! - a window is gone once `end - 1 + allowed_lateness <= watermark`; a record
+//!   goes to the late output only if all its windows are gone, otherwise it
+//!   joins the ones that are not;
+//! - a record accepted into a window that already fired re-fires it at once
+//!   with the full updated result;
+//! - at the end of bounded input the MAX watermark fires every window once.
+//!
+//! Accumulators live in a map state (`windows`: window start → accumulator)
+//! and timers in the timer service, so both are part of checkpoints.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use weir_spec::{AggregateSpec, WindowSpec};
+use weir_state::{KeyedStateBackend, StateId, StateKind};
+use weir_types::{RecordBatch, TaskInfo, TimeDomain, Timestamp};
+
+use crate::error::{Result, RuntimeError};
+use crate::metrics::NodeMetrics;
+use crate::node::Node;
+use crate::operator::Emitted;
+use crate::timers::TimerService;
+
+/// The state holding each key's open windows.
+pub(crate) const WINDOW_STATE: &str = "windows";
+
+/// Where windows start and how long they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Assigner {
+    size: i64,
+    slide: i64,
+    offset: i64,
+}
+
+impl Assigner {
+    pub(crate) fn new(spec: &WindowSpec) -> Self {
+        let ms = |d: std::time::Duration| d.as_millis() as i64;
+        let (size, slide) = match (&spec.tumbling, &spec.sliding) {
+            (Some(size), _) => (ms(*size), ms(*size)),
+            (None, Some(s)) => (ms(s.size), ms(s.slide)),
+            (None, None) => unreachable!("validated: a window has an assigner"),
+        };
+        Assigner { size, slide, offset: ms(spec.offset) }
+    }
+
+    /// The starts of the windows `ts` belongs to, newest first.
+    pub(crate) fn starts(&self, ts: Timestamp) -> impl Iterator<Item = Timestamp> + '_ {
+        let last = ts - (ts - self.offset).rem_euclid(self.slide);
+        (0..).map(move |k| last - k * self.slide).take_while(move |start| *start > ts - self.size)
+    }
+}
+
+/// A built-in aggregate's running state.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Acc {
+    count: u64,
+    sum: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Acc {
+    const EMPTY: Acc = Acc { count: 0, sum: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY };
+
+    fn add(&mut self, v: f64) {
+        self.count += 1;
+        self.sum += v;
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+    }
+
+    fn encode(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out[..8].copy_from_slice(&self.count.to_le_bytes());
+        out[8..16].copy_from_slice(&self.sum.to_le_bytes());
+        out[16..24].copy_from_slice(&self.min.to_le_bytes());
+        out[24..].copy_from_slice(&self.max.to_le_bytes());
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Acc> {
+        let word = |i: usize| -> Option<[u8; 8]> { bytes.get(i * 8..i * 8 + 8)?.try_into().ok() };
+        Some(Acc {
+            count: u64::from_le_bytes(word(0)?),
+            sum: f64::from_le_bytes(word(1)?),
+            min: f64::from_le_bytes(word(2)?),
+            max: f64::from_le_bytes(word(3)?),
+        })
+    }
+}
+
+/// Window starts as map keys that sort like the numbers.
+fn start_key(start: Timestamp) -> [u8; 8] {
+    ((start as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn start_of(key: &[u8]) -> Option<Timestamp> {
+    Some((u64::from_be_bytes(key.try_into().ok()?) ^ (1 << 63)) as i64)
+}
+
+/// A keyed window operator instance.
+pub(crate) struct WindowOperator {
+    task: TaskInfo,
+    backend: Box<dyn KeyedStateBackend>,
+    state: StateId,
+    timers: TimerService,
+    watermark: Timestamp,
+    assigner: Assigner,
+    lateness: i64,
+    late_output: Option<String>,
+    aggregate: AggregateSpec,
+    max_parallelism: u32,
+    batch_size: usize,
+    metrics: Arc<NodeMetrics>,
+    pub(crate) checkpoint_scratch: Option<PathBuf>,
+}
+
+impl WindowOperator {
+    /// A window operator over `backend` (with restored state, if any).
+    #[allow(clippy::too_many_arguments, reason = "one constructor for the job builder")]
+    pub(crate) fn new(
+        task: TaskInfo,
+        mut backend: Box<dyn KeyedStateBackend>,
+        window: &WindowSpec,
+        aggregate: &AggregateSpec,
+        max_parallelism: u32,
+        batch_size: usize,
+        metrics: Arc<NodeMetrics>,
+        watermark: Timestamp,
+    ) -> Result<Self> {
+        let state = backend.register(WINDOW_STATE, StateKind::Map).map_err(|e| RuntimeError::task(&task, e))?;
+        let timers = TimerService::restore(backend.as_mut()).map_err(|e| RuntimeError::task(&task, e))?;
+        Ok(WindowOperator {
+            task,
+            backend,
+            state,
+            timers,
+            watermark,
+            assigner: Assigner::new(window),
+            lateness: window.allowed_lateness.as_millis() as i64,
+            late_output: window.late_output.clone(),
+            aggregate: aggregate.clone(),
+            max_parallelism,
+            batch_size,
+            metrics,
+            checkpoint_scratch: None,
+        })
+    }
+
+    fn fail(&self, message: String) -> RuntimeError {
+        RuntimeError::Task { task: self.task.to_string(), message }
+    }
+
+    /// The number the aggregate reads from a record (1 for `count`).
+    fn value_of(&self, value: &[u8]) -> Result<f64> {
+        let pointer = match &self.aggregate {
+            AggregateSpec::Count => return Ok(1.0),
+            AggregateSpec::Sum(p) | AggregateSpec::Min(p) | AggregateSpec::Max(p) | AggregateSpec::Avg(p) => p,
+        };
+        let json: serde_json::Value =
+            serde_json::from_slice(value).map_err(|e| self.fail(format!("a record is not JSON: {e}")))?;
+        json.pointer(pointer)
+            .and_then(serde_json::Value::as_f64)
+            .ok_or_else(|| self.fail(format!("a record has no number at {pointer}: {json}")))
+    }
+
+    fn kg(&self, key: &[u8]) -> u16 {
+        weir_types::key_group(key, self.max_parallelism)
+    }
+
+    /// The result record of `key`'s window at `start`.
+    fn emit(&self, out: &mut RecordBatch, key: &[u8], start: Timestamp, acc: &Acc) {
+        let end = start + self.assigner.size;
+        let (name, value) = match &self.aggregate {
+            AggregateSpec::Count => ("count", serde_json::json!(acc.count)),
+            AggregateSpec::Sum(_) => ("sum", serde_json::json!(acc.sum)),
+            AggregateSpec::Min(_) => ("min", serde_json::json!(acc.min)),
+            AggregateSpec::Max(_) => ("max", serde_json::json!(acc.max)),
+            AggregateSpec::Avg(_) => ("avg", serde_json::json!(acc.sum / acc.count as f64)),
+        };
+        // Fields in a fixed, readable order: key, window, result.
+        let key_json = serde_json::Value::String(String::from_utf8_lossy(key).into_owned());
+        let result = format!(r#"{{"key":{key_json},"window_start":{start},"window_end":{end},"{name}":{value}}}"#);
+        out.push(Some(key), result.as_bytes(), end - 1);
+    }
+
+    fn timer(&mut self, at: Timestamp, key: &[u8]) -> Result<()> {
+        let (backend, maxp) = (self.backend.as_mut(), self.max_parallelism);
+        self.timers
+            .register(backend, maxp, TimeDomain::EventTime, at, key.to_vec())
+            .map_err(|e| RuntimeError::task(&self.task, e))
+    }
+
+    /// Fires and purges `key`'s windows due at timer time `at`.
+    fn on_timer(&mut self, at: Timestamp, key: &[u8], out: &mut RecordBatch) -> Result<()> {
+        let kg = self.kg(key);
+        let windows = self
+            .backend
+            .map_range(self.state, kg, key, None, usize::MAX)
+            .map_err(|e| RuntimeError::task(&self.task, e))?;
+        for (k, v) in windows {
+            let (Some(start), Some(acc)) = (start_of(&k), Acc::decode(&v)) else {
+                return Err(self.fail("corrupt window state".into()));
+            };
+            let last = start + self.assigner.size - 1;
+            if last == at {
+                self.emit(out, key, start, &acc);
+            }
+            if last + self.lateness <= at {
+                self.backend.map_remove(self.state, kg, key, &k).map_err(|e| RuntimeError::task(&self.task, e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Node for WindowOperator {
+    fn task(&self) -> &TaskInfo {
+        &self.task
+    }
+
+    fn metrics(&self) -> &NodeMetrics {
+        &self.metrics
+    }
+
+    fn process(&mut self, records: RecordBatch) -> Result<Emitted> {
+        self.metrics.records_in.inc_by(records.len() as u64);
+        let mut out = Emitted::default();
+        let mut late = RecordBatch::new();
+        for r in records.iter() {
+            let Some(key) = r.key else {
+                return Err(self.fail("a window needs keyed input, and a record has no key".into()));
+            };
+            // Windows still open (not gone past their allowed lateness).
+            let alive: Vec<Timestamp> = self
+                .assigner
+                .starts(r.timestamp)
+                .filter(|start| start + self.assigner.size - 1 + self.lateness > self.watermark)
+                .collect();
+            if alive.is_empty() {
+                match &self.late_output {
+                    Some(_) => late.push_ref(r),
+                    None => self.metrics.add_counter("late_records_dropped", 1),
+                }
+                continue;
+            }
+            let value = self.value_of(r.value)?;
+            let kg = self.kg(key);
+            for start in alive.into_iter().rev() {
+                let k = start_key(start);
+                let stored =
+                    self.backend.map_get(self.state, kg, key, &k).map_err(|e| RuntimeError::task(&self.task, e))?;
+                let mut acc = stored.as_deref().and_then(Acc::decode).unwrap_or(Acc::EMPTY);
+                acc.add(value);
+                self.backend
+                    .map_put(self.state, kg, key, &k, &acc.encode())
+                    .map_err(|e| RuntimeError::task(&self.task, e))?;
+                let last = start + self.assigner.size - 1;
+                if last <= self.watermark {
+                    // Fired already (or born late): fire again, with everything.
+                    self.emit(&mut out.main, key, start, &acc);
+                } else {
+                    self.timer(last, key)?;
+                }
+                if self.lateness > 0 && stored.is_none() {
+                    self.timer(last + self.lateness, key)?;
+                }
+            }
+        }
+        if let Some(name) = &self.late_output
+            && !late.is_empty()
+        {
+            self.metrics.side_out.inc_by(late.len() as u64);
+            out.side.push((name.clone(), late));
+        }
+        self.metrics.records_out.inc_by(out.main.len() as u64);
+        Ok(out)
+    }
+
+    fn advance_watermark(&mut self, watermark: Timestamp) -> Result<Emitted> {
+        if watermark <= self.watermark {
+            return Ok(Emitted::default());
+        }
+        self.watermark = watermark;
+        let mut out = Emitted::default();
+        loop {
+            let due = self
+                .timers
+                .pop_due(self.backend.as_mut(), self.max_parallelism, TimeDomain::EventTime, watermark, self.batch_size)
+                .map_err(|e| RuntimeError::task(&self.task, e))?;
+            if due.is_empty() {
+                break;
+            }
+            for (at, key) in due {
+                self.on_timer(at, &key, &mut out.main)?;
+            }
+        }
+        self.metrics.records_out.inc_by(out.main.len() as u64);
+        Ok(out)
+    }
+
+    fn fire_processing_timers(&mut self) -> Result<Emitted> {
+        Ok(Emitted::default())
+    }
+
+    fn next_processing_timer(&self) -> Option<Timestamp> {
+        None
+    }
+
+    fn backend(&mut self) -> &mut dyn KeyedStateBackend {
+        self.backend.as_mut()
+    }
+
+    fn watermark(&self) -> Timestamp {
+        self.watermark
+    }
+
+    fn key_groups(&self) -> Range<u16> {
+        weir_types::key_groups_of_task(self.task.index, self.task.parallelism, self.max_parallelism)
+    }
+
+    fn checkpoint_scratch(&self) -> Option<&Path> {
+        self.checkpoint_scratch.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn assigner(size: u64, slide: u64, offset: u64) -> Assigner {
+        let spec = WindowSpec {
+            sliding: Some(weir_spec::SlidingSpec {
+                size: Duration::from_millis(size),
+                slide: Duration::from_millis(slide),
+            }),
+            offset: Duration::from_millis(offset),
+            ..WindowSpec::default()
+        };
+        Assigner::new(&spec)
+    }
+
+    #[test]
+    fn windows_align_like_flink_even_for_negative_timestamps() {
+        let tumbling = assigner(5000, 5000, 0);
+        assert_eq!(tumbling.starts(4999).collect::<Vec<_>>(), vec![0]);
+        assert_eq!(tumbling.starts(5000).collect::<Vec<_>>(), vec![5000]);
+        assert_eq!(tumbling.starts(-1).collect::<Vec<_>>(), vec![-5000]);
+        assert_eq!(assigner(5000, 5000, 1000).starts(900).collect::<Vec<_>>(), vec![-4000]);
+        let sliding = assigner(10_000, 3000, 0);
+        assert_eq!(sliding.starts(7000).collect::<Vec<_>>(), vec![6000, 3000, 0], "[-3000, 7000) ends before 7000");
+        assert_eq!(sliding.starts(-7000).collect::<Vec<_>>(), vec![-9000, -12_000, -15_000]);
+    }
+
+    #[test]
+    fn starts_sort_as_bytes() {
+        let mut starts = [-5000i64, 0, 5000, i64::MIN, -1];
+        let mut keys: Vec<[u8; 8]> = starts.iter().map(|s| start_key(*s)).collect();
+        keys.sort();
+        starts.sort();
+        assert_eq!(keys.iter().map(|k| start_of(k).unwrap()).collect::<Vec<_>>(), starts);
+    }
+}
