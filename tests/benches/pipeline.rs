@@ -5,8 +5,9 @@
 //! its peak RSS is its own. Figures are throughput ratios from one run.
 //!
 //! Weir runs with the default `batch_size` and again with 1024, to show
-//! what batching buys, and with a checkpoint every second, to show what
-//! checkpoints cost. `WEIR_BENCH_EVENTS` sets the number of events
+//! what batching buys, with a checkpoint every second, to show what
+//! checkpoints cost, and with the averaging done by a host-native window
+//! (tumbling 5 s, and sliding 10 s by 1 s) instead of the plugin. `WEIR_BENCH_EVENTS` sets the number of events
 //! (default 10,000,000).
 
 #![allow(clippy::print_stdout, reason = "a benchmark prints its figures")]
@@ -39,9 +40,43 @@ fn peak_rss_mb() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// The averaging step: the `sensor-average` plugin, or a host-native
+/// window computing the built-in average.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Averaging {
+    Plugin,
+    Tumbling,
+    Sliding,
+}
+
+fn operators(averaging: Averaging) -> String {
+    let window = match averaging {
+        Averaging::Plugin => return weir_tests::sensor_pipeline_operators(),
+        Averaging::Tumbling => "{ tumbling: 5s }",
+        Averaging::Sliding => "{ sliding: { size: 10s, slide: 1s } }",
+    };
+    format!(
+        "operators:
+  - {{ id: celsius, input: readings, plugin: {} }}
+  - {{ id: averages, input: celsius, key_by: key, window: {window}, aggregate: {{ avg: /temperature }} }}
+",
+        weir_tests::plugin("celsius").display()
+    )
+}
+
 /// Weir on `backend`, with the default batch size or `batch_size`, and
 /// with checkpoints every second when `checkpoints`.
 fn weir(events: u64, backend: StateBackendKind, batch_size: Option<usize>, checkpoints: bool) -> Figures {
+    weir_with(events, backend, batch_size, checkpoints, Averaging::Plugin)
+}
+
+fn weir_with(
+    events: u64,
+    backend: StateBackendKind,
+    batch_size: Option<usize>,
+    checkpoints: bool,
+    averaging: Averaging,
+) -> Figures {
     let mut batch = batch_size.map(|b| format!("batch_size: {b}\n")).unwrap_or_default();
     let dir = tempfile::tempdir().expect("a temporary checkpoint dir");
     if checkpoints {
@@ -59,7 +94,7 @@ fn weir(events: u64, backend: StateBackendKind, batch_size: Option<usize>, check
     type: blackhole
     input: averages
 ",
-        operators = weir_tests::sensor_pipeline_operators(),
+        operators = operators(averaging),
     );
     let spec = JobSpec::parse(&text, Format::Yaml).expect("bench spec");
     let engine = weir_wasm::PluginEngine::new().unwrap();
@@ -168,6 +203,9 @@ fn main() {
             "rocksdb-1024" => weir(events, StateBackendKind::Rocksdb, Some(1024), false),
             "memory-checkpoints" => weir(events, StateBackendKind::Memory, None, true),
             "rocksdb-checkpoints" => weir(events, StateBackendKind::Rocksdb, None, true),
+            "memory-tumbling" => weir_with(events, StateBackendKind::Memory, None, false, Averaging::Tumbling),
+            "rocksdb-tumbling" => weir_with(events, StateBackendKind::Rocksdb, None, false, Averaging::Tumbling),
+            "memory-sliding" => weir_with(events, StateBackendKind::Memory, None, false, Averaging::Sliding),
             other => panic!("unknown config {other}"),
         };
         println!("{}", serde_json::to_string(&figures).unwrap());
@@ -188,6 +226,9 @@ fn main() {
         ("weir rocksdb, batch 1024", &child("rocksdb-1024", events)),
         ("weir memory, checkpoint/1s", &child("memory-checkpoints", events)),
         ("weir rocksdb, checkpoint/1s", &child("rocksdb-checkpoints", events)),
+        ("weir memory, window 5s avg", &child("memory-tumbling", events)),
+        ("weir rocksdb, window 5s avg", &child("rocksdb-tumbling", events)),
+        ("weir memory, sliding 10s/1s", &child("memory-sliding", events)),
     ] {
         let rate = f.events as f64 / f.seconds;
         println!(
