@@ -17,6 +17,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
 use weir_spec::{AggregateSpec, WindowSpec};
 use weir_state::{KeyedStateBackend, StateId, StateKind};
 use weir_types::{RecordBatch, TaskInfo, TimeDomain, Timestamp};
@@ -75,6 +76,13 @@ impl Acc {
         self.max = self.max.max(v);
     }
 
+    fn merge(&mut self, other: &Acc) {
+        self.count += other.count;
+        self.sum += other.sum;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+    }
+
     fn encode(&self) -> [u8; 32] {
         let mut out = [0u8; 32];
         out[..8].copy_from_slice(&self.count.to_le_bytes());
@@ -93,6 +101,46 @@ impl Acc {
             max: f64::from_le_bytes(word(3)?),
         })
     }
+}
+
+/// The number at a JSON pointer. A pointer to a top-level field (`/v`) is
+/// read without building the whole document; deeper ones parse it.
+fn number_at(value: &[u8], pointer: &str) -> std::result::Result<f64, String> {
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+
+    struct Field<'p>(&'p str);
+
+    impl<'de> Visitor<'de> for Field<'_> {
+        type Value = Option<f64>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Option<f64>, A::Error> {
+            let mut found = None;
+            while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if name == self.0 && found.is_none() {
+                    found = map.next_value::<Option<f64>>()?;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+
+    let field = pointer.strip_prefix('/').filter(|f| !f.contains(['/', '~']));
+    let found = match field {
+        Some(field) => serde_json::Deserializer::from_slice(value)
+            .deserialize_map(Field(field))
+            .map_err(|e| format!("invalid JSON: {e}"))?,
+        None => serde_json::from_slice::<serde_json::Value>(value)
+            .map_err(|e| format!("invalid JSON: {e}"))?
+            .pointer(pointer)
+            .and_then(serde_json::Value::as_f64),
+    };
+    found.ok_or_else(|| "not a number".to_string())
 }
 
 /// Window starts as map keys that sort like the numbers.
@@ -163,11 +211,10 @@ impl WindowOperator {
             AggregateSpec::Count => return Ok(1.0),
             AggregateSpec::Sum(p) | AggregateSpec::Min(p) | AggregateSpec::Max(p) | AggregateSpec::Avg(p) => p,
         };
-        let json: serde_json::Value =
-            serde_json::from_slice(value).map_err(|e| self.fail(format!("a record is not JSON: {e}")))?;
-        json.pointer(pointer)
-            .and_then(serde_json::Value::as_f64)
-            .ok_or_else(|| self.fail(format!("a record has no number at {pointer}: {json}")))
+        number_at(value, pointer).map_err(|e| {
+            let shown = String::from_utf8_lossy(&value[..value.len().min(200)]).into_owned();
+            self.fail(format!("a record has no number at {pointer} ({e}): {shown}"))
+        })
     }
 
     fn kg(&self, key: &[u8]) -> u16 {
@@ -195,6 +242,26 @@ impl WindowOperator {
         self.timers
             .register(backend, maxp, TimeDomain::EventTime, at, key.to_vec())
             .map_err(|e| RuntimeError::task(&self.task, e))
+    }
+
+    /// Adds `add` to `key`'s window at `start` in state, registering its
+    /// timers when the window is new; returns the updated accumulator.
+    fn add_to_state(&mut self, key: &[u8], start: Timestamp, add: &Acc) -> Result<Acc> {
+        let (kg, k) = (self.kg(key), start_key(start));
+        let stored = self.backend.map_get(self.state, kg, key, &k).map_err(|e| RuntimeError::task(&self.task, e))?;
+        let mut acc = stored.as_deref().and_then(Acc::decode).unwrap_or(Acc::EMPTY);
+        acc.merge(add);
+        self.backend.map_put(self.state, kg, key, &k, &acc.encode()).map_err(|e| RuntimeError::task(&self.task, e))?;
+        if stored.is_none() {
+            let last = start + self.assigner.size - 1;
+            if last > self.watermark {
+                self.timer(last, key)?;
+            }
+            if self.lateness > 0 {
+                self.timer(last + self.lateness, key)?;
+            }
+        }
+        Ok(acc)
     }
 
     /// Fires and purges `key`'s windows due at timer time `at`.
@@ -233,6 +300,9 @@ impl Node for WindowOperator {
         self.metrics.records_in.inc_by(records.len() as u64);
         let mut out = Emitted::default();
         let mut late = RecordBatch::new();
+        // Windows that have not fired: one state update per (key, window)
+        // and batch, not per record.
+        let mut pending: FxHashMap<(&[u8], Timestamp), Acc> = FxHashMap::default();
         for r in records.iter() {
             let Some(key) = r.key else {
                 return Err(self.fail("a window needs keyed input, and a record has no key".into()));
@@ -251,27 +321,20 @@ impl Node for WindowOperator {
                 continue;
             }
             let value = self.value_of(r.value)?;
-            let kg = self.kg(key);
             for start in alive.into_iter().rev() {
-                let k = start_key(start);
-                let stored =
-                    self.backend.map_get(self.state, kg, key, &k).map_err(|e| RuntimeError::task(&self.task, e))?;
-                let mut acc = stored.as_deref().and_then(Acc::decode).unwrap_or(Acc::EMPTY);
-                acc.add(value);
-                self.backend
-                    .map_put(self.state, kg, key, &k, &acc.encode())
-                    .map_err(|e| RuntimeError::task(&self.task, e))?;
-                let last = start + self.assigner.size - 1;
-                if last <= self.watermark {
-                    // Fired already (or born late): fire again, with everything.
+                if start + self.assigner.size - 1 <= self.watermark {
+                    // Fired already (or born late): update and fire again,
+                    // with everything, for this very record.
+                    let acc = self.add_to_state(key, start, &Acc { count: 1, sum: value, min: value, max: value })?;
                     self.emit(&mut out.main, key, start, &acc);
                 } else {
-                    self.timer(last, key)?;
-                }
-                if self.lateness > 0 && stored.is_none() {
-                    self.timer(last + self.lateness, key)?;
+                    // Fires later: gather the batch's records first.
+                    pending.entry((key, start)).or_insert(Acc::EMPTY).add(value);
                 }
             }
+        }
+        for ((key, start), acc) in pending {
+            self.add_to_state(key, start, &acc)?;
         }
         if let Some(name) = &self.late_output
             && !late.is_empty()
@@ -358,6 +421,19 @@ mod tests {
         let sliding = assigner(10_000, 3000, 0);
         assert_eq!(sliding.starts(7000).collect::<Vec<_>>(), vec![6000, 3000, 0], "[-3000, 7000) ends before 7000");
         assert_eq!(sliding.starts(-7000).collect::<Vec<_>>(), vec![-9000, -12_000, -15_000]);
+    }
+
+    #[test]
+    fn numbers_are_read_at_pointers() {
+        let v = br#"{"id":"a","t":{"x":[1,2]},"temperature":21.5,"n":null}"#;
+        assert_eq!(number_at(v, "/temperature"), Ok(21.5));
+        assert_eq!(number_at(v, "/t/x/1"), Ok(2.0));
+        assert_eq!(number_at(v, "/n"), Err("not a number".into()));
+        assert_eq!(
+            number_at(v, "/id"),
+            Err("invalid JSON: invalid type: string \"a\", expected f64 at line 1 column 9".into())
+        );
+        assert!(number_at(b"[1]", "/0").is_err());
     }
 
     #[test]
