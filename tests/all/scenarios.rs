@@ -80,3 +80,18 @@ fn sliding_windows_take_a_record_late_for_its_oldest_window() {
         assert_eq!(sorted(out), sorted(lines_of("window-sliding", "expected.jsonl")), "{backend:?} at parallelism 4");
     }
 }
+
+#[test]
+fn session_windows_merge_and_a_late_record_bridges_two_fired_sessions() {
+    for backend in [StateBackendKind::Memory, StateBackendKind::Rocksdb] {
+        for parallelism in [1, 4] {
+            let (out, late, _) = run_windows("window-session", backend, parallelism);
+            let expected = lines_of("window-session", "expected.jsonl");
+            match parallelism {
+                1 => assert_eq!(out, expected, "{backend:?}"),
+                _ => assert_eq!(sorted(out), sorted(expected), "{backend:?} at parallelism {parallelism}"),
+            }
+            assert_eq!(late, lines_of("window-session", "expected-late.jsonl"), "{backend:?}");
+        }
+    }
+}

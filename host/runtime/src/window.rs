@@ -37,17 +37,22 @@ pub(crate) struct Assigner {
     size: i64,
     slide: i64,
     offset: i64,
+    /// Session windows: each record opens `[ts, ts + gap)`; windows that
+    /// touch or overlap merge.
+    gap: Option<i64>,
 }
 
 impl Assigner {
     pub(crate) fn new(spec: &WindowSpec) -> Self {
         let ms = |d: std::time::Duration| d.as_millis() as i64;
-        let (size, slide) = match (&spec.tumbling, &spec.sliding) {
-            (Some(size), _) => (ms(*size), ms(*size)),
-            (None, Some(s)) => (ms(s.size), ms(s.slide)),
-            (None, None) => unreachable!("validated: a window has an assigner"),
+        let (size, slide) = match (&spec.tumbling, &spec.sliding, &spec.session) {
+            (Some(size), _, _) => (ms(*size), ms(*size)),
+            (None, Some(s), _) => (ms(s.size), ms(s.slide)),
+            (None, None, Some(s)) => (ms(s.gap), ms(s.gap)),
+            (None, None, None) => unreachable!("validated: a window has an assigner"),
         };
-        Assigner { size, slide, offset: ms(spec.offset) }
+        let gap = spec.session.as_ref().map(|s| ms(s.gap));
+        Assigner { size, slide, offset: ms(spec.offset), gap }
     }
 
     /// The starts of the windows `ts` belongs to, newest first.
@@ -69,6 +74,10 @@ struct Acc {
 impl Acc {
     const EMPTY: Acc = Acc { count: 0, sum: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY };
 
+    fn one(v: f64) -> Acc {
+        Acc { count: 1, sum: v, min: v, max: v }
+    }
+
     fn add(&mut self, v: f64) {
         self.count += 1;
         self.sum += v;
@@ -83,23 +92,26 @@ impl Acc {
         self.max = self.max.max(other.max);
     }
 
-    fn encode(&self) -> [u8; 32] {
-        let mut out = [0u8; 32];
+    /// A window's stored value: the accumulator and the window's end.
+    fn encode(&self, end: Timestamp) -> [u8; 40] {
+        let mut out = [0u8; 40];
         out[..8].copy_from_slice(&self.count.to_le_bytes());
         out[8..16].copy_from_slice(&self.sum.to_le_bytes());
         out[16..24].copy_from_slice(&self.min.to_le_bytes());
-        out[24..].copy_from_slice(&self.max.to_le_bytes());
+        out[24..32].copy_from_slice(&self.max.to_le_bytes());
+        out[32..].copy_from_slice(&end.to_le_bytes());
         out
     }
 
-    fn decode(bytes: &[u8]) -> Option<Acc> {
+    fn decode(bytes: &[u8]) -> Option<(Acc, Timestamp)> {
         let word = |i: usize| -> Option<[u8; 8]> { bytes.get(i * 8..i * 8 + 8)?.try_into().ok() };
-        Some(Acc {
+        let acc = Acc {
             count: u64::from_le_bytes(word(0)?),
             sum: f64::from_le_bytes(word(1)?),
             min: f64::from_le_bytes(word(2)?),
             max: f64::from_le_bytes(word(3)?),
-        })
+        };
+        Some((acc, i64::from_le_bytes(word(4)?)))
     }
 }
 
@@ -222,8 +234,7 @@ impl WindowOperator {
     }
 
     /// The result record of `key`'s window at `start`.
-    fn emit(&self, out: &mut RecordBatch, key: &[u8], start: Timestamp, acc: &Acc) {
-        let end = start + self.assigner.size;
+    fn emit(&self, out: &mut RecordBatch, key: &[u8], start: Timestamp, end: Timestamp, acc: &Acc) {
         let (name, value) = match &self.aggregate {
             AggregateSpec::Count => ("count", serde_json::json!(acc.count)),
             AggregateSpec::Sum(_) => ("sum", serde_json::json!(acc.sum)),
@@ -246,14 +257,16 @@ impl WindowOperator {
 
     /// Adds `add` to `key`'s window at `start` in state, registering its
     /// timers when the window is new; returns the updated accumulator.
-    fn add_to_state(&mut self, key: &[u8], start: Timestamp, add: &Acc) -> Result<Acc> {
+    fn add_to_state(&mut self, key: &[u8], start: Timestamp, end: Timestamp, add: &Acc) -> Result<Acc> {
         let (kg, k) = (self.kg(key), start_key(start));
         let stored = self.backend.map_get(self.state, kg, key, &k).map_err(|e| RuntimeError::task(&self.task, e))?;
-        let mut acc = stored.as_deref().and_then(Acc::decode).unwrap_or(Acc::EMPTY);
+        let mut acc = stored.as_deref().and_then(Acc::decode).map_or(Acc::EMPTY, |(a, _)| a);
         acc.merge(add);
-        self.backend.map_put(self.state, kg, key, &k, &acc.encode()).map_err(|e| RuntimeError::task(&self.task, e))?;
+        self.backend
+            .map_put(self.state, kg, key, &k, &acc.encode(end))
+            .map_err(|e| RuntimeError::task(&self.task, e))?;
         if stored.is_none() {
-            let last = start + self.assigner.size - 1;
+            let last = end - 1;
             if last > self.watermark {
                 self.timer(last, key)?;
             }
@@ -264,6 +277,54 @@ impl WindowOperator {
         Ok(acc)
     }
 
+    /// Adds a record to `key`'s sessions: its window `[ts, ts + gap)` merges
+    /// with every session it touches or overlaps, and lateness is judged on
+    /// the merged window. Returns `false` when the record is late.
+    fn add_to_session(
+        &mut self,
+        key: &[u8],
+        ts: Timestamp,
+        gap: i64,
+        value: &[u8],
+        out: &mut RecordBatch,
+    ) -> Result<bool> {
+        let kg = self.kg(key);
+        let fail = |e| RuntimeError::task(&self.task, e);
+        let sessions = self.backend.map_range(self.state, kg, key, None, usize::MAX).map_err(fail)?;
+        let (mut start, mut end, mut acc) = (ts, ts + gap, Acc::EMPTY);
+        let mut merged = Vec::new();
+        for (k, v) in sessions {
+            let (Some(s), Some((a, e))) = (start_of(&k), Acc::decode(&v)) else {
+                return Err(self.fail("corrupt window state".into()));
+            };
+            if s <= ts + gap && e >= ts {
+                start = start.min(s);
+                end = end.max(e);
+                acc.merge(&a);
+                merged.push(k);
+            }
+        }
+        if end - 1 + self.lateness <= self.watermark {
+            return Ok(false);
+        }
+        acc.merge(&Acc::one(self.value_of(value)?));
+        for k in &merged {
+            self.backend.map_remove(self.state, kg, key, k).map_err(fail)?;
+        }
+        self.backend.map_put(self.state, kg, key, &start_key(start), &acc.encode(end)).map_err(fail)?;
+        // Timers of the windows merged away stay: they fire harmlessly, as
+        // on_timer checks windows against state.
+        if end - 1 <= self.watermark {
+            self.emit(out, key, start, end, &acc);
+        } else {
+            self.timer(end - 1, key)?;
+        }
+        if self.lateness > 0 {
+            self.timer(end - 1 + self.lateness, key)?;
+        }
+        Ok(true)
+    }
+
     /// Fires and purges `key`'s windows due at timer time `at`.
     fn on_timer(&mut self, at: Timestamp, key: &[u8], out: &mut RecordBatch) -> Result<()> {
         let kg = self.kg(key);
@@ -272,12 +333,12 @@ impl WindowOperator {
             .map_range(self.state, kg, key, None, usize::MAX)
             .map_err(|e| RuntimeError::task(&self.task, e))?;
         for (k, v) in windows {
-            let (Some(start), Some(acc)) = (start_of(&k), Acc::decode(&v)) else {
+            let (Some(start), Some((acc, end))) = (start_of(&k), Acc::decode(&v)) else {
                 return Err(self.fail("corrupt window state".into()));
             };
-            let last = start + self.assigner.size - 1;
+            let last = end - 1;
             if last == at {
-                self.emit(out, key, start, &acc);
+                self.emit(out, key, start, end, &acc);
             }
             if last + self.lateness <= at {
                 self.backend.map_remove(self.state, kg, key, &k).map_err(|e| RuntimeError::task(&self.task, e))?;
@@ -307,6 +368,15 @@ impl Node for WindowOperator {
             let Some(key) = r.key else {
                 return Err(self.fail("a window needs keyed input, and a record has no key".into()));
             };
+            if let Some(gap) = self.assigner.gap {
+                if !self.add_to_session(key, r.timestamp, gap, r.value, &mut out.main)? {
+                    match &self.late_output {
+                        Some(_) => late.push_ref(r),
+                        None => self.metrics.add_counter("late_records_dropped", 1),
+                    }
+                }
+                continue;
+            }
             // Windows still open (not gone past their allowed lateness).
             let alive: Vec<Timestamp> = self
                 .assigner
@@ -322,11 +392,12 @@ impl Node for WindowOperator {
             }
             let value = self.value_of(r.value)?;
             for start in alive.into_iter().rev() {
-                if start + self.assigner.size - 1 <= self.watermark {
+                let end = start + self.assigner.size;
+                if end - 1 <= self.watermark {
                     // Fired already (or born late): update and fire again,
                     // with everything, for this very record.
-                    let acc = self.add_to_state(key, start, &Acc { count: 1, sum: value, min: value, max: value })?;
-                    self.emit(&mut out.main, key, start, &acc);
+                    let acc = self.add_to_state(key, start, end, &Acc::one(value))?;
+                    self.emit(&mut out.main, key, start, end, &acc);
                 } else {
                     // Fires later: gather the batch's records first.
                     pending.entry((key, start)).or_insert(Acc::EMPTY).add(value);
@@ -334,7 +405,7 @@ impl Node for WindowOperator {
             }
         }
         for ((key, start), acc) in pending {
-            self.add_to_state(key, start, &acc)?;
+            self.add_to_state(key, start, start + self.assigner.size, &acc)?;
         }
         if let Some(name) = &self.late_output
             && !late.is_empty()

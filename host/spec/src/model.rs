@@ -402,6 +402,8 @@ pub struct WindowSpec {
     pub tumbling: Option<Duration>,
     /// Sliding windows.
     pub sliding: Option<SlidingSpec>,
+    /// Session windows.
+    pub session: Option<SessionSpec>,
     /// Shifts window starts (e.g. `-8h` is not expressible; use an offset below the size).
     #[serde(default, deserialize_with = "crate::duration::deserialize")]
     pub offset: Duration,
@@ -423,6 +425,15 @@ pub struct SlidingSpec {
     /// Distance between window starts.
     #[serde(deserialize_with = "crate::duration::deserialize")]
     pub slide: Duration,
+}
+
+/// Session windows: a key's records closer than `gap` form one window.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSpec {
+    /// Inactivity that ends a session.
+    #[serde(deserialize_with = "crate::duration::deserialize")]
+    pub gap: Duration,
 }
 
 /// A built-in window aggregate: `count`, or `{sum|min|max|avg: /json/pointer}`.

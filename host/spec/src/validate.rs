@@ -213,13 +213,22 @@ pub(crate) fn validate(spec: &JobSpec, text: &str) -> Result<(), SpecError> {
                 if o.key_by.is_none() {
                     return err("key_by", "a window is per key: set `key_by`");
                 }
-                let size = match (w.tumbling, &w.sliding) {
-                    (Some(size), None) => size,
-                    (None, Some(s)) if s.slide.is_zero() || s.slide > s.size => {
+                let size = match (w.tumbling, &w.sliding, &w.session) {
+                    (Some(size), None, None) => size,
+                    (None, Some(s), None) if s.slide.is_zero() || s.slide > s.size => {
                         return err("window", "`sliding.slide` must be more than 0 and at most `size`");
                     }
-                    (None, Some(s)) => s.slide,
-                    _ => return err("window", "set exactly one of `tumbling: SIZE` or `sliding: {size, slide}`"),
+                    (None, Some(s), None) => s.slide,
+                    (None, None, Some(_)) if !w.offset.is_zero() => {
+                        return err("window", "`offset` does not apply to session windows");
+                    }
+                    (None, None, Some(s)) => s.gap,
+                    _ => {
+                        return err(
+                            "window",
+                            "set exactly one of `tumbling: SIZE`, `sliding: {size, slide}` or `session: {gap}`",
+                        );
+                    }
                 };
                 if size.is_zero() {
                     return err("window", "the window size must be more than 0");
