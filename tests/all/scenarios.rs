@@ -95,3 +95,15 @@ fn session_windows_merge_and_a_late_record_bridges_two_fired_sessions() {
         }
     }
 }
+
+#[test]
+fn count_windows_fire_every_n_records_and_never_when_incomplete() {
+    for backend in [StateBackendKind::Memory, StateBackendKind::Rocksdb] {
+        for parallelism in [1, 4] {
+            let (out, _, _) = run_windows("window-count", backend, parallelism);
+            assert_eq!(sorted(out), sorted(lines_of("window-count", "expected.jsonl")), "{backend:?} × {parallelism}");
+        }
+        let (out, _, _) = run_windows("window-count", backend, 1);
+        assert_eq!(out, lines_of("window-count", "expected.jsonl"), "{backend:?}");
+    }
+}

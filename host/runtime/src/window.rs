@@ -40,6 +40,8 @@ pub(crate) struct Assigner {
     /// Session windows: each record opens `[ts, ts + gap)`; windows that
     /// touch or overlap merge.
     gap: Option<i64>,
+    /// Count windows: every `n` records of a key.
+    count: Option<u64>,
 }
 
 impl Assigner {
@@ -49,10 +51,11 @@ impl Assigner {
             (Some(size), _, _) => (ms(*size), ms(*size)),
             (None, Some(s), _) => (ms(s.size), ms(s.slide)),
             (None, None, Some(s)) => (ms(s.gap), ms(s.gap)),
-            (None, None, None) => unreachable!("validated: a window has an assigner"),
+            // Count windows ignore time.
+            (None, None, None) => (1, 1),
         };
         let gap = spec.session.as_ref().map(|s| ms(s.gap));
-        Assigner { size, slide, offset: ms(spec.offset), gap }
+        Assigner { size, slide, offset: ms(spec.offset), gap, count: spec.count }
     }
 
     /// The starts of the windows `ts` belongs to, newest first.
@@ -234,14 +237,20 @@ impl WindowOperator {
     }
 
     /// The result record of `key`'s window at `start`.
-    fn emit(&self, out: &mut RecordBatch, key: &[u8], start: Timestamp, end: Timestamp, acc: &Acc) {
-        let (name, value) = match &self.aggregate {
+    /// The aggregate's result field: its name and JSON value.
+    fn result_field(&self, acc: &Acc) -> (&'static str, serde_json::Value) {
+        match &self.aggregate {
             AggregateSpec::Count => ("count", serde_json::json!(acc.count)),
             AggregateSpec::Sum(_) => ("sum", serde_json::json!(acc.sum)),
             AggregateSpec::Min(_) => ("min", serde_json::json!(acc.min)),
             AggregateSpec::Max(_) => ("max", serde_json::json!(acc.max)),
             AggregateSpec::Avg(_) => ("avg", serde_json::json!(acc.sum / acc.count as f64)),
-        };
+        }
+    }
+
+    /// The result record of `key`'s window `[start, end)`, at event time `end - 1`.
+    fn emit(&self, out: &mut RecordBatch, key: &[u8], start: Timestamp, end: Timestamp, acc: &Acc) {
+        let (name, value) = self.result_field(acc);
         // Fields in a fixed, readable order: key, window, result.
         let key_json = serde_json::Value::String(String::from_utf8_lossy(key).into_owned());
         let result = format!(r#"{{"key":{key_json},"window_start":{start},"window_end":{end},"{name}":{value}}}"#);
@@ -275,6 +284,33 @@ impl WindowOperator {
             }
         }
         Ok(acc)
+    }
+
+    /// Adds a record to `key`'s count window; when it holds `n` records it
+    /// fires and starts over. The stored "end" is the window's last record
+    /// time, the result's timestamp.
+    fn add_to_count_window(
+        &mut self,
+        key: &[u8],
+        ts: Timestamp,
+        n: u64,
+        value: &[u8],
+        out: &mut RecordBatch,
+    ) -> Result<()> {
+        let (kg, k) = (self.kg(key), start_key(0));
+        let fail = |e| RuntimeError::task(&self.task, e);
+        let stored = self.backend.map_get(self.state, kg, key, &k).map_err(fail)?;
+        let (mut acc, last) = stored.as_deref().and_then(Acc::decode).unwrap_or((Acc::EMPTY, ts));
+        acc.merge(&Acc::one(self.value_of(value)?));
+        let last = last.max(ts);
+        if acc.count < n {
+            return self.backend.map_put(self.state, kg, key, &k, &acc.encode(last)).map_err(fail);
+        }
+        self.backend.map_remove(self.state, kg, key, &k).map_err(fail)?;
+        let (name, value) = self.result_field(&acc);
+        let key_json = serde_json::Value::String(String::from_utf8_lossy(key).into_owned());
+        out.push(Some(key), format!(r#"{{"key":{key_json},"records":{n},"{name}":{value}}}"#).as_bytes(), last);
+        Ok(())
     }
 
     /// Adds a record to `key`'s sessions: its window `[ts, ts + gap)` merges
@@ -368,6 +404,10 @@ impl Node for WindowOperator {
             let Some(key) = r.key else {
                 return Err(self.fail("a window needs keyed input, and a record has no key".into()));
             };
+            if let Some(n) = self.assigner.count {
+                self.add_to_count_window(key, r.timestamp, n, r.value, &mut out.main)?;
+                continue;
+            }
             if let Some(gap) = self.assigner.gap {
                 if !self.add_to_session(key, r.timestamp, gap, r.value, &mut out.main)? {
                     match &self.late_output {

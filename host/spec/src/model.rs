@@ -404,6 +404,9 @@ pub struct WindowSpec {
     pub sliding: Option<SlidingSpec>,
     /// Session windows.
     pub session: Option<SessionSpec>,
+    /// Count windows: every `count` records of a key form a window (time
+    /// plays no part; an incomplete window is never emitted).
+    pub count: Option<u64>,
     /// Shifts window starts (e.g. `-8h` is not expressible; use an offset below the size).
     #[serde(default, deserialize_with = "crate::duration::deserialize")]
     pub offset: Duration,

@@ -213,20 +213,30 @@ pub(crate) fn validate(spec: &JobSpec, text: &str) -> Result<(), SpecError> {
                 if o.key_by.is_none() {
                     return err("key_by", "a window is per key: set `key_by`");
                 }
-                let size = match (w.tumbling, &w.sliding, &w.session) {
-                    (Some(size), None, None) => size,
-                    (None, Some(s), None) if s.slide.is_zero() || s.slide > s.size => {
+                let size = match (w.tumbling, &w.sliding, &w.session, w.count) {
+                    (Some(size), None, None, None) => size,
+                    (None, Some(s), None, None) if s.slide.is_zero() || s.slide > s.size => {
                         return err("window", "`sliding.slide` must be more than 0 and at most `size`");
                     }
-                    (None, Some(s), None) => s.slide,
-                    (None, None, Some(_)) if !w.offset.is_zero() => {
+                    (None, Some(s), None, None) => s.slide,
+                    (None, None, Some(_), None) if !w.offset.is_zero() => {
                         return err("window", "`offset` does not apply to session windows");
                     }
-                    (None, None, Some(s)) => s.gap,
+                    (None, None, Some(s), None) => s.gap,
+                    (None, None, None, Some(0)) => return err("window", "`count` must be at least 1"),
+                    (None, None, None, Some(_))
+                        if !w.offset.is_zero() || !w.allowed_lateness.is_zero() || w.late_output.is_some() =>
+                    {
+                        return err(
+                            "window",
+                            "count windows ignore time: no `offset`, `allowed_lateness` or `late_output`",
+                        );
+                    }
+                    (None, None, None, Some(_)) => std::time::Duration::from_millis(1),
                     _ => {
                         return err(
                             "window",
-                            "set exactly one of `tumbling: SIZE`, `sliding: {size, slide}` or `session: {gap}`",
+                            "set exactly one of `tumbling: SIZE`, `sliding: {size, slide}`, `session: {gap}` or `count: N`",
                         );
                     }
                 };
