@@ -107,3 +107,54 @@ fn count_windows_fire_every_n_records_and_never_when_incomplete() {
         assert_eq!(out, lines_of("window-count", "expected.jsonl"), "{backend:?}");
     }
 }
+
+/// Loads an example, with punctuated watermarks and no pacing so its
+/// results do not depend on timing, its output going to `out`.
+fn deterministic_example(file: &str, out: &std::path::Path) -> weir_spec::JobSpec {
+    let mut spec = weir_spec::JobSpec::load(&weir_tests::repo().join("examples/sensor-averages").join(file)).unwrap();
+    for s in &mut spec.sources {
+        s.watermark.punctuated = true;
+        s.rate = None;
+    }
+    for sink in &mut spec.sinks {
+        sink.kind = weir_spec::SinkKind::File;
+        sink.path = Some(out.join("out.jsonl"));
+    }
+    spec
+}
+
+#[test]
+fn the_window_form_of_the_example_gives_the_plugins_averages() {
+    let engine = weir_wasm::PluginEngine::new().unwrap();
+    let (plugin_out, window_out) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    run_job(&deterministic_example("job.yaml", plugin_out.path()), &JobOptions::default(), &engine).unwrap();
+    run_job(&deterministic_example("window.yaml", window_out.path()), &JobOptions::default(), &engine).unwrap();
+    let parse = |dir: &std::path::Path| -> Vec<serde_json::Value> {
+        read_lines(dir, "out").iter().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    let (by_plugin, by_window) = (parse(plugin_out.path()), parse(window_out.path()));
+    assert_eq!(by_plugin.len(), 120);
+    let mut from_plugin: Vec<(String, i64, String)> = by_plugin
+        .iter()
+        .map(|v| {
+            (
+                v["id"].as_str().unwrap().to_string(),
+                v["window_end"].as_i64().unwrap(),
+                format!("{:.6}", v["avg_c"].as_f64().unwrap()),
+            )
+        })
+        .collect();
+    let mut from_window: Vec<(String, i64, String)> = by_window
+        .iter()
+        .map(|v| {
+            (
+                v["key"].as_str().unwrap().to_string(),
+                v["window_end"].as_i64().unwrap(),
+                format!("{:.6}", v["avg"].as_f64().unwrap()),
+            )
+        })
+        .collect();
+    from_plugin.sort();
+    from_window.sort();
+    assert_eq!(from_window, from_plugin);
+}
