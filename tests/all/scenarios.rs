@@ -158,3 +158,21 @@ fn the_window_form_of_the_example_gives_the_plugins_averages() {
     from_window.sort();
     assert_eq!(from_window, from_plugin);
 }
+
+#[test]
+fn the_click_sessions_example_finds_every_burst() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = weir_tests::repo().join("examples/click-sessions");
+    let mut spec = weir_spec::JobSpec::load(&dir.join("job.yaml")).unwrap();
+    spec.sinks[0].kind = weir_spec::SinkKind::File;
+    spec.sinks[0].path = Some(out.path().join("out.jsonl"));
+    run_job(&spec, &JobOptions::default(), &weir_wasm::PluginEngine::new().unwrap()).unwrap();
+    let lines = read_lines(out.path(), "out");
+    // The clicks come in 3 bursts per user, over 35 s apart, clicks within a
+    // burst at most 4 s apart: 12 sessions holding every click.
+    let sessions: Vec<serde_json::Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(sessions.len(), 12);
+    let clicks = std::fs::read_to_string(dir.join("clicks.jsonl")).unwrap().lines().count() as u64;
+    assert_eq!(sessions.iter().map(|s| s["count"].as_u64().unwrap()).sum::<u64>(), clicks);
+    assert_eq!(lines, std::fs::read_to_string(dir.join("expected.jsonl")).unwrap().lines().collect::<Vec<_>>());
+}
