@@ -88,7 +88,7 @@ impl Coordinator {
     pub fn tick(&mut self, now: Instant) -> Tick {
         if let Some(p) = &self.pending {
             if now.duration_since(p.started) >= self.config.timeout {
-                return self.abort_at(now).map(Tick::Abort).unwrap_or(Tick::Idle);
+                return self.end_pending(false, now).map(Tick::Abort).unwrap_or(Tick::Idle);
             }
             return Tick::Idle;
         }
@@ -118,31 +118,24 @@ impl Coordinator {
     /// may start after the interval and the minimum pause. Returns whether
     /// `id` was the one in progress.
     pub fn finish(&mut self, id: u64, stored: bool, now: Instant) -> bool {
-        let Some(p) = self.pending.as_ref().filter(|p| p.id == id) else { return false };
-        let next_by_interval = p.started + self.config.interval;
-        self.pending = None;
-        if stored {
-            self.completed += 1;
-        } else {
-            self.aborted += 1;
-        }
-        self.next_start = next_by_interval.max(now + self.config.min_pause);
-        true
+        self.pending.as_ref().is_some_and(|p| p.id == id) && self.end_pending(stored, now).is_some()
     }
 
     /// A task could not take part in checkpoint `id` (it failed to snapshot):
     /// the checkpoint is aborted. Returns whether it was in progress.
     pub fn decline(&mut self, id: u64, now: Instant) -> bool {
-        if self.pending.as_ref().is_some_and(|p| p.id == id) {
-            self.abort_at(now);
-            return true;
-        }
-        false
+        self.pending.as_ref().is_some_and(|p| p.id == id) && self.end_pending(false, now).is_some()
     }
 
-    fn abort_at(&mut self, now: Instant) -> Option<u64> {
+    /// Ends the checkpoint in progress, completed or aborted: the next may
+    /// start one interval after it started, and no sooner than the minimum
+    /// pause after now. Returns its id.
+    fn end_pending(&mut self, completed: bool, now: Instant) -> Option<u64> {
         let p = self.pending.take()?;
-        self.aborted += 1;
+        match completed {
+            true => self.completed += 1,
+            false => self.aborted += 1,
+        }
         self.next_start = (p.started + self.config.interval).max(now + self.config.min_pause);
         Some(p.id)
     }

@@ -348,10 +348,7 @@ impl Run {
             match rx.recv_timeout(TICK) {
                 Ok(CoordMsg::Ack { task, id, part }) => {
                     if self.coordinator.in_progress().is_some_and(|(p, _)| p == id) {
-                        self.parts.insert(task, Arc::new(part));
-                        if let Ack::Complete(id) = self.coordinator.ack(id, task) {
-                            self.complete(id)?;
-                        }
+                        self.accept(id, task, Arc::new(part))?;
                     }
                 }
                 Ok(CoordMsg::Finished { task, part }) => {
@@ -360,10 +357,7 @@ impl Run {
                     if let Some((id, _)) = self.coordinator.in_progress()
                         && !self.parts.contains_key(&task)
                     {
-                        self.parts.insert(task, part);
-                        if let Ack::Complete(id) = self.coordinator.ack(id, task) {
-                            self.complete(id)?;
-                        }
+                        self.accept(id, task, part)?;
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -379,12 +373,18 @@ impl Run {
         self.trigger.store(id, Ordering::Release);
         let finished: Vec<(usize, Arc<TaskPart>)> = self.finished.iter().map(|(t, p)| (*t, p.clone())).collect();
         for (task, part) in finished {
-            self.parts.insert(task, part);
-            if let Ack::Complete(id) = self.coordinator.ack(id, task) {
-                self.complete(id)?;
-            }
+            self.accept(id, task, part)?;
         }
         Ok(())
+    }
+
+    /// Task `task`'s part of checkpoint `id`; completes it when it was the last.
+    fn accept(&mut self, id: u64, task: usize, part: Arc<TaskPart>) -> Result<()> {
+        self.parts.insert(task, part);
+        match self.coordinator.ack(id, task) {
+            Ack::Complete(id) => self.complete(id),
+            Ack::Waiting(_) | Ack::Ignored => Ok(()),
+        }
     }
 
     /// Every task has acknowledged `id`: store it, then commit its sinks.
@@ -395,8 +395,7 @@ impl Run {
         self.coordinator.finish(id, stored.is_ok(), Instant::now());
         match stored {
             Ok(manifest) => {
-                commit_all(manifest.tasks.iter().flat_map(|t| &t.sinks))?;
-                self.record(&manifest);
+                self.commit(&manifest)?;
                 self.final_stored = manifest.tasks.iter().all(|t| t.finished);
                 tracing::info!(
                     checkpoint = id,
@@ -406,7 +405,6 @@ impl Run {
                     incremental_bytes = manifest.incremental_bytes,
                     "checkpoint completed"
                 );
-                self.prune();
             }
             Err(e) => {
                 self.job.metrics.aborted.get_or_create(&self.labels()).inc();
@@ -424,9 +422,16 @@ impl Run {
         let id = self.last_id + 1;
         let parts = std::mem::take(&mut self.finished);
         let manifest = self.write(id, &parts, Duration::ZERO).map_err(RuntimeError::Setup)?;
-        commit_all(manifest.tasks.iter().flat_map(|t| &t.sinks))?;
-        self.record(&manifest);
+        self.commit(&manifest)?;
         tracing::info!(checkpoint = id, bytes = manifest.bytes, "final checkpoint completed");
+        Ok(())
+    }
+
+    /// A stored checkpoint: commit its sinks' parts, record it in the
+    /// metrics, delete what retention lets go.
+    fn commit(&self, manifest: &Manifest) -> Result<()> {
+        commit_all(manifest.tasks.iter().flat_map(|t| &t.sinks))?;
+        self.record(manifest);
         self.prune();
         Ok(())
     }

@@ -1,5 +1,6 @@
-//! Host-native event-time windows (tumbling and sliding) computing a
-//! built-in aggregate, with Flink's rules:
+//! Host-native windows (tumbling, sliding and session windows in event
+//! time, and count windows) computing a built-in aggregate, with Flink's
+//! rules:
 //!
 //! - windows are half-open `[start, end)`, `start = ts - floor_mod(ts - offset, slide)`;
 //! - a window fires when the watermark reaches `end - 1`;
@@ -236,7 +237,6 @@ impl WindowOperator {
         weir_types::key_group(key, self.max_parallelism)
     }
 
-    /// The result record of `key`'s window at `start`.
     /// The aggregate's result field: its name and JSON value.
     fn result_field(&self, acc: &Acc) -> (&'static str, serde_json::Value) {
         match &self.aggregate {
@@ -286,6 +286,39 @@ impl WindowOperator {
         Ok(acc)
     }
 
+    /// Adds a record to `key`'s tumbling or sliding windows that are not
+    /// gone: a window that fired already is updated and fires again at once;
+    /// the others gather in `pending`, one state update per batch. Returns
+    /// `false` when every window of the record is gone (it is late).
+    fn add_to_windows<'k>(
+        &mut self,
+        key: &'k [u8],
+        ts: Timestamp,
+        value: &[u8],
+        pending: &mut FxHashMap<(&'k [u8], Timestamp), Acc>,
+        out: &mut RecordBatch,
+    ) -> Result<bool> {
+        let size = self.assigner.size;
+        let alive: Vec<Timestamp> =
+            self.assigner.starts(ts).filter(|start| start + size - 1 + self.lateness > self.watermark).collect();
+        if alive.is_empty() {
+            return Ok(false);
+        }
+        let value = self.value_of(value)?;
+        for start in alive.into_iter().rev() {
+            let end = start + size;
+            if end - 1 <= self.watermark {
+                // Fired already (or born late): update and fire again, with
+                // everything, for this very record.
+                let acc = self.add_to_state(key, start, end, &Acc::one(value))?;
+                self.emit(out, key, start, end, &acc);
+            } else {
+                pending.entry((key, start)).or_insert(Acc::EMPTY).add(value);
+            }
+        }
+        Ok(true)
+    }
+
     /// Adds a record to `key`'s count window; when it holds `n` records it
     /// fires and starts over. The stored "end" is the window's last record
     /// time, the result's timestamp.
@@ -301,7 +334,7 @@ impl WindowOperator {
         let fail = |e| RuntimeError::task(&self.task, e);
         let stored = self.backend.map_get(self.state, kg, key, &k).map_err(fail)?;
         let (mut acc, last) = stored.as_deref().and_then(Acc::decode).unwrap_or((Acc::EMPTY, ts));
-        acc.merge(&Acc::one(self.value_of(value)?));
+        acc.add(self.value_of(value)?);
         let last = last.max(ts);
         if acc.count < n {
             return self.backend.map_put(self.state, kg, key, &k, &acc.encode(last)).map_err(fail);
@@ -343,7 +376,7 @@ impl WindowOperator {
         if end - 1 + self.lateness <= self.watermark {
             return Ok(false);
         }
-        acc.merge(&Acc::one(self.value_of(value)?));
+        acc.add(self.value_of(value)?);
         for k in &merged {
             self.backend.map_remove(self.state, kg, key, k).map_err(fail)?;
         }
@@ -408,39 +441,14 @@ impl Node for WindowOperator {
                 self.add_to_count_window(key, r.timestamp, n, r.value, &mut out.main)?;
                 continue;
             }
-            if let Some(gap) = self.assigner.gap {
-                if !self.add_to_session(key, r.timestamp, gap, r.value, &mut out.main)? {
-                    match &self.late_output {
-                        Some(_) => late.push_ref(r),
-                        None => self.metrics.add_counter("late_records_dropped", 1),
-                    }
-                }
-                continue;
-            }
-            // Windows still open (not gone past their allowed lateness).
-            let alive: Vec<Timestamp> = self
-                .assigner
-                .starts(r.timestamp)
-                .filter(|start| start + self.assigner.size - 1 + self.lateness > self.watermark)
-                .collect();
-            if alive.is_empty() {
+            let accepted = match self.assigner.gap {
+                Some(gap) => self.add_to_session(key, r.timestamp, gap, r.value, &mut out.main)?,
+                None => self.add_to_windows(key, r.timestamp, r.value, &mut pending, &mut out.main)?,
+            };
+            if !accepted {
                 match &self.late_output {
                     Some(_) => late.push_ref(r),
                     None => self.metrics.add_counter("late_records_dropped", 1),
-                }
-                continue;
-            }
-            let value = self.value_of(r.value)?;
-            for start in alive.into_iter().rev() {
-                let end = start + self.assigner.size;
-                if end - 1 <= self.watermark {
-                    // Fired already (or born late): update and fire again,
-                    // with everything, for this very record.
-                    let acc = self.add_to_state(key, start, end, &Acc::one(value))?;
-                    self.emit(&mut out.main, key, start, end, &acc);
-                } else {
-                    // Fires later: gather the batch's records first.
-                    pending.entry((key, start)).or_insert(Acc::EMPTY).add(value);
                 }
             }
         }

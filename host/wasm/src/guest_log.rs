@@ -73,10 +73,20 @@ impl GuestLog {
         }
     }
 
-    /// Logs the buffered line, within the rate limit.
+    /// Logs the buffered line, within the rate limit, and empties it.
     fn emit(&self, inner: &mut Inner) {
-        let line = String::from_utf8_lossy(&inner.line).into_owned();
+        if self.within_rate(inner) {
+            let line = String::from_utf8_lossy(&inner.line);
+            match self.stream {
+                Stream::Stdout => tracing::info!(target: "weir::plugin", task = &*self.task, "{line}"),
+                Stream::Stderr => tracing::warn!(target: "weir::plugin", task = &*self.task, "{line}"),
+            }
+        }
         inner.line.clear();
+    }
+
+    /// Whether one more line may be logged this second (counting it).
+    fn within_rate(&self, inner: &mut Inner) -> bool {
         let now = Instant::now();
         if inner.window.is_none_or(|w| now.duration_since(w).as_secs() >= 1) {
             if inner.dropped > 0 {
@@ -88,13 +98,10 @@ impl GuestLog {
         }
         if inner.logged >= LINES_PER_SECOND {
             inner.dropped += 1;
-            return;
+            return false;
         }
         inner.logged += 1;
-        match self.stream {
-            Stream::Stdout => tracing::info!(target: "weir::plugin", task = &*self.task, "{line}"),
-            Stream::Stderr => tracing::warn!(target: "weir::plugin", task = &*self.task, "{line}"),
-        }
+        true
     }
 
     /// Forgets the stderr tail: a call starts.

@@ -3,7 +3,7 @@
 
 use rustc_hash::FxHashMap;
 use wasmtime::Store;
-use weir_state::{Items, KeyedStateBackend, StateKind};
+use weir_state::{Items, KeyedStateBackend, StateId, StateKind};
 use weir_types::RecordBatch;
 
 use crate::bindings::{Operator, OperatorPre};
@@ -233,10 +233,7 @@ impl OperatorInstance {
                     if !packed::pack_sorted_into(u.item_count, operand, &mut self.scratch)? {
                         self.scratch = packed::pack(&mut pairs(u.item_count, operand)?);
                     }
-                    match self.scratch.is_empty() {
-                        true => data.backend.clear(s.id, kg, key)?,
-                        false => data.backend.set_value(s.id, kg, key, &self.scratch)?,
-                    }
+                    store_packed(data, s.id, kg, key, &self.scratch)?;
                     continue;
                 }
                 // Clear starts a whole rewrite; other changes apply to the
@@ -383,10 +380,14 @@ fn pairs<'a>(count: u32, item: impl Fn(u32) -> Result<&'a [u8]>) -> Result<MapEn
 fn write_packed(data: &mut HostState, handle: u32, key: &[u8], mut entries: MapEntries) -> Result<()> {
     let id = data.states[handle as usize].id;
     let kg = weir_types::key_group(key, data.max_parallelism);
-    if entries.is_empty() {
-        data.backend.clear(id, kg, key)?;
-    } else {
-        data.backend.set_value(id, kg, key, &packed::pack(&mut entries))?;
+    store_packed(data, id, kg, key, &packed::pack(&mut entries))
+}
+
+/// Stores packed map bytes as the key's value, or clears it when empty.
+fn store_packed(data: &mut HostState, id: StateId, kg: u16, key: &[u8], bytes: &[u8]) -> Result<()> {
+    match bytes.is_empty() {
+        true => data.backend.clear(id, kg, key)?,
+        false => data.backend.set_value(id, kg, key, bytes)?,
     }
     Ok(())
 }
