@@ -6,7 +6,10 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 CARGO ?= cargo
 PLUGIN_DIR := $(CURDIR)/target/plugins
 WASM_OUT := $(CARGO_TARGET_DIR)/wasm32-wasip2/release
+# Operator plugins build together; each window-function plugin builds alone,
+# as each picks another world (feature) of the SDK.
 PLUGINS := celsius sensor-average trap-on state-probe hostile noop wrong-world future-version extra-import
+WINDOW_PLUGINS := average window-collect
 
 .PHONY: setup build plugins run test bench lint fmt clean
 
@@ -14,9 +17,10 @@ setup:
 	@./scripts/setup.sh
 
 plugins: setup
-	@$(CARGO) build --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml
+	@$(CARGO) build --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml --workspace $(WINDOW_PLUGINS:%=--exclude %)
+	@for p in $(WINDOW_PLUGINS); do $(CARGO) build --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml -p $$p || exit 1; done
 	@mkdir -p $(PLUGIN_DIR)
-	@for p in $(PLUGINS); do cp $(WASM_OUT)/$${p//-/_}.wasm $(PLUGIN_DIR)/$$p.wasm; done
+	@for p in $(PLUGINS) $(WINDOW_PLUGINS); do cp $(WASM_OUT)/$${p//-/_}.wasm $(PLUGIN_DIR)/$$p.wasm; done
 
 build: setup
 	@$(CARGO) build --release --workspace

@@ -48,14 +48,25 @@
 //! ([`Record::json`], [`Record::bin`], [`Context::emit_json`],
 //! [`Context::emit_encoded`], or [`Encoding`] chosen by config).
 
+#[cfg(feature = "aggregate")]
+mod aggregate;
 mod codec;
+#[cfg(feature = "operator")]
 mod context;
 mod error;
+#[cfg(feature = "process-window")]
+mod process_window;
 mod record;
+#[cfg(feature = "operator")]
 mod runner;
+#[cfg(feature = "operator")]
 mod state;
+#[cfg(feature = "operator")]
 mod table;
+#[cfg(any(feature = "aggregate", feature = "process-window"))]
+mod window;
 
+#[cfg(feature = "operator")]
 #[doc(hidden)]
 #[allow(clippy::too_many_arguments, reason = "generated lifting/lowering glue")]
 pub mod bindings {
@@ -69,16 +80,61 @@ pub mod bindings {
     });
 }
 
+#[cfg(feature = "aggregate")]
+#[doc(hidden)]
+#[allow(clippy::too_many_arguments, reason = "generated lifting/lowering glue")]
+pub mod aggregate_bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "weir:plugin/aggregator",
+        pub_export_macro: true,
+        export_macro_name: "__export_aggregator",
+        default_bindings_module: "weir_sdk::aggregate_bindings",
+        generate_all,
+    });
+}
+
+#[cfg(feature = "process-window")]
+#[doc(hidden)]
+#[allow(clippy::too_many_arguments, reason = "generated lifting/lowering glue")]
+pub mod process_window_bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "weir:plugin/window-processor",
+        pub_export_macro: true,
+        export_macro_name: "__export_window_processor",
+        default_bindings_module: "weir_sdk::process_window_bindings",
+        generate_all,
+    });
+}
+
+#[cfg(feature = "aggregate")]
+pub use aggregate::Aggregate;
+#[cfg(feature = "aggregate")]
+#[doc(hidden)]
+pub use aggregate::AggregateRunner;
+#[cfg(feature = "process-window")]
+#[doc(hidden)]
+pub use process_window::ProcessWindowRunner;
+#[cfg(feature = "operator")]
 pub use bindings::weir::plugin::types::TimeDomain;
 pub use codec::{Bin, Codec, Encoding, Json};
+#[cfg(feature = "operator")]
 pub use context::{Context, InitContext, LogLevel, Timer};
 pub use error::{Error, Result};
+#[cfg(feature = "process-window")]
+pub use process_window::{ProcessWindow, WindowOutput};
 pub use record::Record;
+#[cfg(feature = "operator")]
 pub use state::{ListState, MapState, ValueState};
+#[cfg(any(feature = "aggregate", feature = "process-window"))]
+pub use window::{Window, WindowInit};
 
+#[cfg(feature = "operator")]
 #[doc(hidden)]
 pub use runner::Runner;
 
+#[cfg(feature = "operator")]
 /// The lifecycle of an operator instance. One instance runs per parallel
 /// task; the host calls [`init`](Operator::init) once, then
 /// [`process`](Operator::process) for every record and
@@ -100,10 +156,36 @@ pub trait Operator: Sized + 'static {
 
 /// Exports an [`Operator`] type as the plugin's `weir:plugin/operator`
 /// implementation. Use once per plugin crate.
+#[cfg(feature = "operator")]
 #[macro_export]
 macro_rules! export_operator {
     ($operator:ty) => {
         type __WeirRunner = $crate::Runner<$operator>;
         $crate::bindings::__export_world!(__WeirRunner with_types_in $crate::bindings);
+    };
+}
+
+/// Exports an [`Aggregate`] type as the plugin's `weir:plugin/aggregator`
+/// implementation. Use once per plugin crate, with the SDK's `aggregate`
+/// feature (and without its default `operator` feature).
+#[cfg(feature = "aggregate")]
+#[macro_export]
+macro_rules! export_aggregate {
+    ($aggregate:ty) => {
+        type __WeirAggregateRunner = $crate::AggregateRunner<$aggregate>;
+        $crate::aggregate_bindings::__export_aggregator!(__WeirAggregateRunner with_types_in $crate::aggregate_bindings);
+    };
+}
+
+/// Exports a [`ProcessWindow`] type as the plugin's
+/// `weir:plugin/window-processor` implementation. Use once per plugin
+/// crate, with the SDK's `process-window` feature (and without its default
+/// `operator` feature).
+#[cfg(feature = "process-window")]
+#[macro_export]
+macro_rules! export_process_window {
+    ($function:ty) => {
+        type __WeirWindowRunner = $crate::ProcessWindowRunner<$function>;
+        $crate::process_window_bindings::__export_window_processor!(__WeirWindowRunner with_types_in $crate::process_window_bindings);
     };
 }

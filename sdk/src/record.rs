@@ -4,6 +4,7 @@
 use serde::Deserialize;
 
 use crate::Error;
+#[cfg(feature = "operator")]
 use crate::bindings::weir::plugin::types::RecordBatch;
 use crate::codec::{Bin, Codec, Json};
 
@@ -51,13 +52,20 @@ fn slice(data: &[u8], offset: u32, len: u32) -> Option<&[u8]> {
 
 /// Record `i` of a packed batch (`None` if the host sent a span outside the
 /// buffer).
+#[cfg(feature = "operator")]
 pub(crate) fn view(batch: &RecordBatch, i: usize) -> Option<Record<'_>> {
-    let s = batch.spans.get(i * 4..i * 4 + 4)?;
-    let key = if s[1] == NO_KEY { None } else { Some(slice(&batch.data, s[0], s[1])?) };
-    Some(Record { key, value: slice(&batch.data, s[2], s[3])?, timestamp: *batch.timestamps.get(i)? })
+    view_parts(&batch.data, &batch.spans, &batch.timestamps, i)
+}
+
+/// Record `i` of a packed batch given as its parts.
+pub(crate) fn view_parts<'a>(data: &'a [u8], spans: &[u32], timestamps: &[i64], i: usize) -> Option<Record<'a>> {
+    let s = spans.get(i * 4..i * 4 + 4)?;
+    let key = if s[1] == NO_KEY { None } else { Some(slice(data, s[0], s[1])?) };
+    Some(Record { key, value: slice(data, s[2], s[3])?, timestamp: *timestamps.get(i)? })
 }
 
 /// An output batch being built: one buffer, flat spans and timestamps.
+#[cfg(feature = "operator")]
 #[derive(Debug, Default)]
 pub(crate) struct BatchBuilder {
     data: Vec<u8>,
@@ -65,6 +73,7 @@ pub(crate) struct BatchBuilder {
     timestamps: Vec<i64>,
 }
 
+#[cfg(feature = "operator")]
 impl BatchBuilder {
     fn append(&mut self, bytes: &[u8]) -> (u32, u32) {
         let offset = self.data.len() as u32;

@@ -49,6 +49,19 @@ pub(crate) fn items_to_wit(items: Items) -> wit::Items {
     wit::Items { data: items.data, spans: items.spans.into_iter().flat_map(|(o, l)| [o, l]).collect() }
 }
 
+/// Items a guest returned, checked to lie inside their buffer.
+pub(crate) fn items_from_wit(items: wit::Items) -> Result<Items> {
+    let wit::Items { data, spans } = items;
+    if !spans.len().is_multiple_of(2) {
+        return Err(PluginError::Contract(format!("{} spans are not (offset, length) pairs", spans.len())));
+    }
+    let spans: Vec<(u32, u32)> = spans.chunks_exact(2).map(|s| (s[0], s[1])).collect();
+    if spans.iter().any(|&(o, l)| (o as usize).saturating_add(l as usize) > data.len()) {
+        return Err(PluginError::Contract("a returned item lies outside its buffer".into()));
+    }
+    Ok(Items { data, spans })
+}
+
 /// Checked access to the items a guest returned.
 pub(crate) struct ItemsView<'a>(pub(crate) &'a wit::Items);
 

@@ -2,7 +2,6 @@
 //! prefetch before and state application after.
 
 use rustc_hash::FxHashMap;
-use wasmtime::Store;
 use weir_state::{Items, KeyedStateBackend, StateId, StateKind};
 use weir_types::RecordBatch;
 
@@ -11,7 +10,8 @@ use crate::convert::{ItemsView, batch_to_wit, items_to_wit};
 use crate::host::{DeclaredState, HostState};
 use crate::packed;
 use crate::wit::{self, StateEntry, TimeContext, UpdateKind};
-use crate::{Grants, Limits, PluginError, Result, describe};
+use crate::sandbox::Sandbox;
+use crate::{Grants, Limits, PluginError, Result};
 
 /// `same-key` for an element without a key.
 const NO_KEY: u32 = u32::MAX;
@@ -33,10 +33,8 @@ pub struct InitArgs {
 
 /// A live operator instance of one task. It owns the task's keyed state.
 pub struct OperatorInstance {
-    store: Store<HostState>,
-    /// `None` only while instantiating.
-    bindings: Option<Operator>,
-    limits: Limits,
+    sandbox: Sandbox,
+    bindings: Operator,
     /// Declared handles whose content is sent with every call.
     prefetched: Vec<u32>,
     /// Reused buffer for packing maps.
@@ -52,38 +50,9 @@ impl OperatorInstance {
         limits: &Limits,
         grants: &Grants,
     ) -> Result<Self> {
-        let mut store = Store::new(pre.engine(), HostState::new(task, backend, max_parallelism, limits, grants)?);
-        store.limiter(|s| &mut s.limiter);
-        store.epoch_deadline_trap();
-        let mut instance = OperatorInstance {
-            store,
-            bindings: None,
-            limits: limits.clone(),
-            prefetched: Vec::new(),
-            scratch: Vec::new(),
-        };
-        instance.arm()?;
-        let result = pre.instantiate(&mut instance.store);
-        let bindings = instance.check("instantiate", result.map(Ok::<_, wit::OperatorError>))?;
-        Ok(OperatorInstance { bindings: Some(bindings), ..instance })
-    }
-
-    /// Sets the deadline (and fuel) for the next call.
-    fn arm(&mut self) -> Result<()> {
-        let ticks = self.limits.call_timeout.as_millis().div_ceil(crate::EPOCH_TICK.as_millis()).max(1) as u64;
-        self.store.set_epoch_deadline(ticks + 1);
-        self.store.data_mut().limiter.refused = None;
-        self.store.data().stderr.start_call();
-        match self.limits.fuel {
-            Some(fuel) => self.store.set_fuel(fuel).map_err(|_| {
-                PluginError::Engine("a fuel limit needs an engine with fuel metering (EngineOptions::fuel)".into())
-            }),
-            // Unmetered: an engine with metering still needs fuel to run.
-            None => {
-                let _ = self.store.set_fuel(u64::MAX);
-                Ok(())
-            }
-        }
+        let mut sandbox = Sandbox::new(pre.instance_pre(), task, backend, max_parallelism, limits, grants)?;
+        let bindings = sandbox.instantiate(|store| pre.instantiate(store))?;
+        Ok(OperatorInstance { sandbox, bindings, prefetched: Vec::new(), scratch: Vec::new() })
     }
 
     /// Calls `init` and registers the declared states in the backend.
@@ -95,11 +64,11 @@ impl OperatorInstance {
             parallelism: args.parallelism,
             attempt: args.attempt,
         };
-        self.arm()?;
-        let bindings = self.bindings.as_ref().expect("instantiated");
-        let result = bindings.call_init(&mut self.store, &ctx);
-        let info = self.check("init", result)?;
-        let data = self.store.data_mut();
+        self.sandbox.arm()?;
+        let bindings = &self.bindings;
+        let result = bindings.call_init(&mut self.sandbox.store, &ctx);
+        let info = self.sandbox.check("init", result)?;
+        let data = self.sandbox.store.data_mut();
         data.states.clear();
         self.prefetched.clear();
         for (handle, desc) in info.states.iter().enumerate() {
@@ -120,13 +89,13 @@ impl OperatorInstance {
 
     /// The task's keyed state.
     pub fn backend(&mut self) -> &mut dyn KeyedStateBackend {
-        self.store.data_mut().backend.as_mut()
+        self.sandbox.store.data_mut().backend.as_mut()
     }
 
     /// Every (key group, key, content) of a declared state, as the plugin
     /// sees it (packed maps unpacked).
     pub fn state_entries(&mut self, handle: u32) -> Result<Vec<(u16, Vec<u8>, weir_state::StateContent)>> {
-        let data = self.store.data_mut();
+        let data = self.sandbox.store.data_mut();
         let s = *data
             .states
             .get(handle as usize)
@@ -148,20 +117,20 @@ impl OperatorInstance {
     pub fn process(&mut self, records: RecordBatch, time: TimeContext) -> Result<wit::Effects> {
         let state = self.prefetch((0..records.len()).map(|i| records.key(i)))?;
         let batch = wit::Batch { records: batch_to_wit(records), state, time };
-        self.arm()?;
-        let bindings = self.bindings.as_ref().expect("instantiated");
-        let result = bindings.call_process(&mut self.store, &batch);
-        self.check("process", result)
+        self.sandbox.arm()?;
+        let bindings = &self.bindings;
+        let result = bindings.call_process(&mut self.sandbox.store, &batch);
+        self.sandbox.check("process", result)
     }
 
     /// Fires timers (in order).
     pub fn on_timer(&mut self, timers: Vec<wit::FiredTimer>, time: TimeContext) -> Result<wit::Effects> {
         let state = self.prefetch(timers.iter().map(|t| Some(t.key.as_slice())))?;
         let batch = wit::TimerBatch { timers, state, time };
-        self.arm()?;
-        let bindings = self.bindings.as_ref().expect("instantiated");
-        let result = bindings.call_on_timer(&mut self.store, &batch);
-        self.check("on-timer", result)
+        self.sandbox.arm()?;
+        let bindings = &self.bindings;
+        let result = bindings.call_on_timer(&mut self.sandbox.store, &batch);
+        self.sandbox.check("on-timer", result)
     }
 
     /// Reads every prefetched state for the distinct keys of a call into one
@@ -171,7 +140,7 @@ impl OperatorInstance {
         let mut entries = Vec::new();
         let mut same_key = Vec::new();
         if !self.prefetched.is_empty() {
-            let data = self.store.data_mut();
+            let data = self.sandbox.store.data_mut();
             same_key.reserve(keys.len());
             let mut first: FxHashMap<&[u8], u32> = FxHashMap::with_capacity_and_hasher(keys.len(), Default::default());
             for (index, key) in keys.enumerate() {
@@ -205,7 +174,7 @@ impl OperatorInstance {
 
     /// Applies a call's state updates to the backend.
     pub fn apply_state_updates(&mut self, updates: &wit::StateUpdates) -> Result<()> {
-        let data = self.store.data_mut();
+        let data = self.sandbox.store.data_mut();
         let items = ItemsView(&updates.items);
         // A packed map being rewritten whole: (handle, key, entries).
         let mut rewrite: Option<(u32, &[u8], MapEntries)> = None;
@@ -306,62 +275,6 @@ impl OperatorInstance {
             write_packed(data, h, k, entries)?;
         }
         Ok(())
-    }
-
-    fn check<T>(&self, call: &'static str, result: wasmtime::Result<Result<T, wit::OperatorError>>) -> Result<T> {
-        match result {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(PluginError::Operator { call, message: e.message }),
-            Err(e) => {
-                if let Some(refused) = self.store.data().limiter.refused.clone() {
-                    return Err(PluginError::Limit { call, message: refused });
-                }
-                match e.downcast_ref::<wasmtime::Trap>() {
-                    Some(wasmtime::Trap::Interrupt) => {
-                        let limit = humantime::format_duration(self.limits.call_timeout);
-                        return Err(PluginError::Limit {
-                            call,
-                            message: format!("call deadline of {limit} passed: the call was interrupted"),
-                        });
-                    }
-                    Some(wasmtime::Trap::OutOfFuel) => {
-                        let fuel = self.limits.fuel.unwrap_or_default();
-                        return Err(PluginError::Limit {
-                            call,
-                            message: format!("fuel limit of {fuel} per call used up"),
-                        });
-                    }
-                    _ => {}
-                }
-                let mut message = describe(&e);
-                if let Some(wasmtime::Trap::MemoryOutOfBounds) = e.downcast_ref::<wasmtime::Trap>() {
-                    // Rust and C keep their stack in linear memory: an overflow
-                    // runs off its start.
-                    message.push_str(" (a bug in the plugin, or its stack overflowed)");
-                }
-                let said = guest_stderr(&self.store.data().stderr.tail());
-                if !said.is_empty() {
-                    message.push_str(&format!(" (guest stderr: {said})"));
-                }
-                Err(PluginError::Trap { call, message })
-            }
-        }
-    }
-}
-
-/// The guest's stderr on one line, without Rust's backtrace hint, at most
-/// the last 2 KiB.
-fn guest_stderr(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let lines: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE"))
-        .collect();
-    let joined = lines.join(" ");
-    match joined.char_indices().rev().nth(2048) {
-        Some((i, _)) => format!("…{}", &joined[i..]),
-        None => joined,
     }
 }
 

@@ -24,6 +24,8 @@ mod host;
 mod instance;
 mod limits;
 mod packed;
+mod sandbox;
+mod window_fn;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,6 +37,7 @@ pub use convert::{batch_from_wit, batch_to_wit};
 pub use host::HostState;
 pub use instance::{InitArgs, OperatorInstance};
 pub use limits::{DirGrant, Grants, Limits};
+pub use window_fn::{AggregatorInstance, WindowProcessorInstance};
 
 /// Bindings generated from `wit/operator.wit`.
 #[allow(missing_docs)]
@@ -46,7 +49,79 @@ pub mod bindings {
     });
 }
 
+/// Bindings of the `aggregator` world (types shared with [`bindings`]).
+#[allow(missing_docs)]
+pub mod aggregator_bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "weir:plugin/aggregator",
+        imports: { default: trappable },
+        with: {
+            "weir:plugin/types": crate::bindings::weir::plugin::types,
+            "weir:plugin/logging": crate::bindings::weir::plugin::logging,
+        },
+    });
+}
+
+/// Bindings of the `window-processor` world (types shared with [`bindings`]).
+#[allow(missing_docs)]
+pub mod window_processor_bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "weir:plugin/window-processor",
+        imports: { default: trappable },
+        with: {
+            "weir:plugin/types": crate::bindings::weir::plugin::types,
+            "weir:plugin/logging": crate::bindings::weir::plugin::logging,
+            "weir:plugin/windows": crate::aggregator_bindings::weir::plugin::windows,
+        },
+    });
+}
+
+pub use aggregator_bindings::weir::plugin::windows as wit_windows;
 pub use bindings::weir::plugin::types as wit;
+
+/// The `weir:plugin` world a component implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum World {
+    /// Records and timers in, outputs and state changes out.
+    Operator,
+    /// An incremental window function (accumulators).
+    Aggregator,
+    /// A window function over all of a window's records.
+    WindowProcessor,
+}
+
+impl World {
+    /// The world's name in `weir:plugin`.
+    pub fn name(self) -> &'static str {
+        match self {
+            World::Operator => "operator",
+            World::Aggregator => "aggregator",
+            World::WindowProcessor => "window-processor",
+        }
+    }
+
+    /// The world a component's exports are meant for (an operator when
+    /// nothing fits, so that errors name what an operator lacks).
+    fn of(engine: &Engine, component: &Component) -> World {
+        let exports: Vec<String> = component.component_type().exports(engine).map(|(n, _)| n.to_string()).collect();
+        let has = |name: &str| exports.iter().any(|e| e == name);
+        if has("create-accumulator") {
+            World::Aggregator
+        } else if has("process") && !has("on-timer") {
+            World::WindowProcessor
+        } else {
+            World::Operator
+        }
+    }
+}
+
+impl std::fmt::Display for World {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "weir:plugin/{}@{PLUGIN_API_VERSION}", self.name())
+    }
+}
 
 /// Errors loading or calling a plugin.
 #[derive(Debug, thiserror::Error)]
@@ -67,11 +142,13 @@ pub enum PluginError {
         /// The validator's message.
         message: String,
     },
-    /// A component, but not for the `weir:plugin/operator` world.
-    #[error("{what} does not implement the weir:plugin/operator@0.1.0 world: {message}")]
+    /// A component, but not for the `weir:plugin` world it is meant for.
+    #[error("{what} does not implement the {world} world: {message}")]
     WrongWorld {
         /// The plugin's path or name.
         what: String,
+        /// The world it was checked against.
+        world: World,
         /// What is missing or mistyped.
         message: String,
     },
@@ -121,8 +198,8 @@ const HOST_INTERFACES: [&str; 3] = ["types", "state", "logging"];
 
 /// Refuses a component that imports what this host does not provide: another
 /// `weir:plugin` version, an interface no host has, or anything but WASI.
-fn check_imports(engine: &Engine, component: &Component, what: &str) -> Result<()> {
-    let wrong = |message: String| PluginError::WrongWorld { what: what.to_string(), message };
+fn check_imports(engine: &Engine, component: &Component, what: &str, world: World) -> Result<()> {
+    let wrong = |message: String| PluginError::WrongWorld { what: what.to_string(), world, message };
     for (name, _) in component.component_type().imports(engine) {
         if let Some(rest) = name.strip_prefix("weir:plugin/") {
             let (interface, version) = rest.split_once('@').unwrap_or((rest, "(none)"));
@@ -259,21 +336,32 @@ impl PluginEngine {
                 component
             }
         };
-        check_imports(&self.engine, &component, what)?;
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| PluginError::WrongWorld { what: what.to_string(), message: describe(&e) })?;
-        let pre = bindings::OperatorPre::new(pre)
-            .map_err(|e| PluginError::WrongWorld { what: what.to_string(), message: describe(&e) })?;
+        let world = World::of(&self.engine, &component);
+        check_imports(&self.engine, &component, what, world)?;
+        let wrong = |e: wasmtime::Error| PluginError::WrongWorld { what: what.to_string(), world, message: describe(&e) };
+        let pre = self.linker.instantiate_pre(&component).map_err(wrong)?;
+        let pre = match world {
+            World::Operator => Pre::Operator(bindings::OperatorPre::new(pre).map_err(wrong)?),
+            World::Aggregator => Pre::Aggregator(aggregator_bindings::AggregatorPre::new(pre).map_err(wrong)?),
+            World::WindowProcessor => {
+                Pre::WindowProcessor(window_processor_bindings::WindowProcessorPre::new(pre).map_err(wrong)?)
+            }
+        };
         Ok(Plugin { pre, name: what.to_string(), digest })
     }
+}
+
+#[derive(Clone)]
+enum Pre {
+    Operator(bindings::OperatorPre<HostState>),
+    Aggregator(aggregator_bindings::AggregatorPre<HostState>),
+    WindowProcessor(window_processor_bindings::WindowProcessorPre<HostState>),
 }
 
 /// A compiled, validated and pre-linked plugin.
 #[derive(Clone)]
 pub struct Plugin {
-    pre: bindings::OperatorPre<HostState>,
+    pre: Pre,
     name: String,
     digest: String,
 }
@@ -282,6 +370,24 @@ impl Plugin {
     /// The plugin's path or name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The world the plugin implements.
+    pub fn world(&self) -> World {
+        match self.pre {
+            Pre::Operator(_) => World::Operator,
+            Pre::Aggregator(_) => World::Aggregator,
+            Pre::WindowProcessor(_) => World::WindowProcessor,
+        }
+    }
+
+    /// The error for using this plugin as a `wanted` one.
+    fn not_a(&self, wanted: World) -> PluginError {
+        PluginError::WrongWorld {
+            what: self.name.clone(),
+            world: wanted,
+            message: format!("it implements {}", self.world()),
+        }
     }
 
     /// The hex SHA-256 of the component's bytes.
@@ -308,6 +414,30 @@ impl Plugin {
         limits: &Limits,
         grants: &Grants,
     ) -> Result<OperatorInstance> {
-        OperatorInstance::new(&self.pre, task, backend, max_parallelism, limits, grants)
+        match &self.pre {
+            Pre::Operator(pre) => OperatorInstance::new(pre, task, backend, max_parallelism, limits, grants),
+            _ => Err(self.not_a(World::Operator)),
+        }
+    }
+
+    /// A new instance of an aggregator plugin for one task.
+    pub fn instantiate_aggregator(&self, task: &str, limits: &Limits, grants: &Grants) -> Result<AggregatorInstance> {
+        match &self.pre {
+            Pre::Aggregator(pre) => AggregatorInstance::new(pre, task, limits, grants),
+            _ => Err(self.not_a(World::Aggregator)),
+        }
+    }
+
+    /// A new instance of a window-processor plugin for one task.
+    pub fn instantiate_window_processor(
+        &self,
+        task: &str,
+        limits: &Limits,
+        grants: &Grants,
+    ) -> Result<WindowProcessorInstance> {
+        match &self.pre {
+            Pre::WindowProcessor(pre) => WindowProcessorInstance::new(pre, task, limits, grants),
+            _ => Err(self.not_a(World::WindowProcessor)),
+        }
     }
 }

@@ -1,0 +1,118 @@
+//! What every plugin instance has, whatever its world: a store with its
+//! limits, calls armed with a deadline and fuel, and failures turned into
+//! [`PluginError`]s that say what went wrong.
+
+use wasmtime::Store;
+use wasmtime::component::InstancePre;
+use weir_state::KeyedStateBackend;
+
+use crate::host::HostState;
+use crate::{Grants, Limits, PluginError, Result, describe, wit};
+
+/// A plugin instance's store and limits.
+pub(crate) struct Sandbox {
+    pub(crate) store: Store<HostState>,
+    limits: Limits,
+}
+
+impl Sandbox {
+    /// A store for one task, limited and with a deadline per call.
+    pub(crate) fn new(
+        pre: &InstancePre<HostState>,
+        task: &str,
+        backend: Box<dyn KeyedStateBackend>,
+        max_parallelism: u32,
+        limits: &Limits,
+        grants: &Grants,
+    ) -> Result<Self> {
+        let mut store = Store::new(pre.engine(), HostState::new(task, backend, max_parallelism, limits, grants)?);
+        store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_trap();
+        Ok(Sandbox { store, limits: limits.clone() })
+    }
+
+    /// Instantiates the component in this store.
+    pub(crate) fn instantiate<T>(
+        &mut self,
+        instantiate: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<T>,
+    ) -> Result<T> {
+        self.arm()?;
+        let result = instantiate(&mut self.store);
+        self.check("instantiate", result.map(Ok::<_, wit::OperatorError>))
+    }
+
+    /// Sets the deadline (and fuel) for the next call.
+    pub(crate) fn arm(&mut self) -> Result<()> {
+        let ticks = self.limits.call_timeout.as_millis().div_ceil(crate::EPOCH_TICK.as_millis()).max(1) as u64;
+        self.store.set_epoch_deadline(ticks + 1);
+        self.store.data_mut().limiter.refused = None;
+        self.store.data().stderr.start_call();
+        match self.limits.fuel {
+            Some(fuel) => self.store.set_fuel(fuel).map_err(|_| {
+                PluginError::Engine("a fuel limit needs an engine with fuel metering (EngineOptions::fuel)".into())
+            }),
+            // Unmetered: an engine with metering still needs fuel to run.
+            None => {
+                let _ = self.store.set_fuel(u64::MAX);
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) fn check<T>(&self, call: &'static str, result: wasmtime::Result<Result<T, wit::OperatorError>>) -> Result<T> {
+        match result {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(PluginError::Operator { call, message: e.message }),
+            Err(e) => {
+                if let Some(refused) = self.store.data().limiter.refused.clone() {
+                    return Err(PluginError::Limit { call, message: refused });
+                }
+                match e.downcast_ref::<wasmtime::Trap>() {
+                    Some(wasmtime::Trap::Interrupt) => {
+                        let limit = humantime::format_duration(self.limits.call_timeout);
+                        return Err(PluginError::Limit {
+                            call,
+                            message: format!("call deadline of {limit} passed: the call was interrupted"),
+                        });
+                    }
+                    Some(wasmtime::Trap::OutOfFuel) => {
+                        let fuel = self.limits.fuel.unwrap_or_default();
+                        return Err(PluginError::Limit {
+                            call,
+                            message: format!("fuel limit of {fuel} per call used up"),
+                        });
+                    }
+                    _ => {}
+                }
+                let mut message = describe(&e);
+                if let Some(wasmtime::Trap::MemoryOutOfBounds) = e.downcast_ref::<wasmtime::Trap>() {
+                    // Rust and C keep their stack in linear memory: an overflow
+                    // runs off its start.
+                    message.push_str(" (a bug in the plugin, or its stack overflowed)");
+                }
+                let said = guest_stderr(&self.store.data().stderr.tail());
+                if !said.is_empty() {
+                    message.push_str(&format!(" (guest stderr: {said})"));
+                }
+                Err(PluginError::Trap { call, message })
+            }
+        }
+    }
+}
+
+/// The guest's stderr on one line, without Rust's backtrace hint, at most
+/// the last 2 KiB.
+fn guest_stderr(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE"))
+        .collect();
+    let joined = lines.join(" ");
+    match joined.char_indices().rev().nth(2048) {
+        Some((i, _)) => format!("…{}", &joined[i..]),
+        None => joined,
+    }
+}
+
