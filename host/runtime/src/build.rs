@@ -5,17 +5,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use weir_spec::{JobSpec, OperatorSpec};
-use weir_state::{KeyedStateBackend, MemoryBackend};
+use weir_state::{KeyedStateBackend, MemoryBackend, StateKind};
 use weir_state_rocksdb::RocksDbBackend;
 use weir_types::{TaskInfo, Timestamp};
-use weir_wasm::{InitArgs, Plugin};
+use weir_wasm::{InitArgs, Plugin, World};
 
 use crate::checkpointing::{Restore, RestoredState};
 use crate::error::{Result, RuntimeError};
 use crate::metrics::NodeMetrics;
 use crate::node::Node;
 use crate::operator::WasmOperator;
-use crate::window::WindowOperator;
+use crate::window::{RECORDS_STATE, WINDOW_STATE, WindowFunction, WindowOperator, WindowSetup};
 
 pub(crate) enum StateRoot {
     Memory,
@@ -160,30 +160,7 @@ pub(crate) fn operator_node(
         weir_state::snapshot::restore_snapshot(backend, &bytes, |kg| groups.contains(&kg))
             .map_err(|e| RuntimeError::task(task, format!("cannot restore state: {e}")))
     };
-    if let (Some(window), Some(aggregate)) = (&o.window, &o.aggregate) {
-        let mut backend = opened.backend;
-        backend
-            .register(crate::window::WINDOW_STATE, weir_state::StateKind::Map)
-            .map_err(|e| RuntimeError::task(task, e))?;
-        restore_logical(backend.as_mut())?;
-        let mut op = WindowOperator::new(
-            task.clone(),
-            backend,
-            window,
-            aggregate,
-            spec.max_parallelism,
-            spec.batch_size,
-            cx.metrics.clone(),
-            restored_watermark.unwrap_or(weir_types::MIN_WATERMARK),
-        )?;
-        op.checkpoint_scratch = opened.scratch;
-        return Ok((Box::new(op), restored_watermark));
-    }
-    let plugin = plugin.ok_or_else(|| RuntimeError::Setup(format!("operator `{}` has no plugin", o.id)))?;
     let limits = operator_limits(o);
-    let mut instance = plugin
-        .instantiate_with(&task.to_string(), opened.backend, spec.max_parallelism, &limits, &operator_grants(o))
-        .map_err(|e| RuntimeError::plugin(task, e))?;
     let config = o.config.as_ref().map(|c| c.to_string()).unwrap_or_else(|| "null".to_string());
     let args = InitArgs {
         node_id: o.id.clone(),
@@ -192,6 +169,30 @@ pub(crate) fn operator_node(
         parallelism: task.parallelism,
         attempt: cx.attempt,
     };
+    if let Some(window) = &o.window {
+        let function = window_function(o, plugin, task, &limits, &args)?;
+        let mut backend = opened.backend;
+        backend.register(WINDOW_STATE, StateKind::Map).map_err(|e| RuntimeError::task(task, e))?;
+        if function.buffers_records() {
+            backend.register(RECORDS_STATE, StateKind::Map).map_err(|e| RuntimeError::task(task, e))?;
+        }
+        restore_logical(backend.as_mut())?;
+        let setup = WindowSetup {
+            window,
+            function,
+            on_error: o.on_error,
+            max_parallelism: spec.max_parallelism,
+            batch_size: spec.batch_size,
+            watermark: restored_watermark.unwrap_or(weir_types::MIN_WATERMARK),
+        };
+        let mut op = WindowOperator::new(task.clone(), backend, setup, cx.metrics.clone())?;
+        op.checkpoint_scratch = opened.scratch;
+        return Ok((Box::new(op), restored_watermark));
+    }
+    let plugin = plugin.ok_or_else(|| RuntimeError::Setup(format!("operator `{}` has no plugin", o.id)))?;
+    let mut instance = plugin
+        .instantiate_with(&task.to_string(), opened.backend, spec.max_parallelism, &limits, &operator_grants(o))
+        .map_err(|e| RuntimeError::plugin(task, e))?;
     instance.init(&args).map_err(|e| RuntimeError::plugin(task, e))?;
     restore_logical(instance.backend())?;
     let mut op = WasmOperator::new(task.clone(), instance, spec.max_parallelism, spec.batch_size, cx.metrics.clone())?;
@@ -202,4 +203,47 @@ pub(crate) fn operator_node(
         op.restore_watermark(w);
     }
     Ok((Box::new(op), restored_watermark))
+}
+
+/// What window operator `o` computes: its built-in aggregate, or its
+/// plugin (an aggregator or a window processor), instantiated and
+/// initialized.
+fn window_function(
+    o: &OperatorSpec,
+    plugin: Option<&Plugin>,
+    task: &TaskInfo,
+    limits: &weir_wasm::Limits,
+    args: &InitArgs,
+) -> Result<WindowFunction> {
+    if let Some(aggregate) = &o.aggregate {
+        return Ok(WindowFunction::Builtin(aggregate.clone()));
+    }
+    let plugin = plugin.ok_or_else(|| RuntimeError::Setup(format!("window `{}` has no plugin", o.id)))?;
+    let (name, grants) = (task.to_string(), operator_grants(o));
+    let function = match plugin.world() {
+        World::Aggregator => {
+            let mut instance =
+                plugin.instantiate_aggregator(&name, limits, &grants).map_err(|e| RuntimeError::plugin(task, e))?;
+            instance.init(args).map_err(|e| RuntimeError::plugin(task, e))?;
+            WindowFunction::Aggregator(Box::new(instance))
+        }
+        World::WindowProcessor => {
+            let mut instance = plugin
+                .instantiate_window_processor(&name, limits, &grants)
+                .map_err(|e| RuntimeError::plugin(task, e))?;
+            instance.init(args).map_err(|e| RuntimeError::plugin(task, e))?;
+            WindowFunction::Process(Box::new(instance))
+        }
+        World::Operator => {
+            return Err(RuntimeError::Setup(format!(
+                "operator `{}`: the plugin of a window must implement {} or {}, and {} implements {}",
+                o.id,
+                World::Aggregator,
+                World::WindowProcessor,
+                plugin.name(),
+                World::Operator
+            )));
+        }
+    };
+    Ok(function)
 }

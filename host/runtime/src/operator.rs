@@ -207,7 +207,9 @@ impl WasmOperator {
                 ),
             });
         }
-        let dead_letters = self.handle_errors(&errors, what, input)?;
+        let errors: Vec<(u32, String)> = errors.into_iter().map(|e| (e.index, e.message)).collect();
+        let dead_letters =
+            handle_record_errors(&self.task, self.on_error, &self.metrics, "plugin", &errors, what, input)?;
         self.instance.apply_state_updates(&state_updates).map_err(|e| RuntimeError::plugin(&self.task, e))?;
         for t in timer_updates {
             let domain = match t.domain {
@@ -240,53 +242,56 @@ impl WasmOperator {
         self.metrics.records_out.inc_by(main.len() as u64);
         Ok(Emitted { main, side })
     }
+}
 
-    /// Records the plugin returned an error for, by `on_error`: fail the
-    /// task, or count them (and, for dead letters, return them with their
-    /// errors as JSON records).
-    fn handle_errors(
-        &mut self,
-        errors: &[wit::RecordError],
-        what: &str,
-        input: Option<&RecordBatch>,
-    ) -> Result<Option<RecordBatch>> {
-        let Some(first) = errors.first() else { return Ok(None) };
-        if self.on_error == OnError::Fail {
-            return Err(RuntimeError::Task {
-                task: self.task.to_string(),
-                message: format!("plugin failed on {what} #{} of its batch: {}", first.index, first.message),
-            });
-        }
-        self.metrics.add_counter("records_failed", errors.len() as u64);
-        tracing::warn!(
-            failed = errors.len(),
-            first = %first.message,
-            policy = ?self.on_error,
-            "the plugin returned errors for some {what}s"
-        );
-        let Some(input) = input.filter(|_| self.on_error == OnError::DeadLetter) else { return Ok(None) };
-        let mut dead = RecordBatch::new();
-        for e in errors {
-            if e.index as usize >= input.len() {
-                continue;
-            }
-            let r = input.get(e.index as usize);
-            let mut letter = serde_json::json!({
-                "node": &*self.task.node,
-                "error": e.message,
-                "timestamp": r.timestamp,
-                "key": r.key.map(|k| String::from_utf8_lossy(k).into_owned()),
-            });
-            if what == "record" {
-                letter["value"] = match std::str::from_utf8(r.value) {
-                    Ok(text) => serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.into())),
-                    Err(_) => serde_json::Value::String(String::from_utf8_lossy(r.value).into_owned()),
-                };
-            } else {
-                letter["timer"] = serde_json::Value::Bool(true);
-            }
-            dead.push(r.key, letter.to_string().as_bytes(), r.timestamp);
-        }
-        Ok(Some(dead))
+/// Records a function failed on, by `on_error`: fail the task (naming
+/// `who` failed), or count them (and, for dead letters, return them with
+/// their errors as JSON records). `errors` are (index in `input`, message).
+pub(crate) fn handle_record_errors(
+    task: &TaskInfo,
+    on_error: OnError,
+    metrics: &NodeMetrics,
+    who: &str,
+    errors: &[(u32, String)],
+    what: &str,
+    input: Option<&RecordBatch>,
+) -> Result<Option<RecordBatch>> {
+    let Some((first_index, first_message)) = errors.first() else { return Ok(None) };
+    if on_error == OnError::Fail {
+        return Err(RuntimeError::Task {
+            task: task.to_string(),
+            message: format!("{who} failed on {what} #{first_index} of its batch: {first_message}"),
+        });
     }
+    metrics.add_counter("records_failed", errors.len() as u64);
+    tracing::warn!(
+        failed = errors.len(),
+        first = %first_message,
+        policy = ?on_error,
+        "{who} returned errors for some {what}s"
+    );
+    let Some(input) = input.filter(|_| on_error == OnError::DeadLetter) else { return Ok(None) };
+    let mut dead = RecordBatch::new();
+    for (index, message) in errors {
+        if *index as usize >= input.len() {
+            continue;
+        }
+        let r = input.get(*index as usize);
+        let mut letter = serde_json::json!({
+            "node": &*task.node,
+            "error": message,
+            "timestamp": r.timestamp,
+            "key": r.key.map(|k| String::from_utf8_lossy(k).into_owned()),
+        });
+        if what == "record" {
+            letter["value"] = match std::str::from_utf8(r.value) {
+                Ok(text) => serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.into())),
+                Err(_) => serde_json::Value::String(String::from_utf8_lossy(r.value).into_owned()),
+            };
+        } else {
+            letter["timer"] = serde_json::Value::Bool(true);
+        }
+        dead.push(r.key, letter.to_string().as_bytes(), r.timestamp);
+    }
+    Ok(Some(dead))
 }

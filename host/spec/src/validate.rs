@@ -202,14 +202,23 @@ pub(crate) fn validate(spec: &JobSpec, text: &str) -> Result<(), SpecError> {
             (None, None, _) => {
                 return err("plugin", "an operator needs a `plugin` (or a `window` with an `aggregate`)");
             }
-            (Some(_), Some(_), _) => {
-                return err("window", "windows compute built-in aggregates for now: drop `plugin`, set `aggregate`");
+            (Some(_), Some(_), Some(_)) => {
+                return err(
+                    "aggregate",
+                    "a window computes either a built-in `aggregate` or its `plugin` (an aggregator or window processor), not both",
+                );
             }
             (_, None, Some(_)) => return err("aggregate", "only applies to a `window`"),
             (None, Some(_), None) => {
-                return err("aggregate", "a window needs an `aggregate`: count, or {sum|min|max|avg: /json/pointer}");
+                return err(
+                    "aggregate",
+                    "a window needs an `aggregate` (count, or {sum|min|max|avg: /json/pointer}) or a `plugin`",
+                );
             }
-            (None, Some(w), Some(a)) => {
+            (plugin, Some(w), a) => {
+                if plugin.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+                    return err("plugin", "must be a path to a .wasm component");
+                }
                 if o.key_by.is_none() {
                     return err("key_by", "a window is per key: set `key_by`");
                 }
@@ -246,10 +255,12 @@ pub(crate) fn validate(spec: &JobSpec, text: &str) -> Result<(), SpecError> {
                 if w.offset >= size {
                     return err("window", "`offset` must be less than the window size (or slide)");
                 }
-                if let crate::AggregateSpec::Sum(p)
-                | crate::AggregateSpec::Min(p)
-                | crate::AggregateSpec::Max(p)
-                | crate::AggregateSpec::Avg(p) = a
+                if let Some(
+                    crate::AggregateSpec::Sum(p)
+                    | crate::AggregateSpec::Min(p)
+                    | crate::AggregateSpec::Max(p)
+                    | crate::AggregateSpec::Avg(p),
+                ) = a
                     && !p.starts_with('/')
                 {
                     return err("aggregate", &format!("`{p}` is not a JSON pointer such as `/temperature`"));

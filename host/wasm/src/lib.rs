@@ -37,7 +37,7 @@ pub use convert::{batch_from_wit, batch_to_wit};
 pub use host::HostState;
 pub use instance::{InitArgs, OperatorInstance};
 pub use limits::{DirGrant, Grants, Limits};
-pub use window_fn::{AggregatorInstance, WindowProcessorInstance};
+pub use window_fn::{AggregatorInstance, RecordFailure, WindowProcessorInstance, WindowRef};
 
 /// Bindings generated from `wit/operator.wit`.
 #[allow(missing_docs)]

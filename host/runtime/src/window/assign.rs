@@ -1,0 +1,77 @@
+//! Which windows a record belongs to, and how window starts are stored.
+
+use weir_spec::WindowSpec;
+use weir_types::Timestamp;
+
+/// How a window operator groups a key's records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Assigner {
+    /// Tumbling (`slide == size`) or sliding windows of event time.
+    Time {
+        size: i64,
+        slide: i64,
+        offset: i64,
+    },
+    /// Each record opens `[ts, ts + gap)`; windows that touch or overlap merge.
+    Session { gap: i64 },
+    /// Every `n` records of a key.
+    Count { n: u64 },
+}
+
+impl Assigner {
+    pub(crate) fn new(spec: &WindowSpec) -> Self {
+        let ms = |d: std::time::Duration| d.as_millis() as i64;
+        let offset = ms(spec.offset);
+        match (&spec.tumbling, &spec.sliding, &spec.session, spec.count) {
+            (Some(size), ..) => Assigner::Time { size: ms(*size), slide: ms(*size), offset },
+            (None, Some(s), ..) => Assigner::Time { size: ms(s.size), slide: ms(s.slide), offset },
+            (None, None, Some(s), _) => Assigner::Session { gap: ms(s.gap) },
+            (None, None, None, n) => Assigner::Count { n: n.unwrap_or(1) },
+        }
+    }
+}
+
+/// The starts of the time windows `[start, start + size)` that `ts`
+/// belongs to, newest first: `start = ts - floor_mod(ts - offset, slide)`.
+pub(crate) fn starts(ts: Timestamp, size: i64, slide: i64, offset: i64) -> impl Iterator<Item = Timestamp> {
+    let last = ts - (ts - offset).rem_euclid(slide);
+    (0..).map(move |k| last - k * slide).take_while(move |start| *start > ts - size)
+}
+
+/// Window starts as map keys that sort like the numbers.
+pub(crate) fn start_key(start: Timestamp) -> [u8; 8] {
+    ((start as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+/// The start a map key stands for.
+pub(crate) fn start_of(key: &[u8]) -> Option<Timestamp> {
+    Some((u64::from_be_bytes(key.get(..8)?.try_into().ok()?) ^ (1 << 63)) as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(ts: Timestamp, size: i64, slide: i64, offset: i64) -> Vec<Timestamp> {
+        starts(ts, size, slide, offset).collect()
+    }
+
+    #[test]
+    fn windows_align_like_flink_even_for_negative_timestamps() {
+        assert_eq!(all(4999, 5000, 5000, 0), vec![0]);
+        assert_eq!(all(5000, 5000, 5000, 0), vec![5000]);
+        assert_eq!(all(-1, 5000, 5000, 0), vec![-5000]);
+        assert_eq!(all(900, 5000, 5000, 1000), vec![-4000]);
+        assert_eq!(all(7000, 10_000, 3000, 0), vec![6000, 3000, 0], "[-3000, 7000) ends before 7000");
+        assert_eq!(all(-7000, 10_000, 3000, 0), vec![-9000, -12_000, -15_000]);
+    }
+
+    #[test]
+    fn starts_sort_as_bytes() {
+        let mut starts = [-5000i64, 0, 5000, i64::MIN, -1];
+        let mut keys: Vec<[u8; 8]> = starts.iter().map(|s| start_key(*s)).collect();
+        keys.sort();
+        starts.sort();
+        assert_eq!(keys.iter().map(|k| start_of(k).unwrap()).collect::<Vec<_>>(), starts);
+    }
+}

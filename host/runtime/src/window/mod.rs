@@ -1,0 +1,615 @@
+//! Host-native windows (tumbling, sliding and session windows in event
+//! time, and count windows) computing a built-in aggregate, a Wasm
+//! aggregate or a Wasm window processor, with Flink's rules:
+//!
+//! - windows are half-open `[start, end)`, `start = ts - floor_mod(ts - offset, slide)`;
+//! - a window fires when the watermark reaches `end - 1`;
+//! - a window is gone once `end - 1 + allowed_lateness <= watermark`; a record
+//!   goes to the late output only if all its windows are gone, otherwise it
+//!   joins the ones that are not;
+//! - a record accepted into a window that already fired re-fires it at once
+//!   with the full updated result;
+//! - at the end of bounded input the MAX watermark fires every window once.
+//!
+//! Windows live in a map state (`windows`: window start → end, record count
+//! and accumulator), a window processor's records in another
+//! (`window-records`: window start and sequence number → record), and
+//! timers in the timer service: all of it is part of checkpoints.
+
+mod assign;
+mod builtin;
+mod function;
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+use weir_spec::{OnError, WindowSpec};
+use weir_state::{KeyedStateBackend, StateId, StateKind};
+use weir_types::{RecordBatch, TaskInfo, TimeDomain, Timestamp};
+
+use self::assign::{Assigner, start_key, start_of, starts};
+pub(crate) use self::function::WindowFunction;
+use self::function::{Buffered, Fired, Group, UNBOUNDED};
+use crate::error::{Result, RuntimeError};
+use crate::metrics::NodeMetrics;
+use crate::node::Node;
+use crate::operator::{DEAD_LETTER_OUTPUT, Emitted, handle_record_errors};
+use crate::timers::TimerService;
+
+/// The state holding each key's open windows.
+pub(crate) const WINDOW_STATE: &str = "windows";
+/// The state holding the records of each key's windows, for a window
+/// processor.
+pub(crate) const RECORDS_STATE: &str = "window-records";
+
+/// A stored window: its end (for a count window, its last record's time),
+/// how many records it has, and its accumulator.
+fn encode_window(end: Timestamp, count: u64, acc: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + acc.len());
+    out.extend_from_slice(&end.to_le_bytes());
+    out.extend_from_slice(&count.to_le_bytes());
+    out.extend_from_slice(acc);
+    out
+}
+
+fn decode_window(bytes: &[u8]) -> Option<(Timestamp, u64, &[u8])> {
+    let end = i64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+    let count = u64::from_le_bytes(bytes.get(8..16)?.try_into().ok()?);
+    Some((end, count, &bytes[16..]))
+}
+
+/// The map key of a buffered record: its window's start, then its sequence
+/// number in the window.
+fn record_key(start: Timestamp, seq: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&start_key(start));
+    k[8..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// What a window operator is built from.
+pub(crate) struct WindowSetup<'a> {
+    pub(crate) window: &'a WindowSpec,
+    pub(crate) function: WindowFunction,
+    pub(crate) on_error: OnError,
+    pub(crate) max_parallelism: u32,
+    pub(crate) batch_size: usize,
+    pub(crate) watermark: Timestamp,
+}
+
+/// A keyed window operator instance.
+pub(crate) struct WindowOperator {
+    task: TaskInfo,
+    backend: Box<dyn KeyedStateBackend>,
+    windows: StateId,
+    /// A window processor's buffered records.
+    records: Option<StateId>,
+    timers: TimerService,
+    watermark: Timestamp,
+    assigner: Assigner,
+    lateness: i64,
+    late_output: Option<String>,
+    function: WindowFunction,
+    on_error: OnError,
+    max_parallelism: u32,
+    batch_size: usize,
+    metrics: Arc<NodeMetrics>,
+    pub(crate) checkpoint_scratch: Option<PathBuf>,
+}
+
+impl WindowOperator {
+    /// A window operator over `backend` (with restored state, if any).
+    pub(crate) fn new(
+        task: TaskInfo,
+        mut backend: Box<dyn KeyedStateBackend>,
+        setup: WindowSetup<'_>,
+        metrics: Arc<NodeMetrics>,
+    ) -> Result<Self> {
+        let fail = |e| RuntimeError::task(&task, e);
+        let windows = backend.register(WINDOW_STATE, StateKind::Map).map_err(fail)?;
+        let records = match setup.function.buffers_records() {
+            true => Some(backend.register(RECORDS_STATE, StateKind::Map).map_err(fail)?),
+            false => None,
+        };
+        let timers = TimerService::restore(backend.as_mut()).map_err(fail)?;
+        Ok(WindowOperator {
+            task,
+            backend,
+            windows,
+            records,
+            timers,
+            watermark: setup.watermark,
+            assigner: Assigner::new(setup.window),
+            lateness: setup.window.allowed_lateness.as_millis() as i64,
+            late_output: setup.window.late_output.clone(),
+            function: setup.function,
+            on_error: setup.on_error,
+            max_parallelism: setup.max_parallelism,
+            batch_size: setup.batch_size,
+            metrics,
+            checkpoint_scratch: None,
+        })
+    }
+
+    fn fail(&self, e: impl std::fmt::Display) -> RuntimeError {
+        RuntimeError::task(&self.task, e)
+    }
+
+    fn kg(&self, key: &[u8]) -> u16 {
+        weir_types::key_group(key, self.max_parallelism)
+    }
+
+    fn timer(&mut self, at: Timestamp, key: &[u8]) -> Result<()> {
+        let (backend, maxp) = (self.backend.as_mut(), self.max_parallelism);
+        self.timers.register(backend, maxp, TimeDomain::EventTime, at, key.to_vec()).map_err(|e| self.fail(e))
+    }
+
+    /// Registers a new time window's timers: firing (unless it is born
+    /// fired) and clean-up after the allowed lateness.
+    fn window_timers(&mut self, key: &[u8], end: Timestamp) -> Result<()> {
+        if end - 1 > self.watermark {
+            self.timer(end - 1, key)?;
+        }
+        if self.lateness > 0 {
+            self.timer(end - 1 + self.lateness, key)?;
+        }
+        Ok(())
+    }
+
+    /// `key`'s window at `start` as stored, or a new one.
+    fn load<'k>(&mut self, key: &'k [u8], start: Timestamp, end: Timestamp) -> Result<Group<'k>> {
+        let kg = self.kg(key);
+        let stored = self.backend.map_get(self.windows, kg, key, &start_key(start)).map_err(|e| self.fail(e))?;
+        let mut group = Group {
+            key,
+            start,
+            end,
+            stored: stored.is_some(),
+            count_before: 0,
+            acc: Vec::new(),
+            records: Vec::new(),
+        };
+        match stored {
+            Some(bytes) => {
+                let (end, count, acc) = decode_window(&bytes).ok_or_else(|| self.fail("corrupt window state"))?;
+                (group.end, group.count_before, group.acc) = (end, count, acc.to_vec());
+            }
+            None => group.acc = self.function.empty(),
+        }
+        Ok(group)
+    }
+
+    fn store(&mut self, g: &Group<'_>) -> Result<()> {
+        let value = encode_window(g.end, g.count_before + g.records.len() as u64, &g.acc);
+        let kg = self.kg(g.key);
+        self.backend.map_put(self.windows, kg, g.key, &start_key(g.start), &value).map_err(|e| self.fail(e))
+    }
+
+    /// Buffers a group's records (for a window processor), after the
+    /// window's earlier ones.
+    fn buffer(&mut self, g: &Group<'_>, batch: &RecordBatch) -> Result<()> {
+        let Some(state) = self.records else { return Ok(()) };
+        let kg = self.kg(g.key);
+        let mut value = Vec::new();
+        for (seq, &i) in (g.count_before..).zip(&g.records) {
+            let r = batch.get(i as usize);
+            value.clear();
+            value.extend_from_slice(&r.timestamp.to_le_bytes());
+            value.extend_from_slice(r.value);
+            let k = record_key(g.start, seq);
+            self.backend.map_put(state, kg, g.key, &k, &value).map_err(|e| self.fail(e))?;
+        }
+        Ok(())
+    }
+
+    /// The buffered records of `key`'s window at `start`: (map key,
+    /// timestamp, value) in sequence order.
+    fn buffered(&mut self, key: &[u8], start: Timestamp) -> Result<Vec<(Vec<u8>, Timestamp, Vec<u8>)>> {
+        let Some(state) = self.records else { return Ok(Vec::new()) };
+        let (kg, prefix) = (self.kg(key), start_key(start));
+        let mut out = Vec::new();
+        let mut after = prefix.to_vec();
+        loop {
+            let page = self.backend.map_range(state, kg, key, Some(&after), 1024).map_err(|e| self.fail(e))?;
+            let full = page.len() == 1024;
+            for (k, v) in page {
+                if !k.starts_with(&prefix) {
+                    return Ok(out);
+                }
+                let ts = v.get(..8).and_then(|t| t.try_into().ok()).map(i64::from_le_bytes);
+                let ts = ts.ok_or_else(|| self.fail("corrupt window state: a buffered record"))?;
+                after.clone_from(&k);
+                out.push((k, ts, v[8..].to_vec()));
+            }
+            if !full {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Removes `key`'s window at `start` and its buffered records.
+    fn purge(&mut self, key: &[u8], start: Timestamp) -> Result<()> {
+        let kg = self.kg(key);
+        self.backend.map_remove(self.windows, kg, key, &start_key(start)).map_err(|e| self.fail(e))?;
+        if let Some(state) = self.records {
+            for (k, _, _) in self.buffered(key, start)? {
+                self.backend.map_remove(state, kg, key, &k).map_err(|e| self.fail(e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a fired window, with its buffered records, to what a call
+    /// computes results for.
+    fn collect(&mut self, fired: &mut Vec<Fired>, buffered: &mut Buffered, window: Fired, extra: &[u32], batch: Option<&RecordBatch>) -> Result<()> {
+        if self.records.is_some() {
+            let first = buffered.records.len() as u32;
+            for (_, ts, value) in self.buffered(&window.key, window.start)? {
+                buffered.records.push(Some(&window.key), &value, ts);
+            }
+            if let Some(batch) = batch {
+                for &i in extra {
+                    buffered.records.push_ref(batch.get(i as usize));
+                }
+            }
+            buffered.ranges.extend_from_slice(&[first, buffered.records.len() as u32 - first]);
+        }
+        fired.push(window);
+        Ok(())
+    }
+
+    /// Computes and emits the results of fired windows.
+    fn emit(&mut self, fired: Vec<Fired>, buffered: Buffered, out: &mut RecordBatch) -> Result<()> {
+        for (i, value) in self.function.results(&self.task, &fired, buffered)? {
+            let f = &fired[i];
+            out.push(Some(&f.key), &value, f.timestamp);
+        }
+        Ok(())
+    }
+
+    /// A record for `key`'s time window `[start, end)` that fired already
+    /// (or is born late): added, and the window fires again at once.
+    fn refire(
+        &mut self,
+        key: &[u8],
+        (start, end): (Timestamp, Timestamp),
+        record: weir_types::RecordRef<'_>,
+        out: &mut RecordBatch,
+        failures: &mut Vec<(u32, String)>,
+        index: u32,
+    ) -> Result<()> {
+        let mut one = RecordBatch::new();
+        one.push_ref(record);
+        let mut groups = [self.load(key, start, end)?];
+        groups[0].records.push(0);
+        if let Some(f) = self.function.add(&self.task, &one, &mut groups)?.pop() {
+            failures.push((index, f.message));
+            return Ok(());
+        }
+        let [g] = groups;
+        let new = !g.stored;
+        let window = Fired {
+            key: key.to_vec(),
+            start,
+            end,
+            timestamp: end - 1,
+            count: g.count_before + 1,
+            acc: g.acc.clone(),
+        };
+        let (mut fired, mut buffered) = (Vec::new(), Buffered::default());
+        self.collect(&mut fired, &mut buffered, window, &[0], Some(&one))?;
+        self.buffer(&g, &one)?;
+        self.store(&g)?;
+        if new {
+            self.window_timers(key, end)?;
+        }
+        self.emit(fired, buffered, out)
+    }
+
+    /// Adds a record to `key`'s sessions: its window `[ts, ts + gap)` merges
+    /// with every session it touches or overlaps, and lateness is judged on
+    /// the merged window. Returns `false` when the record is late.
+    fn add_to_session(
+        &mut self,
+        key: &[u8],
+        gap: i64,
+        record: weir_types::RecordRef<'_>,
+        out: &mut RecordBatch,
+        failures: &mut Vec<(u32, String)>,
+        index: u32,
+    ) -> Result<bool> {
+        let (kg, ts) = (self.kg(key), record.timestamp);
+        let sessions = self.backend.map_range(self.windows, kg, key, None, usize::MAX).map_err(|e| self.fail(e))?;
+        let (mut start, mut end) = (ts, ts + gap);
+        let mut merged = Vec::new();
+        for (k, v) in &sessions {
+            let (Some(s), Some((e, count, acc))) = (start_of(k), decode_window(v)) else {
+                return Err(self.fail("corrupt window state"));
+            };
+            if s <= ts + gap && e >= ts {
+                start = start.min(s);
+                end = end.max(e);
+                merged.push((s, count, acc.to_vec()));
+            }
+        }
+        if end - 1 + self.lateness <= self.watermark {
+            return Ok(false);
+        }
+        let count_before = merged.iter().map(|(_, c, _)| c).sum();
+        let acc = match merged.len() {
+            0 => self.function.empty(),
+            1 => merged[0].2.clone(),
+            _ => self.function.merge(&self.task, merged.iter().map(|(_, _, a)| a.clone()).collect())?,
+        };
+        let mut one = RecordBatch::new();
+        one.push_ref(record);
+        let mut groups = [Group { key, start, end, stored: true, count_before, acc, records: vec![0] }];
+        if let Some(f) = self.function.add(&self.task, &one, &mut groups)?.pop() {
+            failures.push((index, f.message));
+            return Ok(true);
+        }
+        let [g] = groups;
+        // Buffered records move to the merged window, in session order.
+        if let Some(state) = self.records {
+            let mut seq = 0;
+            for (s, _, _) in &merged {
+                for (k, t, v) in self.buffered(key, *s)? {
+                    if *s != start {
+                        self.backend.map_remove(state, kg, key, &k).map_err(|e| self.fail(e))?;
+                        let value = [&t.to_le_bytes()[..], &v].concat();
+                        self.backend.map_put(state, kg, key, &record_key(start, seq), &value).map_err(|e| self.fail(e))?;
+                    }
+                    seq += 1;
+                }
+            }
+        }
+        for (s, _, _) in &merged {
+            if *s != start {
+                self.backend.map_remove(self.windows, kg, key, &start_key(*s)).map_err(|e| self.fail(e))?;
+            }
+        }
+        self.buffer(&g, &one)?;
+        self.store(&g)?;
+        // Timers of the windows merged away stay: they fire harmlessly, as
+        // on_timer checks windows against state.
+        if end - 1 <= self.watermark {
+            let window = Fired { key: key.to_vec(), start, end, timestamp: end - 1, count: count_before + 1, acc: g.acc };
+            let (mut fired, mut buffered) = (Vec::new(), Buffered::default());
+            self.collect(&mut fired, &mut buffered, window, &[], None)?;
+            self.emit(fired, buffered, out)?;
+        } else {
+            self.timer(end - 1, key)?;
+        }
+        if self.lateness > 0 {
+            self.timer(end - 1 + self.lateness, key)?;
+        }
+        Ok(true)
+    }
+
+    /// Collects `key`'s windows due at timer time `at` and purges those
+    /// past their lateness.
+    fn on_timer(&mut self, at: Timestamp, key: &[u8], fired: &mut Vec<Fired>, buffered: &mut Buffered) -> Result<()> {
+        let kg = self.kg(key);
+        let windows = self.backend.map_range(self.windows, kg, key, None, usize::MAX).map_err(|e| self.fail(e))?;
+        for (k, v) in windows {
+            let (Some(start), Some((end, count, acc))) = (start_of(&k), decode_window(&v)) else {
+                return Err(self.fail("corrupt window state"));
+            };
+            let last = end - 1;
+            if last == at {
+                let window = Fired { key: key.to_vec(), start, end, timestamp: last, count, acc: acc.to_vec() };
+                self.collect(fired, buffered, window, &[], None)?;
+            }
+            if last + self.lateness <= at {
+                self.purge(key, start)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the function failed on, by the node's `on_error`.
+    fn failed(&self, failures: &mut Vec<(u32, String)>, input: &RecordBatch, out: &mut Emitted) -> Result<()> {
+        failures.sort_by_key(|(i, _)| *i);
+        let who = match &self.function {
+            WindowFunction::Builtin(_) => "the window aggregate",
+            _ => "plugin",
+        };
+        let dead = handle_record_errors(&self.task, self.on_error, &self.metrics, who, failures, "record", Some(input))?;
+        if let Some(batch) = dead {
+            self.metrics.side_out.inc_by(batch.len() as u64);
+            out.side.push((DEAD_LETTER_OUTPUT.to_string(), batch));
+        }
+        Ok(())
+    }
+}
+
+impl Node for WindowOperator {
+    fn task(&self) -> &TaskInfo {
+        &self.task
+    }
+
+    fn metrics(&self) -> &NodeMetrics {
+        &self.metrics
+    }
+
+    fn process(&mut self, records: RecordBatch) -> Result<Emitted> {
+        self.metrics.records_in.inc_by(records.len() as u64);
+        let mut out = Emitted::default();
+        let mut late = RecordBatch::new();
+        let mut failures: Vec<(u32, String)> = Vec::new();
+        // Windows that do not fire during this call: their records are
+        // added in one go at the end, one state update per window.
+        let mut groups: Vec<Group<'_>> = Vec::new();
+        let mut open: FxHashMap<(&[u8], Timestamp), usize> = FxHashMap::default();
+        // Count windows that filled up, in order.
+        let mut complete: Vec<usize> = Vec::new();
+        for (i, r) in records.iter().enumerate() {
+            let Some(key) = r.key else {
+                return Err(self.fail("a window needs keyed input, and a record has no key"));
+            };
+            let accepted = match self.assigner {
+                Assigner::Count { n } => {
+                    let gi = match open.get(&(key, 0)) {
+                        Some(&gi) => gi,
+                        None => {
+                            // After a window of this key filled up in this
+                            // call, the next one starts empty.
+                            let refill = complete.iter().any(|&c| groups[c].key == key);
+                            let g = match refill {
+                                false => self.load(key, 0, r.timestamp)?,
+                                true => Group {
+                                    key,
+                                    start: 0,
+                                    end: r.timestamp,
+                                    stored: false,
+                                    count_before: 0,
+                                    acc: self.function.empty(),
+                                    records: Vec::new(),
+                                },
+                            };
+                            groups.push(g);
+                            open.insert((key, 0), groups.len() - 1);
+                            groups.len() - 1
+                        }
+                    };
+                    let g = &mut groups[gi];
+                    g.records.push(i as u32);
+                    g.end = g.end.max(r.timestamp);
+                    if g.count_before + g.records.len() as u64 == n {
+                        complete.push(gi);
+                        open.remove(&(key, 0));
+                    }
+                    true
+                }
+                Assigner::Session { gap } => {
+                    self.add_to_session(key, gap, r, &mut out.main, &mut failures, i as u32)?
+                }
+                Assigner::Time { size, slide, offset } => {
+                    let (watermark, lateness) = (self.watermark, self.lateness);
+                    let alive: Vec<Timestamp> =
+                        starts(r.timestamp, size, slide, offset).filter(|s| s + size - 1 + lateness > watermark).collect();
+                    for &start in alive.iter().rev() {
+                        let end = start + size;
+                        if end - 1 <= watermark {
+                            self.refire(key, (start, end), r, &mut out.main, &mut failures, i as u32)?;
+                            continue;
+                        }
+                        let gi = match open.get(&(key, start)) {
+                            Some(&gi) => gi,
+                            None => {
+                                groups.push(self.load(key, start, end)?);
+                                open.insert((key, start), groups.len() - 1);
+                                groups.len() - 1
+                            }
+                        };
+                        groups[gi].records.push(i as u32);
+                    }
+                    !alive.is_empty()
+                }
+            };
+            if !accepted {
+                match &self.late_output {
+                    Some(_) => late.push_ref(r),
+                    None => self.metrics.add_counter("late_records_dropped", 1),
+                }
+            }
+        }
+        for f in self.function.add(&self.task, &records, &mut groups)? {
+            // A failed record stays out of its windows.
+            for g in &mut groups {
+                g.records.retain(|&r| r != f.index);
+            }
+            failures.push((f.index, f.message));
+        }
+        // Filled count windows fire (and are removed) before the windows
+        // that follow them are stored.
+        let (mut fired, mut buffered) = (Vec::new(), Buffered::default());
+        for &gi in &complete {
+            let g = &groups[gi];
+            let window = Fired {
+                key: g.key.to_vec(),
+                start: UNBOUNDED.0,
+                end: UNBOUNDED.1,
+                timestamp: g.end,
+                count: g.count_before + g.records.len() as u64,
+                acc: g.acc.clone(),
+            };
+            self.collect(&mut fired, &mut buffered, window, &g.records, Some(&records))?;
+            if g.stored && g.count_before > 0 {
+                self.purge(g.key, 0)?;
+            }
+        }
+        for (gi, g) in groups.iter().enumerate() {
+            if complete.contains(&gi) || g.records.is_empty() && !g.stored {
+                continue;
+            }
+            self.buffer(g, &records)?;
+            self.store(g)?;
+            if !g.stored && !matches!(self.assigner, Assigner::Count { .. }) {
+                self.window_timers(g.key, g.end)?;
+            }
+        }
+        self.emit(fired, buffered, &mut out.main)?;
+        if !failures.is_empty() {
+            self.failed(&mut failures, &records, &mut out)?;
+        }
+        if let Some(name) = &self.late_output
+            && !late.is_empty()
+        {
+            self.metrics.side_out.inc_by(late.len() as u64);
+            out.side.push((name.clone(), late));
+        }
+        self.metrics.records_out.inc_by(out.main.len() as u64);
+        Ok(out)
+    }
+
+    fn advance_watermark(&mut self, watermark: Timestamp) -> Result<Emitted> {
+        if watermark <= self.watermark {
+            return Ok(Emitted::default());
+        }
+        self.watermark = watermark;
+        let mut out = Emitted::default();
+        loop {
+            let due = self
+                .timers
+                .pop_due(self.backend.as_mut(), self.max_parallelism, TimeDomain::EventTime, watermark, self.batch_size)
+                .map_err(|e| self.fail(e))?;
+            if due.is_empty() {
+                break;
+            }
+            let (mut fired, mut buffered) = (Vec::new(), Buffered::default());
+            for (at, key) in due {
+                self.on_timer(at, &key, &mut fired, &mut buffered)?;
+            }
+            self.emit(fired, buffered, &mut out.main)?;
+        }
+        self.metrics.records_out.inc_by(out.main.len() as u64);
+        Ok(out)
+    }
+
+    fn fire_processing_timers(&mut self) -> Result<Emitted> {
+        Ok(Emitted::default())
+    }
+
+    fn next_processing_timer(&self) -> Option<Timestamp> {
+        None
+    }
+
+    fn backend(&mut self) -> &mut dyn KeyedStateBackend {
+        self.backend.as_mut()
+    }
+
+    fn watermark(&self) -> Timestamp {
+        self.watermark
+    }
+
+    fn key_groups(&self) -> Range<u16> {
+        weir_types::key_groups_of_task(self.task.index, self.task.parallelism, self.max_parallelism)
+    }
+
+    fn checkpoint_scratch(&self) -> Option<&Path> {
+        self.checkpoint_scratch.as_deref()
+    }
+}
