@@ -124,39 +124,91 @@ fn deterministic_example(file: &str, out: &std::path::Path) -> weir_spec::JobSpe
 }
 
 #[test]
-fn the_window_form_of_the_example_gives_the_plugins_averages() {
+fn the_books_window_form_of_the_example_gives_the_process_functions_output() {
     let engine = weir_wasm::PluginEngine::new().unwrap();
     let (plugin_out, window_out) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     run_job(&deterministic_example("job.yaml", plugin_out.path()), &JobOptions::default(), &engine).unwrap();
-    run_job(&deterministic_example("window.yaml", window_out.path()), &JobOptions::default(), &engine).unwrap();
-    let parse = |dir: &std::path::Path| -> Vec<serde_json::Value> {
-        read_lines(dir, "out").iter().map(|l| serde_json::from_str(l).unwrap()).collect()
-    };
-    let (by_plugin, by_window) = (parse(plugin_out.path()), parse(window_out.path()));
+    let window = deterministic_example("window.yaml", window_out.path());
+    assert_eq!(window.operators[1].plugin.as_ref().unwrap().file_name().unwrap(), "average.wasm");
+    run_job(&window, &JobOptions::default(), &engine).unwrap();
+    let by_plugin = sorted(read_lines(plugin_out.path(), "out"));
     assert_eq!(by_plugin.len(), 120);
-    let mut from_plugin: Vec<(String, i64, String)> = by_plugin
-        .iter()
-        .map(|v| {
-            (
-                v["id"].as_str().unwrap().to_string(),
-                v["window_end"].as_i64().unwrap(),
-                format!("{:.6}", v["avg_c"].as_f64().unwrap()),
-            )
-        })
-        .collect();
-    let mut from_window: Vec<(String, i64, String)> = by_window
-        .iter()
-        .map(|v| {
-            (
-                v["key"].as_str().unwrap().to_string(),
-                v["window_end"].as_i64().unwrap(),
-                format!("{:.6}", v["avg"].as_f64().unwrap()),
-            )
-        })
-        .collect();
-    from_plugin.sort();
-    from_window.sort();
-    assert_eq!(from_window, from_plugin);
+    // The Wasm aggregate in a host window gives the KeyedProcessFunction's
+    // lines, byte for byte (the order of windows ending together may differ).
+    assert_eq!(sorted(read_lines(window_out.path(), "out")), by_plugin);
+}
+
+#[test]
+fn the_built_in_average_gives_the_aggregate_plugins_averages() {
+    let engine = weir_wasm::PluginEngine::new().unwrap();
+    let (plugin_out, builtin_out) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    run_job(&deterministic_example("window.yaml", plugin_out.path()), &JobOptions::default(), &engine).unwrap();
+    let mut builtin = deterministic_example("window.yaml", builtin_out.path());
+    builtin.operators[1].plugin = None;
+    builtin.operators[1].aggregate = Some(weir_spec::AggregateSpec::Avg("/temperature".into()));
+    run_job(&builtin, &JobOptions::default(), &engine).unwrap();
+    let averages = |dir: &std::path::Path, id: &str, avg: &str| -> Vec<(String, i64, String)> {
+        let mut v: Vec<(String, i64, String)> = read_lines(dir, "out")
+            .iter()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .map(|v| {
+                let end = v["window_end"].as_i64().unwrap();
+                (v[id].as_str().unwrap().to_string(), end, format!("{:.6}", v[avg].as_f64().unwrap()))
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let by_plugin = averages(plugin_out.path(), "id", "avg_c");
+    assert_eq!(by_plugin.len(), 120);
+    assert_eq!(averages(builtin_out.path(), "key", "avg"), by_plugin);
+}
+
+#[test]
+fn a_wasm_aggregate_merges_sessions_and_dead_letters_what_it_cannot_add() {
+    for backend in [StateBackendKind::Memory, StateBackendKind::Rocksdb] {
+        for parallelism in [1, 4] {
+            let (out, errors, report) = run_windows("window-aggregate", backend, parallelism);
+            let expected = lines_of("window-aggregate", "expected.jsonl");
+            match parallelism {
+                1 => assert_eq!(out, expected, "{backend:?}"),
+                _ => assert_eq!(sorted(out), sorted(expected), "{backend:?} at parallelism {parallelism}"),
+            }
+            assert_eq!(errors, lines_of("window-aggregate", "expected-errors.jsonl"), "{backend:?}");
+            let node = report.nodes.iter().filter(|n| n.node == "averages");
+            assert_eq!(node.map(|n| n.counters.get("records_failed").copied().unwrap_or(0)).sum::<u64>(), 1);
+        }
+    }
+}
+
+/// The window scenarios with a window processor (`window-collect`, which
+/// lists each fired window's records) in place of their built-in aggregate.
+#[test]
+fn a_window_processor_sees_exactly_each_windows_records() {
+    for name in ["window-tumbling", "window-sliding", "window-session", "window-count"] {
+        for backend in [StateBackendKind::Memory, StateBackendKind::Rocksdb] {
+            for parallelism in [1, 4] {
+                let out = tempfile::tempdir().unwrap();
+                let mut spec = load_with_outputs(&scenario(name).join("job.yaml"), out.path());
+                for o in &mut spec.operators {
+                    o.parallelism = Some(parallelism);
+                    o.aggregate = None;
+                    o.plugin = Some(weir_tests::plugin("window-collect"));
+                }
+                let engine = weir_wasm::PluginEngine::new().unwrap();
+                let options = JobOptions { state_backend: Some(backend), ..JobOptions::default() };
+                run_job(&spec, &options, &engine).unwrap();
+                let (got, expected) = (read_lines(out.path(), "out"), lines_of(name, "expected-records.jsonl"));
+                match parallelism {
+                    1 => assert_eq!(got, expected, "{name} {backend:?}"),
+                    _ => assert_eq!(sorted(got), sorted(expected), "{name} {backend:?} at parallelism {parallelism}"),
+                }
+                if scenario(name).join("expected-late.jsonl").exists() {
+                    assert_eq!(read_lines(out.path(), "late"), lines_of(name, "expected-late.jsonl"), "{name}");
+                }
+            }
+        }
+    }
 }
 
 #[test]

@@ -194,7 +194,7 @@ pub type Result<T, E = PluginError> = std::result::Result<T, E>;
 pub const PLUGIN_API_VERSION: &str = "0.1.0";
 
 /// The `weir:plugin` interfaces a plugin may import.
-const HOST_INTERFACES: [&str; 3] = ["types", "state", "logging"];
+const HOST_INTERFACES: [&str; 4] = ["types", "windows", "state", "logging"];
 
 /// Refuses a component that imports what this host does not provide: another
 /// `weir:plugin` version, an interface no host has, or anything but WASI.
