@@ -92,3 +92,55 @@ fn a_malformed_input_line_names_file_and_line() {
     );
     let _ = RuntimeError::Setup(String::new());
 }
+
+/// `spec` with the operator made a 5 s tumbling window.
+fn window_spec(plugin_path: &str, config: &str) -> JobSpec {
+    let mut spec = spec(plugin_path, config);
+    let o = &mut spec.operators[0];
+    o.key_by = Some("key".into());
+    o.window = Some(weir_spec::WindowSpec { tumbling: Some(std::time::Duration::from_secs(5)), ..Default::default() });
+    spec
+}
+
+#[test]
+fn a_plugin_of_the_wrong_world_for_its_node_is_refused_with_both_worlds_named() {
+    let celsius = plugin("celsius");
+    assert_eq!(
+        run(&window_spec(&celsius.display().to_string(), "null")),
+        format!(
+            "operator `boom`: the plugin of a window must implement weir:plugin/aggregator@0.1.0 or \
+             weir:plugin/window-processor@0.1.0, and {} implements weir:plugin/operator@0.1.0",
+            celsius.display()
+        )
+    );
+    let average = plugin("average");
+    assert_eq!(
+        run(&spec(&average.display().to_string(), "null")),
+        format!(
+            "task boom-0/1 failed: {} does not implement the weir:plugin/operator@0.1.0 world: it implements \
+             weir:plugin/aggregator@0.1.0",
+            average.display()
+        )
+    );
+}
+
+#[test]
+fn a_window_processor_error_fails_its_task_with_its_message() {
+    let err = run(&window_spec(&plugin("window-collect").display().to_string(), "{fail_on: s2}"));
+    assert_eq!(err, "task boom-0/1 failed: plugin failed in `process`: window-collect refuses the windows of key s2");
+}
+
+#[test]
+fn a_built_in_aggregate_error_names_the_record() {
+    // The readings' `/id` is no number to sum.
+    let mut spec = window_spec("unused.wasm", "null");
+    spec.operators[0].plugin = None;
+    spec.operators[0].aggregate = Some(weir_spec::AggregateSpec::Sum("/id".into()));
+    let err = run(&spec);
+    assert_eq!(
+        err,
+        "task boom-0/1 failed: the window aggregate failed on record #0 of its batch: a record has no number at /id \
+         (invalid JSON: invalid type: string \"s1\", expected f64 at line 1 column 10): \
+         {\"id\":\"s1\",\"timestamp\":1000,\"temperature\":50}"
+    );
+}
