@@ -36,22 +36,34 @@ operators:
     key_by: key
     window: {{ tumbling: 1s, allowed_lateness: 100ms, late_output: late }}
     aggregate: {{ max: /temperature }}
+  - {{ id: means, input: celsius, key_by: key, window: {{ tumbling: 1s }}, plugin: {aggregate} }}
+  - id: collected
+    input: celsius
+    key_by: key
+    window: {{ sliding: {{ size: 1s, slide: 500ms }}, allowed_lateness: 100ms }}
+    plugin: {collect}
 sinks:
   - {{ id: out, type: file, path: out, input: averages }}
   - {{ id: windows, type: file, path: windows, input: maxima }}
   - {{ id: late, type: file, path: late, input: maxima.late }}
+  - {{ id: means_out, type: file, path: means, input: means }}
+  - {{ id: collected_out, type: file, path: collected, input: collected }}
 ",
         celsius = plugin("celsius").display(),
         average = plugin("sensor-average").display(),
+        aggregate = plugin("average").display(),
+        collect = plugin("window-collect").display(),
     );
     let path = dir.join("job.yaml");
     std::fs::write(&path, spec).unwrap();
     path
 }
 
-/// The committed output of every sink of the crash job.
-fn outputs(dir: &Path) -> [Vec<String>; 3] {
-    ["out", "windows", "late"].map(|sink| committed_parts(&dir.join(sink)))
+/// The committed output of every sink of the crash job: a process
+/// function's, a built-in window's and its late output, a Wasm aggregate's
+/// and a window processor's.
+fn outputs(dir: &Path) -> [Vec<String>; 5] {
+    ["out", "windows", "late", "means", "collected"].map(|sink| committed_parts(&dir.join(sink)))
 }
 
 fn start(job: &Path) -> Child {

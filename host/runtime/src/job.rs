@@ -484,15 +484,15 @@ fn run_attempt(spec: &JobSpec, options: &JobOptions, cancel: &Arc<AtomicBool>, r
     if let Some(p) = progress {
         let _ = p.join();
     }
+    // The coordinator may still be storing the final checkpoint from the
+    // tasks' state directories: they go only after it is done.
+    let stored = coordinator.map(|c| c.join());
     drop(state_root);
     if let Some(e) = failure {
-        if let Some(c) = coordinator {
-            let _ = c.join();
-        }
         return Err(e);
     }
-    if let Some(c) = coordinator {
-        c.join()?;
+    if let Some(stored) = stored {
+        stored?;
     }
     let nodes = order.iter().map(|id| metrics[id].report()).collect();
     let first_output =
