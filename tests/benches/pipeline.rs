@@ -7,8 +7,10 @@
 //! Weir runs with the default `batch_size` and again with 1024, to show
 //! what batching buys, with a checkpoint every second, to show what
 //! checkpoints cost, and with the averaging done by a host-native window
-//! (tumbling 5 s, and sliding 10 s by 1 s) instead of the plugin. `WEIR_BENCH_EVENTS` sets the number of events
-//! (default 10,000,000).
+//! instead of the plugin: the book's form (tumbling 5 s computing the
+//! `average` aggregate plugin, and its sliding variant, 10 s by 1 s), and
+//! the same with the built-in `avg`. `WEIR_BENCH_EVENTS` sets the number of
+//! events (default 10,000,000).
 
 #![allow(clippy::print_stdout, reason = "a benchmark prints its figures")]
 
@@ -41,27 +43,49 @@ fn peak_rss_mb() -> f64 {
 }
 
 /// The averaging step: the `sensor-average` plugin, or a host-native
-/// window computing the built-in average.
+/// window computing the `average` aggregate plugin or the built-in average.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Averaging {
     Plugin,
     Tumbling,
     Sliding,
+    BuiltinTumbling,
+    BuiltinSliding,
 }
 
 fn operators(averaging: Averaging) -> String {
-    let window = match averaging {
-        Averaging::Plugin => return weir_tests::sensor_pipeline_operators(),
-        Averaging::Tumbling => "{ tumbling: 5s }",
-        Averaging::Sliding => "{ sliding: { size: 10s, slide: 1s } }",
+    const TUMBLING: &str = "{ tumbling: 5s }";
+    const SLIDING: &str = "{ sliding: { size: 10s, slide: 1s } }";
+    let celsius = weir_tests::plugin("celsius");
+    let average = weir_tests::plugin("average");
+    // The book's form: records cross in the binary encoding, as in the
+    // plugin pipeline.
+    let wasm = |window: &str| {
+        format!(
+            "operators:
+  - {{ id: celsius, input: readings, plugin: {}, config: {{ output: binary }} }}
+  - {{ id: averages, input: celsius, key_by: key, window: {window}, plugin: {}, config: {{ input: binary }} }}
+",
+            celsius.display(),
+            average.display()
+        )
     };
-    format!(
-        "operators:
+    let builtin = |window: &str| {
+        format!(
+            "operators:
   - {{ id: celsius, input: readings, plugin: {} }}
   - {{ id: averages, input: celsius, key_by: key, window: {window}, aggregate: {{ avg: /temperature }} }}
 ",
-        weir_tests::plugin("celsius").display()
-    )
+            celsius.display()
+        )
+    };
+    match averaging {
+        Averaging::Plugin => weir_tests::sensor_pipeline_operators(),
+        Averaging::Tumbling => wasm(TUMBLING),
+        Averaging::Sliding => wasm(SLIDING),
+        Averaging::BuiltinTumbling => builtin(TUMBLING),
+        Averaging::BuiltinSliding => builtin(SLIDING),
+    }
 }
 
 /// Weir on `backend`, with the default batch size or `batch_size`, and
@@ -206,6 +230,12 @@ fn main() {
             "memory-tumbling" => weir_with(events, StateBackendKind::Memory, None, false, Averaging::Tumbling),
             "rocksdb-tumbling" => weir_with(events, StateBackendKind::Rocksdb, None, false, Averaging::Tumbling),
             "memory-sliding" => weir_with(events, StateBackendKind::Memory, None, false, Averaging::Sliding),
+            "rocksdb-sliding" => weir_with(events, StateBackendKind::Rocksdb, None, false, Averaging::Sliding),
+            "memory-builtin" => weir_with(events, StateBackendKind::Memory, None, false, Averaging::BuiltinTumbling),
+            "rocksdb-builtin" => weir_with(events, StateBackendKind::Rocksdb, None, false, Averaging::BuiltinTumbling),
+            "memory-builtin-sliding" => {
+                weir_with(events, StateBackendKind::Memory, None, false, Averaging::BuiltinSliding)
+            }
             other => panic!("unknown config {other}"),
         };
         println!("{}", serde_json::to_string(&figures).unwrap());
@@ -215,7 +245,7 @@ fn main() {
     let native = child("native", events);
     let base = native.events as f64 / native.seconds;
     println!(
-        "{:<26} {:>10} {:>10} {:>14} {:>18} {:>9}",
+        "{:<38} {:>10} {:>10} {:>14} {:>18} {:>9}",
         "configuration", "events/s", "vs native", "peak RSS (MB)", "first output (ms)", "averages"
     );
     for (name, f) in [
@@ -226,13 +256,17 @@ fn main() {
         ("weir rocksdb, batch 1024", &child("rocksdb-1024", events)),
         ("weir memory, checkpoint/1s", &child("memory-checkpoints", events)),
         ("weir rocksdb, checkpoint/1s", &child("rocksdb-checkpoints", events)),
-        ("weir memory, window 5s avg", &child("memory-tumbling", events)),
-        ("weir rocksdb, window 5s avg", &child("rocksdb-tumbling", events)),
-        ("weir memory, sliding 10s/1s", &child("memory-sliding", events)),
+        ("weir memory, window 5s + wasm avg", &child("memory-tumbling", events)),
+        ("weir rocksdb, window 5s + wasm avg", &child("rocksdb-tumbling", events)),
+        ("weir memory, sliding 10s/1s + wasm", &child("memory-sliding", events)),
+        ("weir rocksdb, sliding 10s/1s + wasm", &child("rocksdb-sliding", events)),
+        ("weir memory, window 5s built-in avg", &child("memory-builtin", events)),
+        ("weir rocksdb, window 5s built-in avg", &child("rocksdb-builtin", events)),
+        ("weir memory, sliding 10s/1s built-in", &child("memory-builtin-sliding", events)),
     ] {
         let rate = f.events as f64 / f.seconds;
         println!(
-            "{:<26} {:>10.0} {:>9.2}x {:>14.1} {:>18} {:>9}",
+            "{:<38} {:>10.0} {:>9.2}x {:>14.1} {:>18} {:>9}",
             name,
             rate,
             rate / base,

@@ -79,12 +79,17 @@ impl WindowFunction {
         let mut failures = Vec::new();
         match self {
             WindowFunction::Builtin(aggregate) => {
+                // A record's number is read once, however many windows
+                // (sliding) it joins.
+                let mut values: Vec<Option<Result<f64, String>>> = vec![None; records.len()];
                 for g in groups.iter_mut() {
                     let mut acc = decode(task, &g.acc)?;
                     for &i in &g.records {
-                        match value_of(aggregate, records.get(i as usize).value) {
-                            Ok(v) => acc.add(v),
-                            Err(message) => failures.push(RecordFailure { index: i, message }),
+                        let value = values[i as usize]
+                            .get_or_insert_with(|| value_of(aggregate, records.get(i as usize).value));
+                        match value {
+                            Ok(v) => acc.add(*v),
+                            Err(message) => failures.push(RecordFailure { index: i, message: message.clone() }),
                         }
                     }
                     g.acc = acc.encode();
