@@ -108,6 +108,18 @@ fn count_windows_fire_every_n_records_and_never_when_incomplete() {
     }
 }
 
+#[test]
+fn sliding_count_windows_and_a_global_window_with_a_count_trigger_fire_like_flink() {
+    for name in ["window-count-sliding", "window-global"] {
+        for backend in [StateBackendKind::Memory, StateBackendKind::Rocksdb] {
+            let (out, _, _) = run_windows(name, backend, 1);
+            assert_eq!(out, lines_of(name, "expected.jsonl"), "{name} {backend:?}");
+            let (out, _, _) = run_windows(name, backend, 4);
+            assert_eq!(sorted(out), sorted(lines_of(name, "expected.jsonl")), "{name} {backend:?} at parallelism 4");
+        }
+    }
+}
+
 /// Loads an example, with punctuated watermarks and no pacing so its
 /// results do not depend on timing, its output going to `out`.
 fn deterministic_example(file: &str, out: &std::path::Path) -> weir_spec::JobSpec {

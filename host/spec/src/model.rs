@@ -404,9 +404,16 @@ pub struct WindowSpec {
     pub sliding: Option<SlidingSpec>,
     /// Session windows.
     pub session: Option<SessionSpec>,
-    /// Count windows: every `count` records of a key form a window (time
-    /// plays no part; an incomplete window is never emitted).
-    pub count: Option<u64>,
+    /// Count windows: `count: N` (every N records of a key form a window)
+    /// or `count: { size, slide }` (every `slide` records, the last `size`).
+    /// Time plays no part; an incomplete tumbling one is never emitted.
+    pub count: Option<CountSpec>,
+    /// One window per key holding all its records, fired by its `trigger`.
+    #[serde(default)]
+    pub global: bool,
+    /// When windows fire (event time by default).
+    #[serde(default)]
+    pub trigger: TriggerSpec,
     /// Shifts window starts (e.g. `-8h` is not expressible; use an offset below the size).
     #[serde(default, deserialize_with = "crate::duration::deserialize")]
     pub offset: Duration,
@@ -428,6 +435,75 @@ pub struct SlidingSpec {
     /// Distance between window starts.
     #[serde(deserialize_with = "crate::duration::deserialize")]
     pub slide: Duration,
+}
+
+/// Count windows: `N` records, or the last `size` records every `slide`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CountSpec {
+    /// Records per window.
+    pub size: u64,
+    /// Records between two firings (`size` for tumbling count windows).
+    pub slide: u64,
+}
+
+impl<'de> Deserialize<'de> for CountSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Size(u64),
+            Sliding { size: u64, slide: u64 },
+        }
+        match Raw::deserialize(d)
+            .map_err(|_| serde::de::Error::custom("expected a number N, or `{ size: N, slide: M }`"))?
+        {
+            Raw::Size(n) => Ok(CountSpec { size: n, slide: n }),
+            Raw::Sliding { size, slide } => Ok(CountSpec { size, slide }),
+        }
+    }
+}
+
+/// When a window fires.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TriggerSpec {
+    /// When the watermark reaches the window's end (`event-time`).
+    #[default]
+    EventTime,
+    /// Windows of processing time (the host's clock when a record
+    /// arrives), fired when the clock reaches their end (`processing-time`).
+    ProcessingTime,
+    /// Every N records added to the window (`{ count: N }`), keeping its
+    /// content (Flink's `CountTrigger`).
+    Count(u64),
+    /// Early firings every period of processing time while the window is
+    /// open, then the event-time firing (`{ every: 10s }`).
+    Every(Duration),
+}
+
+impl<'de> Deserialize<'de> for TriggerSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Name(String),
+            Count {
+                count: u64,
+            },
+            Every {
+                #[serde(deserialize_with = "crate::duration::deserialize")]
+                every: Duration,
+            },
+        }
+        let expected = "expected `event-time`, `processing-time`, `{ count: N }` or `{ every: DURATION }`";
+        match Raw::deserialize(d).map_err(|_| D::Error::custom(expected))? {
+            Raw::Name(n) if n == "event-time" => Ok(TriggerSpec::EventTime),
+            Raw::Name(n) if n == "processing-time" => Ok(TriggerSpec::ProcessingTime),
+            Raw::Name(n) => Err(D::Error::custom(format!("unknown trigger `{n}`: {expected}"))),
+            Raw::Count { count } => Ok(TriggerSpec::Count(count)),
+            Raw::Every { every } => Ok(TriggerSpec::Every(every)),
+        }
+    }
 }
 
 /// Session windows: a key's records closer than `gap` form one window.

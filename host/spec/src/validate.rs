@@ -222,33 +222,57 @@ pub(crate) fn validate(spec: &JobSpec, text: &str) -> Result<(), SpecError> {
                 if o.key_by.is_none() {
                     return err("key_by", "a window is per key: set `key_by`");
                 }
-                let size = match (w.tumbling, &w.sliding, &w.session, w.count) {
-                    (Some(size), None, None, None) => size,
-                    (None, Some(s), None, None) if s.slide.is_zero() || s.slide > s.size => {
+                use crate::TriggerSpec;
+                let size = match (w.tumbling, &w.sliding, &w.session, w.count, w.global) {
+                    (Some(size), None, None, None, false) => size,
+                    (None, Some(s), None, None, false) if s.slide.is_zero() || s.slide > s.size => {
                         return err("window", "`sliding.slide` must be more than 0 and at most `size`");
                     }
-                    (None, Some(s), None, None) => s.slide,
-                    (None, None, Some(_), None) if !w.offset.is_zero() => {
+                    (None, Some(s), None, None, false) => s.slide,
+                    (None, None, Some(_), None, false) if !w.offset.is_zero() => {
                         return err("window", "`offset` does not apply to session windows");
                     }
-                    (None, None, Some(s), None) => s.gap,
-                    (None, None, None, Some(0)) => return err("window", "`count` must be at least 1"),
-                    (None, None, None, Some(_))
+                    (None, None, Some(s), None, false) => s.gap,
+                    (None, None, None, Some(c), false) if c.size == 0 || c.slide == 0 => {
+                        return err("window", "`count` sizes must be at least 1");
+                    }
+                    (None, None, None, Some(_), false) | (None, None, None, None, true)
                         if !w.offset.is_zero() || !w.allowed_lateness.is_zero() || w.late_output.is_some() =>
                     {
                         return err(
                             "window",
-                            "count windows ignore time: no `offset`, `allowed_lateness` or `late_output`",
+                            "count and global windows ignore time: no `offset`, `allowed_lateness` or `late_output`",
                         );
                     }
-                    (None, None, None, Some(_)) => std::time::Duration::from_millis(1),
+                    (None, None, None, Some(_), false) if w.trigger != TriggerSpec::EventTime => {
+                        return err("trigger", "count windows fire by their count: no `trigger`");
+                    }
+                    (None, None, None, None, true)
+                        if !matches!(w.trigger, TriggerSpec::Count(_) | TriggerSpec::Every(_)) =>
+                    {
+                        return err("trigger", "a global window needs a `trigger`: `{ count: N }` or `{ every: DURATION }`");
+                    }
+                    (None, None, None, Some(_), false) | (None, None, None, None, true) => {
+                        std::time::Duration::from_millis(1)
+                    }
                     _ => {
                         return err(
                             "window",
-                            "set exactly one of `tumbling: SIZE`, `sliding: {size, slide}`, `session: {gap}` or `count: N`",
+                            "set exactly one of `tumbling: SIZE`, `sliding: {size, slide}`, `session: {gap}`, `count: N` or `global: true`",
                         );
                     }
                 };
+                match w.trigger {
+                    TriggerSpec::Count(0) => return err("trigger", "`count` must be at least 1"),
+                    TriggerSpec::Every(d) if d.is_zero() => return err("trigger", "`every` must be more than 0"),
+                    TriggerSpec::ProcessingTime if !w.allowed_lateness.is_zero() || w.late_output.is_some() => {
+                        return err(
+                            "trigger",
+                            "processing-time windows are never late: no `allowed_lateness` or `late_output`",
+                        );
+                    }
+                    _ => {}
+                }
                 if size.is_zero() {
                     return err("window", "the window size must be more than 0");
                 }

@@ -14,8 +14,12 @@ pub(crate) enum Assigner {
     },
     /// Each record opens `[ts, ts + gap)`; windows that touch or overlap merge.
     Session { gap: i64 },
-    /// Every `n` records of a key.
-    Count { n: u64 },
+    /// Every `slide` records of a key, the last `size` (tumbling when
+    /// equal). Window `E` (a multiple of `slide`) holds the records numbered
+    /// `E - size + 1 ..= E` and fires with record `E`.
+    Count { size: u64, slide: u64 },
+    /// One window per key, `[MIN, MAX)`.
+    Global,
 }
 
 impl Assigner {
@@ -26,7 +30,8 @@ impl Assigner {
             (Some(size), ..) => Assigner::Time { size: ms(*size), slide: ms(*size), offset },
             (None, Some(s), ..) => Assigner::Time { size: ms(s.size), slide: ms(s.slide), offset },
             (None, None, Some(s), _) => Assigner::Session { gap: ms(s.gap) },
-            (None, None, None, n) => Assigner::Count { n: n.unwrap_or(1) },
+            (None, None, None, Some(c)) => Assigner::Count { size: c.size, slide: c.slide },
+            (None, None, None, None) => Assigner::Global,
         }
     }
 }
@@ -36,6 +41,13 @@ impl Assigner {
 pub(crate) fn starts(ts: Timestamp, size: i64, slide: i64, offset: i64) -> impl Iterator<Item = Timestamp> {
     let last = ts - (ts - offset).rem_euclid(slide);
     (0..).map(move |k| last - k * slide).take_while(move |start| *start > ts - size)
+}
+
+/// The count windows record number `seq` (from 1) belongs to, oldest
+/// first: the multiples `E` of `slide` with `seq <= E < seq + size`.
+pub(crate) fn count_windows(seq: u64, size: u64, slide: u64) -> impl Iterator<Item = u64> {
+    let first = seq.div_ceil(slide) * slide;
+    (0..).map(move |k| first + k * slide).take_while(move |end| *end < seq + size)
 }
 
 /// Window starts as map keys that sort like the numbers.
@@ -64,6 +76,22 @@ mod tests {
         assert_eq!(all(900, 5000, 5000, 1000), vec![-4000]);
         assert_eq!(all(7000, 10_000, 3000, 0), vec![6000, 3000, 0], "[-3000, 7000) ends before 7000");
         assert_eq!(all(-7000, 10_000, 3000, 0), vec![-9000, -12_000, -15_000]);
+    }
+
+    #[test]
+    fn count_windows_are_sliding_windows_over_record_numbers() {
+        let of = |seq, size, slide| count_windows(seq, size, slide).collect::<Vec<_>>();
+        assert_eq!(of(1, 3, 3), vec![3]);
+        assert_eq!(of(3, 3, 3), vec![3]);
+        assert_eq!(of(4, 3, 3), vec![6]);
+        // countWindow(4, 2): every 2 records, the last 4 (the first firing
+        // has only 2, as in Flink).
+        assert_eq!(of(1, 4, 2), vec![2, 4]);
+        assert_eq!(of(2, 4, 2), vec![2, 4]);
+        assert_eq!(of(3, 4, 2), vec![4, 6]);
+        // countWindow(2, 3): records 1, 4, 7... are in no window.
+        assert_eq!(of(1, 2, 3), Vec::<u64>::new());
+        assert_eq!(of(2, 2, 3), vec![3]);
     }
 
     #[test]

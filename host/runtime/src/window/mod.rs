@@ -25,17 +25,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
-use weir_spec::{OnError, WindowSpec};
+use weir_spec::{OnError, TriggerSpec, WindowSpec};
 use weir_state::{KeyedStateBackend, StateId, StateKind};
 use weir_types::{RecordBatch, TaskInfo, TimeDomain, Timestamp};
 
-use self::assign::{Assigner, start_key, start_of, starts};
+use self::assign::{Assigner, count_windows, start_key, start_of, starts};
 pub(crate) use self::function::WindowFunction;
 use self::function::{Buffered, Fired, Group, UNBOUNDED};
 use crate::error::{Result, RuntimeError};
 use crate::metrics::NodeMetrics;
 use crate::node::Node;
-use crate::operator::{DEAD_LETTER_OUTPUT, Emitted, handle_record_errors};
+use crate::operator::{Clock, DEAD_LETTER_OUTPUT, Emitted, handle_record_errors};
 use crate::timers::TimerService;
 
 /// The state holding each key's open windows.
@@ -43,6 +43,9 @@ pub(crate) const WINDOW_STATE: &str = "windows";
 /// The state holding the records of each key's windows, for a window
 /// processor.
 pub(crate) const RECORDS_STATE: &str = "window-records";
+
+/// The map key of a count-window key's record counter.
+const SEQ_KEY: &[u8] = b"seq";
 
 /// A stored window: its end (for a count window, its last record's time),
 /// how many records it has, and its accumulator.
@@ -89,9 +92,12 @@ pub(crate) struct WindowOperator {
     timers: TimerService,
     watermark: Timestamp,
     assigner: Assigner,
+    trigger: TriggerSpec,
     lateness: i64,
     late_output: Option<String>,
     function: WindowFunction,
+    /// Processing time, for processing-time windows and early firings.
+    pub(crate) clock: Clock,
     on_error: OnError,
     max_parallelism: u32,
     batch_size: usize,
@@ -122,6 +128,8 @@ impl WindowOperator {
             timers,
             watermark: setup.watermark,
             assigner: Assigner::new(setup.window),
+            trigger: setup.window.trigger,
+            clock: Clock::Wall,
             lateness: setup.window.allowed_lateness.as_millis() as i64,
             late_output: setup.window.late_output.clone(),
             function: setup.function,
@@ -141,19 +149,44 @@ impl WindowOperator {
         weir_types::key_group(key, self.max_parallelism)
     }
 
-    fn timer(&mut self, at: Timestamp, key: &[u8]) -> Result<()> {
+    fn timer(&mut self, domain: TimeDomain, at: Timestamp, key: &[u8]) -> Result<()> {
         let (backend, maxp) = (self.backend.as_mut(), self.max_parallelism);
-        self.timers.register(backend, maxp, TimeDomain::EventTime, at, key.to_vec()).map_err(|e| self.fail(e))
+        self.timers.register(backend, maxp, domain, at, key.to_vec()).map_err(|e| self.fail(e))
     }
 
-    /// Registers a new time window's timers: firing (unless it is born
-    /// fired) and clean-up after the allowed lateness.
+    /// Whether windows fire when the watermark reaches their end.
+    fn fires_at_end(&self) -> bool {
+        matches!(self.trigger, TriggerSpec::EventTime | TriggerSpec::Every(_))
+    }
+
+    /// What decides which windows are closed: the watermark, or nothing for
+    /// processing-time windows (never late).
+    fn closed_upto(&self) -> Timestamp {
+        match self.trigger {
+            TriggerSpec::ProcessingTime => Timestamp::MIN,
+            _ => self.watermark,
+        }
+    }
+
+    /// Registers a new window's timers, by trigger: firing (unless it is
+    /// born fired), clean-up after the allowed lateness, early firings.
     fn window_timers(&mut self, key: &[u8], end: Timestamp) -> Result<()> {
-        if end - 1 > self.watermark {
-            self.timer(end - 1, key)?;
+        let last = end - 1;
+        match self.trigger {
+            TriggerSpec::ProcessingTime => return self.timer(TimeDomain::ProcessingTime, last, key),
+            // Fired by count only; cleaned up when the watermark passes.
+            TriggerSpec::Count(_) => return self.timer(TimeDomain::EventTime, last.saturating_add(self.lateness), key),
+            TriggerSpec::EventTime | TriggerSpec::Every(_) => {}
+        }
+        if last > self.watermark {
+            self.timer(TimeDomain::EventTime, last, key)?;
+            if let TriggerSpec::Every(period) = self.trigger {
+                let (now, period) = (self.clock.now(), period.as_millis() as i64);
+                self.timer(TimeDomain::ProcessingTime, now - now.rem_euclid(period) + period, key)?;
+            }
         }
         if self.lateness > 0 {
-            self.timer(end - 1 + self.lateness, key)?;
+            self.timer(TimeDomain::EventTime, last + self.lateness, key)?;
         }
         Ok(())
     }
@@ -269,58 +302,69 @@ impl WindowOperator {
         Ok(())
     }
 
-    /// A record for `key`'s time window `[start, end)` that fired already
-    /// (or is born late): added, and the window fires again at once.
-    fn refire(
+    /// Adds one record to `key`'s window `[start, end)` at once (state
+    /// updated, timers of a new window registered). Returns the window, or
+    /// `None` when the function could not add the record.
+    fn add_now<'k>(
         &mut self,
-        key: &[u8],
+        key: &'k [u8],
         (start, end): (Timestamp, Timestamp),
         record: weir_types::RecordRef<'_>,
-        out: &mut RecordBatch,
         failures: &mut Vec<(u32, String)>,
         index: u32,
-    ) -> Result<()> {
+    ) -> Result<Option<Group<'k>>> {
         let mut one = RecordBatch::new();
         one.push_ref(record);
         let mut groups = [self.load(key, start, end)?];
         groups[0].records.push(0);
         if let Some(f) = self.function.add(&self.task, &one, &mut groups)?.pop() {
             failures.push((index, f.message));
-            return Ok(());
+            return Ok(None);
         }
         let [g] = groups;
-        let new = !g.stored;
+        self.buffer(&g, &one)?;
+        self.store(&g)?;
+        if !g.stored {
+            self.window_timers(key, end)?;
+        }
+        Ok(Some(g))
+    }
+
+    /// Fires a stored window at once.
+    fn fire_now(&mut self, g: &Group<'_>, out: &mut RecordBatch) -> Result<()> {
         let window = Fired {
-            key: key.to_vec(),
-            start,
-            end,
-            timestamp: end - 1,
-            count: g.count_before + 1,
+            key: g.key.to_vec(),
+            start: g.start,
+            end: g.end,
+            timestamp: g.end.saturating_sub(1),
+            count: g.count_before + g.records.len() as u64,
             acc: g.acc.clone(),
         };
         let (mut fired, mut buffered) = (Vec::new(), Buffered::default());
-        self.collect(&mut fired, &mut buffered, window, &[0], Some(&one))?;
-        self.buffer(&g, &one)?;
-        self.store(&g)?;
-        if new {
-            self.window_timers(key, end)?;
-        }
+        self.collect(&mut fired, &mut buffered, window, &[], None)?;
         self.emit(fired, buffered, out)
+    }
+
+    /// Whether a window that now holds `count` records fires by count.
+    fn count_fires(&self, count: u64) -> bool {
+        matches!(self.trigger, TriggerSpec::Count(n) if count.is_multiple_of(n))
     }
 
     /// Adds a record to `key`'s sessions: its window `[ts, ts + gap)` merges
     /// with every session it touches or overlaps, and lateness is judged on
     /// the merged window. Returns `false` when the record is late.
+    #[allow(clippy::too_many_arguments, reason = "one record's context")]
     fn add_to_session(
         &mut self,
         key: &[u8],
         gap: i64,
+        ts: Timestamp,
         record: weir_types::RecordRef<'_>,
         out: &mut RecordBatch,
         failures: &mut Vec<(u32, String)>,
         index: u32,
     ) -> Result<bool> {
-        let (kg, ts) = (self.kg(key), record.timestamp);
+        let kg = self.kg(key);
         let sessions = self.backend.map_range(self.windows, kg, key, None, usize::MAX).map_err(|e| self.fail(e))?;
         let (mut start, mut end) = (ts, ts + gap);
         let mut merged = Vec::new();
@@ -334,7 +378,7 @@ impl WindowOperator {
                 merged.push((s, count, acc.to_vec()));
             }
         }
-        if end - 1 + self.lateness <= self.watermark {
+        if end - 1 + self.lateness <= self.closed_upto() {
             return Ok(false);
         }
         let count_before = merged.iter().map(|(_, c, _)| c).sum();
@@ -374,39 +418,120 @@ impl WindowOperator {
         self.store(&g)?;
         // Timers of the windows merged away stay: they fire harmlessly, as
         // on_timer checks windows against state.
-        if end - 1 <= self.watermark {
-            let window = Fired { key: key.to_vec(), start, end, timestamp: end - 1, count: count_before + 1, acc: g.acc };
-            let (mut fired, mut buffered) = (Vec::new(), Buffered::default());
-            self.collect(&mut fired, &mut buffered, window, &[], None)?;
-            self.emit(fired, buffered, out)?;
-        } else {
-            self.timer(end - 1, key)?;
+        if self.count_fires(g.count_before + 1) || self.fires_at_end() && end - 1 <= self.watermark {
+            self.fire_now(&g, out)?;
         }
-        if self.lateness > 0 {
-            self.timer(end - 1 + self.lateness, key)?;
-        }
+        self.window_timers(key, end)?;
         Ok(true)
     }
 
-    /// Collects `key`'s windows due at timer time `at` and purges those
-    /// past their lateness.
-    fn on_timer(&mut self, at: Timestamp, key: &[u8], fired: &mut Vec<Fired>, buffered: &mut Buffered) -> Result<()> {
+    /// Collects `key`'s windows a timer at `at` fires, and purges those
+    /// it ends: event time fires windows ending at `at` (by the default
+    /// triggers) and purges those past their lateness; processing time fires
+    /// and purges processing-time windows, or fires open windows early.
+    fn on_timer(
+        &mut self,
+        domain: TimeDomain,
+        at: Timestamp,
+        key: &[u8],
+        fired: &mut Vec<Fired>,
+        buffered: &mut Buffered,
+    ) -> Result<()> {
         let kg = self.kg(key);
         let windows = self.backend.map_range(self.windows, kg, key, None, usize::MAX).map_err(|e| self.fail(e))?;
+        let mut open = false;
         for (k, v) in windows {
+            if k == SEQ_KEY {
+                continue;
+            }
             let (Some(start), Some((end, count, acc))) = (start_of(&k), decode_window(&v)) else {
                 return Err(self.fail("corrupt window state"));
             };
             let last = end - 1;
-            if last == at {
-                let window = Fired { key: key.to_vec(), start, end, timestamp: last, count, acc: acc.to_vec() };
-                self.collect(fired, buffered, window, &[], None)?;
-            }
-            if last + self.lateness <= at {
-                self.purge(key, start)?;
+            let window = Fired { key: key.to_vec(), start, end, timestamp: last, count, acc: acc.to_vec() };
+            match (domain, self.trigger) {
+                (TimeDomain::ProcessingTime, TriggerSpec::Every(_)) => {
+                    if last > self.watermark {
+                        self.collect(fired, buffered, window, &[], None)?;
+                        open = true;
+                    }
+                }
+                (TimeDomain::ProcessingTime, _) => {
+                    if last <= at {
+                        self.collect(fired, buffered, window, &[], None)?;
+                        self.purge(key, start)?;
+                    }
+                }
+                (TimeDomain::EventTime, _) => {
+                    if last == at && self.fires_at_end() {
+                        self.collect(fired, buffered, window, &[], None)?;
+                    }
+                    if last.saturating_add(self.lateness) <= at {
+                        self.purge(key, start)?;
+                    }
+                }
             }
         }
+        if let (true, TriggerSpec::Every(period)) = (open, self.trigger) {
+            self.timer(TimeDomain::ProcessingTime, at + period.as_millis() as i64, key)?;
+        }
         Ok(())
+    }
+
+    /// Fires the timers of `domain` due at `upto`, in batches.
+    fn fire_timers(&mut self, domain: TimeDomain, upto: Timestamp, out: &mut RecordBatch) -> Result<()> {
+        loop {
+            let due = self
+                .timers
+                .pop_due(self.backend.as_mut(), self.max_parallelism, domain, upto, self.batch_size)
+                .map_err(|e| self.fail(e))?;
+            if due.is_empty() {
+                return Ok(());
+            }
+            let (mut fired, mut buffered) = (Vec::new(), Buffered::default());
+            for (at, key) in due {
+                self.on_timer(domain, at, &key, &mut fired, &mut buffered)?;
+            }
+            self.emit(fired, buffered, out)?;
+        }
+    }
+
+    /// How many records `key` has had (count windows).
+    fn seq(&mut self, key: &[u8]) -> Result<u64> {
+        let kg = self.kg(key);
+        let stored = self.backend.map_get(self.windows, kg, key, SEQ_KEY).map_err(|e| self.fail(e))?;
+        match stored {
+            None => Ok(0),
+            Some(bytes) => Ok(u64::from_le_bytes(
+                bytes.as_slice().try_into().map_err(|_| self.fail("corrupt window state: a record count"))?,
+            )),
+        }
+    }
+
+    /// The index in `groups` of `key`'s window at `start`, loaded when
+    /// first touched in this call.
+    fn group<'k>(
+        &mut self,
+        groups: &mut Vec<Group<'k>>,
+        open: &mut FxHashMap<(&'k [u8], Timestamp), usize>,
+        key: &'k [u8],
+        (start, end): (Timestamp, Timestamp),
+    ) -> Result<usize> {
+        if let Some(&gi) = open.get(&(key, start)) {
+            return Ok(gi);
+        }
+        groups.push(self.load(key, start, end)?);
+        open.insert((key, start), groups.len() - 1);
+        Ok(groups.len() - 1)
+    }
+
+    /// A record too late for all its windows: to the late output, or
+    /// dropped and counted.
+    fn late(&self, r: weir_types::RecordRef<'_>, late: &mut RecordBatch) {
+        match &self.late_output {
+            Some(_) => late.push_ref(r),
+            None => self.metrics.add_counter("late_records_dropped", 1),
+        }
     }
 
     /// Records the function failed on, by the node's `on_error`.
@@ -443,77 +568,66 @@ impl Node for WindowOperator {
         // added in one go at the end, one state update per window.
         let mut groups: Vec<Group<'_>> = Vec::new();
         let mut open: FxHashMap<(&[u8], Timestamp), usize> = FxHashMap::default();
-        // Count windows that filled up, in order.
+        // Count windows that filled up, in order, and each key's count.
         let mut complete: Vec<usize> = Vec::new();
+        let mut seqs: FxHashMap<&[u8], u64> = FxHashMap::default();
+        let now = self.clock.now();
+        let by_count = matches!(self.trigger, TriggerSpec::Count(_));
         for (i, r) in records.iter().enumerate() {
             let Some(key) = r.key else {
                 return Err(self.fail("a window needs keyed input, and a record has no key"));
             };
-            let accepted = match self.assigner {
-                Assigner::Count { n } => {
-                    let gi = match open.get(&(key, 0)) {
-                        Some(&gi) => gi,
-                        None => {
-                            // After a window of this key filled up in this
-                            // call, the next one starts empty.
-                            let refill = complete.iter().any(|&c| groups[c].key == key);
-                            let g = match refill {
-                                false => self.load(key, 0, r.timestamp)?,
-                                true => Group {
-                                    key,
-                                    start: 0,
-                                    end: r.timestamp,
-                                    stored: false,
-                                    count_before: 0,
-                                    acc: self.function.empty(),
-                                    records: Vec::new(),
-                                },
-                            };
-                            groups.push(g);
-                            open.insert((key, 0), groups.len() - 1);
-                            groups.len() - 1
-                        }
+            let time = match self.trigger {
+                TriggerSpec::ProcessingTime => now,
+                _ => r.timestamp,
+            };
+            let closed = self.closed_upto();
+            let windows: Vec<(Timestamp, Timestamp)> = match self.assigner {
+                Assigner::Count { size, slide } => {
+                    let seq = match seqs.get(key) {
+                        Some(seq) => seq + 1,
+                        None => self.seq(key)? + 1,
                     };
-                    let g = &mut groups[gi];
-                    g.records.push(i as u32);
-                    g.end = g.end.max(r.timestamp);
-                    if g.count_before + g.records.len() as u64 == n {
-                        complete.push(gi);
-                        open.remove(&(key, 0));
+                    seqs.insert(key, seq);
+                    for e in count_windows(seq, size, slide) {
+                        let gi = self.group(&mut groups, &mut open, key, (e as i64, r.timestamp))?;
+                        let g = &mut groups[gi];
+                        g.records.push(i as u32);
+                        g.end = g.end.max(r.timestamp);
+                        if e == seq {
+                            complete.push(gi);
+                        }
                     }
-                    true
+                    continue;
                 }
                 Assigner::Session { gap } => {
-                    self.add_to_session(key, gap, r, &mut out.main, &mut failures, i as u32)?
-                }
-                Assigner::Time { size, slide, offset } => {
-                    let (watermark, lateness) = (self.watermark, self.lateness);
-                    let alive: Vec<Timestamp> =
-                        starts(r.timestamp, size, slide, offset).filter(|s| s + size - 1 + lateness > watermark).collect();
-                    for &start in alive.iter().rev() {
-                        let end = start + size;
-                        if end - 1 <= watermark {
-                            self.refire(key, (start, end), r, &mut out.main, &mut failures, i as u32)?;
-                            continue;
-                        }
-                        let gi = match open.get(&(key, start)) {
-                            Some(&gi) => gi,
-                            None => {
-                                groups.push(self.load(key, start, end)?);
-                                open.insert((key, start), groups.len() - 1);
-                                groups.len() - 1
-                            }
-                        };
-                        groups[gi].records.push(i as u32);
+                    if !self.add_to_session(key, gap, time, r, &mut out.main, &mut failures, i as u32)? {
+                        self.late(r, &mut late);
                     }
-                    !alive.is_empty()
+                    continue;
                 }
+                Assigner::Global => vec![(Timestamp::MIN, Timestamp::MAX)],
+                Assigner::Time { size, slide, offset } => starts(time, size, slide, offset)
+                    .filter(|s| s + size - 1 + self.lateness > closed)
+                    .map(|s| (s, s + size))
+                    .collect(),
             };
-            if !accepted {
-                match &self.late_output {
-                    Some(_) => late.push_ref(r),
-                    None => self.metrics.add_counter("late_records_dropped", 1),
+            if windows.is_empty() {
+                self.late(r, &mut late);
+            }
+            for &(start, end) in windows.iter().rev() {
+                if by_count || self.fires_at_end() && end - 1 <= closed {
+                    // Fires by count, or fired already (or is born late):
+                    // added now, and fires again at once with everything.
+                    if let Some(g) = self.add_now(key, (start, end), r, &mut failures, i as u32)?
+                        && (!by_count || self.count_fires(g.count_before + 1))
+                    {
+                        self.fire_now(&g, &mut out.main)?;
+                    }
+                    continue;
                 }
+                let gi = self.group(&mut groups, &mut open, key, (start, end))?;
+                groups[gi].records.push(i as u32);
             }
         }
         for f in self.function.add(&self.task, &records, &mut groups)? {
@@ -523,8 +637,7 @@ impl Node for WindowOperator {
             }
             failures.push((f.index, f.message));
         }
-        // Filled count windows fire (and are removed) before the windows
-        // that follow them are stored.
+        // Filled count windows fire and go.
         let (mut fired, mut buffered) = (Vec::new(), Buffered::default());
         for &gi in &complete {
             let g = &groups[gi];
@@ -537,8 +650,8 @@ impl Node for WindowOperator {
                 acc: g.acc.clone(),
             };
             self.collect(&mut fired, &mut buffered, window, &g.records, Some(&records))?;
-            if g.stored && g.count_before > 0 {
-                self.purge(g.key, 0)?;
+            if g.stored {
+                self.purge(g.key, g.start)?;
             }
         }
         for (gi, g) in groups.iter().enumerate() {
@@ -550,6 +663,10 @@ impl Node for WindowOperator {
             if !g.stored && !matches!(self.assigner, Assigner::Count { .. }) {
                 self.window_timers(g.key, g.end)?;
             }
+        }
+        for (key, seq) in seqs {
+            let kg = self.kg(key);
+            self.backend.map_put(self.windows, kg, key, SEQ_KEY, &seq.to_le_bytes()).map_err(|e| self.fail(e))?;
         }
         self.emit(fired, buffered, &mut out.main)?;
         if !failures.is_empty() {
@@ -571,30 +688,24 @@ impl Node for WindowOperator {
         }
         self.watermark = watermark;
         let mut out = Emitted::default();
-        loop {
-            let due = self
-                .timers
-                .pop_due(self.backend.as_mut(), self.max_parallelism, TimeDomain::EventTime, watermark, self.batch_size)
-                .map_err(|e| self.fail(e))?;
-            if due.is_empty() {
-                break;
-            }
-            let (mut fired, mut buffered) = (Vec::new(), Buffered::default());
-            for (at, key) in due {
-                self.on_timer(at, &key, &mut fired, &mut buffered)?;
-            }
-            self.emit(fired, buffered, &mut out.main)?;
+        self.fire_timers(TimeDomain::EventTime, watermark, &mut out.main)?;
+        // At the end of input, processing-time windows fire too.
+        if watermark == weir_types::MAX_WATERMARK && self.trigger == TriggerSpec::ProcessingTime {
+            self.fire_timers(TimeDomain::ProcessingTime, Timestamp::MAX, &mut out.main)?;
         }
         self.metrics.records_out.inc_by(out.main.len() as u64);
         Ok(out)
     }
 
     fn fire_processing_timers(&mut self) -> Result<Emitted> {
-        Ok(Emitted::default())
+        let mut out = Emitted::default();
+        self.fire_timers(TimeDomain::ProcessingTime, self.clock.now(), &mut out.main)?;
+        self.metrics.records_out.inc_by(out.main.len() as u64);
+        Ok(out)
     }
 
     fn next_processing_timer(&self) -> Option<Timestamp> {
-        None
+        self.timers.next(TimeDomain::ProcessingTime)
     }
 
     fn backend(&mut self) -> &mut dyn KeyedStateBackend {
@@ -613,3 +724,6 @@ impl Node for WindowOperator {
         self.checkpoint_scratch.as_deref()
     }
 }
+
+#[cfg(test)]
+mod tests;

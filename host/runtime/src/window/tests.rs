@@ -1,0 +1,171 @@
+//! Triggers, global and count-sliding windows, driven record by record with
+//! a hand-moved clock: exact outputs at exact times.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use weir_spec::{AggregateSpec, CountSpec, OnError, TriggerSpec, WindowSpec};
+use weir_state::MemoryBackend;
+use weir_types::{MAX_WATERMARK, MIN_WATERMARK, RecordBatch, TaskInfo, Timestamp};
+
+use super::{WindowFunction, WindowOperator, WindowSetup};
+use crate::metrics::JobMetrics;
+use crate::node::Node;
+use crate::operator::{Clock, Emitted};
+
+fn operator(window: WindowSpec) -> WindowOperator {
+    let task = TaskInfo { node: "w".into(), index: 0, parallelism: 1 };
+    let setup = WindowSetup {
+        window: &window,
+        function: WindowFunction::Builtin(AggregateSpec::Sum("/v".into())),
+        on_error: OnError::Fail,
+        max_parallelism: 128,
+        batch_size: 1024,
+        watermark: MIN_WATERMARK,
+    };
+    let metrics = Arc::new(JobMetrics::default().node("w", "window"));
+    let mut op = WindowOperator::new(task, Box::new(MemoryBackend::new(128)), setup, metrics).unwrap();
+    op.clock = Clock::Manual(0);
+    op
+}
+
+/// Records `(key, timestamp, v)` as one batch.
+fn batch(records: &[(&str, Timestamp, i64)]) -> RecordBatch {
+    let mut b = RecordBatch::new();
+    for (k, t, v) in records {
+        b.push(Some(k.as_bytes()), format!(r#"{{"v":{v}}}"#).as_bytes(), *t);
+    }
+    b
+}
+
+/// The main output as `value@timestamp` lines.
+fn lines(emitted: Emitted) -> Vec<String> {
+    emitted.main.iter().map(|r| format!("{}@{}", String::from_utf8_lossy(r.value), r.timestamp)).collect()
+}
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+#[test]
+fn count_sliding_windows_fire_every_slide_records_with_the_last_size() {
+    let mut op = operator(WindowSpec { count: Some(CountSpec { size: 3, slide: 2 }), ..WindowSpec::default() });
+    let out = op.process(batch(&[("a", 10, 1), ("a", 5, 2), ("b", 1, 7), ("a", 30, 3)])).unwrap();
+    // Like Flink's countWindow(3, 2): the first firing has 2 records.
+    assert_eq!(lines(out), vec![r#"{"key":"a","records":2,"sum":3.0}@10"#]);
+    // Across calls: the count and the open windows are in state.
+    let out = op.process(batch(&[("a", 50, 4), ("b", 2, 8)])).unwrap();
+    assert_eq!(lines(out), vec![r#"{"key":"a","records":3,"sum":9.0}@50"#, r#"{"key":"b","records":2,"sum":15.0}@2"#]);
+    let out = op.process(batch(&[("a", 60, 5), ("a", 70, 6)])).unwrap();
+    assert_eq!(lines(out), vec![r#"{"key":"a","records":3,"sum":15.0}@70"#]);
+    // Incomplete windows never fire, not even at the end of input.
+    assert!(lines(op.advance_watermark(MAX_WATERMARK).unwrap()).is_empty());
+}
+
+#[test]
+fn a_global_window_with_a_count_trigger_fires_its_whole_content_every_n_records() {
+    let mut op =
+        operator(WindowSpec { global: true, trigger: TriggerSpec::Count(2), ..WindowSpec::default() });
+    let out = op.process(batch(&[("a", 1, 1), ("a", 2, 2), ("a", 3, 3)])).unwrap();
+    assert_eq!(lines(out), vec![r#"{"key":"a","records":2,"sum":3.0}@9223372036854775806"#]);
+    let out = op.process(batch(&[("a", 4, 4)])).unwrap();
+    assert_eq!(lines(out), vec![r#"{"key":"a","records":4,"sum":10.0}@9223372036854775806"#]);
+    // A count trigger does not fire at the end of input (Flink's CountTrigger).
+    assert!(lines(op.advance_watermark(MAX_WATERMARK).unwrap()).is_empty());
+}
+
+#[test]
+fn a_count_trigger_fires_time_windows_by_count_only_and_they_go_after_their_lateness() {
+    let mut op = operator(WindowSpec {
+        tumbling: Some(secs(5)),
+        allowed_lateness: secs(1),
+        trigger: TriggerSpec::Count(2),
+        ..WindowSpec::default()
+    });
+    let out = op.process(batch(&[("a", 1000, 1), ("a", 2000, 2), ("a", 6000, 5)])).unwrap();
+    assert_eq!(lines(out), vec![r#"{"key":"a","window_start":0,"window_end":5000,"sum":3.0}@4999"#]);
+    // The watermark passing the end fires nothing.
+    assert!(lines(op.advance_watermark(5500).unwrap()).is_empty());
+    // A late record within the lateness counts on.
+    let out = op.process(batch(&[("a", 3000, 4), ("a", 4000, 8), ("a", 4500, 16)])).unwrap();
+    assert_eq!(lines(out), vec![r#"{"key":"a","window_start":0,"window_end":5000,"sum":15.0}@4999"#]);
+    let out = op.process(batch(&[("a", 4600, 32)])).unwrap();
+    assert_eq!(lines(out), vec![r#"{"key":"a","window_start":0,"window_end":5000,"sum":63.0}@4999"#]);
+    // Past the lateness the window is gone: a record for it is late.
+    op.advance_watermark(6000).unwrap();
+    let out = op.process(batch(&[("a", 100, 1)])).unwrap();
+    assert!(lines(out).is_empty());
+    assert_eq!(op.metrics.report().counters.get("late_records_dropped"), Some(&1));
+    // [5000, 10000) has one record: never fired.
+    assert!(lines(op.advance_watermark(MAX_WATERMARK).unwrap()).is_empty());
+}
+
+#[test]
+fn processing_time_windows_follow_the_clock_not_the_records() {
+    let mut op = operator(WindowSpec {
+        tumbling: Some(secs(10)),
+        trigger: TriggerSpec::ProcessingTime,
+        ..WindowSpec::default()
+    });
+    op.clock = Clock::Manual(3_000);
+    // Event times play no part, and nothing is late.
+    op.process(batch(&[("a", 99_000, 1), ("b", -5, 2)])).unwrap();
+    op.advance_watermark(200_000).unwrap();
+    op.clock = Clock::Manual(9_000);
+    op.process(batch(&[("a", 0, 4)])).unwrap();
+    assert_eq!(op.next_processing_timer(), Some(9_999));
+    assert!(lines(op.fire_processing_timers().unwrap()).is_empty());
+    op.clock = Clock::Manual(10_000);
+    let out = op.fire_processing_timers().unwrap();
+    assert_eq!(
+        lines(out),
+        vec![
+            r#"{"key":"a","window_start":0,"window_end":10000,"sum":5.0}@9999"#,
+            r#"{"key":"b","window_start":0,"window_end":10000,"sum":2.0}@9999"#,
+        ]
+    );
+    op.process(batch(&[("a", 0, 8)])).unwrap();
+    // At the end of input the open processing-time windows fire.
+    let out = op.advance_watermark(MAX_WATERMARK).unwrap();
+    assert_eq!(lines(out), vec![r#"{"key":"a","window_start":10000,"window_end":20000,"sum":8.0}@19999"#]);
+}
+
+#[test]
+fn early_firings_come_every_period_until_the_watermark_closes_the_window() {
+    let mut op = operator(WindowSpec {
+        tumbling: Some(secs(10)),
+        trigger: TriggerSpec::Every(secs(2)),
+        ..WindowSpec::default()
+    });
+    op.clock = Clock::Manual(500);
+    op.process(batch(&[("a", 1000, 1)])).unwrap();
+    // Early firings are aligned to the period: at 2000, 4000, ...
+    assert_eq!(op.next_processing_timer(), Some(2000));
+    op.clock = Clock::Manual(2000);
+    let out = op.fire_processing_timers().unwrap();
+    assert_eq!(lines(out), vec![r#"{"key":"a","window_start":0,"window_end":10000,"sum":1.0}@9999"#]);
+    op.process(batch(&[("a", 2000, 2)])).unwrap();
+    op.clock = Clock::Manual(4100);
+    let out = op.fire_processing_timers().unwrap();
+    assert_eq!(lines(out), vec![r#"{"key":"a","window_start":0,"window_end":10000,"sum":3.0}@9999"#]);
+    // The watermark closes the window: its final firing, then no more
+    // early ones.
+    let out = op.advance_watermark(9999).unwrap();
+    assert_eq!(lines(out), vec![r#"{"key":"a","window_start":0,"window_end":10000,"sum":3.0}@9999"#]);
+    op.clock = Clock::Manual(6000);
+    assert!(lines(op.fire_processing_timers().unwrap()).is_empty());
+    assert_eq!(op.next_processing_timer(), None);
+}
+
+#[test]
+fn a_global_window_with_early_firings_gives_running_results_and_a_final_one() {
+    let mut op =
+        operator(WindowSpec { global: true, trigger: TriggerSpec::Every(secs(1)), ..WindowSpec::default() });
+    op.process(batch(&[("a", 1, 1), ("a", 2, 2)])).unwrap();
+    op.clock = Clock::Manual(1000);
+    let out = op.fire_processing_timers().unwrap();
+    assert_eq!(lines(out), vec![r#"{"key":"a","records":2,"sum":3.0}@9223372036854775806"#]);
+    op.process(batch(&[("a", 3, 4)])).unwrap();
+    let out = op.advance_watermark(MAX_WATERMARK).unwrap();
+    assert_eq!(lines(out), vec![r#"{"key":"a","records":3,"sum":7.0}@9223372036854775806"#]);
+}
