@@ -32,7 +32,7 @@ run: build plugins
 
 test: build plugins
 	$(CARGO) test --release --workspace
-	$(CARGO) test --release --manifest-path sdk/Cargo.toml --doc
+	$(CARGO) test --release --manifest-path sdk/Cargo.toml --doc --all-features
 
 bench: build plugins
 	$(CARGO) bench -p weir-tests --bench pipeline
@@ -45,6 +45,7 @@ lint: setup
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml --all-targets -- -D warnings
 	$(CARGO) clippy --release --target wasm32-wasip2 --manifest-path sdk/Cargo.toml -- -D warnings
+	$(CARGO) clippy --release --target wasm32-wasip2 --manifest-path sdk/Cargo.toml --all-features -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

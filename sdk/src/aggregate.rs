@@ -120,7 +120,8 @@ fn with<A: Aggregate, R>(f: impl FnOnce(&A) -> Result<R, OperatorError>) -> Resu
 fn decode_all<A: Aggregate>(items: &Items) -> Result<Vec<A::Acc>, OperatorError> {
     (0..items.spans.len() / 2)
         .map(|i| {
-            let bytes = item(&items.data, &items.spans, i).ok_or_else(|| error("the host sent an item outside its buffer"))?;
+            let bytes =
+                item(&items.data, &items.spans, i).ok_or_else(|| error("the host sent an item outside its buffer"))?;
             Bin::decode(bytes).map_err(|e| error(format!("a stored accumulator does not decode: {e}")))
         })
         .collect()
@@ -177,7 +178,10 @@ impl<A: Aggregate> aggregate_bindings::Guest for AggregateRunner<A> {
             for size in group_sizes {
                 let mut acc = a.create();
                 for _ in 0..size {
-                    a.merge(&mut acc, accs.next().ok_or_else(|| error("group sizes add up to more accumulators than sent"))?);
+                    a.merge(
+                        &mut acc,
+                        accs.next().ok_or_else(|| error("group sizes add up to more accumulators than sent"))?,
+                    );
                 }
                 merged.push(acc);
             }

@@ -113,15 +113,15 @@ pub use aggregate::Aggregate;
 #[cfg(feature = "aggregate")]
 #[doc(hidden)]
 pub use aggregate::AggregateRunner;
-#[cfg(feature = "process-window")]
-#[doc(hidden)]
-pub use process_window::ProcessWindowRunner;
 #[cfg(feature = "operator")]
 pub use bindings::weir::plugin::types::TimeDomain;
 pub use codec::{Bin, Codec, Encoding, Json};
 #[cfg(feature = "operator")]
 pub use context::{Context, InitContext, LogLevel, Timer};
 pub use error::{Error, Result};
+#[cfg(feature = "process-window")]
+#[doc(hidden)]
+pub use process_window::ProcessWindowRunner;
 #[cfg(feature = "process-window")]
 pub use process_window::{ProcessWindow, WindowOutput};
 pub use record::Record;

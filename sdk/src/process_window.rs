@@ -115,7 +115,8 @@ impl<P: ProcessWindow> process_window_bindings::Guest for ProcessWindowRunner<P>
         let WindowBatch { windows, records, ranges } = input;
         INSTANCE.with_borrow_mut(|slot| {
             let not_initialized = || error("the host called the window function before `init`");
-            let function = slot.as_mut().ok_or_else(not_initialized)?.downcast_mut::<P>().ok_or_else(not_initialized)?;
+            let function =
+                slot.as_mut().ok_or_else(not_initialized)?.downcast_mut::<P>().ok_or_else(not_initialized)?;
             let mut out = WindowOutput::default();
             let mut views = Vec::new();
             for (i, w) in windows.iter().enumerate() {

@@ -250,7 +250,10 @@ pub(crate) fn validate(spec: &JobSpec, text: &str) -> Result<(), SpecError> {
                     (None, None, None, None, true)
                         if !matches!(w.trigger, TriggerSpec::Count(_) | TriggerSpec::Every(_)) =>
                     {
-                        return err("trigger", "a global window needs a `trigger`: `{ count: N }` or `{ every: DURATION }`");
+                        return err(
+                            "trigger",
+                            "a global window needs a `trigger`: `{ count: N }` or `{ every: DURATION }`",
+                        );
                     }
                     (None, None, None, Some(_), false) | (None, None, None, None, true) => {
                         std::time::Duration::from_millis(1)
@@ -486,6 +489,33 @@ sinks:
             + "  - id: sink2\n    type: blackhole\n    input: b\n";
         let cyclic = cyclic.replace("sinks:\n", "  - id: b\n    input: avg\n    plugin: y.wasm\nsinks:\n");
         assert!(err(&cyclic).contains("the operators form a cycle: avg -> b -> avg"), "{}", err(&cyclic));
+    }
+
+    #[test]
+    fn windows_and_triggers_are_checked() {
+        let window =
+            |w: &str| BASE.replace("    plugin: x.wasm\n", &format!("    window: {w}\n    aggregate: count\n"));
+        let ok = |w: &str| JobSpec::parse(&window(w), Format::Yaml).map(|_| ()).map_err(|e| e.to_string());
+        assert_eq!(ok("{ tumbling: 5s, trigger: { every: 1s } }"), Ok(()));
+        assert_eq!(ok("{ global: true, trigger: { count: 10 } }"), Ok(()));
+        assert_eq!(ok("{ count: { size: 10, slide: 5 } }"), Ok(()));
+        assert_eq!(ok("{ session: { gap: 1s }, trigger: processing-time }"), Ok(()));
+        let e = err(&window("{ global: true }"));
+        assert!(e.ends_with("a global window needs a `trigger`: `{ count: N }` or `{ every: DURATION }`"), "{e}");
+        let e = err(&window("{ tumbling: 5s, global: true, trigger: { count: 2 } }"));
+        assert!(e.contains("set exactly one of"), "{e}");
+        let e = err(&window("{ count: 5, trigger: { count: 2 } }"));
+        assert!(e.ends_with("count windows fire by their count: no `trigger`"), "{e}");
+        let e = err(&window("{ tumbling: 5s, trigger: processing-time, allowed_lateness: 1s }"));
+        assert!(e.ends_with("processing-time windows are never late: no `allowed_lateness` or `late_output`"), "{e}");
+        let e = err(&window("{ tumbling: 5s, trigger: { count: 0 } }"));
+        assert!(e.ends_with("`count` must be at least 1"), "{e}");
+        let e = err(&window("{ tumbling: 5s, trigger: sometimes }"));
+        assert!(e.contains("unknown trigger `sometimes`"), "{e}");
+        let e = err(&window("{ count: { size: 0, slide: 1 } }"));
+        assert!(e.ends_with("`count` sizes must be at least 1"), "{e}");
+        let both = window("{ tumbling: 5s }").replace("aggregate: count", "aggregate: count\n    plugin: x.wasm");
+        assert!(err(&both).ends_with("not both"), "{}", err(&both));
     }
 
     #[test]

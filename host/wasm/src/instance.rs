@@ -9,8 +9,8 @@ use crate::bindings::{Operator, OperatorPre};
 use crate::convert::{ItemsView, batch_to_wit, items_to_wit};
 use crate::host::{DeclaredState, HostState};
 use crate::packed;
-use crate::wit::{self, StateEntry, TimeContext, UpdateKind};
 use crate::sandbox::Sandbox;
+use crate::wit::{self, StateEntry, TimeContext, UpdateKind};
 use crate::{Grants, Limits, PluginError, Result};
 
 /// `same-key` for an element without a key.

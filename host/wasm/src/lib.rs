@@ -338,7 +338,8 @@ impl PluginEngine {
         };
         let world = World::of(&self.engine, &component);
         check_imports(&self.engine, &component, what, world)?;
-        let wrong = |e: wasmtime::Error| PluginError::WrongWorld { what: what.to_string(), world, message: describe(&e) };
+        let wrong =
+            |e: wasmtime::Error| PluginError::WrongWorld { what: what.to_string(), world, message: describe(&e) };
         let pre = self.linker.instantiate_pre(&component).map_err(wrong)?;
         let pre = match world {
             World::Operator => Pre::Operator(bindings::OperatorPre::new(pre).map_err(wrong)?),

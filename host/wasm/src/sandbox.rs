@@ -59,7 +59,11 @@ impl Sandbox {
         }
     }
 
-    pub(crate) fn check<T>(&self, call: &'static str, result: wasmtime::Result<Result<T, wit::OperatorError>>) -> Result<T> {
+    pub(crate) fn check<T>(
+        &self,
+        call: &'static str,
+        result: wasmtime::Result<Result<T, wit::OperatorError>>,
+    ) -> Result<T> {
         match result {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(PluginError::Operator { call, message: e.message }),
@@ -115,4 +119,3 @@ fn guest_stderr(bytes: &[u8]) -> String {
         None => joined,
     }
 }
-

@@ -155,7 +155,12 @@ pub struct WindowProcessorInstance {
 }
 
 impl WindowProcessorInstance {
-    pub(crate) fn new(pre: &WindowProcessorPre<HostState>, task: &str, limits: &Limits, grants: &Grants) -> Result<Self> {
+    pub(crate) fn new(
+        pre: &WindowProcessorPre<HostState>,
+        task: &str,
+        limits: &Limits,
+        grants: &Grants,
+    ) -> Result<Self> {
         let mut sandbox = sandbox(pre.instance_pre(), task, limits, grants)?;
         let bindings = sandbox.instantiate(|store| pre.instantiate(store))?;
         Ok(WindowProcessorInstance { sandbox, bindings })
@@ -178,8 +183,11 @@ impl WindowProcessorInstance {
         ranges: Vec<u32>,
     ) -> Result<Vec<(u32, Vec<u8>)>> {
         let count = windows.len() as u32;
-        let input =
-            WindowBatch { windows: windows.iter().map(WindowRef::to_wit).collect(), records: batch_to_wit(records), ranges };
+        let input = WindowBatch {
+            windows: windows.iter().map(WindowRef::to_wit).collect(),
+            records: batch_to_wit(records),
+            ranges,
+        };
         self.sandbox.arm()?;
         let result = self.bindings.call_process(&mut self.sandbox.store, &input);
         let output = self.sandbox.check("process", result)?;

@@ -7,11 +7,7 @@ use weir_types::Timestamp;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Assigner {
     /// Tumbling (`slide == size`) or sliding windows of event time.
-    Time {
-        size: i64,
-        slide: i64,
-        offset: i64,
-    },
+    Time { size: i64, slide: i64, offset: i64 },
     /// Each record opens `[ts, ts + gap)`; windows that touch or overlap merge.
     Session { gap: i64 },
     /// Every `slide` records of a key, the last `size` (tumbling when

@@ -112,9 +112,8 @@ impl WindowFunction {
                 // window record's windows stay oldest first).
                 additions.sort_by_key(|&(r, _)| r);
                 let flat = additions.into_iter().flat_map(|(r, g)| [r, g]).collect();
-                let (updated, failed) = instance
-                    .add(accumulators, records.clone(), flat)
-                    .map_err(|e| RuntimeError::plugin(task, e))?;
+                let (updated, failed) =
+                    instance.add(accumulators, records.clone(), flat).map_err(|e| RuntimeError::plugin(task, e))?;
                 for (i, g) in groups.iter_mut().enumerate() {
                     g.acc = updated.get(i).to_vec();
                 }
@@ -141,7 +140,8 @@ impl WindowFunction {
                 for acc in &accs {
                     items.push(acc);
                 }
-                let merged = instance.merge(items, vec![accs.len() as u32]).map_err(|e| RuntimeError::plugin(task, e))?;
+                let merged =
+                    instance.merge(items, vec![accs.len() as u32]).map_err(|e| RuntimeError::plugin(task, e))?;
                 Ok(merged.get(0).to_vec())
             }
             WindowFunction::Process(_) => Ok(Vec::new()),

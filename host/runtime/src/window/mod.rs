@@ -63,6 +63,9 @@ fn decode_window(bytes: &[u8]) -> Option<(Timestamp, u64, &[u8])> {
     Some((end, count, &bytes[16..]))
 }
 
+/// A buffered record: its map key, timestamp and value.
+type BufferedRecord = (Vec<u8>, Timestamp, Vec<u8>);
+
 /// The map key of a buffered record: its window's start, then its sequence
 /// number in the window.
 fn record_key(start: Timestamp, seq: u64) -> [u8; 16] {
@@ -195,15 +198,8 @@ impl WindowOperator {
     fn load<'k>(&mut self, key: &'k [u8], start: Timestamp, end: Timestamp) -> Result<Group<'k>> {
         let kg = self.kg(key);
         let stored = self.backend.map_get(self.windows, kg, key, &start_key(start)).map_err(|e| self.fail(e))?;
-        let mut group = Group {
-            key,
-            start,
-            end,
-            stored: stored.is_some(),
-            count_before: 0,
-            acc: Vec::new(),
-            records: Vec::new(),
-        };
+        let mut group =
+            Group { key, start, end, stored: stored.is_some(), count_before: 0, acc: Vec::new(), records: Vec::new() };
         match stored {
             Some(bytes) => {
                 let (end, count, acc) = decode_window(&bytes).ok_or_else(|| self.fail("corrupt window state"))?;
@@ -239,7 +235,7 @@ impl WindowOperator {
 
     /// The buffered records of `key`'s window at `start`: (map key,
     /// timestamp, value) in sequence order.
-    fn buffered(&mut self, key: &[u8], start: Timestamp) -> Result<Vec<(Vec<u8>, Timestamp, Vec<u8>)>> {
+    fn buffered(&mut self, key: &[u8], start: Timestamp) -> Result<Vec<BufferedRecord>> {
         let Some(state) = self.records else { return Ok(Vec::new()) };
         let (kg, prefix) = (self.kg(key), start_key(start));
         let mut out = Vec::new();
@@ -276,7 +272,14 @@ impl WindowOperator {
 
     /// Adds a fired window, with its buffered records, to what a call
     /// computes results for.
-    fn collect(&mut self, fired: &mut Vec<Fired>, buffered: &mut Buffered, window: Fired, extra: &[u32], batch: Option<&RecordBatch>) -> Result<()> {
+    fn collect(
+        &mut self,
+        fired: &mut Vec<Fired>,
+        buffered: &mut Buffered,
+        window: Fired,
+        extra: &[u32],
+        batch: Option<&RecordBatch>,
+    ) -> Result<()> {
         if self.records.is_some() {
             let first = buffered.records.len() as u32;
             for (_, ts, value) in self.buffered(&window.key, window.start)? {
@@ -403,7 +406,9 @@ impl WindowOperator {
                     if *s != start {
                         self.backend.map_remove(state, kg, key, &k).map_err(|e| self.fail(e))?;
                         let value = [&t.to_le_bytes()[..], &v].concat();
-                        self.backend.map_put(state, kg, key, &record_key(start, seq), &value).map_err(|e| self.fail(e))?;
+                        self.backend
+                            .map_put(state, kg, key, &record_key(start, seq), &value)
+                            .map_err(|e| self.fail(e))?;
                     }
                     seq += 1;
                 }
@@ -535,13 +540,14 @@ impl WindowOperator {
     }
 
     /// Records the function failed on, by the node's `on_error`.
-    fn failed(&self, failures: &mut Vec<(u32, String)>, input: &RecordBatch, out: &mut Emitted) -> Result<()> {
+    fn failed(&self, failures: &mut [(u32, String)], input: &RecordBatch, out: &mut Emitted) -> Result<()> {
         failures.sort_by_key(|(i, _)| *i);
         let who = match &self.function {
             WindowFunction::Builtin(_) => "the window aggregate",
             _ => "plugin",
         };
-        let dead = handle_record_errors(&self.task, self.on_error, &self.metrics, who, failures, "record", Some(input))?;
+        let dead =
+            handle_record_errors(&self.task, self.on_error, &self.metrics, who, failures, "record", Some(input))?;
         if let Some(batch) = dead {
             self.metrics.side_out.inc_by(batch.len() as u64);
             out.side.push((DEAD_LETTER_OUTPUT.to_string(), batch));

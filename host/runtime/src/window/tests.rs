@@ -64,8 +64,7 @@ fn count_sliding_windows_fire_every_slide_records_with_the_last_size() {
 
 #[test]
 fn a_global_window_with_a_count_trigger_fires_its_whole_content_every_n_records() {
-    let mut op =
-        operator(WindowSpec { global: true, trigger: TriggerSpec::Count(2), ..WindowSpec::default() });
+    let mut op = operator(WindowSpec { global: true, trigger: TriggerSpec::Count(2), ..WindowSpec::default() });
     let out = op.process(batch(&[("a", 1, 1), ("a", 2, 2), ("a", 3, 3)])).unwrap();
     assert_eq!(lines(out), vec![r#"{"key":"a","records":2,"sum":3.0}@9223372036854775806"#]);
     let out = op.process(batch(&[("a", 4, 4)])).unwrap();
@@ -159,8 +158,7 @@ fn early_firings_come_every_period_until_the_watermark_closes_the_window() {
 
 #[test]
 fn a_global_window_with_early_firings_gives_running_results_and_a_final_one() {
-    let mut op =
-        operator(WindowSpec { global: true, trigger: TriggerSpec::Every(secs(1)), ..WindowSpec::default() });
+    let mut op = operator(WindowSpec { global: true, trigger: TriggerSpec::Every(secs(1)), ..WindowSpec::default() });
     op.process(batch(&[("a", 1, 1), ("a", 2, 2)])).unwrap();
     op.clock = Clock::Manual(1000);
     let out = op.fire_processing_timers().unwrap();
