@@ -32,6 +32,22 @@
 //! export_operator!(Counter);
 //! ```
 //!
+//! ## Worlds and features
+//!
+//! Each `weir:plugin` world is a feature; a plugin crate enables exactly one
+//! (the bindings of two worlds cannot share a component):
+//!
+//! | feature | world | implement | export with |
+//! |---|---|---|---|
+//! | `operator` (default) | `operator` | [`Operator`] | [`export_operator!`] |
+//! | `aggregate` | `aggregator` | `Aggregate` | `export_aggregate!` |
+//! | `process-window` | `window-processor` | `ProcessWindow` | `export_process_window!` |
+//!
+//! Aggregates and window processors are what host-native windows compute:
+//! the host assigns records to windows and fires them; these only compute.
+//! For an aggregate plugin:
+//! `weir-sdk = { version = "0.1", default-features = false, features = ["aggregate"] }`.
+//!
 //! ## How a call works
 //!
 //! For each batch the host sends the records and the current content of
