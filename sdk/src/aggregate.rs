@@ -137,13 +137,8 @@ fn encode_all<A: Aggregate>(accs: &[A::Acc]) -> Result<Items, OperatorError> {
 
 impl<A: Aggregate> aggregate_bindings::Guest for AggregateRunner<A> {
     fn init(context: InitContext) -> Result<(), OperatorError> {
-        let ctx = WindowInit {
-            node_id: context.node_id,
-            config: context.config,
-            subtask_index: context.subtask_index,
-            parallelism: context.parallelism,
-            attempt: context.attempt,
-        };
+        let InitContext { node_id, config, subtask_index, parallelism, attempt } = context;
+        let ctx = WindowInit::new(node_id, config, subtask_index, parallelism, attempt);
         let aggregate = A::init(&ctx).map_err(error)?;
         INSTANCE.set(Some(Box::new(aggregate)));
         Ok(())

@@ -99,13 +99,8 @@ fn error(message: impl ToString) -> OperatorError {
 
 impl<P: ProcessWindow> process_window_bindings::Guest for ProcessWindowRunner<P> {
     fn init(context: InitContext) -> Result<(), OperatorError> {
-        let ctx = WindowInit {
-            node_id: context.node_id,
-            config: context.config,
-            subtask_index: context.subtask_index,
-            parallelism: context.parallelism,
-            attempt: context.attempt,
-        };
+        let InitContext { node_id, config, subtask_index, parallelism, attempt } = context;
+        let ctx = WindowInit::new(node_id, config, subtask_index, parallelism, attempt);
         let function = P::init(&ctx).map_err(error)?;
         INSTANCE.set(Some(Box::new(function)));
         Ok(())

@@ -17,6 +17,11 @@ pub struct WindowInit {
 }
 
 impl WindowInit {
+    /// From the fields of the worlds' `init-context`.
+    pub(crate) fn new(node_id: String, config: String, subtask_index: u32, parallelism: u32, attempt: u32) -> Self {
+        WindowInit { node_id, config, subtask_index, parallelism, attempt }
+    }
+
     /// The job node id this instance runs for.
     pub fn node_id(&self) -> &str {
         &self.node_id

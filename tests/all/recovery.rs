@@ -108,10 +108,14 @@ fn crash_and_recover(backend: &str) {
     let job = write_job(dir.path(), backend);
     let (mut kills, mut during_checkpoint, mut resumed) = (0, 0, 0);
     while kills < 6 {
+        let before = latest_checkpoint(dir.path());
         let mut child = start(&job);
-        // Every other kill waits for a checkpoint being written.
+        // Every other kill waits for a checkpoint being written; the others
+        // come at a random time after this run completed a checkpoint of its
+        // own (so that the next run has something new to resume from, however
+        // slowly a loaded machine starts the job).
         let wait_for_checkpoint = kills % 2 == 1;
-        let deadline = Instant::now() + Duration::from_millis(rng.random_range(150..700));
+        let mut deadline = None;
         let caught = loop {
             if child.try_wait().unwrap().is_some() {
                 panic!("the job ended before kill #{} (seed {seed}): make it longer", kills + 1);
@@ -119,7 +123,10 @@ fn crash_and_recover(backend: &str) {
             if wait_for_checkpoint && in_progress_checkpoint(dir.path()) {
                 break true;
             }
-            if !wait_for_checkpoint && Instant::now() >= deadline {
+            if !wait_for_checkpoint && deadline.is_none() && latest_checkpoint(dir.path()) > before {
+                deadline = Some(Instant::now() + Duration::from_millis(rng.random_range(0..200)));
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 break false;
             }
             std::thread::sleep(Duration::from_micros(200));
@@ -138,7 +145,7 @@ fn crash_and_recover(backend: &str) {
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
     assert!(log.contains("resuming from checkpoint"), "{log}");
-    assert!(resumed >= 4, "most restarts resumed from a checkpoint: {resumed} (seed {seed})");
+    assert_eq!(resumed, 5, "every restart resumed from a checkpoint (seed {seed})");
     assert!(during_checkpoint >= 1, "no kill landed while a checkpoint was written (seed {seed})");
     let got = outputs(dir.path());
     assert_eq!(got.each_ref().map(Vec::len), expected.each_ref().map(Vec::len), "seed {seed}");
@@ -186,6 +193,11 @@ fn check_shared_files(checkpoints: &Path) {
 }
 
 /// The complete checkpoints in `dir/checkpoints`.
+/// The id of the newest completed checkpoint in `dir`.
+fn latest_checkpoint(dir: &Path) -> Option<u64> {
+    checkpoints(dir).iter().filter_map(|n| n.strip_prefix("chk-")?.parse().ok()).max()
+}
+
 fn checkpoints(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir.join("checkpoints"))
         .map(|d| {
