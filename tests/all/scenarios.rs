@@ -109,6 +109,17 @@ fn count_windows_fire_every_n_records_and_never_when_incomplete() {
 }
 
 #[test]
+fn sliding_windows_refire_within_their_lateness_and_send_the_too_late_aside() {
+    for backend in [StateBackendKind::Memory, StateBackendKind::Rocksdb] {
+        let (out, late, _) = run_windows("window-sliding-late", backend, 1);
+        assert_eq!(out, lines_of("window-sliding-late", "expected.jsonl"), "{backend:?}");
+        assert_eq!(late, lines_of("window-sliding-late", "expected-late.jsonl"), "{backend:?}");
+        let (out, _, _) = run_windows("window-sliding-late", backend, 4);
+        assert_eq!(sorted(out), sorted(lines_of("window-sliding-late", "expected.jsonl")), "{backend:?} at p4");
+    }
+}
+
+#[test]
 fn sliding_count_windows_and_a_global_window_with_a_count_trigger_fire_like_flink() {
     for name in ["window-count-sliding", "window-global"] {
         for backend in [StateBackendKind::Memory, StateBackendKind::Rocksdb] {
