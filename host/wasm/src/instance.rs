@@ -31,6 +31,19 @@ pub struct InitArgs {
     pub attempt: u32,
 }
 
+impl InitArgs {
+    /// The `init-context` every world's `init` receives.
+    pub(crate) fn to_wit(&self) -> wit::InitContext {
+        wit::InitContext {
+            node_id: self.node_id.clone(),
+            config: self.config.clone(),
+            subtask_index: self.subtask_index,
+            parallelism: self.parallelism,
+            attempt: self.attempt,
+        }
+    }
+}
+
 /// A live operator instance of one task. It owns the task's keyed state.
 pub struct OperatorInstance {
     sandbox: Sandbox,
@@ -57,13 +70,7 @@ impl OperatorInstance {
 
     /// Calls `init` and registers the declared states in the backend.
     pub fn init(&mut self, args: &InitArgs) -> Result<wit::OperatorInfo> {
-        let ctx = wit::InitContext {
-            node_id: args.node_id.clone(),
-            config: args.config.clone(),
-            subtask_index: args.subtask_index,
-            parallelism: args.parallelism,
-            attempt: args.attempt,
-        };
+        let ctx = args.to_wit();
         self.sandbox.arm()?;
         let bindings = &self.bindings;
         let result = bindings.call_init(&mut self.sandbox.store, &ctx);

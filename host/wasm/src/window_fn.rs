@@ -12,7 +12,7 @@ use crate::host::HostState;
 use crate::sandbox::Sandbox;
 use crate::window_processor_bindings::{WindowProcessor, WindowProcessorPre};
 use crate::wit_windows::{AddInput, Window, WindowBatch};
-use crate::{Grants, InitArgs, Limits, PluginError, Result, wit};
+use crate::{Grants, InitArgs, Limits, PluginError, Result};
 
 /// A window of one key, as the window worlds see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,16 +38,6 @@ pub struct RecordFailure {
     pub index: u32,
     /// The plugin's message.
     pub message: String,
-}
-
-fn init_context(args: &InitArgs) -> wit::InitContext {
-    wit::InitContext {
-        node_id: args.node_id.clone(),
-        config: args.config.clone(),
-        subtask_index: args.subtask_index,
-        parallelism: args.parallelism,
-        attempt: args.attempt,
-    }
 }
 
 /// A store for a window function: it has no keyed state of its own (the
@@ -86,7 +76,7 @@ impl AggregatorInstance {
     /// Calls `init`, then `create-accumulator` once.
     pub fn init(&mut self, args: &InitArgs) -> Result<()> {
         self.sandbox.arm()?;
-        let result = self.bindings.call_init(&mut self.sandbox.store, &init_context(args));
+        let result = self.bindings.call_init(&mut self.sandbox.store, &args.to_wit());
         self.sandbox.check("init", result)?;
         self.sandbox.arm()?;
         let result = self.bindings.call_create_accumulator(&mut self.sandbox.store);
@@ -169,7 +159,7 @@ impl WindowProcessorInstance {
     /// Calls `init`.
     pub fn init(&mut self, args: &InitArgs) -> Result<()> {
         self.sandbox.arm()?;
-        let result = self.bindings.call_init(&mut self.sandbox.store, &init_context(args));
+        let result = self.bindings.call_init(&mut self.sandbox.store, &args.to_wit());
         self.sandbox.check("init", result)
     }
 
