@@ -159,8 +159,9 @@ impl WindowFunction {
         if fired.is_empty() {
             return Ok(Vec::new());
         }
-        let refs: Vec<WindowRef<'_>> =
-            fired.iter().map(|f| WindowRef { key: &f.key, start: f.start, end: f.end }).collect();
+        let refs = || -> Vec<WindowRef<'_>> {
+            fired.iter().map(|f| WindowRef { key: &f.key, start: f.start, end: f.end }).collect()
+        };
         match self {
             WindowFunction::Builtin(aggregate) => fired
                 .iter()
@@ -184,12 +185,12 @@ impl WindowFunction {
                 for f in fired {
                     accs.push(&f.acc);
                 }
-                let values = instance.get_result(&refs, accs).map_err(|e| RuntimeError::plugin(task, e))?;
+                let values = instance.get_result(&refs(), accs).map_err(|e| RuntimeError::plugin(task, e))?;
                 Ok((0..values.len()).map(|i| (i, values.get(i).to_vec())).collect())
             }
             WindowFunction::Process(instance) => {
                 let outputs = instance
-                    .process(&refs, buffered.records, buffered.ranges)
+                    .process(&refs(), buffered.records, buffered.ranges)
                     .map_err(|e| RuntimeError::plugin(task, e))?;
                 Ok(outputs.into_iter().map(|(w, v)| (w as usize, v)).collect())
             }

@@ -579,6 +579,10 @@ impl Node for WindowOperator {
         let mut seqs: FxHashMap<&[u8], u64> = FxHashMap::default();
         let now = self.clock.now();
         let by_count = matches!(self.trigger, TriggerSpec::Count(_));
+        // Nothing in a call moves the watermark.
+        let closed = self.closed_upto();
+        // The time windows of the record at hand (one buffer for the call).
+        let mut windows: Vec<(Timestamp, Timestamp)> = Vec::new();
         for (i, r) in records.iter().enumerate() {
             let Some(key) = r.key else {
                 return Err(self.fail("a window needs keyed input, and a record has no key"));
@@ -587,8 +591,8 @@ impl Node for WindowOperator {
                 TriggerSpec::ProcessingTime => now,
                 _ => r.timestamp,
             };
-            let closed = self.closed_upto();
-            let windows: Vec<(Timestamp, Timestamp)> = match self.assigner {
+            windows.clear();
+            match self.assigner {
                 Assigner::Count { size, slide } => {
                     let seq = match seqs.get(key) {
                         Some(seq) => seq + 1,
@@ -612,12 +616,13 @@ impl Node for WindowOperator {
                     }
                     continue;
                 }
-                Assigner::Global => vec![(Timestamp::MIN, Timestamp::MAX)],
-                Assigner::Time { size, slide, offset } => starts(time, size, slide, offset)
-                    .filter(|s| s + size - 1 + self.lateness > closed)
-                    .map(|s| (s, s + size))
-                    .collect(),
-            };
+                Assigner::Global => windows.push((Timestamp::MIN, Timestamp::MAX)),
+                Assigner::Time { size, slide, offset } => windows.extend(
+                    starts(time, size, slide, offset)
+                        .filter(|s| s + size - 1 + self.lateness > closed)
+                        .map(|s| (s, s + size)),
+                ),
+            }
             if windows.is_empty() {
                 self.late(r, &mut late);
             }
@@ -636,12 +641,14 @@ impl Node for WindowOperator {
                 groups[gi].records.push(i as u32);
             }
         }
-        for f in self.function.add(&self.task, &records, &mut groups)? {
+        let refused = self.function.add(&self.task, &records, &mut groups)?;
+        if !refused.is_empty() {
             // A failed record stays out of its windows.
+            let failed: rustc_hash::FxHashSet<u32> = refused.iter().map(|f| f.index).collect();
             for g in &mut groups {
-                g.records.retain(|&r| r != f.index);
+                g.records.retain(|r| !failed.contains(r));
             }
-            failures.push((f.index, f.message));
+            failures.extend(refused.into_iter().map(|f| (f.index, f.message)));
         }
         // Filled count windows fire and go.
         let (mut fired, mut buffered) = (Vec::new(), Buffered::default());
@@ -660,8 +667,12 @@ impl Node for WindowOperator {
                 self.purge(g.key, g.start)?;
             }
         }
-        for (gi, g) in groups.iter().enumerate() {
-            if complete.contains(&gi) || g.records.is_empty() && !g.stored {
+        let mut filled = vec![false; groups.len()];
+        for &gi in &complete {
+            filled[gi] = true;
+        }
+        for (g, filled) in groups.iter().zip(filled) {
+            if filled || g.records.is_empty() && !g.stored {
                 continue;
             }
             self.buffer(g, &records)?;
