@@ -110,20 +110,23 @@ fn crash_and_recover(backend: &str) {
     while kills < 6 {
         let before = latest_checkpoint(dir.path());
         let mut child = start(&job);
-        // Every other kill waits for a checkpoint being written; the others
-        // come at a random time after this run completed a checkpoint of its
-        // own (so that the next run has something new to resume from, however
-        // slowly a loaded machine starts the job).
+        // Every kill comes after this run completed a checkpoint of its own
+        // (so the next run has something new to resume from, however slowly a
+        // loaded machine starts the job, and a previous run's unfinished
+        // checkpoint directory has been cleaned away). Then every other kill
+        // waits for a checkpoint being written; the others come at a random
+        // time.
         let wait_for_checkpoint = kills % 2 == 1;
         let mut deadline = None;
         let caught = loop {
             if child.try_wait().unwrap().is_some() {
                 panic!("the job ended before kill #{} (seed {seed}): make it longer", kills + 1);
             }
-            if wait_for_checkpoint && in_progress_checkpoint(dir.path()) {
+            let checkpointed = latest_checkpoint(dir.path()) > before;
+            if wait_for_checkpoint && checkpointed && in_progress_checkpoint(dir.path()) {
                 break true;
             }
-            if !wait_for_checkpoint && deadline.is_none() && latest_checkpoint(dir.path()) > before {
+            if !wait_for_checkpoint && deadline.is_none() && checkpointed {
                 deadline = Some(Instant::now() + Duration::from_millis(rng.random_range(0..200)));
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
