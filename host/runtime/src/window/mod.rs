@@ -583,72 +583,90 @@ impl Node for WindowOperator {
         let closed = self.closed_upto();
         // The time windows of the record at hand (one buffer for the call).
         let mut windows: Vec<(Timestamp, Timestamp)> = Vec::new();
-        for (i, r) in records.iter().enumerate() {
-            let Some(key) = r.key else {
-                return Err(self.fail("a window needs keyed input, and a record has no key"));
-            };
-            let time = match self.trigger {
-                TriggerSpec::ProcessingTime => now,
-                _ => r.timestamp,
-            };
-            windows.clear();
-            match self.assigner {
-                Assigner::Count { size, slide } => {
-                    let seq = match seqs.get(key) {
-                        Some(seq) => seq + 1,
-                        None => self.seq(key)? + 1,
-                    };
-                    seqs.insert(key, seq);
-                    for e in count_windows(seq, size, slide) {
-                        let gi = self.group(&mut groups, &mut open, key, (e as i64, r.timestamp))?;
-                        let g = &mut groups[gi];
-                        g.records.push(i as u32);
-                        g.end = g.end.max(r.timestamp);
-                        if e == seq {
-                            complete.push(gi);
+        // Records the function refused, which take no place in a count
+        // window: the batch's count windows are assigned again without them.
+        let mut refused_records: rustc_hash::FxHashSet<u32> = Default::default();
+        'assign: loop {
+            for (i, r) in records.iter().enumerate() {
+                if refused_records.contains(&(i as u32)) {
+                    continue;
+                }
+                let Some(key) = r.key else {
+                    return Err(self.fail("a window needs keyed input, and a record has no key"));
+                };
+                let time = match self.trigger {
+                    TriggerSpec::ProcessingTime => now,
+                    _ => r.timestamp,
+                };
+                windows.clear();
+                match self.assigner {
+                    Assigner::Count { size, slide } => {
+                        let seq = match seqs.get(key) {
+                            Some(seq) => seq + 1,
+                            None => self.seq(key)? + 1,
+                        };
+                        seqs.insert(key, seq);
+                        for e in count_windows(seq, size, slide) {
+                            let gi = self.group(&mut groups, &mut open, key, (e as i64, r.timestamp))?;
+                            let g = &mut groups[gi];
+                            g.records.push(i as u32);
+                            g.end = g.end.max(r.timestamp);
+                            if e == seq {
+                                complete.push(gi);
+                            }
                         }
+                        continue;
                     }
-                    continue;
-                }
-                Assigner::Session { gap } => {
-                    if !self.add_to_session(key, gap, time, r, &mut out.main, &mut failures, i as u32)? {
-                        self.late(r, &mut late);
+                    Assigner::Session { gap } => {
+                        if !self.add_to_session(key, gap, time, r, &mut out.main, &mut failures, i as u32)? {
+                            self.late(r, &mut late);
+                        }
+                        continue;
                     }
-                    continue;
+                    Assigner::Global => windows.push((Timestamp::MIN, Timestamp::MAX)),
+                    Assigner::Time { size, slide, offset } => windows.extend(
+                        starts(time, size, slide, offset)
+                            .filter(|s| s + size - 1 + self.lateness > closed)
+                            .map(|s| (s, s + size)),
+                    ),
                 }
-                Assigner::Global => windows.push((Timestamp::MIN, Timestamp::MAX)),
-                Assigner::Time { size, slide, offset } => windows.extend(
-                    starts(time, size, slide, offset)
-                        .filter(|s| s + size - 1 + self.lateness > closed)
-                        .map(|s| (s, s + size)),
-                ),
-            }
-            if windows.is_empty() {
-                self.late(r, &mut late);
-            }
-            for &(start, end) in windows.iter().rev() {
-                if by_count || self.fires_at_end() && end - 1 <= closed {
-                    // Fires by count, or fired already (or is born late):
-                    // added now, and fires again at once with everything.
-                    if let Some(g) = self.add_now(key, (start, end), r, &mut failures, i as u32)?
-                        && (!by_count || self.count_fires(g.count_before + 1))
-                    {
-                        self.fire_now(&g, &mut out.main)?;
+                if windows.is_empty() {
+                    self.late(r, &mut late);
+                }
+                for &(start, end) in windows.iter().rev() {
+                    if by_count || self.fires_at_end() && end - 1 <= closed {
+                        // Fires by count, or fired already (or is born late):
+                        // added now, and fires again at once with everything.
+                        if let Some(g) = self.add_now(key, (start, end), r, &mut failures, i as u32)?
+                            && (!by_count || self.count_fires(g.count_before + 1))
+                        {
+                            self.fire_now(&g, &mut out.main)?;
+                        }
+                        continue;
                     }
-                    continue;
+                    let gi = self.group(&mut groups, &mut open, key, (start, end))?;
+                    groups[gi].records.push(i as u32);
                 }
-                let gi = self.group(&mut groups, &mut open, key, (start, end))?;
-                groups[gi].records.push(i as u32);
             }
-        }
-        let refused = self.function.add(&self.task, &records, &mut groups)?;
-        if !refused.is_empty() {
-            // A failed record stays out of its windows.
-            let failed: rustc_hash::FxHashSet<u32> = refused.iter().map(|f| f.index).collect();
-            for g in &mut groups {
-                g.records.retain(|r| !failed.contains(r));
+            let refused = self.function.add(&self.task, &records, &mut groups)?;
+            if !refused.is_empty() {
+                if matches!(self.assigner, Assigner::Count { .. }) {
+                    // Nothing is stored yet: assign the batch again from the
+                    // stored windows, without the refused records.
+                    refused_records.extend(refused.iter().map(|f| f.index));
+                    failures.extend(refused.into_iter().map(|f| (f.index, f.message)));
+                    (groups, complete, seqs) = Default::default();
+                    open.clear();
+                    continue 'assign;
+                }
+                // A failed record stays out of its windows.
+                let failed: rustc_hash::FxHashSet<u32> = refused.iter().map(|f| f.index).collect();
+                for g in &mut groups {
+                    g.records.retain(|r| !failed.contains(r));
+                }
+                failures.extend(refused.into_iter().map(|f| (f.index, f.message)));
             }
-            failures.extend(refused.into_iter().map(|f| (f.index, f.message)));
+            break;
         }
         // Filled count windows fire and go.
         let (mut fired, mut buffered) = (Vec::new(), Buffered::default());

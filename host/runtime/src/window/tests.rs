@@ -14,11 +14,15 @@ use crate::node::Node;
 use crate::operator::{Clock, Emitted};
 
 fn operator(window: WindowSpec) -> WindowOperator {
+    operator_with(window, OnError::Fail)
+}
+
+fn operator_with(window: WindowSpec, on_error: OnError) -> WindowOperator {
     let task = TaskInfo { node: "w".into(), index: 0, parallelism: 1 };
     let setup = WindowSetup {
         window: &window,
         function: WindowFunction::Builtin(AggregateSpec::Sum("/v".into())),
-        on_error: OnError::Fail,
+        on_error,
         max_parallelism: 128,
         batch_size: 1024,
         watermark: MIN_WATERMARK,
@@ -60,6 +64,39 @@ fn count_sliding_windows_fire_every_slide_records_with_the_last_size() {
     assert_eq!(lines(out), vec![r#"{"key":"a","records":3,"sum":15.0}@70"#]);
     // Incomplete windows never fire, not even at the end of input.
     assert!(lines(op.advance_watermark(MAX_WATERMARK).unwrap()).is_empty());
+}
+
+#[test]
+fn a_refused_record_takes_no_place_in_a_count_window() {
+    let mut op = operator_with(
+        WindowSpec { count: Some(CountSpec { size: 2, slide: 2 }), ..WindowSpec::default() },
+        OnError::DeadLetter,
+    );
+    let mut records = batch(&[("a", 1, 1)]);
+    records.push(Some(b"a"), br#"{"v":"two"}"#, 2);
+    records.push(Some(b"b"), br#"{}"#, 3);
+    for (t, v) in [(4, 4), (5, 8), (6, 16)] {
+        records.push(Some(b"a"), format!(r#"{{"v":{v}}}"#).as_bytes(), t);
+    }
+    let out = op.process(records).unwrap();
+    let dead: Vec<String> = out
+        .side
+        .iter()
+        .flat_map(|(name, b)| b.iter().map(move |r| format!("{name}: {}", String::from_utf8_lossy(r.value))))
+        .collect();
+    assert_eq!(
+        dead,
+        vec![
+            r#"errors: {"error":"a record has no number at /v (invalid JSON: invalid type: string \"two\", expected f64 at line 1 column 10): {\"v\":\"two\"}","key":"a","node":"w","timestamp":2,"value":{"v":"two"}}"#,
+            r#"errors: {"error":"a record has no number at /v (not a number): {}","key":"b","node":"w","timestamp":3,"value":{}}"#,
+        ]
+    );
+    // Windows of two accepted records each: {1, 4} and {8, 16}.
+    assert_eq!(lines(out), vec![r#"{"key":"a","records":2,"sum":5.0}@4"#, r#"{"key":"a","records":2,"sum":24.0}@6"#]);
+    // The refused records were not counted: one more for `a` is a new window.
+    assert!(lines(op.process(batch(&[("a", 7, 1), ("b", 8, 1)])).unwrap()).is_empty());
+    let out = op.process(batch(&[("a", 9, 2), ("b", 10, 2)])).unwrap();
+    assert_eq!(lines(out), vec![r#"{"key":"a","records":2,"sum":3.0}@9"#, r#"{"key":"b","records":2,"sum":3.0}@10"#]);
 }
 
 #[test]
