@@ -8,3 +8,4 @@ mod recovery;
 mod sandbox;
 mod scenarios;
 mod state_kinds;
+mod wall_clock;
