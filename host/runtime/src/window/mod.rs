@@ -258,13 +258,14 @@ impl WindowOperator {
         }
     }
 
-    /// Removes `key`'s window at `start` and its buffered records.
-    fn purge(&mut self, key: &[u8], start: Timestamp) -> Result<()> {
+    /// Removes `key`'s window at `start` and its `count` buffered records
+    /// (numbered `0..count`: their keys are known, nothing is read).
+    fn purge(&mut self, key: &[u8], start: Timestamp, count: u64) -> Result<()> {
         let kg = self.kg(key);
         self.backend.map_remove(self.windows, kg, key, &start_key(start)).map_err(|e| self.fail(e))?;
         if let Some(state) = self.records {
-            for (k, _, _) in self.buffered(key, start)? {
-                self.backend.map_remove(state, kg, key, &k).map_err(|e| self.fail(e))?;
+            for seq in 0..count {
+                self.backend.map_remove(state, kg, key, &record_key(start, seq)).map_err(|e| self.fail(e))?;
             }
         }
         Ok(())
@@ -464,7 +465,7 @@ impl WindowOperator {
                 (TimeDomain::ProcessingTime, _) => {
                     if last <= at {
                         self.collect(fired, buffered, window, &[], None)?;
-                        self.purge(key, start)?;
+                        self.purge(key, start, count)?;
                     }
                 }
                 (TimeDomain::EventTime, _) => {
@@ -472,7 +473,7 @@ impl WindowOperator {
                         self.collect(fired, buffered, window, &[], None)?;
                     }
                     if last.saturating_add(self.lateness) <= at {
-                        self.purge(key, start)?;
+                        self.purge(key, start, count)?;
                     }
                 }
             }
@@ -682,7 +683,7 @@ impl Node for WindowOperator {
             };
             self.collect(&mut fired, &mut buffered, window, &g.records, Some(&records))?;
             if g.stored {
-                self.purge(g.key, g.start)?;
+                self.purge(g.key, g.start, g.count_before)?;
             }
         }
         let mut filled = vec![false; groups.len()];

@@ -1,5 +1,7 @@
 //! Triggers, global and count-sliding windows, driven record by record with
-//! a hand-moved clock: exact outputs at exact times.
+//! a hand-moved clock: exact outputs at exact times; and a window
+//! processor's buffered records (the `window-collect` plugin, memory and
+//! RocksDB): what it sees and that nothing stays behind.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -203,4 +205,118 @@ fn a_global_window_with_early_firings_gives_running_results_and_a_final_one() {
     op.process(batch(&[("a", 3, 4)])).unwrap();
     let out = op.advance_watermark(MAX_WATERMARK).unwrap();
     assert_eq!(lines(out), vec![r#"{"key":"a","records":3,"sum":7.0}@9223372036854775806"#]);
+}
+
+/// A window operator over the `window-collect` test plugin (built by `make
+/// plugins`), on `backend`.
+fn collecting(window: WindowSpec, backend: Box<dyn weir_state::KeyedStateBackend>) -> WindowOperator {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/plugins/window-collect.wasm");
+    let plugin = weir_wasm::PluginEngine::new().unwrap().load_file(&path).expect("run `make plugins` first");
+    let mut instance =
+        plugin.instantiate_window_processor("w", &weir_wasm::Limits::default(), &Default::default()).unwrap();
+    let args = weir_wasm::InitArgs {
+        node_id: "w".into(),
+        config: "null".into(),
+        subtask_index: 0,
+        parallelism: 1,
+        attempt: 0,
+    };
+    instance.init(&args).unwrap();
+    let task = TaskInfo { node: "w".into(), index: 0, parallelism: 1 };
+    let setup = WindowSetup {
+        window: &window,
+        function: WindowFunction::Process(Box::new(instance)),
+        on_error: OnError::Fail,
+        max_parallelism: 128,
+        batch_size: 1024,
+        watermark: MIN_WATERMARK,
+    };
+    let metrics = Arc::new(JobMetrics::default().node("w", "window"));
+    WindowOperator::new(task, backend, setup, metrics).unwrap()
+}
+
+/// How many entries the operator's window state, buffered records and
+/// timers hold.
+fn stored(op: &mut WindowOperator) -> (usize, usize, usize) {
+    let records = op.records.unwrap();
+    let windows = op.windows;
+    let backend = op.backend.as_mut();
+    let entries = |backend: &mut dyn weir_state::KeyedStateBackend, state| {
+        backend
+            .entries(state)
+            .unwrap()
+            .iter()
+            .map(|(_, _, content)| match content {
+                weir_state::StateContent::Map(m) => m.len(),
+                other => panic!("{other:?}"),
+            })
+            .sum::<usize>()
+    };
+    (entries(backend, windows), entries(backend, records), backend.timers().unwrap().len())
+}
+
+fn backends() -> Vec<(&'static str, Box<dyn weir_state::KeyedStateBackend>, Option<tempfile::TempDir>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let rocks = weir_state_rocksdb::RocksDbBackend::open(dir.path(), 128).unwrap();
+    vec![("memory", Box::new(MemoryBackend::new(128)), None), ("rocksdb", Box::new(rocks), Some(dir))]
+}
+
+#[test]
+fn a_window_processors_buffered_records_go_with_their_window() {
+    for (name, backend, _dir) in backends() {
+        let mut op = collecting(
+            WindowSpec { tumbling: Some(secs(5)), allowed_lateness: secs(2), ..WindowSpec::default() },
+            backend,
+        );
+        op.process(batch(&[("a", 1000, 1), ("a", 6000, 2), ("b", 2000, 3)])).unwrap();
+        // Each window has a timer to fire and one to go after its lateness.
+        assert_eq!(stored(&mut op), (3, 3, 6), "{name}");
+        let out = op.advance_watermark(5000).unwrap();
+        assert_eq!(
+            lines(out),
+            vec![
+                r#"{"key":"a","records":[{"t":1000,"v":{"v":1}}],"window_end":5000,"window_start":0}@4999"#,
+                r#"{"key":"b","records":[{"t":2000,"v":{"v":3}}],"window_end":5000,"window_start":0}@4999"#,
+            ],
+            "{name}"
+        );
+        // A late record within the lateness re-fires with everything.
+        let out = op.process(batch(&[("a", 4000, 4)])).unwrap();
+        assert_eq!(
+            lines(out),
+            vec![
+                r#"{"key":"a","records":[{"t":1000,"v":{"v":1}},{"t":4000,"v":{"v":4}}],"window_end":5000,"window_start":0}@4999"#
+            ],
+            "{name}"
+        );
+        // Past the lateness, the fired windows and their records are gone.
+        op.advance_watermark(6999).unwrap();
+        assert_eq!(stored(&mut op), (1, 1, 2), "{name}");
+        op.advance_watermark(MAX_WATERMARK).unwrap();
+        assert_eq!(stored(&mut op), (0, 0, 0), "{name}");
+    }
+}
+
+#[test]
+fn merged_sessions_keep_their_records_in_order_and_leave_nothing_behind() {
+    for (name, backend, _dir) in backends() {
+        let mut op = collecting(
+            WindowSpec { session: Some(weir_spec::SessionSpec { gap: secs(1) }), ..WindowSpec::default() },
+            backend,
+        );
+        op.process(batch(&[("a", 1000, 1), ("a", 1500, 2), ("a", 3000, 3), ("a", 2600, 4)])).unwrap();
+        let (windows, records, _) = stored(&mut op);
+        assert_eq!((windows, records), (2, 4), "{name}: two sessions, four records");
+        // The bridge: [1000, 2500) and [2600, 4000) become [1000, 4000); the
+        // records stay in arrival order within each session merged.
+        op.process(batch(&[("a", 2400, 5)])).unwrap();
+        let out = op.advance_watermark(MAX_WATERMARK).unwrap();
+        let records = r#"[{"t":1000,"v":{"v":1}},{"t":1500,"v":{"v":2}},{"t":3000,"v":{"v":3}},{"t":2600,"v":{"v":4}},{"t":2400,"v":{"v":5}}]"#;
+        assert_eq!(
+            lines(out),
+            vec![format!(r#"{{"key":"a","records":{records},"window_end":4000,"window_start":1000}}@3999"#)],
+            "{name}"
+        );
+        assert_eq!(stored(&mut op), (0, 0, 0), "{name}");
+    }
 }
