@@ -51,11 +51,15 @@ enum Averaging {
     Sliding,
     BuiltinTumbling,
     BuiltinSliding,
+    Session,
 }
 
 fn operators(averaging: Averaging) -> String {
     const TUMBLING: &str = "{ tumbling: 5s }";
     const SLIDING: &str = "{ sliding: { size: 10s, slide: 1s } }";
+    // Each sensor reports every 100 ms: one session per sensor that every
+    // reading extends (the per-record path: find, merge, add, store).
+    const SESSION: &str = "{ session: { gap: 1s } }";
     let celsius = weir_tests::plugin("celsius");
     let average = weir_tests::plugin("average");
     // The book's form: records cross in the binary encoding, as in the
@@ -85,6 +89,7 @@ fn operators(averaging: Averaging) -> String {
         Averaging::Sliding => wasm(SLIDING),
         Averaging::BuiltinTumbling => builtin(TUMBLING),
         Averaging::BuiltinSliding => builtin(SLIDING),
+        Averaging::Session => wasm(SESSION),
     }
 }
 
@@ -236,6 +241,8 @@ fn main() {
             "memory-builtin-sliding" => {
                 weir_with(events, StateBackendKind::Memory, None, false, Averaging::BuiltinSliding)
             }
+            "memory-session" => weir_with(events, StateBackendKind::Memory, None, false, Averaging::Session),
+            "rocksdb-session" => weir_with(events, StateBackendKind::Rocksdb, None, false, Averaging::Session),
             other => panic!("unknown config {other}"),
         };
         println!("{}", serde_json::to_string(&figures).unwrap());
@@ -263,6 +270,8 @@ fn main() {
         ("weir memory, window 5s built-in avg", &child("memory-builtin", events)),
         ("weir rocksdb, window 5s built-in avg", &child("rocksdb-builtin", events)),
         ("weir memory, sliding 10s/1s built-in", &child("memory-builtin-sliding", events)),
+        ("weir memory, session 1s + wasm avg", &child("memory-session", events)),
+        ("weir rocksdb, session 1s + wasm avg", &child("rocksdb-session", events)),
     ] {
         let rate = f.events as f64 / f.seconds;
         println!(

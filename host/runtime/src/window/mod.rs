@@ -19,6 +19,7 @@
 mod assign;
 mod builtin;
 mod function;
+mod session;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -354,83 +355,6 @@ impl WindowOperator {
         matches!(self.trigger, TriggerSpec::Count(n) if count.is_multiple_of(n))
     }
 
-    /// Adds a record to `key`'s sessions: its window `[ts, ts + gap)` merges
-    /// with every session it touches or overlaps, and lateness is judged on
-    /// the merged window. Returns `false` when the record is late.
-    #[allow(clippy::too_many_arguments, reason = "one record's context")]
-    fn add_to_session(
-        &mut self,
-        key: &[u8],
-        gap: i64,
-        ts: Timestamp,
-        record: weir_types::RecordRef<'_>,
-        out: &mut RecordBatch,
-        failures: &mut Vec<(u32, String)>,
-        index: u32,
-    ) -> Result<bool> {
-        let kg = self.kg(key);
-        let sessions = self.backend.map_range(self.windows, kg, key, None, usize::MAX).map_err(|e| self.fail(e))?;
-        let (mut start, mut end) = (ts, ts + gap);
-        let mut merged = Vec::new();
-        for (k, v) in &sessions {
-            let (Some(s), Some((e, count, acc))) = (start_of(k), decode_window(v)) else {
-                return Err(self.fail("corrupt window state"));
-            };
-            if s <= ts + gap && e >= ts {
-                start = start.min(s);
-                end = end.max(e);
-                merged.push((s, count, acc.to_vec()));
-            }
-        }
-        if end - 1 + self.lateness <= self.closed_upto() {
-            return Ok(false);
-        }
-        let count_before = merged.iter().map(|(_, c, _)| c).sum();
-        let acc = match merged.len() {
-            0 => self.function.empty(),
-            1 => merged[0].2.clone(),
-            _ => self.function.merge(&self.task, merged.iter().map(|(_, _, a)| a.clone()).collect())?,
-        };
-        let mut one = RecordBatch::new();
-        one.push_ref(record);
-        let mut groups = [Group { key, start, end, stored: true, count_before, acc, records: vec![0] }];
-        if let Some(f) = self.function.add(&self.task, &one, &mut groups)?.pop() {
-            failures.push((index, f.message));
-            return Ok(true);
-        }
-        let [g] = groups;
-        // Buffered records move to the merged window, in session order.
-        if let Some(state) = self.records {
-            let mut seq = 0;
-            for (s, _, _) in &merged {
-                for (k, t, v) in self.buffered(key, *s)? {
-                    if *s != start {
-                        self.backend.map_remove(state, kg, key, &k).map_err(|e| self.fail(e))?;
-                        let value = [&t.to_le_bytes()[..], &v].concat();
-                        self.backend
-                            .map_put(state, kg, key, &record_key(start, seq), &value)
-                            .map_err(|e| self.fail(e))?;
-                    }
-                    seq += 1;
-                }
-            }
-        }
-        for (s, _, _) in &merged {
-            if *s != start {
-                self.backend.map_remove(self.windows, kg, key, &start_key(*s)).map_err(|e| self.fail(e))?;
-            }
-        }
-        self.buffer(&g, &one)?;
-        self.store(&g)?;
-        // Timers of the windows merged away stay: they fire harmlessly, as
-        // on_timer checks windows against state.
-        if self.count_fires(g.count_before + 1) || self.fires_at_end() && end - 1 <= self.watermark {
-            self.fire_now(&g, out)?;
-        }
-        self.window_timers(key, end)?;
-        Ok(true)
-    }
-
     /// Collects `key`'s windows a timer at `at` fires, and purges those
     /// it ends: event time fires windows ending at `at` (by the default
     /// triggers) and purges those past their lateness; processing time fires
@@ -587,9 +511,11 @@ impl Node for WindowOperator {
         // Records the function refused, which take no place in a count
         // window: the batch's count windows are assigned again without them.
         let mut refused_records: rustc_hash::FxHashSet<u32> = Default::default();
+        // The records for session windows, handled after the loop.
+        let mut sessions: Vec<u32> = Vec::new();
         'assign: loop {
             for (i, r) in records.iter().enumerate() {
-                if refused_records.contains(&(i as u32)) {
+                if !refused_records.is_empty() && refused_records.contains(&(i as u32)) {
                     continue;
                 }
                 let Some(key) = r.key else {
@@ -618,10 +544,8 @@ impl Node for WindowOperator {
                         }
                         continue;
                     }
-                    Assigner::Session { gap } => {
-                        if !self.add_to_session(key, gap, time, r, &mut out.main, &mut failures, i as u32)? {
-                            self.late(r, &mut late);
-                        }
+                    Assigner::Session { .. } => {
+                        sessions.push(i as u32);
                         continue;
                     }
                     Assigner::Global => windows.push((Timestamp::MIN, Timestamp::MAX)),
@@ -668,6 +592,14 @@ impl Node for WindowOperator {
                 failures.extend(refused.into_iter().map(|f| (f.index, f.message)));
             }
             break;
+        }
+        if let (Assigner::Session { gap }, false) = (self.assigner, sessions.is_empty()) {
+            let batch = self.add_to_sessions(&records, &sessions, gap, now)?;
+            out.main.extend_from(&batch.fired);
+            for i in batch.late {
+                self.late(records.get(i as usize), &mut late);
+            }
+            failures.extend(batch.refused);
         }
         // Filled count windows fire and go.
         let (mut fired, mut buffered) = (Vec::new(), Buffered::default());

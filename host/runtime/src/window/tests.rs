@@ -320,3 +320,35 @@ fn merged_sessions_keep_their_records_in_order_and_leave_nothing_behind() {
         assert_eq!(stored(&mut op), (0, 0, 0), "{name}");
     }
 }
+
+#[test]
+fn sessions_in_one_batch_fire_merge_and_refuse_record_by_record() {
+    let session = Some(weir_spec::SessionSpec { gap: secs(1) });
+    let window = WindowSpec { session, allowed_lateness: secs(5), ..WindowSpec::default() };
+    let mut op = operator_with(window, OnError::DeadLetter);
+    op.process(batch(&[("a", 1000, 1), ("a", 2600, 2)])).unwrap();
+    let out = op.advance_watermark(4000).unwrap();
+    assert_eq!(
+        lines(out),
+        vec![
+            r#"{"key":"a","window_start":1000,"window_end":2000,"sum":1.0}@1999"#,
+            r#"{"key":"a","window_start":2600,"window_end":3600,"sum":2.0}@3599"#,
+        ]
+    );
+    // One batch: 1500 extends the first (fired) session, which fires at
+    // once; 1800 would bridge both but is refused, so nothing merges for
+    // it; 1900 bridges them, and the merged session fires at once.
+    let mut records = batch(&[("a", 1500, 4)]);
+    records.push(Some(b"a"), br#"{"v":"x"}"#, 1800);
+    records.push(Some(b"a"), br#"{"v":8}"#, 1900);
+    let out = op.process(records).unwrap();
+    assert_eq!(out.side.iter().map(|(_, b)| b.len()).sum::<usize>(), 1);
+    assert_eq!(
+        lines(out),
+        vec![
+            r#"{"key":"a","window_start":1000,"window_end":2500,"sum":5.0}@2499"#,
+            r#"{"key":"a","window_start":1000,"window_end":3600,"sum":15.0}@3599"#,
+        ]
+    );
+    assert!(lines(op.advance_watermark(MAX_WATERMARK).unwrap()).is_empty());
+}
