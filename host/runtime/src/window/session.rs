@@ -38,7 +38,7 @@ struct Session {
     acc: Vec<u8>,
     /// The batch's records not yet added to `acc`.
     pending: Vec<u32>,
-    /// Its records in order (kept for a window processor).
+    /// Its records in order (for a window processor only).
     parts: Vec<Part>,
     /// The starts of the stored windows it is made of.
     stored: Vec<Timestamp>,
@@ -99,6 +99,8 @@ impl WindowOperator {
         out: &mut RecordBatch,
     ) -> Result<std::result::Result<Vec<u32>, Refused>> {
         let closed = self.closed_upto();
+        // A window processor's records are tracked, to store and fire them.
+        let buffers = self.records.is_some();
         let mut keys: FxHashMap<&[u8], Vec<Session>> = FxHashMap::default();
         let mut late = Vec::new();
         for &i in indexes {
@@ -168,7 +170,9 @@ impl WindowOperator {
             (s.start, s.end, s.changed) = (start, end, true);
             s.count += 1;
             s.pending.push(i);
-            s.parts.push(Part::New(i));
+            if buffers {
+                s.parts.push(Part::New(i));
+            }
             if self.count_fires(s.count) || self.fires_at_end() && end - 1 <= self.watermark {
                 if let Err(refused) = self.add_pending(records, key, std::slice::from_mut(&mut sessions[at]))? {
                     return Ok(Err(refused));
