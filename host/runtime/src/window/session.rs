@@ -118,17 +118,18 @@ impl WindowOperator {
                 weir_spec::TriggerSpec::ProcessingTime => now,
                 _ => r.timestamp,
             };
-            // The sessions it touches: a run, as sessions never touch.
-            let hits: Vec<usize> =
-                (0..sessions.len()).filter(|&s| sessions[s].start <= ts + gap && sessions[s].end >= ts).collect();
-            let start = hits.iter().map(|&s| sessions[s].start).fold(ts, Timestamp::min);
-            let end = hits.iter().map(|&s| sessions[s].end).fold(ts + gap, Timestamp::max);
+            // The sessions `[ts, ts + gap)` touches: a run, as sessions are
+            // apart (so sorted by start and by end alike).
+            let first = sessions.partition_point(|s| s.end < ts);
+            let hits = first..sessions.partition_point(|s| s.start <= ts + gap).max(first);
+            let start = sessions[hits.clone()].first().map_or(ts, |s| s.start.min(ts));
+            let end = sessions[hits.clone()].last().map_or(ts + gap, |s| s.end.max(ts + gap));
             if end - 1 + self.lateness <= closed {
                 late.push(i);
                 continue;
             }
-            let at = match hits.as_slice() {
-                [] => {
+            let at = match hits.len() {
+                0 => {
                     let at = sessions.partition_point(|s| s.start < start);
                     let acc = self.function.empty();
                     let fresh = Session {
@@ -144,13 +145,13 @@ impl WindowOperator {
                     sessions.insert(at, fresh);
                     at
                 }
-                [one] => *one,
-                [first, .., last] => {
+                1 => first,
+                _ => {
                     // Their pending records are added before they merge.
-                    if let Err(refused) = self.add_pending(records, key, &mut sessions[*first..=*last])? {
+                    if let Err(refused) = self.add_pending(records, key, &mut sessions[hits.clone()])? {
                         return Ok(Err(refused));
                     }
-                    let merged: Vec<Session> = sessions.drain(*first..=*last).collect();
+                    let merged: Vec<Session> = sessions.drain(hits).collect();
                     let acc = self.function.merge(&self.task, merged.iter().map(|s| s.acc.clone()).collect())?;
                     let session = Session {
                         start,
@@ -162,8 +163,8 @@ impl WindowOperator {
                         stored: merged.iter().flat_map(|s| s.stored.iter().copied()).collect(),
                         changed: true,
                     };
-                    sessions.insert(*first, session);
-                    *first
+                    sessions.insert(first, session);
+                    first
                 }
             };
             let s = &mut sessions[at];
