@@ -40,10 +40,21 @@ fn run_windows(
     backend: StateBackendKind,
     parallelism: u32,
 ) -> (Vec<String>, Vec<String>, weir_runtime::JobReport) {
+    run_windows_with(name, backend, parallelism, |_| {})
+}
+
+/// [`run_windows`] with each operator edited by `edit`.
+fn run_windows_with(
+    name: &str,
+    backend: StateBackendKind,
+    parallelism: u32,
+    edit: impl Fn(&mut weir_spec::OperatorSpec),
+) -> (Vec<String>, Vec<String>, weir_runtime::JobReport) {
     let out = tempfile::tempdir().unwrap();
     let mut spec = load_with_outputs(&scenario(name).join("job.yaml"), out.path());
     for o in &mut spec.operators {
         o.parallelism = Some(parallelism);
+        edit(o);
     }
     let engine = weir_wasm::PluginEngine::new().unwrap();
     let options = JobOptions { state_backend: Some(backend), ..JobOptions::default() };
@@ -56,15 +67,24 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
     v
 }
 
+/// Window results equal `expected`: in order at parallelism 1, as a set
+/// above (the instances' outputs interleave).
+fn assert_windows(got: Vec<String>, expected: Vec<String>, what: &str, parallelism: u32) {
+    match parallelism {
+        1 => assert_eq!(got, expected, "{what}"),
+        _ => assert_eq!(sorted(got), sorted(expected), "{what} at parallelism {parallelism}"),
+    }
+}
+
 #[test]
 fn tumbling_windows_follow_flinks_rules_exactly() {
     for backend in [StateBackendKind::Memory, StateBackendKind::Rocksdb] {
-        let (out, late, _) = run_windows("window-tumbling", backend, 1);
-        assert_eq!(out, lines_of("window-tumbling", "expected.jsonl"), "{backend:?}");
-        assert_eq!(late, lines_of("window-tumbling", "expected-late.jsonl"), "{backend:?}");
-        let (out, late, _) = run_windows("window-tumbling", backend, 4);
-        assert_eq!(sorted(out), sorted(lines_of("window-tumbling", "expected.jsonl")), "{backend:?} at parallelism 4");
-        assert_eq!(late, lines_of("window-tumbling", "expected-late.jsonl"), "{backend:?} at parallelism 4");
+        for parallelism in [1, 4] {
+            let (out, late, _) = run_windows("window-tumbling", backend, parallelism);
+            let what = format!("{backend:?}");
+            assert_windows(out, lines_of("window-tumbling", "expected.jsonl"), &what, parallelism);
+            assert_eq!(late, lines_of("window-tumbling", "expected-late.jsonl"), "{what} at parallelism {parallelism}");
+        }
     }
 }
 
@@ -77,7 +97,7 @@ fn sliding_windows_take_a_record_late_for_its_oldest_window() {
         let counts = report.nodes.iter().find(|n| n.node == "counts").unwrap();
         assert_eq!(counts.counters.get("late_records_dropped"), Some(&1), "{backend:?}");
         let (out, _, _) = run_windows("window-sliding", backend, 4);
-        assert_eq!(sorted(out), sorted(lines_of("window-sliding", "expected.jsonl")), "{backend:?} at parallelism 4");
+        assert_windows(out, lines_of("window-sliding", "expected.jsonl"), &format!("{backend:?}"), 4);
     }
 }
 
@@ -86,11 +106,7 @@ fn session_windows_merge_and_a_late_record_bridges_two_fired_sessions() {
     for backend in [StateBackendKind::Memory, StateBackendKind::Rocksdb] {
         for parallelism in [1, 4] {
             let (out, late, _) = run_windows("window-session", backend, parallelism);
-            let expected = lines_of("window-session", "expected.jsonl");
-            match parallelism {
-                1 => assert_eq!(out, expected, "{backend:?}"),
-                _ => assert_eq!(sorted(out), sorted(expected), "{backend:?} at parallelism {parallelism}"),
-            }
+            assert_windows(out, lines_of("window-session", "expected.jsonl"), &format!("{backend:?}"), parallelism);
             assert_eq!(late, lines_of("window-session", "expected-late.jsonl"), "{backend:?}");
         }
     }
@@ -101,10 +117,8 @@ fn count_windows_fire_every_n_records_and_never_when_incomplete() {
     for backend in [StateBackendKind::Memory, StateBackendKind::Rocksdb] {
         for parallelism in [1, 4] {
             let (out, _, _) = run_windows("window-count", backend, parallelism);
-            assert_eq!(sorted(out), sorted(lines_of("window-count", "expected.jsonl")), "{backend:?} × {parallelism}");
+            assert_windows(out, lines_of("window-count", "expected.jsonl"), &format!("{backend:?}"), parallelism);
         }
-        let (out, _, _) = run_windows("window-count", backend, 1);
-        assert_eq!(out, lines_of("window-count", "expected.jsonl"), "{backend:?}");
     }
 }
 
@@ -115,7 +129,7 @@ fn sliding_windows_refire_within_their_lateness_and_send_the_too_late_aside() {
         assert_eq!(out, lines_of("window-sliding-late", "expected.jsonl"), "{backend:?}");
         assert_eq!(late, lines_of("window-sliding-late", "expected-late.jsonl"), "{backend:?}");
         let (out, _, _) = run_windows("window-sliding-late", backend, 4);
-        assert_eq!(sorted(out), sorted(lines_of("window-sliding-late", "expected.jsonl")), "{backend:?} at p4");
+        assert_windows(out, lines_of("window-sliding-late", "expected.jsonl"), &format!("{backend:?}"), 4);
     }
 }
 
@@ -123,10 +137,10 @@ fn sliding_windows_refire_within_their_lateness_and_send_the_too_late_aside() {
 fn sliding_count_windows_and_a_global_window_with_a_count_trigger_fire_like_flink() {
     for name in ["window-count-sliding", "window-global"] {
         for backend in [StateBackendKind::Memory, StateBackendKind::Rocksdb] {
-            let (out, _, _) = run_windows(name, backend, 1);
-            assert_eq!(out, lines_of(name, "expected.jsonl"), "{name} {backend:?}");
-            let (out, _, _) = run_windows(name, backend, 4);
-            assert_eq!(sorted(out), sorted(lines_of(name, "expected.jsonl")), "{name} {backend:?} at parallelism 4");
+            for parallelism in [1, 4] {
+                let (out, _, _) = run_windows(name, backend, parallelism);
+                assert_windows(out, lines_of(name, "expected.jsonl"), &format!("{name} {backend:?}"), parallelism);
+            }
         }
     }
 }
@@ -192,11 +206,7 @@ fn a_wasm_aggregate_merges_sessions_and_dead_letters_what_it_cannot_add() {
     for backend in [StateBackendKind::Memory, StateBackendKind::Rocksdb] {
         for parallelism in [1, 4] {
             let (out, errors, report) = run_windows("window-aggregate", backend, parallelism);
-            let expected = lines_of("window-aggregate", "expected.jsonl");
-            match parallelism {
-                1 => assert_eq!(out, expected, "{backend:?}"),
-                _ => assert_eq!(sorted(out), sorted(expected), "{backend:?} at parallelism {parallelism}"),
-            }
+            assert_windows(out, lines_of("window-aggregate", "expected.jsonl"), &format!("{backend:?}"), parallelism);
             assert_eq!(errors, lines_of("window-aggregate", "expected-errors.jsonl"), "{backend:?}");
             let node = report.nodes.iter().filter(|n| n.node == "averages");
             assert_eq!(node.map(|n| n.counters.get("records_failed").copied().unwrap_or(0)).sum::<u64>(), 1);
@@ -211,23 +221,14 @@ fn a_window_processor_sees_exactly_each_windows_records() {
     for name in ["window-tumbling", "window-sliding", "window-session", "window-count"] {
         for backend in [StateBackendKind::Memory, StateBackendKind::Rocksdb] {
             for parallelism in [1, 4] {
-                let out = tempfile::tempdir().unwrap();
-                let mut spec = load_with_outputs(&scenario(name).join("job.yaml"), out.path());
-                for o in &mut spec.operators {
-                    o.parallelism = Some(parallelism);
+                let (got, late, _) = run_windows_with(name, backend, parallelism, |o| {
                     o.aggregate = None;
                     o.plugin = Some(weir_tests::plugin("window-collect"));
-                }
-                let engine = weir_wasm::PluginEngine::new().unwrap();
-                let options = JobOptions { state_backend: Some(backend), ..JobOptions::default() };
-                run_job(&spec, &options, &engine).unwrap();
-                let (got, expected) = (read_lines(out.path(), "out"), lines_of(name, "expected-records.jsonl"));
-                match parallelism {
-                    1 => assert_eq!(got, expected, "{name} {backend:?}"),
-                    _ => assert_eq!(sorted(got), sorted(expected), "{name} {backend:?} at parallelism {parallelism}"),
-                }
+                });
+                let what = format!("{name} {backend:?}");
+                assert_windows(got, lines_of(name, "expected-records.jsonl"), &what, parallelism);
                 if scenario(name).join("expected-late.jsonl").exists() {
-                    assert_eq!(read_lines(out.path(), "late"), lines_of(name, "expected-late.jsonl"), "{name}");
+                    assert_eq!(late, lines_of(name, "expected-late.jsonl"), "{name}");
                 }
             }
         }

@@ -64,6 +64,9 @@ fn decode_window(bytes: &[u8]) -> Option<(Timestamp, u64, &[u8])> {
     Some((end, count, &bytes[16..]))
 }
 
+/// A stored window: its start, end, record count and accumulator.
+type StoredWindow = (Timestamp, Timestamp, u64, Vec<u8>);
+
 /// A buffered record: its map key, timestamp and value.
 type BufferedRecord = (Vec<u8>, Timestamp, Vec<u8>);
 
@@ -107,6 +110,8 @@ pub(crate) struct WindowOperator {
     batch_size: usize,
     metrics: Arc<NodeMetrics>,
     pub(crate) checkpoint_scratch: Option<PathBuf>,
+    /// A buffered record's stored form, reused.
+    scratch: Vec<u8>,
 }
 
 impl WindowOperator {
@@ -142,6 +147,7 @@ impl WindowOperator {
             batch_size: setup.batch_size,
             metrics,
             checkpoint_scratch: None,
+            scratch: Vec::new(),
         })
     }
 
@@ -212,26 +218,64 @@ impl WindowOperator {
     }
 
     fn store(&mut self, g: &Group<'_>) -> Result<()> {
-        let value = encode_window(g.end, g.count_before + g.records.len() as u64, &g.acc);
-        let kg = self.kg(g.key);
-        self.backend.map_put(self.windows, kg, g.key, &start_key(g.start), &value).map_err(|e| self.fail(e))
+        self.put_window(g.key, g.start, g.end, g.count_before + g.records.len() as u64, &g.acc)
+    }
+
+    /// Stores `key`'s window at `start`.
+    fn put_window(&mut self, key: &[u8], start: Timestamp, end: Timestamp, count: u64, acc: &[u8]) -> Result<()> {
+        let value = encode_window(end, count, acc);
+        let kg = self.kg(key);
+        self.backend.map_put(self.windows, kg, key, &start_key(start), &value).map_err(|e| self.fail(e))
+    }
+
+    /// `key`'s stored windows, in start order.
+    fn stored_windows(&mut self, key: &[u8]) -> Result<Vec<StoredWindow>> {
+        let kg = self.kg(key);
+        let stored = self.backend.map_range(self.windows, kg, key, None, usize::MAX).map_err(|e| self.fail(e))?;
+        let mut windows = Vec::with_capacity(stored.len());
+        for (k, v) in &stored {
+            if k == SEQ_KEY {
+                continue;
+            }
+            let (Some(start), Some((end, count, acc))) = (start_of(k), decode_window(v)) else {
+                return Err(self.fail("corrupt window state"));
+            };
+            windows.push((start, end, count, acc.to_vec()));
+        }
+        Ok(windows)
     }
 
     /// Buffers a group's records (for a window processor), after the
     /// window's earlier ones.
     fn buffer(&mut self, g: &Group<'_>, batch: &RecordBatch) -> Result<()> {
-        let Some(state) = self.records else { return Ok(()) };
-        let kg = self.kg(g.key);
-        let mut value = Vec::new();
         for (seq, &i) in (g.count_before..).zip(&g.records) {
             let r = batch.get(i as usize);
-            value.clear();
-            value.extend_from_slice(&r.timestamp.to_le_bytes());
-            value.extend_from_slice(r.value);
-            let k = record_key(g.start, seq);
-            self.backend.map_put(state, kg, g.key, &k, &value).map_err(|e| self.fail(e))?;
+            self.put_record(g.key, g.start, seq, r.timestamp, r.value)?;
         }
         Ok(())
+    }
+
+    /// Buffers one record as number `seq` of `key`'s window at `start` (for
+    /// a window processor; nothing otherwise).
+    fn put_record(&mut self, key: &[u8], start: Timestamp, seq: u64, ts: Timestamp, value: &[u8]) -> Result<()> {
+        let Some(state) = self.records else { return Ok(()) };
+        let kg = self.kg(key);
+        let mut stored = std::mem::take(&mut self.scratch);
+        stored.clear();
+        stored.extend_from_slice(&ts.to_le_bytes());
+        stored.extend_from_slice(value);
+        let put = self.backend.map_put(state, kg, key, &record_key(start, seq), &stored);
+        self.scratch = stored;
+        put.map_err(|e| self.fail(e))
+    }
+
+    /// The time that places a record in windows: its event time, or the
+    /// clock's `now` for processing-time windows.
+    fn time_of(&self, timestamp: Timestamp, now: Timestamp) -> Timestamp {
+        match self.trigger {
+            TriggerSpec::ProcessingTime => now,
+            _ => timestamp,
+        }
     }
 
     /// The buffered records of `key`'s window at `start`: (map key,
@@ -367,18 +411,10 @@ impl WindowOperator {
         fired: &mut Vec<Fired>,
         buffered: &mut Buffered,
     ) -> Result<()> {
-        let kg = self.kg(key);
-        let windows = self.backend.map_range(self.windows, kg, key, None, usize::MAX).map_err(|e| self.fail(e))?;
         let mut open = false;
-        for (k, v) in windows {
-            if k == SEQ_KEY {
-                continue;
-            }
-            let (Some(start), Some((end, count, acc))) = (start_of(&k), decode_window(&v)) else {
-                return Err(self.fail("corrupt window state"));
-            };
+        for (start, end, count, acc) in self.stored_windows(key)? {
             let last = end - 1;
-            let window = Fired { key: key.to_vec(), start, end, timestamp: last, count, acc: acc.to_vec() };
+            let window = Fired { key: key.to_vec(), start, end, timestamp: last, count, acc };
             match (domain, self.trigger) {
                 (TimeDomain::ProcessingTime, TriggerSpec::Every(_)) => {
                     if last > self.watermark {
@@ -521,10 +557,7 @@ impl Node for WindowOperator {
                 let Some(key) = r.key else {
                     return Err(self.fail("a window needs keyed input, and a record has no key"));
                 };
-                let time = match self.trigger {
-                    TriggerSpec::ProcessingTime => now,
-                    _ => r.timestamp,
-                };
+                let time = self.time_of(r.timestamp, now);
                 windows.clear();
                 match self.assigner {
                     Assigner::Count { size, slide } => {

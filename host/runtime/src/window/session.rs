@@ -13,11 +13,11 @@
 //! refuses records the batch is assigned again without them.
 
 use rustc_hash::{FxHashMap, FxHashSet};
-use weir_types::{RecordBatch, RecordRef, Timestamp};
+use weir_types::{RecordBatch, Timestamp};
 
-use super::assign::{start_key, start_of};
+use super::WindowOperator;
+use super::assign::start_key;
 use super::function::{Buffered, Fired, Group};
-use super::{SEQ_KEY, WindowOperator, decode_window, record_key};
 use crate::error::Result;
 
 /// A run of a session's records, in order: those stored under a window's
@@ -114,10 +114,7 @@ impl WindowOperator {
                 keys.insert(key, loaded);
             }
             let sessions = keys.get_mut(key).expect("loaded");
-            let ts = match self.trigger {
-                weir_spec::TriggerSpec::ProcessingTime => now,
-                _ => r.timestamp,
-            };
+            let ts = self.time_of(r.timestamp, now);
             // The sessions `[ts, ts + gap)` touches: a run, as sessions are
             // apart (so sorted by start and by end alike).
             let first = sessions.partition_point(|s| s.end < ts);
@@ -196,28 +193,20 @@ impl WindowOperator {
 
     /// `key`'s stored sessions, by start.
     fn load_sessions(&mut self, key: &[u8]) -> Result<Vec<Session>> {
-        let kg = self.kg(key);
-        let stored = self.backend.map_range(self.windows, kg, key, None, usize::MAX).map_err(|e| self.fail(e))?;
-        let mut sessions = Vec::with_capacity(stored.len());
-        for (k, v) in &stored {
-            if k == SEQ_KEY {
-                continue;
-            }
-            let (Some(start), Some((end, count, acc))) = (start_of(k), decode_window(v)) else {
-                return Err(self.fail("corrupt window state"));
-            };
-            sessions.push(Session {
+        let stored = self.stored_windows(key)?;
+        Ok(stored
+            .into_iter()
+            .map(|(start, end, count, acc)| Session {
                 start,
                 end,
                 count,
-                acc: acc.to_vec(),
+                acc,
                 pending: Vec::new(),
                 parts: vec![Part::Stored { start, count }],
                 stored: vec![start],
                 changed: false,
-            });
-        }
-        Ok(sessions)
+            })
+            .collect())
     }
 
     fn add_pending(
@@ -319,7 +308,6 @@ impl WindowOperator {
         let kg = self.kg(key);
         if let Some(state) = self.records {
             let mut seq = 0;
-            let mut value = Vec::new();
             for part in &s.parts {
                 match *part {
                     // The first session's records keep their numbers.
@@ -327,21 +315,13 @@ impl WindowOperator {
                     Part::Stored { start, .. } => {
                         for (k, t, v) in self.buffered(key, start)? {
                             self.backend.map_remove(state, kg, key, &k).map_err(|e| self.fail(e))?;
-                            value.clear();
-                            value.extend_from_slice(&t.to_le_bytes());
-                            value.extend_from_slice(&v);
-                            let k = record_key(s.start, seq);
-                            self.backend.map_put(state, kg, key, &k, &value).map_err(|e| self.fail(e))?;
+                            self.put_record(key, s.start, seq, t, &v)?;
                             seq += 1;
                         }
                     }
                     Part::New(i) => {
-                        let r: RecordRef<'_> = records.get(i as usize);
-                        value.clear();
-                        value.extend_from_slice(&r.timestamp.to_le_bytes());
-                        value.extend_from_slice(r.value);
-                        let k = record_key(s.start, seq);
-                        self.backend.map_put(state, kg, key, &k, &value).map_err(|e| self.fail(e))?;
+                        let r = records.get(i as usize);
+                        self.put_record(key, s.start, seq, r.timestamp, r.value)?;
                         seq += 1;
                     }
                 }
@@ -352,8 +332,7 @@ impl WindowOperator {
                 self.backend.map_remove(self.windows, kg, key, &start_key(start)).map_err(|e| self.fail(e))?;
             }
         }
-        let value = super::encode_window(s.end, s.count, &s.acc);
-        self.backend.map_put(self.windows, kg, key, &start_key(s.start), &value).map_err(|e| self.fail(e))?;
+        self.put_window(key, s.start, s.end, s.count, &s.acc)?;
         self.window_timers(key, s.end)
     }
 }

@@ -20,19 +20,29 @@ fn operator(window: WindowSpec) -> WindowOperator {
 }
 
 fn operator_with(window: WindowSpec, on_error: OnError) -> WindowOperator {
+    let function = WindowFunction::Builtin(AggregateSpec::Sum("/v".into()));
+    let mut op = build(window, function, on_error, Box::new(MemoryBackend::new(128)));
+    op.clock = Clock::Manual(0);
+    op
+}
+
+fn build(
+    window: WindowSpec,
+    function: WindowFunction,
+    on_error: OnError,
+    backend: Box<dyn weir_state::KeyedStateBackend>,
+) -> WindowOperator {
     let task = TaskInfo { node: "w".into(), index: 0, parallelism: 1 };
     let setup = WindowSetup {
         window: &window,
-        function: WindowFunction::Builtin(AggregateSpec::Sum("/v".into())),
+        function,
         on_error,
         max_parallelism: 128,
         batch_size: 1024,
         watermark: MIN_WATERMARK,
     };
     let metrics = Arc::new(JobMetrics::default().node("w", "window"));
-    let mut op = WindowOperator::new(task, Box::new(MemoryBackend::new(128)), setup, metrics).unwrap();
-    op.clock = Clock::Manual(0);
-    op
+    WindowOperator::new(task, backend, setup, metrics).unwrap()
 }
 
 /// Records `(key, timestamp, v)` as one batch.
@@ -222,17 +232,7 @@ fn collecting(window: WindowSpec, backend: Box<dyn weir_state::KeyedStateBackend
         attempt: 0,
     };
     instance.init(&args).unwrap();
-    let task = TaskInfo { node: "w".into(), index: 0, parallelism: 1 };
-    let setup = WindowSetup {
-        window: &window,
-        function: WindowFunction::Process(Box::new(instance)),
-        on_error: OnError::Fail,
-        max_parallelism: 128,
-        batch_size: 1024,
-        watermark: MIN_WATERMARK,
-    };
-    let metrics = Arc::new(JobMetrics::default().node("w", "window"));
-    WindowOperator::new(task, backend, setup, metrics).unwrap()
+    build(window, WindowFunction::Process(Box::new(instance)), OnError::Fail, backend)
 }
 
 /// How many entries the operator's window state, buffered records and
