@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use weir_spec::{JobSpec, SinkKind};
+use weir_spec::{JobSpec, SinkConnector};
 
 /// The repository root.
 pub fn repo() -> PathBuf {
@@ -47,9 +47,9 @@ pub fn scenario(name: &str) -> PathBuf {
 pub fn load_with_outputs(spec: &Path, out_dir: &Path) -> JobSpec {
     let mut spec = JobSpec::load(spec).expect("valid spec");
     for sink in &mut spec.sinks {
-        if sink.kind == SinkKind::File {
-            let name = sink.path.as_ref().and_then(|p| p.file_name()).expect("file sink has a path").to_owned();
-            sink.path = Some(out_dir.join(name));
+        if let SinkConnector::File(f) = &mut sink.connector {
+            let name = f.path.file_name().expect("file sink has a path").to_owned();
+            f.path = out_dir.join(name);
         }
     }
     spec

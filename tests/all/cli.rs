@@ -104,7 +104,10 @@ fn metrics_are_served_while_a_job_runs() {
     };
     let count = |text: &str| -> u64 {
         text.lines()
-            .find(|l| l.starts_with(r#"weir_records_in_total{job="metered",node="celsius"}"#))
+            .find(|l| {
+                l.starts_with(r#"weir_records_in_total{job="metered",job_id=""#)
+                    && l.contains(r#"",node="celsius",subtask="0"} "#)
+            })
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)

@@ -1,6 +1,6 @@
 //! Jobs that cannot run fail with a message naming the node and the cause.
 
-use weir_runtime::{JobOptions, RuntimeError, run_job};
+use weir_runtime::{JobOptions, run_job};
 use weir_spec::{Format, JobSpec};
 use weir_tests::{plugin, repo};
 
@@ -84,13 +84,13 @@ fn a_malformed_input_line_names_file_and_line() {
     let input = dir.path().join("in.jsonl");
     std::fs::write(&input, "{\"id\":\"a\",\"timestamp\":1}\n{\"id\":\"b\"}\n").unwrap();
     let mut s = spec(&plugin("trap-on").display().to_string(), "null");
-    s.sources[0].path = Some(weir_spec::Paths::One(input.clone()));
+    let weir_spec::SourceConnector::File(f) = &mut s.sources[0].connector else { panic!("a file source") };
+    f.paths = vec![input.clone()];
     let err = run(&s);
     assert_eq!(
         err,
         format!("task readings-0/1 failed: {} line 2: no integer timestamp (ms) at /timestamp", input.display())
     );
-    let _ = RuntimeError::Setup(String::new());
 }
 
 /// `spec` with the operator made a 5 s tumbling window.

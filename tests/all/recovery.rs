@@ -176,11 +176,11 @@ fn check_shared_files(checkpoints: &Path) {
         }
         manifests += 1;
         let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        for task in m["tasks"].as_array().unwrap() {
-            for op in task["operators"].as_array().unwrap() {
-                if op["node"] != "celsius" {
-                    assert_eq!(op["state"]["format"], "rocksdb", "{op}");
-                    let shared = op["state"]["shared"].as_object().unwrap();
+        for (node, op) in m["operators"].as_object().unwrap() {
+            for subtask in op["subtasks"].as_array().unwrap() {
+                if node != "celsius" {
+                    assert_eq!(subtask["state"]["format"], "rocksdb", "{node}: {subtask}");
+                    let shared = subtask["state"]["shared"].as_object().unwrap();
                     referenced.extend(shared.values().map(|v| v.as_str().unwrap().to_string()));
                 }
             }

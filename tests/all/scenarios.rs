@@ -151,11 +151,12 @@ fn deterministic_example(file: &str, out: &std::path::Path) -> weir_spec::JobSpe
     let mut spec = weir_spec::JobSpec::load(&weir_tests::repo().join("examples/sensor-averages").join(file)).unwrap();
     for s in &mut spec.sources {
         s.watermark.punctuated = true;
-        s.rate = None;
+        if let weir_spec::SourceConnector::Generator(g) = &mut s.connector {
+            g.rate = None;
+        }
     }
     for sink in &mut spec.sinks {
-        sink.kind = weir_spec::SinkKind::File;
-        sink.path = Some(out.join("out.jsonl"));
+        sink.connector = weir_spec::SinkConnector::File(weir_spec::FileSink { path: out.join("out.jsonl") });
     }
     spec
 }
@@ -240,8 +241,8 @@ fn the_click_sessions_example_finds_every_burst() {
     let out = tempfile::tempdir().unwrap();
     let dir = weir_tests::repo().join("examples/click-sessions");
     let mut spec = weir_spec::JobSpec::load(&dir.join("job.yaml")).unwrap();
-    spec.sinks[0].kind = weir_spec::SinkKind::File;
-    spec.sinks[0].path = Some(out.path().join("out.jsonl"));
+    spec.sinks[0].connector =
+        weir_spec::SinkConnector::File(weir_spec::FileSink { path: out.path().join("out.jsonl") });
     run_job(&spec, &JobOptions::default(), &weir_wasm::PluginEngine::new().unwrap()).unwrap();
     let lines = read_lines(out.path(), "out");
     // The clicks come in 3 bursts per user, over 35 s apart, clicks within a

@@ -9,16 +9,18 @@
 
 use std::time::{Duration, Instant};
 
-use weir_state::MemoryBackend;
+use weir_state::{KeyedState, MemoryBackend};
 use weir_types::RecordBatch;
 use weir_wasm::{InitArgs, OperatorInstance, Plugin, PluginEngine, wit};
 
-fn init(plugin: &Plugin, config: &str) -> OperatorInstance {
-    let mut op = plugin.instantiate("bench-0/1", Box::new(MemoryBackend::new(128)), 128).unwrap();
+/// An initialized instance and the state it runs over.
+fn init(plugin: &Plugin, config: &str) -> (OperatorInstance, KeyedState) {
+    let mut state = KeyedState::new(Box::new(MemoryBackend::new(128)), 128, 0..128);
+    let mut op = plugin.instantiate("bench-0/1").unwrap();
     let args =
         InitArgs { node_id: "bench".into(), config: config.into(), subtask_index: 0, parallelism: 1, attempt: 0 };
-    op.init(&args).unwrap();
-    op
+    op.init(&args, &mut state).unwrap();
+    (op, state)
 }
 
 fn batch(n: usize) -> RecordBatch {
@@ -31,17 +33,17 @@ fn batch(n: usize) -> RecordBatch {
 }
 
 /// Nanoseconds per record for `records` records in batches of `size`.
-fn per_record(op: &mut OperatorInstance, size: usize, records: usize) -> f64 {
-    let b = batch(size);
+fn per_record((op, state): &mut (OperatorInstance, KeyedState), size: usize, records: usize) -> f64 {
+    let mut b = batch(size);
     let time = wit::TimeContext { watermark: i64::MIN, processing_time: 0 };
     let calls = (records / size).max(1);
     // Warm up.
     for _ in 0..10 {
-        op.process(b.clone(), time).unwrap();
+        op.process(state, &mut b, time).unwrap();
     }
     let started = Instant::now();
     for _ in 0..calls {
-        std::hint::black_box(op.process(b.clone(), time).unwrap());
+        std::hint::black_box(op.process(state, &mut b, time).unwrap());
     }
     started.elapsed().as_nanos() as f64 / (calls * size) as f64
 }

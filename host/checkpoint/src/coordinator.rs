@@ -101,6 +101,19 @@ impl Coordinator {
         Tick::Trigger(id)
     }
 
+    /// Starts a checkpoint now (one asked for rather than due), unless one is
+    /// in progress: then its id is the error, and the caller asks again
+    /// when it is over.
+    pub fn trigger_now(&mut self, now: Instant) -> Result<u64, u64> {
+        if let Some(p) = &self.pending {
+            return Err(p.id);
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.pending = Some(Pending { id, started: now, acked: BTreeSet::new() });
+        Ok(id)
+    }
+
     /// Task `task` has snapshotted its part of checkpoint `id`.
     pub fn ack(&mut self, id: u64, task: usize) -> Ack {
         let Some(p) = self.pending.as_mut().filter(|p| p.id == id && task < self.tasks) else { return Ack::Ignored };
@@ -207,6 +220,17 @@ mod tests {
         assert_eq!(c.tick(t0 + 29 * S), Tick::Idle);
         assert_eq!(c.tick(t0 + 30 * S), Tick::Trigger(3));
         assert!(!c.finish(2, true, t0 + 30 * S), "an aborted checkpoint cannot finish");
+    }
+
+    #[test]
+    fn a_checkpoint_asked_for_starts_at_once_unless_one_is_in_flight() {
+        let t0 = Instant::now();
+        let mut c = Coordinator::new(config(), 1, 4, t0);
+        assert_eq!(c.trigger_now(t0 + S), Ok(4));
+        assert_eq!(c.trigger_now(t0 + S), Err(4));
+        assert_eq!(c.ack(4, 0), Ack::Complete(4));
+        assert!(c.finish(4, true, t0 + 2 * S));
+        assert_eq!(c.trigger_now(t0 + 2 * S), Ok(5), "min_pause applies to periodic ones only");
     }
 
     #[test]

@@ -25,4 +25,7 @@ mod store;
 
 pub use align::{Aligner, BarrierOutcome};
 pub use coordinator::{Ack, Coordinator, CoordinatorConfig, Tick, to_delete};
-pub use store::{CheckpointStore, Manifest, OperatorSnapshot, SinkParts, StateFiles, StoreError, TaskSnapshot};
+pub use store::{
+    CheckpointStore, FORMAT, Manifest, OperatorSnapshot, OperatorState, SinkSnapshot, SinkState, SourceState,
+    SplitSnapshot, StateFiles, StateInfo, StoreError, TaskStatus,
+};

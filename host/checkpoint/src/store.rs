@@ -1,8 +1,11 @@
 //! The checkpoint directory.
 //!
 //! ```text
-//! DIR/chk-00000007/_manifest.json   the manifest (written last)
-//! DIR/chk-00000007/<task>-<node>.state
+//! DIR/chk-00000007/_manifest.json     the manifest (written last)
+//! DIR/chk-00000007/<node>-<subtask>.state   a logical state snapshot
+//! DIR/chk-00000007/<node>-<subtask>/        a RocksDB checkpoint's private files
+//! DIR/chk-00000007/<node>-<subtask>.pending a sink's pending state
+//! DIR/shared/<id>                        RocksDB SST files, stored once
 //! ```
 //!
 //! A checkpoint is written into `chk-N.inprogress`, its files synced, the
@@ -66,59 +69,113 @@ pub enum StateFiles {
     },
 }
 
-/// One operator's state in a checkpoint.
+/// The checkpoint format this crate writes and reads.
+pub const FORMAT: u32 = 2;
+
+/// A state an operator declared: its name, logical kind (`value`, `list`,
+/// `map`) and storage encoding (`rows`, `packed-map`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StateInfo {
+    /// The state's name.
+    pub name: String,
+    /// Its logical kind.
+    pub kind: String,
+    /// How it is stored.
+    pub encoding: String,
+}
+
+/// One subtask's part of an operator's state.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct OperatorSnapshot {
-    /// The operator's node id.
-    pub node: String,
+    /// The subtask's index.
+    pub subtask: u32,
+    /// The key groups it owned (`[start, end)`: its state holds no others).
+    pub key_groups: (u32, u32),
+    /// Its event-time watermark at the barrier.
+    pub watermark: i64,
     /// Its files.
     pub state: StateFiles,
     /// Their total size in bytes.
     pub bytes: u64,
-    /// The key groups this task owned (its state holds no others).
-    pub key_groups: (u32, u32),
-    /// The operator's event-time watermark at the barrier.
-    pub watermark: i64,
 }
 
-/// A file sink's parts at the barrier: pre-committed, to be made visible
-/// when the checkpoint completes.
+/// An operator node's state: by key group, so it restores at any parallelism.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct SinkParts {
-    /// The sink's node id.
-    pub node: String,
-    /// The sink instance's index.
-    pub index: u32,
-    /// The sink's directory.
-    pub dir: PathBuf,
-    /// Pre-committed part files (names in `dir`), in order.
-    pub parts: Vec<String>,
-    /// The sequence number of the sink's next part.
-    pub next_part: u64,
+pub struct OperatorState {
+    /// The node's parallelism when the checkpoint was taken.
+    pub parallelism: u32,
+    /// The states it declared.
+    pub states: Vec<StateInfo>,
+    /// Each subtask's part.
+    pub subtasks: Vec<OperatorSnapshot>,
 }
 
-/// One task's part of a checkpoint.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct TaskSnapshot {
+/// Where one split of a source was.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SplitSnapshot {
+    /// The split's identity.
+    pub id: String,
+    /// The subtask that read it.
+    pub subtask: u32,
+    /// Its position (the connector's format).
+    pub position: serde_json::Value,
+    /// Its watermark generator: the highest timestamp seen and whether it
+    /// had ended.
+    pub watermark: (i64, bool),
+}
+
+/// A source node's splits, in the order of its fresh start.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SourceState {
+    /// The node's parallelism when the checkpoint was taken.
+    pub parallelism: u32,
+    /// Every split.
+    pub splits: Vec<SplitSnapshot>,
+    /// Per subtask, the split it polls next.
+    pub next: BTreeMap<u32, String>,
+}
+
+/// A sink subtask's pending state: opaque bytes in a file of the checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SinkSnapshot {
+    /// The subtask's index.
+    pub subtask: u32,
+    /// The file holding its pending state.
+    pub file: String,
+}
+
+/// A sink node's pending states.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SinkState {
+    /// The node's parallelism when the checkpoint was taken.
+    pub parallelism: u32,
+    /// The subtasks that had something to commit.
+    pub subtasks: Vec<SinkSnapshot>,
+}
+
+/// Whether a task had finished at a checkpoint (for display).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TaskStatus {
     /// The task (`node-index/parallelism` of its chain head).
     pub task: String,
-    /// The source's position when the head is a source.
-    pub source: Option<serde_json::Value>,
-    /// The state of each operator of the chain.
-    pub operators: Vec<OperatorSnapshot>,
-    /// The file sinks of the chain.
-    pub sinks: Vec<SinkParts>,
-    /// Whether the task had finished (its input ended) at this checkpoint.
+    /// Whether its input had ended.
     pub finished: bool,
 }
 
-/// A completed checkpoint.
+/// A completed checkpoint. State is keyed by node id and key group, source
+/// positions by split, so it restores into another parallelism or chaining.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {
+    /// The format version ([`FORMAT`]).
+    pub format: u32,
     /// The checkpoint id (increasing).
     pub id: u64,
+    /// `checkpoint`, `savepoint` or `stop`.
+    pub kind: String,
     /// The job's name.
     pub job: String,
+    /// The id of the run that took it.
+    pub job_id: String,
     /// When it completed (ms since the epoch).
     pub completed_at_ms: i64,
     /// How long it took from trigger to complete, in ms.
@@ -131,10 +188,20 @@ pub struct Manifest {
     pub alignment_ms: u64,
     /// The job spec as written.
     pub spec: String,
+    /// The number of key groups (a restore needs the same).
+    pub max_parallelism: u32,
     /// Plugin digest (SHA-256) per operator node.
     pub plugins: BTreeMap<String, String>,
-    /// Every task's part.
-    pub tasks: Vec<TaskSnapshot>,
+    /// Every task had finished: the job ran to its end.
+    pub finished: bool,
+    /// Operator state by node id.
+    pub operators: BTreeMap<String, OperatorState>,
+    /// Source positions by node id.
+    pub sources: BTreeMap<String, SourceState>,
+    /// Sink pending state by node id.
+    pub sinks: BTreeMap<String, SinkState>,
+    /// The tasks and whether each had finished.
+    pub tasks: Vec<TaskStatus>,
 }
 
 const MANIFEST: &str = "_manifest.json";
@@ -219,6 +286,17 @@ impl CheckpointStore {
     pub fn load(dir: &Path) -> Result<Manifest> {
         let path = dir.join(MANIFEST);
         let bytes = std::fs::read(&path).map_err(io(&path))?;
+        let format = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .map_err(|e| StoreError::Manifest { path: path.clone(), message: e.to_string() })?
+            .get("format")
+            .and_then(serde_json::Value::as_u64);
+        if format != Some(u64::from(FORMAT)) {
+            let message = match format {
+                None => "written by an older Weir (format 1), which this one cannot restore: start the job afresh (`weir run --fresh`)".to_string(),
+                Some(f) => format!("format {f}, and this Weir reads format {FORMAT}"),
+            };
+            return Err(StoreError::Manifest { path, message });
+        }
         serde_json::from_slice(&bytes).map_err(|e| StoreError::Manifest { path, message: e.to_string() })
     }
 
@@ -256,9 +334,9 @@ impl CheckpointStore {
         }
         let mut referenced = std::collections::BTreeSet::new();
         for id in self.completed()? {
-            for task in Self::load(&self.path(id))?.tasks {
-                for op in task.operators {
-                    if let StateFiles::Rocksdb { shared, .. } = op.state {
+            for operator in Self::load(&self.path(id))?.operators.into_values() {
+                for subtask in operator.subtasks {
+                    if let StateFiles::Rocksdb { shared, .. } = subtask.state {
                         referenced.extend(shared.into_values());
                     }
                 }
@@ -301,20 +379,36 @@ mod tests {
 
     fn manifest(id: u64) -> Manifest {
         Manifest {
+            format: FORMAT,
             id,
+            kind: "checkpoint".into(),
             job: "j".into(),
+            job_id: "0123".into(),
             completed_at_ms: 1,
             duration_ms: 2,
             bytes: 3,
             incremental_bytes: 3,
             alignment_ms: 0,
             spec: "name: j".into(),
+            max_parallelism: 128,
             plugins: BTreeMap::from([("avg".into(), "ab12".into())]),
-            tasks: vec![TaskSnapshot {
-                task: "src-0/1".into(),
-                source: Some(serde_json::json!({"next": 5})),
-                ..Default::default()
-            }],
+            finished: false,
+            operators: BTreeMap::new(),
+            sources: BTreeMap::from([(
+                "src".into(),
+                SourceState {
+                    parallelism: 1,
+                    splits: vec![SplitSnapshot {
+                        id: "part-0-of-1".into(),
+                        subtask: 0,
+                        position: serde_json::json!({"next": 5}),
+                        watermark: (7, false),
+                    }],
+                    next: BTreeMap::new(),
+                },
+            )]),
+            sinks: BTreeMap::new(),
+            tasks: vec![TaskStatus { task: "src-0/1".into(), finished: false }],
         }
     }
 
@@ -351,8 +445,8 @@ mod tests {
         std::fs::write(dir.path().join("other.sst"), b"x").unwrap();
         store.put_shared("b-000010.sst", &dir.path().join("other.sst")).unwrap();
         let mut m = manifest(1);
-        m.tasks[0].operators.push(OperatorSnapshot {
-            node: "avg".into(),
+        let subtask = OperatorSnapshot {
+            subtask: 0,
             state: StateFiles::Rocksdb {
                 dir: "avg-0".into(),
                 private: vec!["CURRENT".into()],
@@ -361,12 +455,22 @@ mod tests {
             bytes: 20,
             key_groups: (0, 128),
             watermark: 5,
-        });
+        };
+        let info = StateInfo { name: "windows".into(), kind: "map".into(), encoding: "packed-map".into() };
+        m.operators.insert("avg".into(), OperatorState { parallelism: 1, states: vec![info], subtasks: vec![subtask] });
         store.write(&m, &[("avg-0/CURRENT".into(), b"MANIFEST-000005\n".to_vec())]).unwrap();
         assert_eq!(store.collect_shared().unwrap(), 1);
         assert_eq!(std::fs::read(store.shared_path("a-000009.sst")).unwrap(), b"sorted strings");
         assert!(!store.shared_path("b-000010.sst").exists());
         assert_eq!(CheckpointStore::load(&store.path(1)).unwrap(), m);
         assert!(store.path(1).join("avg-0/CURRENT").is_file());
+    }
+
+    #[test]
+    fn a_manifest_of_another_format_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(MANIFEST), br#"{"id": 3, "job": "j", "tasks": []}"#).unwrap();
+        let err = CheckpointStore::load(dir.path()).unwrap_err().to_string();
+        assert!(err.ends_with("written by an older Weir (format 1), which this one cannot restore: start the job afresh (`weir run --fresh`)"), "{err}");
     }
 }

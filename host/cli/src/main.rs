@@ -1,6 +1,6 @@
 //! The `weir` command.
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,8 +11,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use weir_runtime::graph::Plan;
-use weir_runtime::metrics::{SharedRegistry, encode};
-use weir_runtime::{JobOptions, run_job};
+use weir_runtime::{JobOptions, JobOutcome, Metrics};
 use weir_spec::{JobSpec, StateBackendKind};
 
 /// Weir: stateful stream processing with sandboxed WebAssembly operators.
@@ -79,11 +78,7 @@ enum CheckpointsCommand {
 
 /// Runs the control plane of `weir run` on a small runtime of its own:
 /// Ctrl-C sets `cancel`; with an address, `/metrics` serves the registry.
-fn start_control(
-    cancel: Arc<AtomicBool>,
-    metrics_addr: Option<SocketAddr>,
-    registry: SharedRegistry,
-) -> anyhow::Result<()> {
+fn start_control(cancel: Arc<AtomicBool>, metrics_addr: Option<SocketAddr>, metrics: Metrics) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -104,7 +99,7 @@ fn start_control(
                 let app = axum::Router::new().route(
                     "/metrics",
                     axum::routing::get(move || {
-                        let text = encode(&registry.lock().unwrap_or_else(|e| e.into_inner()));
+                        let text = metrics.encode();
                         async move {
                             (
                                 [(
@@ -138,18 +133,41 @@ fn humantime_duration(s: &str) -> Result<Duration, String> {
     s.parse::<humantime::Duration>().map(Into::into).map_err(|e| e.to_string())
 }
 
+/// An error and its causes on one line, each cause once: errors here name
+/// their cause in their own message too, and a chain printed as is would
+/// repeat it (`cannot read plugin x: No such file…: No such file…`).
+fn report(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let message = cause.to_string();
+        if text.contains(&message) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&message);
+    }
+    text
+}
+
 fn main() -> ExitCode {
+    // Colours only for a person at a terminal (and never with NO_COLOR).
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn")),
         )
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .init();
+    // Crash tests name their fault points in FAILPOINTS (inert otherwise).
+    let _failpoints = weir_runtime::failpoints();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", report(&e));
             ExitCode::FAILURE
         }
     }
@@ -220,21 +238,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 fuel,
             })?;
             let cancel = Arc::new(AtomicBool::new(false));
-            let registry: SharedRegistry = Arc::default();
-            start_control(cancel.clone(), metrics_addr, registry.clone())?;
+            let metrics = Metrics::new();
+            start_control(cancel.clone(), metrics_addr, metrics.clone())?;
             let options = JobOptions {
                 state_backend,
                 state_dir,
                 progress_interval: (!progress.is_zero()).then_some(progress),
                 cancel: Some(cancel),
-                metrics: Some(registry),
+                metrics: Some(metrics),
                 restore,
             };
-            let report = match run_job(&spec, &options, &engine) {
+            let job = weir_runtime::start(&spec, &options, &engine)?;
+            tracing::info!(job = %spec.name, job_id = %job.id(), "job submitted");
+            let report = match job.wait() {
                 Err(weir_runtime::RuntimeError::Cancelled) => anyhow::bail!("interrupted"),
                 other => other?,
             };
-            tracing::info!(job = %report.name, elapsed = ?report.elapsed, first_output = ?report.first_output, "job finished");
+            match report.outcome {
+                JobOutcome::Finished => {
+                    tracing::info!(job = %report.name, elapsed = ?report.elapsed, first_output = ?report.first_output, "job finished")
+                }
+                JobOutcome::Stopped { checkpoint } => {
+                    tracing::info!(job = %report.name, checkpoint, "job stopped at a barrier")
+                }
+            }
             for n in &report.nodes {
                 let counters: Vec<String> = n.counters.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 tracing::info!(

@@ -8,7 +8,8 @@ use rand_distr::{Distribution, StandardNormal};
 use rand_pcg::Pcg64Mcg;
 use weir_types::RecordBatch;
 
-use crate::{Result, Source, SourcePoll};
+use crate::Result;
+use crate::split::{SplitPoll, SplitReader};
 
 /// Writes a reading as JSON: `{"id":"sensor_7","timestamp":1700000000000,"temperature":71.3}`.
 fn write_reading(out: &mut Vec<u8>, id: &[u8], timestamp: i64, temperature: f64) {
@@ -56,9 +57,11 @@ impl Pacer {
 /// `n / sensors`. Sensor `s` belongs to parallel instance `s % parallelism`;
 /// its values do not depend on the parallelism. With `disorder`, each
 /// reading's timestamp is moved back by a random amount up to it (but not
-/// before `start`).
+/// before `start`). Instance `index` of `parallelism` is the split
+/// `part-<index>-of-<parallelism>`.
 #[derive(Debug)]
 pub struct SensorGenerator {
+    id: String,
     sensors: Vec<SensorWalk>,
     total_sensors: u64,
     events: Option<u64>,
@@ -113,6 +116,7 @@ impl SensorGenerator {
             .collect::<Vec<_>>();
         let share = settings.rate.map(|r| r * sensors.len() as f64 / f64::from(settings.sensors.max(1)));
         SensorGenerator {
+            id: split_id(index, parallelism),
             done: sensors.is_empty(),
             sensors,
             total_sensors: u64::from(settings.sensors),
@@ -155,35 +159,54 @@ impl SensorGenerator {
     }
 }
 
-impl Source for SensorGenerator {
-    fn splits(&self) -> usize {
-        1
-    }
+/// The identity of generator partition `index` of `parts`.
+pub fn split_id(index: u32, parts: u32) -> String {
+    format!("part-{index}-of-{parts}")
+}
 
-    fn position(&self) -> serde_json::Value {
-        serde_json::json!({ "produced": self.produced, "done": self.done })
-    }
+/// The partition a generator split id names: (index, parts).
+pub fn parse_split_id(id: &str) -> Option<(u32, u32)> {
+    let (index, parts) = id.strip_prefix("part-")?.split_once("-of-")?;
+    let (index, parts) = (index.parse().ok()?, parts.parse().ok()?);
+    (index < parts).then_some((index, parts))
+}
 
+impl SensorGenerator {
     /// Replays the seeded walks up to the position (the generator is
     /// deterministic, so this lands exactly where the checkpoint was).
-    fn restore(&mut self, position: &serde_json::Value) -> Result<()> {
+    pub fn restore(&mut self, position: &serde_json::Value) -> Result<()> {
         let bad = || crate::bad_position("sensors generator", position);
         let produced = position.get("produced").and_then(|v| v.as_u64()).ok_or_else(bad)?;
         let done = position.get("done").and_then(|v| v.as_bool()).ok_or_else(bad)?;
+        // The walk's start time is part of where it is (a default start is
+        // the wall clock of the first run, not of the restore).
+        if let Some(start) = position.get("start") {
+            self.start = start.as_i64().ok_or_else(bad)?;
+        }
         while self.produced < produced {
             self.next_reading().ok_or_else(bad)?;
         }
         self.done |= done;
         Ok(())
     }
+}
 
-    fn poll(&mut self, max: usize) -> Result<SourcePoll> {
+impl SplitReader for SensorGenerator {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn position(&self) -> serde_json::Value {
+        serde_json::json!({ "produced": self.produced, "done": self.done, "start": self.start })
+    }
+
+    fn poll(&mut self, max: usize) -> Result<SplitPoll> {
         if self.done {
-            return Ok(SourcePoll::End);
+            return Ok(SplitPoll::Done);
         }
         let n = match self.pacer.allowance(max) {
             Ok(n) => n,
-            Err(wait) => return Ok(SourcePoll::Pending(wait)),
+            Err(wait) => return Ok(SplitPoll::Pending(wait)),
         };
         let mut records = RecordBatch::with_capacity(n, 64 * n);
         while records.len() < n {
@@ -193,18 +216,20 @@ impl Source for SensorGenerator {
         }
         self.pacer.emitted += records.len() as u64;
         if records.is_empty() {
-            return Ok(SourcePoll::SplitDone(0));
+            return Ok(SplitPoll::Done);
         }
-        Ok(SourcePoll::Records { split: 0, records })
+        Ok(SplitPoll::Records(records))
     }
 }
 
 /// The benchmark stream: event `i` of `events` is a reading of sensor
 /// `i % 1000` (id `sensor_<n>`) at `1_700_000_000_000 + (i / 1000) * 100` ms
 /// with `temp_f = 40 + 60 * ((i * 2654435761) mod 1000003) / 1000003`.
-/// Instance `j` of `p` produces the events with `i % p == j`.
+/// Instance `j` of `p` (split `part-j-of-p`) produces the events with
+/// `i % p == j`.
 #[derive(Debug)]
 pub struct SensorBench {
+    id: String,
     next: u64,
     step: u64,
     events: u64,
@@ -214,7 +239,13 @@ pub struct SensorBench {
 impl SensorBench {
     /// Instance `index` of `parallelism` over `events` events.
     pub fn new(events: u64, index: u32, parallelism: u32) -> Self {
-        SensorBench { next: u64::from(index), step: u64::from(parallelism.max(1)), events, ended: false }
+        SensorBench {
+            id: split_id(index, parallelism),
+            next: u64::from(index),
+            step: u64::from(parallelism.max(1)),
+            events,
+            ended: false,
+        }
     }
 
     /// Event `i`: (sensor id, timestamp, °F).
@@ -226,16 +257,9 @@ impl SensorBench {
     }
 }
 
-impl Source for SensorBench {
-    fn splits(&self) -> usize {
-        1
-    }
-
-    fn position(&self) -> serde_json::Value {
-        serde_json::json!({ "next": self.next, "ended": self.ended })
-    }
-
-    fn restore(&mut self, position: &serde_json::Value) -> Result<()> {
+impl SensorBench {
+    /// Moves to a checkpointed position.
+    pub fn restore(&mut self, position: &serde_json::Value) -> Result<()> {
         let bad = || crate::bad_position("sensor-bench generator", position);
         let next = position.get("next").and_then(|v| v.as_u64()).ok_or_else(bad)?;
         if next % self.step != self.next % self.step {
@@ -245,14 +269,21 @@ impl Source for SensorBench {
         self.ended = position.get("ended").and_then(|v| v.as_bool()).ok_or_else(bad)?;
         Ok(())
     }
+}
 
-    fn poll(&mut self, max: usize) -> Result<SourcePoll> {
+impl SplitReader for SensorBench {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn position(&self) -> serde_json::Value {
+        serde_json::json!({ "next": self.next, "ended": self.ended })
+    }
+
+    fn poll(&mut self, max: usize) -> Result<SplitPoll> {
         if self.next >= self.events {
-            if self.ended {
-                return Ok(SourcePoll::End);
-            }
             self.ended = true;
-            return Ok(SourcePoll::SplitDone(0));
+            return Ok(SplitPoll::Done);
         }
         let mut records = RecordBatch::with_capacity(max, 72 * max);
         let mut id = Vec::with_capacity(16);
@@ -264,7 +295,78 @@ impl Source for SensorBench {
             records.push_with(Some(&id), ts, |out| write_reading(out, &id, ts, temp));
             self.next += self.step;
         }
-        Ok(SourcePoll::Records { split: 0, records })
+        Ok(SplitPoll::Records(records))
+    }
+}
+
+/// The factory of a generator source: partition `k` of the parallelism of
+/// its fresh start is one split, kept at restores into other parallelisms.
+#[derive(Debug, Clone)]
+pub struct GeneratorFactory {
+    spec: weir_spec::GeneratorSource,
+}
+
+impl GeneratorFactory {
+    /// From the node's spec.
+    pub fn new(spec: &weir_spec::GeneratorSource) -> Self {
+        GeneratorFactory { spec: spec.clone() }
+    }
+
+    fn split(&self, split: &crate::SplitState, start: i64) -> Result<Box<dyn SplitReader>> {
+        let (index, parts) = parse_split_id(&split.id).ok_or_else(|| {
+            crate::ConnectorError::Position(format!("`{}` is not a generator split (part-K-of-N)", split.id))
+        })?;
+        let g = &self.spec;
+        Ok(match g.generator.unwrap_or(weir_spec::GeneratorKind::SensorBench) {
+            weir_spec::GeneratorKind::SensorBench => {
+                let mut s = SensorBench::new(g.events.unwrap_or(u64::MAX), index, parts);
+                if let Some(p) = &split.position {
+                    s.restore(p)?;
+                }
+                Box::new(s)
+            }
+            weir_spec::GeneratorKind::Sensors => {
+                let settings = SensorSettings {
+                    sensors: g.sensors.unwrap_or(10),
+                    events: g.events,
+                    seed: g.seed.unwrap_or(0),
+                    start,
+                    interval: g.interval.unwrap_or(Duration::from_millis(100)),
+                    disorder: g.disorder.unwrap_or_default(),
+                    rate: g.rate,
+                };
+                let mut s = SensorGenerator::new(&settings, index, parts);
+                if let Some(p) = &split.position {
+                    s.restore(p)?;
+                }
+                Box::new(s)
+            }
+        })
+    }
+}
+
+impl SplitReader for Box<dyn SplitReader> {
+    fn id(&self) -> &str {
+        (**self).id()
+    }
+    fn poll(&mut self, max: usize) -> Result<SplitPoll> {
+        (**self).poll(max)
+    }
+    fn position(&self) -> serde_json::Value {
+        (**self).position()
+    }
+}
+
+impl crate::SourceFactory for GeneratorFactory {
+    fn splits(&self, parallelism: u32) -> Vec<String> {
+        (0..parallelism).map(|k| split_id(k, parallelism)).collect()
+    }
+
+    fn reader(&self, splits: Vec<crate::SplitState>, next: usize) -> Result<Box<dyn crate::Source>> {
+        // Every split of one reader shares the start time of the walk.
+        let start = self.spec.start.unwrap_or_else(weir_types::now_ms);
+        let splits = splits.iter().map(|s| self.split(s, start)).collect::<Result<Vec<_>>>()?;
+        Ok(Box::new(crate::split::RoundRobin::new(splits, next)))
     }
 }
 
@@ -281,35 +383,31 @@ mod tests {
         assert_eq!(out, br#"{"id":"sensor_7","timestamp":1700000000000,"temperature":71.3}"#);
     }
 
-    fn drain(source: &mut dyn Source) -> Vec<Record> {
+    fn drain(split: &mut dyn SplitReader) -> Vec<Record> {
         let mut out = Vec::new();
         loop {
-            match source.poll(7).unwrap() {
-                SourcePoll::Records { records, .. } => out.extend(records.to_records()),
-                SourcePoll::Pending(_) => {}
-                SourcePoll::SplitDone(_) => {}
-                SourcePoll::End => return out,
+            match split.poll(7).unwrap() {
+                SplitPoll::Records(records) => out.extend(records.to_records()),
+                SplitPoll::Pending(_) => {}
+                SplitPoll::Done => return out,
             }
         }
     }
 
-    /// Polls a few batches, then checks that a fresh source restored to the
-    /// position continues exactly like the original.
-    fn resumes_where_it_left_off(mut original: Box<dyn Source>, mut fresh: Box<dyn Source>) {
+    #[test]
+    fn generators_resume_from_a_position() {
+        let mut original = SensorBench::new(100, 1, 2);
         for _ in 0..3 {
             original.poll(7).unwrap();
         }
         let position = original.position();
+        let mut fresh = SensorBench::new(100, 1, 2);
         fresh.restore(&position).unwrap();
         assert_eq!(fresh.position(), position);
-        assert_eq!(drain(fresh.as_mut()), drain(original.as_mut()));
+        assert_eq!(drain(&mut fresh), drain(&mut original));
         let err = fresh.restore(&serde_json::json!({"nonsense": 1})).unwrap_err().to_string();
         assert!(err.contains("cannot restore from {\"nonsense\":1}"), "{err}");
-    }
 
-    #[test]
-    fn generators_resume_from_a_position() {
-        resumes_where_it_left_off(Box::new(SensorBench::new(100, 1, 2)), Box::new(SensorBench::new(100, 1, 2)));
         let settings = SensorSettings {
             sensors: 4,
             events: Some(90),
@@ -319,33 +417,17 @@ mod tests {
             disorder: Duration::from_millis(300),
             rate: None,
         };
-        resumes_where_it_left_off(
-            Box::new(SensorGenerator::new(&settings, 0, 1)),
-            Box::new(SensorGenerator::new(&settings, 0, 1)),
-        );
-    }
-
-    #[test]
-    fn the_file_source_resumes_from_a_position() {
-        let dir = tempfile::tempdir().unwrap();
-        let paths: Vec<std::path::PathBuf> = (0..2)
-            .map(|f| {
-                let path = dir.path().join(format!("{f}.jsonl"));
-                let lines: String = (0..40).map(|i| format!("{{\"k\":\"f{f}\",\"t\":{i}}}\n")).collect();
-                std::fs::write(&path, lines).unwrap();
-                path
-            })
-            .collect();
-        let make = || -> Box<dyn Source> {
-            Box::new(crate::file::FileSource::new(
-                &paths,
-                Some("/k".into()),
-                crate::file::FileTimestamps::Pointer("/t".into()),
-                0,
-                1,
-            ))
-        };
-        resumes_where_it_left_off(make(), make());
+        let mut original = SensorGenerator::new(&settings, 0, 1);
+        for _ in 0..3 {
+            original.poll(7).unwrap();
+        }
+        let mut fresh = SensorGenerator::new(&settings, 0, 1);
+        fresh.restore(&original.position()).unwrap();
+        assert_eq!(fresh.position(), original.position());
+        assert_eq!(drain(&mut fresh), drain(&mut original));
+        assert_eq!(fresh.id(), "part-0-of-1");
+        assert_eq!(parse_split_id("part-3-of-4"), Some((3, 4)));
+        assert_eq!(parse_split_id("part-4-of-4"), None);
     }
 
     #[test]

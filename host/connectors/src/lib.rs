@@ -1,31 +1,47 @@
-//! Weir's sources and sinks.
+//! Weir's sources and sinks, one module per connector, created through the
+//! registry ([`source_factory`], [`sink_factory`]) from a node's spec.
 //!
-//! A [`Source`] instance reads one or more *splits* (a file, a generator
-//! partition) and hands out batches of records tagged with their split, so
-//! the runtime can track watermarks per split. A [`Sink`] writes batches.
-//! Connectors are plain synchronous code; the runtime drives them.
+//! A source has *splits* with identities (a file's path, a generator
+//! partition): a [`SourceFactory`] names the splits of a fresh start and
+//! creates [`Source`] readers for any set of them, each split resuming from
+//! its checkpointed position, so a checkpoint restores at another
+//! parallelism. A [`Sink`] writes batches and owns its two-phase commit: it
+//! pre-commits at a barrier (returning opaque pending state for the
+//! checkpoint), commits when told the checkpoint completed, and is handed
+//! the restored pending state when it starts. Connectors are plain
+//! synchronous code; the runtime drives them.
 //!
 //! ```
-//! use weir_connectors::{generator::SensorBench, Source, SourcePoll};
+//! use weir_connectors::{source_factory, Source, SourcePoll};
 //!
-//! let mut source = SensorBench::new(3, 0, 1);
-//! let SourcePoll::Records { records, .. } = source.poll(10).unwrap() else { panic!() };
+//! let spec = weir_spec::JobSpec::parse(
+//!     "name: demo\nsources: [{id: r, type: generator, generator: sensor-bench, events: 3}]\nsinks: [{id: o, type: blackhole, input: r}]\n",
+//!     weir_spec::Format::Yaml,
+//! ).unwrap();
+//! let factory = source_factory(&spec.sources[0]);
+//! let splits = factory.splits(1);
+//! assert_eq!(splits, vec!["part-0-of-1".to_string()]);
+//! let mut reader = factory.reader(splits.into_iter().map(|id| weir_connectors::SplitState { id, position: None }).collect(), 0).unwrap();
+//! let SourcePoll::Records { records, .. } = reader.poll(10).unwrap() else { panic!() };
 //! assert_eq!(records.len(), 3);
 //! assert_eq!(records.key(1), Some(&b"sensor_1"[..]));
-//! assert_eq!(source.poll(10).unwrap(), SourcePoll::SplitDone(0));
+//! assert_eq!(reader.poll(10).unwrap(), SourcePoll::SplitDone(0));
 //! ```
 
 pub mod file;
 pub mod generator;
 mod parts;
+mod registry;
 pub mod sink;
+mod split;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use weir_types::RecordBatch;
 
-pub use parts::{PartFileSink, PendingParts, commit_parts};
+pub use parts::PartFileSink;
+pub use registry::{sink_factory, source_factory};
 pub use sink::{BlackholeSink, FileSink, Sink, StdoutSink};
 
 /// Errors of sources and sinks.
@@ -68,7 +84,7 @@ pub type Result<T, E = ConnectorError> = std::result::Result<T, E>;
 pub enum SourcePoll {
     /// Records of one split, in split order.
     Records {
-        /// Index of the split (from 0 to `splits() - 1`).
+        /// Index of the split among the reader's (from 0 to `splits() - 1`).
         split: usize,
         /// The records.
         records: RecordBatch,
@@ -81,16 +97,63 @@ pub enum SourcePoll {
     End,
 }
 
-/// One parallel instance of a source.
+/// One parallel reader of a source: it reads the splits it was given and
+/// hands out batches tagged with their split, so the runtime can track
+/// watermarks per split.
 pub trait Source: Send {
-    /// How many splits this instance reads.
+    /// How many splits this reader reads.
     fn splits(&self) -> usize;
+    /// The identity of split `split` (stable across runs and parallelism:
+    /// what a checkpoint keys its position by).
+    fn split_id(&self, split: usize) -> &str;
     /// The next batch of at most `max` records, or what else is going on.
     fn poll(&mut self, max: usize) -> Result<SourcePoll>;
-    /// Where the source is between two polls, for a checkpoint.
-    fn position(&self) -> serde_json::Value;
-    /// Rewinds a fresh source to a position that [`position`](Self::position) returned.
-    fn restore(&mut self, position: &serde_json::Value) -> Result<()>;
+    /// Where split `split` is between two polls, for a checkpoint.
+    fn position(&self, split: usize) -> serde_json::Value;
+    /// The split the reader polls next (so a restore continues the same
+    /// interleaving of its splits).
+    fn next_split(&self) -> usize;
+}
+
+/// A split handed to a reader: its identity and, after a restore, where it
+/// was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplitState {
+    /// The split's identity.
+    pub id: String,
+    /// Its checkpointed position (`None`: from the start).
+    pub position: Option<serde_json::Value>,
+}
+
+/// Creates the readers of one source node.
+pub trait SourceFactory: Send + Sync {
+    /// The splits of a fresh start with `parallelism` readers, in order:
+    /// split `k` goes to reader `k % parallelism`.
+    fn splits(&self, parallelism: u32) -> Vec<String>;
+    /// A reader of `splits`, starting with split `next`.
+    fn reader(&self, splits: Vec<SplitState>, next: usize) -> Result<Box<dyn Source>>;
+}
+
+/// Where a sink instance starts.
+#[derive(Debug, Clone, Copy)]
+pub struct SinkContext<'a> {
+    /// This instance's index.
+    pub index: u32,
+    /// The sink's parallelism.
+    pub parallelism: u32,
+    /// Whether the job checkpoints: output must then become visible only
+    /// when a checkpoint completes (two-phase commit).
+    pub exactly_once: bool,
+    /// The pending states a restored checkpoint holds for this instance to
+    /// commit (or discard): of the old instances `k` with
+    /// `k % parallelism == index`, as `(k, bytes)`.
+    pub restored: &'a [(u32, Vec<u8>)],
+}
+
+/// Creates the instances of one sink node.
+pub trait SinkFactory: Send + Sync {
+    /// Instance `cx.index`, with the restored pending state committed.
+    fn open(&self, cx: &SinkContext<'_>) -> Result<Box<dyn Sink>>;
 }
 
 /// The error for a checkpointed position a source cannot use.

@@ -3,29 +3,33 @@
 //!
 //! Instance `i` writes `DIR/.part-<i>-<seq>.inprogress`. At a checkpoint
 //! barrier the part is synced and renamed `.part-<i>-<seq>.pending`
-//! (pre-commit); when the checkpoint completes the runtime renames it
-//! `part-<i>-<seq>.jsonl` (commit). On recovery the parts the restored
-//! checkpoint lists are committed and every other pending or in-progress
-//! part of the instance is deleted: the replay writes them again.
+//! (pre-commit), and the instance's pending state — every pending part not
+//! yet committed, and the next sequence number — goes into the checkpoint.
+//! When the checkpoint completes the sink renames its pending parts
+//! `part-<i>-<seq>.jsonl` (commit). On recovery each instance commits the
+//! parts the restored checkpoint lists for the old instances it takes over
+//! (`k % parallelism == i`), and deletes every other pending or in-progress
+//! part of those instances: the replay writes them again.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
 use weir_types::RecordBatch;
 
 use crate::sink::Sink;
-use crate::{ConnectorError, Result};
+use crate::{ConnectorError, Result, SinkContext};
 
-/// Parts pre-committed at a barrier, to commit when its checkpoint completes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingParts {
-    /// The sink's directory.
-    pub dir: PathBuf,
-    /// Pending part names (in `dir`), in order.
-    pub parts: Vec<String>,
-    /// The sequence number the instance's next part will have.
-    pub next_part: u64,
+/// What an instance stores with a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct PendingState {
+    /// The instance that wrote the parts.
+    index: u32,
+    /// Pending part names (in the sink's directory), in order.
+    parts: Vec<String>,
+    /// The sequence number of the instance's next part.
+    next_part: u64,
 }
 
 fn pending_name(index: u32, seq: u64) -> String {
@@ -42,9 +46,17 @@ fn committed_name(pending: &str) -> Option<String> {
     Some(format!("{stem}.jsonl"))
 }
 
+/// The instance and sequence number of a part name (any of its forms).
+fn part_of(name: &str) -> Option<(u32, u64)> {
+    let rest = name.strip_prefix('.').unwrap_or(name).strip_prefix("part-")?;
+    let (index, rest) = rest.split_once('-')?;
+    let seq = rest.split('.').next()?;
+    Some((index.parse().ok()?, seq.parse().ok()?))
+}
+
 /// Commits pending parts: renames each to its visible name. Parts already
 /// committed are skipped, so committing twice is harmless.
-pub fn commit_parts(dir: &Path, parts: &[String]) -> Result<()> {
+fn commit_parts(dir: &Path, parts: &[String]) -> Result<()> {
     for part in parts {
         let Some(visible) = committed_name(part) else {
             return Err(ConnectorError::Position(format!("{part} is not a pending part name")));
@@ -66,32 +78,43 @@ pub struct PartFileSink {
     index: u32,
     next_part: u64,
     current: Option<(String, BufWriter<File>)>,
+    /// Pre-committed parts not yet committed, with their checkpoint.
+    pending: Vec<(u64, String)>,
 }
 
 impl PartFileSink {
-    /// Instance `index` in `dir`. `next_part` is where a restored checkpoint
-    /// left off (`None` on a fresh start: after the instance's last committed
-    /// part). Pending and in-progress parts of this instance that nothing
-    /// will commit are deleted.
-    pub fn open(dir: &Path, index: u32, next_part: Option<u64>) -> Result<Self> {
+    /// Instance `cx.index` in `dir`: commits the parts `cx.restored` lists,
+    /// deletes the uncommitted parts nothing will commit of the instances it
+    /// takes over, and continues after its own restored (or, on a fresh
+    /// start, last committed) part.
+    pub fn open(dir: &Path, cx: &SinkContext<'_>) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(ConnectorError::io(dir))?;
+        let mut next_part = None;
+        for (old, bytes) in cx.restored {
+            let state: PendingState = serde_json::from_slice(bytes).map_err(|e| {
+                ConnectorError::Position(format!("file sink instance {old}: unreadable pending state: {e}"))
+            })?;
+            commit_parts(dir, &state.parts)?;
+            if state.index == cx.index {
+                next_part = Some(state.next_part);
+            }
+        }
         let mut last_committed: Option<u64> = None;
         for entry in std::fs::read_dir(dir).map_err(ConnectorError::io(dir))? {
             let entry = entry.map_err(ConnectorError::io(dir))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            let ours = format!("part-{index}-");
-            if let Some(rest) = name.strip_prefix(&format!(".{ours}")) {
-                if rest.ends_with(".pending") || rest.ends_with(".inprogress") {
-                    std::fs::remove_file(entry.path()).map_err(ConnectorError::io(&entry.path()))?;
-                }
-            } else if let Some(seq) = name.strip_prefix(&ours).and_then(|r| r.strip_suffix(".jsonl"))
-                && let Ok(seq) = seq.parse::<u64>()
-            {
+            let Some((index, seq)) = part_of(&name) else { continue };
+            if index % cx.parallelism != cx.index {
+                continue;
+            }
+            if name.starts_with('.') {
+                std::fs::remove_file(entry.path()).map_err(ConnectorError::io(&entry.path()))?;
+            } else if index == cx.index && name.ends_with(".jsonl") {
                 last_committed = Some(last_committed.map_or(seq, |l| l.max(seq)));
             }
         }
         let next_part = next_part.unwrap_or_else(|| last_committed.map_or(0, |l| l + 1));
-        Ok(PartFileSink { dir: dir.to_path_buf(), index, next_part, current: None })
+        Ok(PartFileSink { dir: dir.to_path_buf(), index: cx.index, next_part, current: None, pending: Vec::new() })
     }
 }
 
@@ -115,10 +138,9 @@ impl Sink for PartFileSink {
         Ok(())
     }
 
-    /// Closes the part being written (if any) as pending and returns the
-    /// parts to commit with the checkpoint being taken.
-    fn pre_commit(&mut self) -> Result<Option<PendingParts>> {
-        let mut parts = Vec::new();
+    /// Closes the part being written (if any) as pending; returns every
+    /// part still to commit.
+    fn pre_commit(&mut self, checkpoint: u64) -> Result<Option<Vec<u8>>> {
         if let Some((name, mut out)) = self.current.take() {
             let path = self.dir.join(&name);
             out.flush().map_err(ConnectorError::io(&path))?;
@@ -127,14 +149,29 @@ impl Sink for PartFileSink {
             file.sync_all().map_err(ConnectorError::io(&path))?;
             let pending = pending_name(self.index, self.next_part);
             std::fs::rename(&path, self.dir.join(&pending)).map_err(ConnectorError::io(&path))?;
-            parts.push(pending);
+            self.pending.push((checkpoint, pending));
             self.next_part += 1;
         }
-        Ok(Some(PendingParts { dir: self.dir.clone(), parts, next_part: self.next_part }))
+        let state = PendingState {
+            index: self.index,
+            parts: self.pending.iter().map(|(_, p)| p.clone()).collect(),
+            next_part: self.next_part,
+        };
+        Ok(Some(serde_json::to_vec(&state).expect("pending state serializes")))
     }
 
-    /// Part files become visible only through [`pre_commit`](Sink::pre_commit)
-    /// and [`commit_parts`]; flushing writes buffered lines to the part.
+    fn commit(&mut self, checkpoint: u64) -> Result<()> {
+        let due: Vec<String> = self.pending.iter().filter(|(c, _)| *c <= checkpoint).map(|(_, p)| p.clone()).collect();
+        if due.is_empty() {
+            return Ok(());
+        }
+        commit_parts(&self.dir, &due)?;
+        self.pending.retain(|(c, _)| *c > checkpoint);
+        Ok(())
+    }
+
+    /// Part files become visible only through a checkpoint's commit;
+    /// flushing writes buffered lines to the part.
     fn flush(&mut self) -> Result<()> {
         if let Some((name, out)) = &mut self.current {
             out.flush().map_err(|source| ConnectorError::Io { path: self.dir.join(&*name), source })?;
@@ -162,34 +199,78 @@ mod tests {
         v
     }
 
+    fn open(dir: &Path, index: u32, parallelism: u32, restored: &[(u32, Vec<u8>)]) -> PartFileSink {
+        PartFileSink::open(dir, &SinkContext { index, parallelism, exactly_once: true, restored }).unwrap()
+    }
+
     #[test]
     fn parts_become_visible_only_on_commit_and_recovery_drops_the_rest() {
         let dir = tempfile::tempdir().unwrap();
-        let mut sink = PartFileSink::open(dir.path(), 0, None).unwrap();
+        let mut sink = open(dir.path(), 0, 1, &[]);
         sink.write(&batch(&["a", "b"])).unwrap();
         assert_eq!(names(dir.path()), vec![".part-0-000000.inprogress"]);
-        let first = sink.pre_commit().unwrap().unwrap();
-        assert_eq!(first.parts, vec![".part-0-000000.pending"]);
-        assert_eq!(first.next_part, 1);
-        assert!(sink.pre_commit().unwrap().unwrap().parts.is_empty(), "nothing written since");
+        let first = sink.pre_commit(1).unwrap().unwrap();
         sink.write(&batch(&["c"])).unwrap();
-        let second = sink.pre_commit().unwrap().unwrap();
+        let second = sink.pre_commit(2).unwrap().unwrap();
+        assert_eq!(names(dir.path()), vec![".part-0-000000.pending", ".part-0-000001.pending"]);
         sink.write(&batch(&["d"])).unwrap();
         sink.flush().unwrap();
-        commit_parts(dir.path(), &first.parts).unwrap();
-        commit_parts(dir.path(), &first.parts).unwrap();
+        sink.commit(1).unwrap();
+        sink.commit(1).unwrap();
         assert_eq!(
             names(dir.path()),
             vec![".part-0-000001.pending", ".part-0-000002.inprogress", "part-0-000000.jsonl"]
         );
         assert_eq!(std::fs::read_to_string(dir.path().join("part-0-000000.jsonl")).unwrap(), "a\nb\n");
-        // A crash; the checkpoint of `second` never completed: recover from `first`.
+        // Checkpoint 2 (pending state `second`) completed, and the process
+        // died before the sink committed: the restore commits it.
         drop(sink);
-        let mut again = PartFileSink::open(dir.path(), 0, Some(first.next_part)).unwrap();
-        assert_eq!(names(dir.path()), vec!["part-0-000000.jsonl"]);
-        again.write(&batch(&["c"])).unwrap();
-        assert_eq!(again.pre_commit().unwrap().unwrap().parts, second.parts);
+        let mut again = open(dir.path(), 0, 1, &[(0, second.clone())]);
+        assert_eq!(names(dir.path()), vec!["part-0-000000.jsonl", "part-0-000001.jsonl"]);
+        again.write(&batch(&["d"])).unwrap();
+        assert_eq!(
+            again.pre_commit(3).unwrap().unwrap(),
+            br#"{"index":0,"parts":[".part-0-000002.pending"],"next_part":3}"#
+        );
+        // A crash after checkpoint 1 only: part 1 is written again.
+        drop(again);
+        let again = open(dir.path(), 0, 1, &[(0, first)]);
+        assert_eq!(again.next_part, 1);
+        assert_eq!(names(dir.path()), vec!["part-0-000000.jsonl", "part-0-000001.jsonl"]);
         // A fresh start continues after the last committed part.
-        assert_eq!(PartFileSink::open(dir.path(), 0, None).unwrap().next_part, 1);
+        assert_eq!(open(dir.path(), 0, 1, &[]).next_part, 2);
+    }
+
+    #[test]
+    fn an_aborted_checkpoint_s_parts_are_committed_with_the_next_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = open(dir.path(), 0, 1, &[]);
+        sink.write(&batch(&["a"])).unwrap();
+        sink.pre_commit(1).unwrap(); // checkpoint 1 times out
+        sink.write(&batch(&["b"])).unwrap();
+        let state = sink.pre_commit(2).unwrap().unwrap();
+        assert_eq!(state, br#"{"index":0,"parts":[".part-0-000000.pending",".part-0-000001.pending"],"next_part":2}"#);
+        sink.commit(2).unwrap();
+        assert_eq!(names(dir.path()), vec!["part-0-000000.jsonl", "part-0-000001.jsonl"]);
+    }
+
+    #[test]
+    fn at_another_parallelism_instances_take_over_the_old_ones_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut states = Vec::new();
+        for index in 0..3 {
+            let mut sink = open(dir.path(), index, 3, &[]);
+            sink.write(&batch(&["x"])).unwrap();
+            states.push((index, sink.pre_commit(1).unwrap().unwrap()));
+            sink.write(&batch(&["lost"])).unwrap();
+            sink.flush().unwrap();
+        }
+        // Restored at parallelism 2: instance 0 takes over 0 and 2, instance 1 takes over 1.
+        let zero: Vec<_> = states.iter().filter(|(k, _)| k % 2 == 0).cloned().collect();
+        let one: Vec<_> = states.iter().filter(|(k, _)| k % 2 == 1).cloned().collect();
+        let first = open(dir.path(), 0, 2, &zero);
+        let second = open(dir.path(), 1, 2, &one);
+        assert_eq!((first.next_part, second.next_part), (1, 1));
+        assert_eq!(names(dir.path()), vec!["part-0-000000.jsonl", "part-1-000000.jsonl", "part-2-000000.jsonl"]);
     }
 }

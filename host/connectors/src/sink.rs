@@ -8,20 +8,81 @@ use weir_types::RecordBatch;
 
 use crate::{ConnectorError, Result};
 
-/// Where results go.
+/// Where results go. A sink owns its two-phase commit: the runtime only
+/// says at which barrier to pre-commit and which checkpoint completed.
 pub trait Sink: Send {
     /// Writes a batch (a sink may buffer it until `flush`).
     fn write(&mut self, records: &RecordBatch) -> Result<()>;
     /// Makes everything written so far visible (for a transactional sink:
     /// writes it out; it becomes visible on commit).
     fn flush(&mut self) -> Result<()>;
-    /// At a checkpoint barrier: makes what was written since the last one
-    /// durable and returns what to commit when the checkpoint completes.
-    /// Sinks without transactions just flush (at-least-once).
-    fn pre_commit(&mut self) -> Result<Option<crate::PendingParts>> {
+    /// At the barrier of checkpoint `checkpoint`: makes what was written
+    /// since the last barrier durable and returns the sink's pending state
+    /// (opaque bytes, stored with the checkpoint: everything pre-committed
+    /// and not yet committed). A restore hands them back to the factory,
+    /// which commits or discards them. Sinks without transactions just
+    /// flush (at-least-once) and return `None`.
+    fn pre_commit(&mut self, checkpoint: u64) -> Result<Option<Vec<u8>>> {
+        let _ = checkpoint;
         self.flush()?;
         Ok(None)
     }
+    /// Checkpoint `checkpoint` completed: commit what was pre-committed up
+    /// to it. Called again after a crash for the same checkpoint, so a
+    /// commit must be idempotent.
+    fn commit(&mut self, checkpoint: u64) -> Result<()> {
+        let _ = checkpoint;
+        Ok(())
+    }
+}
+
+/// `type: stdout`.
+#[derive(Debug)]
+pub(crate) struct StdoutFactory;
+
+impl crate::SinkFactory for StdoutFactory {
+    fn open(&self, _: &crate::SinkContext<'_>) -> Result<Box<dyn Sink>> {
+        Ok(Box::new(StdoutSink))
+    }
+}
+
+/// `type: blackhole`.
+#[derive(Debug)]
+pub(crate) struct BlackholeFactory;
+
+impl crate::SinkFactory for BlackholeFactory {
+    fn open(&self, _: &crate::SinkContext<'_>) -> Result<Box<dyn Sink>> {
+        Ok(Box::new(BlackholeSink::default()))
+    }
+}
+
+/// `type: file`: exactly-once part files in a directory when the job
+/// checkpoints, a plain file per instance otherwise.
+#[derive(Debug)]
+pub(crate) struct FileSinkFactory {
+    pub(crate) path: PathBuf,
+}
+
+impl crate::SinkFactory for FileSinkFactory {
+    fn open(&self, cx: &crate::SinkContext<'_>) -> Result<Box<dyn Sink>> {
+        if cx.exactly_once {
+            return Ok(Box::new(crate::PartFileSink::open(&self.path, cx)?));
+        }
+        Ok(Box::new(FileSink::create(&instance_path(&self.path, cx.index, cx.parallelism))?))
+    }
+}
+
+/// `out.jsonl` → `out-2.jsonl` for instance 2 of a parallel file sink.
+fn instance_path(path: &Path, index: u32, parallelism: u32) -> PathBuf {
+    if parallelism == 1 {
+        return path.to_path_buf();
+    }
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}-{index}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-{index}"),
+    };
+    path.with_file_name(name)
 }
 
 /// Each record's value on its own line on standard output. At-least-once.

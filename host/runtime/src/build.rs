@@ -1,113 +1,146 @@
-//! Building a task's nodes: opening their state (restored when a
-//! checkpoint is given) and creating Wasm operators and windows.
+//! Building a task's nodes: opening their keyed state (restored from every
+//! old subtask that held some of their key groups, when a checkpoint is
+//! given) and creating Wasm operators and windows over it.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use weir_spec::{JobSpec, OperatorSpec};
-use weir_state::{KeyedStateBackend, MemoryBackend, StateKind};
+use weir_spec::OperatorSpec;
+use weir_state::{KeyedState, KeyedStateBackend, MemoryBackend, StateDescriptor};
 use weir_state_rocksdb::RocksDbBackend;
 use weir_types::{TaskInfo, Timestamp};
 use weir_wasm::{InitArgs, Plugin, World};
 
-use crate::checkpointing::{Restore, RestoredState};
+use crate::checkpointing::restore::{RestoredPart, RestoredState};
 use crate::error::{Result, RuntimeError};
 use crate::metrics::NodeMetrics;
 use crate::node::Node;
-use crate::operator::WasmOperator;
-use crate::window::{RECORDS_STATE, WINDOW_STATE, WindowFunction, WindowOperator, WindowSetup};
+use crate::operator::{InstanceSetup, WasmOperator};
+use crate::window::{WindowFunction, WindowOperator, WindowSetup};
 
+/// Where a job's keyed state lives.
 pub(crate) enum StateRoot {
     Memory,
-    /// The root directory, and the temporary directory that holds it (if any),
-    /// kept until the job ends.
+    /// The job's own directory (under the root, by job id), and the
+    /// temporary directory that holds it (if any), kept until the job ends.
     Rocks {
-        root: PathBuf,
+        dir: PathBuf,
         _temp: Option<tempfile::TempDir>,
     },
 }
 
-/// A task's opened backend.
-struct OpenedBackend {
-    backend: Box<dyn KeyedStateBackend>,
+impl Drop for StateRoot {
+    /// A job's working state goes with the job (checkpoints keep what lasts).
+    fn drop(&mut self) {
+        if let StateRoot::Rocks { dir, _temp: None } = self {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// A node subtask's opened state.
+pub(crate) struct OpenedState {
+    pub(crate) state: KeyedState,
     /// Where native checkpoints go (RocksDB).
-    scratch: Option<PathBuf>,
-    /// Whether restored state is already in place.
-    restored: bool,
+    pub(crate) scratch: Option<PathBuf>,
+    /// The lowest watermark of the restored parts.
+    pub(crate) watermark: Option<Timestamp>,
 }
 
 impl StateRoot {
-    /// Opens a task's backend. A RocksDB backend restoring a RocksDB
-    /// checkpoint opens the checkpoint's files in place; any other restore
-    /// is applied afterwards from a logical snapshot.
-    fn backend(
+    /// Opens a subtask's state, restored from `parts` (the old subtasks'
+    /// state covering its key groups). A RocksDB backend restoring exactly
+    /// one RocksDB part of the same key groups opens its files in place;
+    /// every other restore copies the entries of the subtask's key groups.
+    pub(crate) fn open(
         &self,
-        job: &str,
         task: &TaskInfo,
         max_parallelism: u32,
-        restored: Option<&RestoredState>,
-    ) -> Result<OpenedBackend> {
-        match self {
-            StateRoot::Memory => Ok(OpenedBackend {
-                backend: Box::new(MemoryBackend::new(max_parallelism)),
-                scratch: None,
-                restored: false,
-            }),
-            StateRoot::Rocks { root, .. } => {
-                let fail = |what: &str, dir: &Path, e: &dyn std::fmt::Display| {
-                    RuntimeError::task(task, format!("cannot {what} {}: {e}", dir.display()))
-                };
-                let dir = root.join(job).join(format!("{}-{}", task.node, task.index));
-                let scratch = root.join(job).join(format!("{}-{}.checkpoints", task.node, task.index));
+        parts: &[RestoredPart],
+        states: Vec<StateDescriptor>,
+    ) -> Result<OpenedState> {
+        let groups = weir_types::key_groups_of_task(task.index, task.parallelism, max_parallelism);
+        let watermark = parts.iter().map(|p| p.watermark).min();
+        let fail = |e| RuntimeError::state(task, e);
+        let (mut backend, scratch, in_place): (Box<dyn KeyedStateBackend>, _, _) = match self {
+            StateRoot::Memory => (Box::new(MemoryBackend::new(max_parallelism)), None, false),
+            StateRoot::Rocks { dir: root, .. } => {
+                let dir = root.join(format!("{}-{}", task.node, task.index));
+                let scratch = root.join(format!("{}-{}.checkpoints", task.node, task.index));
                 // Working state only: a start restores from a checkpoint, if any.
                 for d in [&dir, &scratch] {
                     if d.exists() {
-                        std::fs::remove_dir_all(d).map_err(|e| fail("reset state dir", d, &e))?;
+                        std::fs::remove_dir_all(d).map_err(RuntimeError::io("cannot reset the state directory", d))?;
                     }
                 }
-                std::fs::create_dir_all(&scratch).map_err(|e| fail("create state dir", &scratch, &e))?;
-                if let Some(state @ RestoredState::Rocksdb { .. }) = restored {
-                    let ids = state.place_rocksdb(&dir)?;
-                    let backend = RocksDbBackend::open_restored(&dir, max_parallelism, ids)
-                        .map_err(|e| fail("open restored state in", &dir, &e))?;
-                    return Ok(OpenedBackend { backend: Box::new(backend), scratch: Some(scratch), restored: true });
+                std::fs::create_dir_all(&scratch)
+                    .map_err(RuntimeError::io("cannot create the state directory", &scratch))?;
+                match parts {
+                    [one @ RestoredPart { state: RestoredState::Rocksdb { .. }, .. }] if one.key_groups == groups => {
+                        let ids = one.state.place_rocksdb(&dir)?;
+                        let backend = RocksDbBackend::open_restored(&dir, max_parallelism, ids).map_err(fail)?;
+                        (Box::new(backend), Some(scratch), true)
+                    }
+                    _ => {
+                        std::fs::create_dir_all(&dir)
+                            .map_err(RuntimeError::io("cannot create the state directory", &dir))?;
+                        let backend = RocksDbBackend::open(&dir, max_parallelism).map_err(fail)?;
+                        (Box::new(backend), Some(scratch), false)
+                    }
                 }
-                std::fs::create_dir_all(&dir).map_err(|e| fail("create state dir", &dir, &e))?;
-                let backend = RocksDbBackend::open(&dir, max_parallelism).map_err(|e| RuntimeError::task(task, e))?;
-                Ok(OpenedBackend { backend: Box::new(backend), scratch: Some(scratch), restored: false })
+            }
+        };
+        if !in_place {
+            for part in parts {
+                restore_part(backend.as_mut(), part, &states, &groups, task, max_parallelism)?;
             }
         }
+        let mut state = KeyedState::new(backend, max_parallelism, groups);
+        state.set_restored(states);
+        Ok(OpenedState { state, scratch, watermark })
     }
 }
 
-/// The logical snapshot of restored state (a RocksDB checkpoint is opened
-/// in a temporary directory and its `states` read out).
-fn logical_snapshot(
-    state: &RestoredState,
-    states: &[(String, weir_state::StateKind)],
+/// Copies the entries of `groups` from one old subtask's state into
+/// `backend`. A RocksDB part is opened in a temporary directory first (its
+/// states registered under their storage names).
+fn restore_part(
+    backend: &mut dyn KeyedStateBackend,
+    part: &RestoredPart,
+    states: &[StateDescriptor],
+    groups: &Range<u16>,
     task: &TaskInfo,
     max_parallelism: u32,
-) -> Result<Vec<u8>> {
-    match state {
-        RestoredState::Logical(bytes) => Ok(bytes.clone()),
+) -> Result<()> {
+    let fail = |e| RuntimeError::state(task, e);
+    let bytes = match &part.state {
+        RestoredState::Logical(file) => {
+            std::fs::read(file).map_err(RuntimeError::io("cannot read checkpoint state", file))?
+        }
+        RestoredState::Bytes(bytes) => bytes.clone(),
         RestoredState::Rocksdb { .. } => {
-            let fail = |e: &dyn std::fmt::Display| RuntimeError::task(task, format!("cannot read restored state: {e}"));
-            let tmp = tempfile::Builder::new().prefix("weir-restore-").tempdir().map_err(|e| fail(&e))?;
+            let tmp = tempfile::Builder::new()
+                .prefix("weir-restore-")
+                .tempdir()
+                .map_err(RuntimeError::io("cannot create a temporary directory in", &std::env::temp_dir()))?;
             let dir = tmp.path().join("db");
-            let ids = state.place_rocksdb(&dir)?;
-            let mut db = RocksDbBackend::open_restored(&dir, max_parallelism, ids).map_err(|e| fail(&e))?;
-            for (name, kind) in states {
-                db.register(name, *kind).map_err(|e| fail(&e))?;
+            let ids = part.state.place_rocksdb(&dir)?;
+            let mut db = RocksDbBackend::open_restored(&dir, max_parallelism, ids).map_err(fail)?;
+            for s in states {
+                let (name, kind) = s.storage();
+                db.register(&name, kind).map_err(fail)?;
             }
             let mut bytes = Vec::new();
-            weir_state::snapshot::write_snapshot(&mut db, &mut bytes).map_err(|e| fail(&e))?;
-            Ok(bytes)
+            weir_state::snapshot::write_snapshot(&mut db, &mut bytes).map_err(fail)?;
+            bytes
         }
-    }
+    };
+    weir_state::snapshot::restore_snapshot(backend, &bytes, |kg| groups.contains(&kg)).map_err(fail)
 }
 
 /// An operator's limits: the spec's, over the defaults.
-fn operator_limits(o: &weir_spec::OperatorSpec) -> weir_wasm::Limits {
+fn operator_limits(o: &OperatorSpec) -> weir_wasm::Limits {
     let d = weir_wasm::Limits::default();
     weir_wasm::Limits {
         memory_bytes: o.limits.memory.unwrap_or(d.memory_bytes),
@@ -119,7 +152,7 @@ fn operator_limits(o: &weir_spec::OperatorSpec) -> weir_wasm::Limits {
 }
 
 /// What an operator's plugin may reach: what the spec grants.
-fn operator_grants(o: &weir_spec::OperatorSpec) -> weir_wasm::Grants {
+fn operator_grants(o: &OperatorSpec) -> weir_wasm::Grants {
     let dirs = o
         .grants
         .dirs
@@ -129,80 +162,68 @@ fn operator_grants(o: &weir_spec::OperatorSpec) -> weir_wasm::Grants {
     weir_wasm::Grants { dirs }
 }
 
+/// How operator `o`'s plugin instances are set up in subtask `task`.
+pub(crate) fn instance_setup(o: &OperatorSpec, task: &TaskInfo, attempt: u32) -> InstanceSetup {
+    InstanceSetup {
+        limits: operator_limits(o),
+        grants: operator_grants(o),
+        args: InitArgs {
+            node_id: o.id.clone(),
+            config: o.config.as_ref().map(|c| c.to_string()).unwrap_or_else(|| "null".to_string()),
+            subtask_index: task.index,
+            parallelism: task.parallelism,
+            attempt,
+        },
+    }
+}
+
 /// What building one operator node needs to know.
 pub(crate) struct NodeContext<'a> {
-    pub(crate) spec: &'a JobSpec,
+    pub(crate) max_parallelism: u32,
+    pub(crate) batch_size: usize,
     pub(crate) task: TaskInfo,
-    /// The task name of the chain's head (what checkpoints are keyed by).
-    pub(crate) chain_head: &'a str,
     pub(crate) metrics: Arc<NodeMetrics>,
-    pub(crate) restore: Option<&'a Restore>,
+    /// The restored state of the subtask's key groups, and the states the
+    /// checkpoint holds for the node.
+    pub(crate) restored: (Vec<RestoredPart>, Vec<StateDescriptor>),
     pub(crate) state_root: &'a StateRoot,
     pub(crate) attempt: u32,
 }
 
-/// Builds operator `o` of a task: a Wasm operator, or a window. Returns it
+/// A built operator node: the node, where it writes native checkpoints,
 /// and the watermark a restored checkpoint recorded for it.
-pub(crate) fn operator_node(
-    cx: &NodeContext<'_>,
-    o: &OperatorSpec,
-    plugin: Option<&Plugin>,
-) -> Result<(Box<dyn Node>, Option<Timestamp>)> {
-    let (spec, task) = (cx.spec, &cx.task);
-    let restored = cx.restore.map(|r| r.operator(cx.chain_head, &o.id)).transpose()?;
-    let opened = cx.state_root.backend(&spec.name, task, spec.max_parallelism, restored.as_ref().map(|(s, _)| s))?;
-    let restored_watermark = restored.as_ref().map(|(_, w)| *w);
-    let groups = weir_types::key_groups_of_task(task.index, task.parallelism, spec.max_parallelism);
-    // Logical restore, once the node's states are registered.
-    let restore_logical = |backend: &mut dyn KeyedStateBackend| -> Result<()> {
-        let Some((state, _)) = restored.as_ref().filter(|_| !opened.restored) else { return Ok(()) };
-        let bytes = logical_snapshot(state, &backend.states(), task, spec.max_parallelism)?;
-        weir_state::snapshot::restore_snapshot(backend, &bytes, |kg| groups.contains(&kg))
-            .map_err(|e| RuntimeError::task(task, format!("cannot restore state: {e}")))
-    };
-    let limits = operator_limits(o);
-    let config = o.config.as_ref().map(|c| c.to_string()).unwrap_or_else(|| "null".to_string());
-    let args = InitArgs {
-        node_id: o.id.clone(),
-        config,
-        subtask_index: task.index,
-        parallelism: task.parallelism,
-        attempt: cx.attempt,
-    };
+pub(crate) struct BuiltNode {
+    pub(crate) node: Box<dyn Node>,
+    pub(crate) scratch: Option<PathBuf>,
+    pub(crate) watermark: Option<Timestamp>,
+}
+
+/// Builds operator `o` of a task: a Wasm operator, or a window.
+pub(crate) fn operator_node(cx: NodeContext<'_>, o: &OperatorSpec, plugin: Option<&Plugin>) -> Result<BuiltNode> {
+    let task = &cx.task;
+    let (parts, states) = cx.restored;
+    let opened = cx.state_root.open(task, cx.max_parallelism, &parts, states)?;
+    let setup = instance_setup(o, task, cx.attempt);
     if let Some(window) = &o.window {
-        let function = window_function(o, plugin, task, &limits, &args)?;
-        let mut backend = opened.backend;
-        backend.register(WINDOW_STATE, StateKind::Map).map_err(|e| RuntimeError::task(task, e))?;
-        if function.buffers_records() {
-            backend.register(RECORDS_STATE, StateKind::Map).map_err(|e| RuntimeError::task(task, e))?;
-        }
-        restore_logical(backend.as_mut())?;
+        let function = window_function(o, plugin, task, &setup)?;
         let setup = WindowSetup {
             window,
             function,
             on_error: o.on_error,
-            max_parallelism: spec.max_parallelism,
-            batch_size: spec.batch_size,
-            watermark: restored_watermark.unwrap_or(weir_types::MIN_WATERMARK),
+            batch_size: cx.batch_size,
+            watermark: opened.watermark.unwrap_or(weir_types::MIN_WATERMARK),
         };
-        let mut op = WindowOperator::new(task.clone(), backend, setup, cx.metrics.clone())?;
-        op.checkpoint_scratch = opened.scratch;
-        return Ok((Box::new(op), restored_watermark));
+        let op = WindowOperator::new(task.clone(), opened.state, setup, cx.metrics.clone())?;
+        return Ok(BuiltNode { node: Box::new(op), scratch: opened.scratch, watermark: opened.watermark });
     }
-    let plugin = plugin.ok_or_else(|| RuntimeError::Setup(format!("operator `{}` has no plugin", o.id)))?;
-    let mut instance = plugin
-        .instantiate_with(&task.to_string(), opened.backend, spec.max_parallelism, &limits, &operator_grants(o))
-        .map_err(|e| RuntimeError::plugin(task, e))?;
-    instance.init(&args).map_err(|e| RuntimeError::plugin(task, e))?;
-    restore_logical(instance.backend())?;
-    let mut op = WasmOperator::new(task.clone(), instance, spec.max_parallelism, spec.batch_size, cx.metrics.clone())?;
-    op.checkpoint_scratch = opened.scratch;
+    let plugin = plugin
+        .ok_or_else(|| RuntimeError::Config { node: o.id.clone(), message: "the operator has no plugin".into() })?;
+    let mut op = WasmOperator::new(task.clone(), plugin, setup, opened.state, cx.batch_size, cx.metrics.clone())?;
     op.on_error = o.on_error;
-    op.max_emitted = limits.max_emitted;
-    if let Some(w) = restored_watermark {
+    if let Some(w) = opened.watermark {
         op.restore_watermark(w);
     }
-    Ok((Box::new(op), restored_watermark))
+    Ok(BuiltNode { node: Box::new(op), scratch: opened.scratch, watermark: opened.watermark })
 }
 
 /// What window operator `o` computes: its built-in aggregate, or its
@@ -212,38 +233,59 @@ fn window_function(
     o: &OperatorSpec,
     plugin: Option<&Plugin>,
     task: &TaskInfo,
-    limits: &weir_wasm::Limits,
-    args: &InitArgs,
+    setup: &InstanceSetup,
 ) -> Result<WindowFunction> {
     if let Some(aggregate) = &o.aggregate {
         return Ok(WindowFunction::Builtin(aggregate.clone()));
     }
-    let plugin = plugin.ok_or_else(|| RuntimeError::Setup(format!("window `{}` has no plugin", o.id)))?;
-    let (name, grants) = (task.to_string(), operator_grants(o));
+    let plugin = plugin
+        .ok_or_else(|| RuntimeError::Config { node: o.id.clone(), message: "the window has no plugin".into() })?;
+    let name = task.to_string();
     let function = match plugin.world() {
         World::Aggregator => {
-            let mut instance =
-                plugin.instantiate_aggregator(&name, limits, &grants).map_err(|e| RuntimeError::plugin(task, e))?;
-            instance.init(args).map_err(|e| RuntimeError::plugin(task, e))?;
+            let mut instance = plugin
+                .instantiate_aggregator(&name, &setup.limits, &setup.grants)
+                .map_err(|e| RuntimeError::plugin(task, e))?;
+            instance.init(&setup.args).map_err(|e| RuntimeError::plugin(task, e))?;
             WindowFunction::Aggregator(Box::new(instance))
         }
         World::WindowProcessor => {
             let mut instance = plugin
-                .instantiate_window_processor(&name, limits, &grants)
+                .instantiate_window_processor(&name, &setup.limits, &setup.grants)
                 .map_err(|e| RuntimeError::plugin(task, e))?;
-            instance.init(args).map_err(|e| RuntimeError::plugin(task, e))?;
+            instance.init(&setup.args).map_err(|e| RuntimeError::plugin(task, e))?;
             WindowFunction::Process(Box::new(instance))
         }
         World::Operator => {
-            return Err(RuntimeError::Setup(format!(
-                "operator `{}`: the plugin of a window must implement {} or {}, and {} implements {}",
-                o.id,
-                World::Aggregator,
-                World::WindowProcessor,
-                plugin.name(),
-                World::Operator
-            )));
+            return Err(RuntimeError::Config {
+                node: o.id.clone(),
+                message: format!(
+                    "the plugin of a window must implement {} or {}, and {} implements {}",
+                    World::Aggregator,
+                    World::WindowProcessor,
+                    plugin.name(),
+                    World::Operator
+                ),
+            });
         }
     };
     Ok(function)
+}
+
+/// A job's state root: memory, or RocksDB under `dir` (a temporary
+/// directory when `None`), in a directory of the job's own id.
+pub(crate) fn state_root(backend: weir_spec::StateBackendKind, dir: Option<&Path>, job_id: &str) -> Result<StateRoot> {
+    match (backend, dir) {
+        (weir_spec::StateBackendKind::Memory, _) => Ok(StateRoot::Memory),
+        (weir_spec::StateBackendKind::Rocksdb, Some(dir)) => {
+            Ok(StateRoot::Rocks { dir: dir.join(job_id), _temp: None })
+        }
+        (weir_spec::StateBackendKind::Rocksdb, None) => {
+            let tmp = tempfile::Builder::new()
+                .prefix("weir-state-")
+                .tempdir()
+                .map_err(RuntimeError::io("cannot create a state directory in", &std::env::temp_dir()))?;
+            Ok(StateRoot::Rocks { dir: tmp.path().join(job_id), _temp: Some(tmp) })
+        }
+    }
 }

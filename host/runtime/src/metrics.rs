@@ -1,6 +1,9 @@
-//! Job metrics: Prometheus counters and gauges per node, shared by the
-//! node's tasks (atomics, no locks on the hot path). They back the progress
-//! log, the job report and `/metrics`.
+//! Job metrics: Prometheus counters and gauges per node subtask, labelled
+//! `job` (the name), `job_id` (unique), `node` and `subtask`. The families
+//! are registered once per [`Metrics`] (one per process), whatever the
+//! number of jobs; each job adds its label sets and removes them when it
+//! ends. The hot path only touches atomics: a task's counters are created
+//! once and kept ([`Counters`]), no lock or allocation per call.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -10,17 +13,15 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use weir_types::MIN_WATERMARK;
+use rustc_hash::FxHashMap;
+use weir_types::{MIN_WATERMARK, Timestamp};
 
-/// Label sets: `job`, `node` and, for plugin counters, `name`.
+/// Label sets: `job`, `job_id`, then `node` and `subtask`, and for plugin
+/// counters `name`.
 pub type Labels = Vec<(String, String)>;
 
-/// A registry shared with whoever serves `/metrics`.
-pub type SharedRegistry = Arc<Mutex<Registry>>;
-
-/// The metric families of a job, registered once.
-#[derive(Clone, Default)]
-pub struct JobMetrics {
+#[derive(Default)]
+struct Families {
     records_in: Family<Labels, Counter>,
     records_out: Family<Labels, Counter>,
     side_out: Family<Labels, Counter>,
@@ -29,43 +30,37 @@ pub struct JobMetrics {
     checkpoints: CheckpointMetrics,
 }
 
-/// Checkpoint metrics of a job (labelled by `job`).
-#[derive(Clone, Default)]
-pub struct CheckpointMetrics {
-    /// Completed checkpoints.
-    pub completed: Family<Labels, Counter>,
-    /// Aborted checkpoints (timed out or not stored).
-    pub aborted: Family<Labels, Counter>,
-    /// The last completed checkpoint's id.
-    pub last_id: Family<Labels, Gauge>,
-    /// How long it took from trigger to stored (ms).
-    pub last_duration_ms: Family<Labels, Gauge>,
-    /// Its state size (bytes).
-    pub last_bytes: Family<Labels, Gauge>,
-    /// What it stored that no earlier checkpoint had (bytes).
-    pub last_incremental_bytes: Family<Labels, Gauge>,
-    /// Its longest barrier alignment (ms).
-    pub last_alignment_ms: Family<Labels, Gauge>,
-    /// Job restarts after a task failure.
-    pub restarts: Family<Labels, Counter>,
+/// The metric families of every job of a process, registered once in one
+/// registry (what `/metrics` serves).
+#[derive(Clone)]
+pub struct Metrics {
+    families: Arc<Families>,
+    registry: Arc<Mutex<Registry>>,
 }
 
-impl CheckpointMetrics {
-    /// The label set of `job`.
-    pub fn labels(job: &str) -> Labels {
-        vec![("job".to_string(), job.to_string())]
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
-impl JobMetrics {
-    /// Registers the families in `registry` (names prefixed `weir_`).
-    pub fn register(registry: &mut Registry) -> Self {
-        let m = JobMetrics::default();
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// The families, registered in a registry of their own (names
+    /// prefixed `weir_`).
+    pub fn new() -> Self {
+        let m = Families::default();
+        let mut registry = Registry::default();
         let r = registry.sub_registry_with_prefix("weir");
-        r.register("records_in", "Records a node received", m.records_in.clone());
-        r.register("records_out", "Records a node emitted on its main output", m.records_out.clone());
-        r.register("side_output_records", "Records a node emitted on side outputs", m.side_out.clone());
-        r.register("watermark_ms", "A node's event-time watermark (ms since the epoch)", m.watermark.clone());
+        r.register("records_in", "Records a node subtask received", m.records_in.clone());
+        r.register("records_out", "Records a node subtask emitted on its main output", m.records_out.clone());
+        r.register("side_output_records", "Records a node subtask emitted on side outputs", m.side_out.clone());
+        r.register("watermark_ms", "A node subtask's event-time watermark (ms since the epoch)", m.watermark.clone());
         r.register("operator_counter", "Counters reported by operator plugins", m.plugin.clone());
         let c = &m.checkpoints;
         r.register("checkpoints_completed", "Checkpoints completed", c.completed.clone());
@@ -88,80 +83,262 @@ impl JobMetrics {
             c.last_alignment_ms.clone(),
         );
         r.register("job_restarts", "Job restarts after a task failure", c.restarts.clone());
-        m
+        Metrics { families: Arc::new(m), registry: Arc::new(Mutex::new(registry)) }
     }
 
-    /// The checkpoint metrics.
-    pub fn checkpoints(&self) -> &CheckpointMetrics {
-        &self.checkpoints
+    /// Every family in the Prometheus text format.
+    pub fn encode(&self) -> String {
+        let registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry).expect("writing to a String does not fail");
+        out
     }
 
-    /// The metrics of one node.
-    pub fn node(&self, job: &str, node: &str) -> NodeMetrics {
-        let labels = vec![("job".to_string(), job.to_string()), ("node".to_string(), node.to_string())];
-        let watermark = self.watermark.get_or_create(&labels).clone();
+    /// The metrics of one job.
+    pub(crate) fn job(&self, id: &str, name: &str) -> JobMetrics {
+        let labels = vec![("job".to_string(), name.to_string()), ("job_id".to_string(), id.to_string())];
+        let checkpoints = self.families.checkpoints.clone();
+        for family in [&checkpoints.completed, &checkpoints.aborted, &checkpoints.restarts] {
+            drop(family.get_or_create(&labels));
+        }
+        JobMetrics { families: self.families.clone(), labels, tasks: Mutex::new(Vec::new()) }
+    }
+}
+
+/// Checkpoint metrics (labelled by job).
+#[derive(Clone, Default)]
+pub(crate) struct CheckpointMetrics {
+    pub(crate) completed: Family<Labels, Counter>,
+    pub(crate) aborted: Family<Labels, Counter>,
+    pub(crate) last_id: Family<Labels, Gauge>,
+    pub(crate) last_duration_ms: Family<Labels, Gauge>,
+    pub(crate) last_bytes: Family<Labels, Gauge>,
+    pub(crate) last_incremental_bytes: Family<Labels, Gauge>,
+    pub(crate) last_alignment_ms: Family<Labels, Gauge>,
+    pub(crate) restarts: Family<Labels, Counter>,
+}
+
+/// One job's metrics: its label sets in the shared families.
+pub(crate) struct JobMetrics {
+    families: Arc<Families>,
+    labels: Labels,
+    tasks: Mutex<Vec<Arc<NodeMetrics>>>,
+}
+
+/// A job's checkpoint figures.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckpointStats {
+    /// Checkpoints completed.
+    pub completed: u64,
+    /// Checkpoints aborted.
+    pub aborted: u64,
+    /// The last completed checkpoint's id.
+    pub last_id: Option<u64>,
+    /// Its duration, trigger to stored (ms).
+    pub last_duration_ms: u64,
+    /// Its state size (bytes).
+    pub last_bytes: u64,
+    /// Restarts after a task failure.
+    pub restarts: u64,
+}
+
+impl JobMetrics {
+    /// The checkpoint families.
+    pub(crate) fn checkpoints(&self) -> &CheckpointMetrics {
+        &self.families.checkpoints
+    }
+
+    /// The job's label set.
+    pub(crate) fn labels(&self) -> &Labels {
+        &self.labels
+    }
+
+    /// The metrics of subtask `subtask` of `node` (created once; a restart
+    /// goes on counting in the same ones).
+    pub(crate) fn task(&self, node: &str, subtask: u32) -> Arc<NodeMetrics> {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = tasks.iter().find(|t| t.node == node && t.subtask == subtask) {
+            return t.clone();
+        }
+        let mut labels = self.labels.clone();
+        labels.push(("node".to_string(), node.to_string()));
+        labels.push(("subtask".to_string(), subtask.to_string()));
+        let f = &self.families;
+        let watermark = f.watermark.get_or_create(&labels).clone();
         watermark.set(MIN_WATERMARK);
-        NodeMetrics {
+        let metrics = Arc::new(NodeMetrics {
             node: node.to_string(),
-            records_in: self.records_in.get_or_create(&labels).clone(),
-            records_out: self.records_out.get_or_create(&labels).clone(),
-            side_out: self.side_out.get_or_create(&labels).clone(),
+            subtask,
+            records_in: f.records_in.get_or_create(&labels).clone(),
+            records_out: f.records_out.get_or_create(&labels).clone(),
+            side_out: f.side_out.get_or_create(&labels).clone(),
             watermark,
-            plugin: self.plugin.clone(),
+            plugin: f.plugin.clone(),
             labels,
             counter_names: Mutex::new(BTreeMap::new()),
             first_record: OnceLock::new(),
+        });
+        tasks.push(metrics.clone());
+        metrics
+    }
+
+    /// What each node did, in `order`: its subtasks summed.
+    pub(crate) fn report(&self, order: &[String]) -> Vec<NodeReport> {
+        let tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        order
+            .iter()
+            .map(|node| {
+                let mut report = NodeReport { node: node.clone(), ..NodeReport::default() };
+                let mut watermark: Option<Timestamp> = None;
+                for t in tasks.iter().filter(|t| &t.node == node) {
+                    let s = t.subtask_report();
+                    report.records_in += s.records_in;
+                    report.records_out += s.records_out;
+                    report.side_out += t.side_out.get();
+                    for (name, value) in t.counters() {
+                        *report.counters.entry(name).or_default() += value;
+                    }
+                    watermark = Some(watermark.map_or(s.watermark, |w| w.min(s.watermark)));
+                    report.subtasks.push(s);
+                }
+                report.subtasks.sort_by_key(|s| s.index);
+                report.watermark = watermark.filter(|w| *w != MIN_WATERMARK);
+                report
+            })
+            .collect()
+    }
+
+    /// The job's checkpoint figures.
+    pub(crate) fn checkpoint_stats(&self) -> CheckpointStats {
+        let c = &self.families.checkpoints;
+        let labels = &self.labels;
+        let id = c.last_id.get_or_create(labels).get();
+        CheckpointStats {
+            completed: c.completed.get_or_create(labels).get(),
+            aborted: c.aborted.get_or_create(labels).get(),
+            last_id: (id > 0).then_some(id as u64),
+            last_duration_ms: c.last_duration_ms.get_or_create(labels).get().max(0) as u64,
+            last_bytes: c.last_bytes.get_or_create(labels).get().max(0) as u64,
+            restarts: c.restarts.get_or_create(labels).get(),
+        }
+    }
+
+    /// Removes the job's label sets from the shared families (the job has
+    /// ended; a long-running server must not keep every job it ran).
+    pub(crate) fn remove(&self) {
+        let f = &self.families;
+        for t in self.tasks.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            f.records_in.remove(&t.labels);
+            f.records_out.remove(&t.labels);
+            f.side_out.remove(&t.labels);
+            f.watermark.remove(&t.labels);
+            for name in t.counter_names.lock().unwrap_or_else(|e| e.into_inner()).keys() {
+                f.plugin.remove(&t.counter_labels(name));
+            }
+        }
+        let c = &f.checkpoints;
+        for family in [&c.completed, &c.aborted, &c.restarts] {
+            family.remove(&self.labels);
+        }
+        for family in [&c.last_id, &c.last_duration_ms, &c.last_bytes, &c.last_incremental_bytes, &c.last_alignment_ms]
+        {
+            family.remove(&self.labels);
         }
     }
 }
 
-/// Metrics of one node.
+/// Metrics of one node subtask.
 pub struct NodeMetrics {
     /// The node id.
     pub node: String,
+    /// The subtask's index.
+    pub subtask: u32,
     /// Records received.
     pub records_in: Counter,
     /// Records emitted on the main output.
     pub records_out: Counter,
     /// Records emitted on side outputs.
     pub side_out: Counter,
-    /// The lowest watermark any of the node's tasks reported last.
+    /// The subtask's watermark.
     pub watermark: Gauge,
     plugin: Family<Labels, Counter>,
     labels: Labels,
-    /// Plugin counters seen, for the report.
+    /// Plugin counters seen, for reports (locked only for a new name).
     counter_names: Mutex<BTreeMap<String, Counter>>,
     /// When the node first received a record (sinks: first output of the job).
     pub first_record: OnceLock<Instant>,
 }
 
 impl NodeMetrics {
-    /// Adds to a plugin counter.
-    pub fn add_counter(&self, name: &str, delta: u64) {
-        let mut names = self.counter_names.lock().unwrap_or_else(|e| e.into_inner());
-        let counter = names.entry(name.to_string()).or_insert_with(|| {
-            let mut labels = self.labels.clone();
-            labels.push(("name".to_string(), name.to_string()));
-            self.plugin.get_or_create(&labels).clone()
-        });
-        counter.inc_by(delta);
+    /// Metrics that no registry sees (harnesses and unit tests).
+    pub fn detached(node: &str) -> Arc<Self> {
+        Metrics::new().job("detached", node).task(node, 0)
     }
 
-    /// A snapshot for reports.
-    pub fn report(&self) -> NodeReport {
+    fn counter_labels(&self, name: &str) -> Labels {
+        let mut labels = self.labels.clone();
+        labels.push(("name".to_string(), name.to_string()));
+        labels
+    }
+
+    /// The plugin counter `name`, created when first used.
+    fn counter(&self, name: &str) -> Counter {
+        let mut names = self.counter_names.lock().unwrap_or_else(|e| e.into_inner());
+        names
+            .entry(name.to_string())
+            .or_insert_with(|| self.plugin.get_or_create(&self.counter_labels(name)).clone())
+            .clone()
+    }
+
+    pub(crate) fn counters(&self) -> Vec<(String, u64)> {
         let names = self.counter_names.lock().unwrap_or_else(|e| e.into_inner());
-        NodeReport {
-            node: self.node.clone(),
+        names.iter().map(|(k, c)| (k.clone(), c.get())).collect()
+    }
+
+    fn subtask_report(&self) -> SubtaskReport {
+        SubtaskReport {
+            index: self.subtask,
             records_in: self.records_in.get(),
             records_out: self.records_out.get(),
-            side_out: self.side_out.get(),
-            counters: names.iter().map(|(k, c)| (k.clone(), c.get())).collect(),
+            watermark: self.watermark.get(),
         }
     }
 }
 
-/// What a node did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A task's plugin counters by name, owned by the task: after a counter's
+/// first use, adding to it is one atomic add.
+pub(crate) struct Counters {
+    metrics: Arc<NodeMetrics>,
+    known: FxHashMap<String, Counter>,
+}
+
+impl Counters {
+    pub(crate) fn new(metrics: Arc<NodeMetrics>) -> Self {
+        Counters { metrics, known: FxHashMap::default() }
+    }
+
+    /// Adds to counter `name`.
+    pub(crate) fn add(&mut self, name: &str, delta: u64) {
+        match self.known.get(name) {
+            Some(c) => {
+                c.inc_by(delta);
+            }
+            None => {
+                let c = self.metrics.counter(name);
+                c.inc_by(delta);
+                self.known.insert(name.to_string(), c);
+            }
+        }
+    }
+
+    /// The node subtask's metrics.
+    pub(crate) fn node(&self) -> &Arc<NodeMetrics> {
+        &self.metrics
+    }
+}
+
+/// What a node did (its subtasks summed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeReport {
     /// The node id.
     pub node: String,
@@ -173,11 +350,48 @@ pub struct NodeReport {
     pub side_out: u64,
     /// Plugin counters.
     pub counters: BTreeMap<String, u64>,
+    /// The lowest watermark of its subtasks (`None` before any).
+    pub watermark: Option<Timestamp>,
+    /// Each subtask.
+    pub subtasks: Vec<SubtaskReport>,
 }
 
-/// Renders a registry in the Prometheus text format.
-pub fn encode(registry: &Registry) -> String {
-    let mut out = String::new();
-    prometheus_client::encoding::text::encode(&mut out, registry).expect("writing to a String does not fail");
-    out
+/// What one subtask did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubtaskReport {
+    /// The subtask's index.
+    pub index: u32,
+    /// Records received.
+    pub records_in: u64,
+    /// Records emitted on the main output.
+    pub records_out: u64,
+    /// Its watermark.
+    pub watermark: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_jobs_of_one_name_share_families_and_keep_apart() {
+        let metrics = Metrics::new();
+        let (a, b) = (metrics.job("id-a", "same"), metrics.job("id-b", "same"));
+        a.task("avg", 0).records_in.inc_by(3);
+        a.task("avg", 1).records_in.inc_by(4);
+        b.task("avg", 0).records_in.inc_by(10);
+        let mut counters = Counters::new(a.task("avg", 1));
+        counters.add("late", 2);
+        counters.add("late", 1);
+        let report = a.report(&["avg".to_string()]);
+        assert_eq!((report[0].records_in, report[0].counters.get("late")), (7, Some(&3)));
+        assert_eq!(b.report(&["avg".to_string()])[0].records_in, 10);
+        let text = metrics.encode();
+        assert_eq!(text.matches("# TYPE weir_records_in counter").count(), 1, "{text}");
+        assert!(text.contains(r#"weir_records_in_total{job="same",job_id="id-a",node="avg",subtask="1"} 4"#), "{text}");
+        a.remove();
+        let text = metrics.encode();
+        assert!(!text.contains("id-a"), "{text}");
+        assert!(text.contains(r#"job_id="id-b""#), "{text}");
+    }
 }

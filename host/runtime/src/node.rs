@@ -1,15 +1,13 @@
 //! What a task does with a node that processes records: a Wasm operator or
-//! a host-native window. Both keep keyed state and timers in a backend.
+//! a host-native window. Both run over keyed state the runtime owns.
 
-use std::ops::Range;
-use std::path::Path;
+use weir_state::KeyedState;
+use weir_types::{NodeUpdate, RecordBatch, TaskInfo, Timestamp};
+use weir_wasm::Plugin;
 
-use weir_state::KeyedStateBackend;
-use weir_types::{RecordBatch, TaskInfo, Timestamp};
-
-use crate::error::Result;
+use crate::error::{Result, RuntimeError};
 use crate::metrics::NodeMetrics;
-use crate::operator::{Emitted, WasmOperator};
+use crate::operator::{Clock, Emitted, WasmOperator};
 
 /// A record-processing node of a chain.
 pub(crate) trait Node: Send {
@@ -26,13 +24,14 @@ pub(crate) trait Node: Send {
     /// When the next processing-time timer is due.
     fn next_processing_timer(&self) -> Option<Timestamp>;
     /// The keyed state (for flushing and snapshots).
-    fn backend(&mut self) -> &mut dyn KeyedStateBackend;
+    fn state(&mut self) -> &mut KeyedState;
     /// The current event-time watermark.
     fn watermark(&self) -> Timestamp;
-    /// The key groups this instance owns.
-    fn key_groups(&self) -> Range<u16>;
-    /// Where the backend may write native checkpoints.
-    fn checkpoint_scratch(&self) -> Option<&Path>;
+    /// Where processing time comes from (tests move it by hand).
+    fn set_clock(&mut self, clock: Clock);
+    /// Applies an update a barrier carries: from now on the node runs
+    /// `plugin` (if given) with its new config, over the same state.
+    fn update(&mut self, update: &NodeUpdate, plugin: Option<&Plugin>) -> Result<()>;
 }
 
 impl Node for WasmOperator {
@@ -54,16 +53,25 @@ impl Node for WasmOperator {
     fn next_processing_timer(&self) -> Option<Timestamp> {
         WasmOperator::next_processing_timer(self)
     }
-    fn backend(&mut self) -> &mut dyn KeyedStateBackend {
-        self.instance().backend()
+    fn state(&mut self) -> &mut KeyedState {
+        WasmOperator::state(self)
     }
     fn watermark(&self) -> Timestamp {
         WasmOperator::watermark(self)
     }
-    fn key_groups(&self) -> Range<u16> {
-        WasmOperator::key_groups(self)
+    fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
     }
-    fn checkpoint_scratch(&self) -> Option<&Path> {
-        self.checkpoint_scratch.as_deref()
+    fn update(&mut self, update: &NodeUpdate, plugin: Option<&Plugin>) -> Result<()> {
+        match (plugin, &update.plugin) {
+            (Some(plugin), _) => self.replace_plugin(plugin, update.config.as_deref()),
+            (None, Some(digest)) => {
+                Err(RuntimeError::Unavailable(format!("task {}: no loaded plugin has digest {digest}", self.task)))
+            }
+            (None, None) => {
+                let current = self.plugin().clone();
+                self.replace_plugin(&current, update.config.as_deref())
+            }
+        }
     }
 }

@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use weir_types::{MIN_WATERMARK, RecordBatch, TaskInfo, TimeDomain, Timestamp};
-use weir_wasm::{OperatorInstance, batch_from_wit, wit};
-
 use weir_spec::OnError;
+use weir_state::KeyedState;
+use weir_types::{MIN_WATERMARK, RecordBatch, TaskInfo, TimeDomain, Timestamp};
+use weir_wasm::{Grants, InitArgs, Limits, OperatorInstance, Plugin, batch_from_wit, wit};
 
 use crate::error::{Result, RuntimeError};
-use crate::metrics::NodeMetrics;
+use crate::metrics::{Counters, NodeMetrics};
 use crate::timers::TimerService;
 
 /// Where processing time comes from.
@@ -51,55 +51,111 @@ impl Emitted {
     }
 }
 
-/// One operator task's instance, timers and watermark.
+/// How an operator's plugin instances are made: what a swap to another
+/// plugin version instantiates with.
+#[derive(Debug, Clone)]
+pub struct InstanceSetup {
+    /// The sandbox limits.
+    pub limits: Limits,
+    /// What the plugin may reach.
+    pub grants: Grants,
+    /// Its `init` arguments.
+    pub args: InitArgs,
+}
+
+impl InstanceSetup {
+    /// A new instance of `plugin`, initialized over `state`.
+    pub(crate) fn instantiate(
+        &self,
+        task: &TaskInfo,
+        plugin: &Plugin,
+        state: &mut KeyedState,
+    ) -> Result<(OperatorInstance, wit::OperatorInfo)> {
+        let mut instance = plugin
+            .instantiate_with(&task.to_string(), &self.limits, &self.grants)
+            .map_err(|e| RuntimeError::plugin(task, e))?;
+        let info = instance.init(&self.args, state).map_err(|e| RuntimeError::plugin(task, e))?;
+        Ok((instance, info))
+    }
+}
+
+/// One operator task: the plugin instance running now, and the state and
+/// timers the runtime owns and lends it.
 pub struct WasmOperator {
     pub(crate) task: TaskInfo,
     instance: OperatorInstance,
+    plugin: Plugin,
+    setup: InstanceSetup,
+    state: KeyedState,
     timers: TimerService,
     watermark: Timestamp,
-    max_parallelism: u32,
     batch_size: usize,
     pub(crate) clock: Clock,
-    metrics: Arc<NodeMetrics>,
-    /// Where the backend may write native checkpoints (RocksDB).
-    pub(crate) checkpoint_scratch: Option<std::path::PathBuf>,
+    counters: Counters,
     /// What a record the plugin returns an error for does.
     pub(crate) on_error: OnError,
-    /// Most records one call may emit.
-    pub(crate) max_emitted: u64,
 }
 
 /// The side output that `on_error: dead-letter` sends failed records to.
 pub const DEAD_LETTER_OUTPUT: &str = "errors";
 
 impl WasmOperator {
-    /// Wraps an initialized instance; restores timers from its state.
+    /// An operator running `plugin` over `state` (restored or empty):
+    /// instantiates and initializes it, and restores the timers.
     pub fn new(
         task: TaskInfo,
-        mut instance: OperatorInstance,
-        max_parallelism: u32,
+        plugin: &Plugin,
+        setup: InstanceSetup,
+        mut state: KeyedState,
         batch_size: usize,
         metrics: Arc<NodeMetrics>,
     ) -> Result<Self> {
-        let timers = TimerService::restore(instance.backend()).map_err(|e| RuntimeError::task(&task, e))?;
+        let (instance, _) = setup.instantiate(&task, plugin, &mut state)?;
+        let timers = TimerService::restore(state.backend()).map_err(|e| RuntimeError::state(&task, e))?;
         Ok(WasmOperator {
             task,
             instance,
+            plugin: plugin.clone(),
+            setup,
+            state,
             timers,
             watermark: MIN_WATERMARK,
-            max_parallelism,
             batch_size,
             clock: Clock::Wall,
-            metrics,
-            checkpoint_scratch: None,
+            counters: Counters::new(metrics),
             on_error: OnError::Fail,
-            max_emitted: weir_wasm::Limits::default().max_emitted,
         })
+    }
+
+    /// Runs `plugin` from now on, over the same state and timers: the old
+    /// instance is dropped once the new one initialized (its declarations
+    /// checked against the state).
+    pub fn replace_plugin(&mut self, plugin: &Plugin, config: Option<&str>) -> Result<()> {
+        let mut setup = self.setup.clone();
+        if let Some(config) = config {
+            setup.args.config = config.to_string();
+        }
+        let (instance, _) = setup.instantiate(&self.task, plugin, &mut self.state)?;
+        self.instance = instance;
+        self.plugin = plugin.clone();
+        self.setup = setup;
+        tracing::info!(task = %self.task, plugin = %plugin.name(), digest = %plugin.digest(), "operator plugin replaced");
+        Ok(())
+    }
+
+    /// The plugin running now.
+    pub fn plugin(&self) -> &Plugin {
+        &self.plugin
     }
 
     /// The node's metrics.
     pub fn metrics(&self) -> &NodeMetrics {
-        &self.metrics
+        self.counters.node()
+    }
+
+    /// The keyed state.
+    pub fn state(&mut self) -> &mut KeyedState {
+        &mut self.state
     }
 
     /// The operator's current watermark.
@@ -113,14 +169,9 @@ impl WasmOperator {
         self.watermark = watermark;
     }
 
-    /// The key groups this operator instance owns.
-    pub(crate) fn key_groups(&self) -> std::ops::Range<u16> {
-        weir_types::key_groups_of_task(self.task.index, self.task.parallelism, self.max_parallelism)
-    }
-
-    /// The instance (state inspection in tests).
-    pub fn instance(&mut self) -> &mut OperatorInstance {
-        &mut self.instance
+    /// The instance and the state it runs over (state inspection in tests).
+    pub fn instance(&mut self) -> (&mut OperatorInstance, &mut KeyedState) {
+        (&mut self.instance, &mut self.state)
     }
 
     /// Pending timers.
@@ -133,12 +184,15 @@ impl WasmOperator {
     }
 
     /// Processes a batch of records.
-    pub fn process(&mut self, records: RecordBatch) -> Result<Emitted> {
-        self.metrics.records_in.inc_by(records.len() as u64);
+    pub fn process(&mut self, mut records: RecordBatch) -> Result<Emitted> {
+        self.counters.node().records_in.inc_by(records.len() as u64);
         let time = self.time();
-        let (n, kept) = (records.len(), (self.on_error == OnError::DeadLetter).then(|| records.clone()));
-        let effects = self.instance.process(records, time).map_err(|e| RuntimeError::plugin(&self.task, e))?;
-        self.apply(effects, "record", n, kept.as_ref())
+        let effects = self
+            .instance
+            .process(&mut self.state, &mut records, time)
+            .map_err(|e| RuntimeError::plugin(&self.task, e))?;
+        let n = records.len();
+        self.apply(effects, "record", n, Some(&records))
     }
 
     /// Advances event time: fires every event-time timer up to `watermark`
@@ -165,10 +219,11 @@ impl WasmOperator {
     fn fire(&mut self, domain: TimeDomain, upto: Timestamp) -> Result<Emitted> {
         let mut out = Emitted::default();
         loop {
+            let maxp = self.state.max_parallelism();
             let due = self
                 .timers
-                .pop_due(self.instance.backend(), self.max_parallelism, domain, upto, self.batch_size)
-                .map_err(|e| RuntimeError::task(&self.task, e))?;
+                .pop_due(self.state.backend(), maxp, domain, upto, self.batch_size)
+                .map_err(|e| RuntimeError::state(&self.task, e))?;
             if due.is_empty() {
                 return Ok(out);
             }
@@ -187,7 +242,10 @@ impl WasmOperator {
                 .map(|(timestamp, key)| wit::FiredTimer { key, timestamp, domain: wit_domain })
                 .collect();
             let time = self.time();
-            let effects = self.instance.on_timer(fired, time).map_err(|e| RuntimeError::plugin(&self.task, e))?;
+            let effects = self
+                .instance
+                .on_timer(&mut self.state, fired, time)
+                .map_err(|e| RuntimeError::plugin(&self.task, e))?;
             out.extend(self.apply(effects, "timer", n, kept.as_ref())?);
         }
     }
@@ -198,48 +256,50 @@ impl WasmOperator {
         let wit::Effects { outputs, side_outputs, state_updates, timer_updates, counters, errors } = effects;
         let emitted = outputs.timestamps.len() as u64
             + side_outputs.iter().map(|s| s.records.timestamps.len() as u64).sum::<u64>();
-        if emitted > self.max_emitted {
-            return Err(RuntimeError::Task {
-                task: self.task.to_string(),
-                message: format!(
-                    "plugin emitted {emitted} records in one call for {n} {what}s (limits.max_emitted is {})",
-                    self.max_emitted
+        let max_emitted = self.setup.limits.max_emitted;
+        if emitted > max_emitted {
+            return Err(RuntimeError::record(
+                &self.task,
+                format!(
+                    "plugin emitted {emitted} records in one call for {n} {what}s (limits.max_emitted is {max_emitted})"
                 ),
-            });
+            ));
         }
         let errors: Vec<(u32, String)> = errors.into_iter().map(|e| (e.index, e.message)).collect();
         let dead_letters =
-            handle_record_errors(&self.task, self.on_error, &self.metrics, "plugin", &errors, what, input)?;
-        self.instance.apply_state_updates(&state_updates).map_err(|e| RuntimeError::plugin(&self.task, e))?;
+            handle_record_errors(&self.task, self.on_error, &mut self.counters, "plugin", &errors, what, input)?;
+        self.instance
+            .apply_state_updates(&mut self.state, &state_updates)
+            .map_err(|e| RuntimeError::plugin(&self.task, e))?;
+        let maxp = self.state.max_parallelism();
         for t in timer_updates {
             let domain = match t.domain {
                 wit::TimeDomain::EventTime => TimeDomain::EventTime,
                 wit::TimeDomain::ProcessingTime => TimeDomain::ProcessingTime,
             };
-            let backend = self.instance.backend();
+            let backend = self.state.backend();
             let r = match t.op {
-                wit::TimerOp::Register => {
-                    self.timers.register(backend, self.max_parallelism, domain, t.timestamp, t.key)
-                }
-                wit::TimerOp::Delete => self.timers.delete(backend, self.max_parallelism, domain, t.timestamp, t.key),
+                wit::TimerOp::Register => self.timers.register(backend, maxp, domain, t.timestamp, t.key),
+                wit::TimerOp::Delete => self.timers.delete(backend, maxp, domain, t.timestamp, t.key),
             };
-            r.map_err(|e| RuntimeError::task(&self.task, e))?;
+            r.map_err(|e| RuntimeError::state(&self.task, e))?;
         }
         for (name, delta) in counters {
-            self.metrics.add_counter(&name, delta);
+            self.counters.add(&name, delta);
         }
+        let metrics = self.counters.node();
         let main = batch_from_wit(outputs).map_err(|e| RuntimeError::plugin(&self.task, e))?;
         let mut side = Vec::with_capacity(side_outputs.len());
         for s in side_outputs {
             let batch = batch_from_wit(s.records).map_err(|e| RuntimeError::plugin(&self.task, e))?;
-            self.metrics.side_out.inc_by(batch.len() as u64);
+            metrics.side_out.inc_by(batch.len() as u64);
             side.push((s.name, batch));
         }
         if let Some(batch) = dead_letters {
-            self.metrics.side_out.inc_by(batch.len() as u64);
+            metrics.side_out.inc_by(batch.len() as u64);
             side.push((DEAD_LETTER_OUTPUT.to_string(), batch));
         }
-        self.metrics.records_out.inc_by(main.len() as u64);
+        metrics.records_out.inc_by(main.len() as u64);
         Ok(Emitted { main, side })
     }
 }
@@ -250,7 +310,7 @@ impl WasmOperator {
 pub(crate) fn handle_record_errors(
     task: &TaskInfo,
     on_error: OnError,
-    metrics: &NodeMetrics,
+    counters: &mut Counters,
     who: &str,
     errors: &[(u32, String)],
     what: &str,
@@ -258,12 +318,12 @@ pub(crate) fn handle_record_errors(
 ) -> Result<Option<RecordBatch>> {
     let Some((first_index, first_message)) = errors.first() else { return Ok(None) };
     if on_error == OnError::Fail {
-        return Err(RuntimeError::Task {
-            task: task.to_string(),
-            message: format!("{who} failed on {what} #{first_index} of its batch: {first_message}"),
-        });
+        return Err(RuntimeError::record(
+            task,
+            format!("{who} failed on {what} #{first_index} of its batch: {first_message}"),
+        ));
     }
-    metrics.add_counter("records_failed", errors.len() as u64);
+    counters.add("records_failed", errors.len() as u64);
     tracing::warn!(
         failed = errors.len(),
         first = %first_message,

@@ -1,17 +1,15 @@
 //! Sending records and watermarks over the edges that leave a task.
 
-use std::sync::mpsc;
-
 use weir_spec::KeyBy;
-use weir_types::{Message, RecordBatch, TaskInfo, Watermark, key_group, task_for_key_group};
+use weir_types::{CheckpointBarrier, Message, RecordBatch, TaskInfo, Watermark, key_group, task_for_key_group};
 
 use crate::error::{Result, RuntimeError};
 use crate::graph::Partitioning;
 
 /// A channel into a task: (input slot, message).
-pub type Sender = mpsc::SyncSender<(u32, Message)>;
+pub type Sender = crossbeam_channel::Sender<(u32, Message)>;
 /// The receiving end.
-pub type Receiver = mpsc::Receiver<(u32, Message)>;
+pub type Receiver = crossbeam_channel::Receiver<(u32, Message)>;
 
 /// One outgoing edge of a task.
 pub struct EdgeOut {
@@ -35,7 +33,8 @@ impl EdgeOut {
         max_parallelism: u32,
     ) -> Self {
         let buffers = targets.iter().map(|_| RecordBatch::new()).collect();
-        EdgeOut { to, partitioning, targets, slot, max_parallelism, buffers, next: 0 }
+        let next = slot as usize % targets.len().max(1);
+        EdgeOut { to, partitioning, targets, slot, max_parallelism, buffers, next }
     }
 
     /// Sends a batch, partitioned.
@@ -51,34 +50,38 @@ impl EdgeOut {
             Partitioning::Hash(KeyBy::RecordKey) if n == 1 && records.rows().iter().all(|r| r.key.is_some()) => {
                 return self.deliver(task, 0, Message::Records(records));
             }
+            // Whole batches in turn: no copy, and batches stay large.
             Partitioning::Rebalance => {
-                for r in records.iter() {
-                    self.buffers[self.next].push_ref(r);
-                    self.next = (self.next + 1) % n;
-                }
+                let target = self.next;
+                self.next = (self.next + 1) % n;
+                return self.deliver(task, target, Message::Records(records));
             }
             Partitioning::Hash(key_by) => {
                 for r in records.iter() {
                     let extracted;
                     let key = match key_by {
                         KeyBy::Pointer(p) => {
-                            extracted = key_from_value(r.value, p).map_err(|m| RuntimeError::Task {
-                                task: task.to_string(),
-                                message: format!("cannot key a record for `{}` by {p}: {m}", self.to),
+                            extracted = key_from_value(r.value, p).map_err(|m| {
+                                RuntimeError::record(task, format!("cannot key a record for `{}` by {p}: {m}", self.to))
                             })?;
                             extracted.as_slice()
                         }
-                        KeyBy::RecordKey => r.key.ok_or_else(|| RuntimeError::Task {
-                            task: task.to_string(),
-                            message: format!(
-                                "`{}` is keyed by the record key, but a record has no key (set `key` on the source or use a JSON pointer in `key_by`)",
-                                self.to
-                            ),
+                        KeyBy::RecordKey => r.key.ok_or_else(|| {
+                            RuntimeError::record(
+                                task,
+                                format!(
+                                    "`{}` is keyed by the record key, but a record has no key (set `key` on the source or use a JSON pointer in `key_by`)",
+                                    self.to
+                                ),
+                            )
                         })?,
                     };
                     let target =
                         task_for_key_group(key_group(key, self.max_parallelism), n as u32, self.max_parallelism);
                     self.buffers[target].push(Some(key), r.value, r.timestamp);
+                    if !r.headers.is_empty() {
+                        self.buffers[target].set_last_headers(r.headers.to_vec());
+                    }
                 }
             }
         }
@@ -99,10 +102,10 @@ impl EdgeOut {
         Ok(())
     }
 
-    /// Sends checkpoint barrier `id` to every target.
-    pub(crate) fn broadcast_barrier(&mut self, task: &TaskInfo, id: u64) -> Result<()> {
+    /// Sends a checkpoint barrier to every target.
+    pub(crate) fn broadcast_barrier(&mut self, task: &TaskInfo, barrier: &CheckpointBarrier) -> Result<()> {
         for i in 0..self.targets.len() {
-            self.deliver(task, i, Message::Barrier(id))?;
+            self.deliver(task, i, Message::Barrier(barrier.clone()))?;
         }
         Ok(())
     }

@@ -17,7 +17,8 @@
 //!     type: blackhole
 //!     input: readings
 //! "#, weir_spec::Format::Yaml).unwrap();
-//! assert_eq!(spec.sources[0].events, Some(1000));
+//! let weir_spec::SourceConnector::Generator(generator) = &spec.sources[0].connector else { panic!() };
+//! assert_eq!(generator.events, Some(1000));
 //!
 //! let err = weir_spec::JobSpec::parse("name: demo\nsources: []\nsinks: []\nparalelism: 2\n", weir_spec::Format::Yaml)
 //!     .unwrap_err();
@@ -26,12 +27,16 @@
 //! ```
 
 pub mod bytes;
+mod connectors;
 mod duration;
 mod model;
 mod validate;
 
 use std::path::{Path, PathBuf};
 
+pub use connectors::{
+    FileSink, FileSource, GeneratorKind, GeneratorSource, Paths, SinkConnector, SinkSpec, SourceConnector, SourceSpec,
+};
 pub use model::*;
 
 /// A spec that could not be read, parsed or validated.
@@ -113,11 +118,8 @@ impl JobSpec {
             }
         };
         for source in &mut self.sources {
-            if let Some(paths) = &mut source.path {
-                match paths {
-                    Paths::One(p) => fix(p),
-                    Paths::Many(v) => v.iter_mut().for_each(fix),
-                }
+            if let SourceConnector::File(f) = &mut source.connector {
+                f.paths.iter_mut().for_each(fix);
             }
         }
         for op in &mut self.operators {
@@ -130,8 +132,8 @@ impl JobSpec {
             fix(&mut c.dir);
         }
         for sink in &mut self.sinks {
-            if let Some(p) = &mut sink.path {
-                fix(p);
+            if let SinkConnector::File(f) = &mut sink.connector {
+                fix(&mut f.path);
             }
         }
         if let Some(dir) = &mut self.state.dir {

@@ -32,12 +32,12 @@ pub struct JobSpec {
     /// `checkpoint`; exponential backoff by default).
     pub restart: Option<RestartSpec>,
     /// Where records come from.
-    pub sources: Vec<SourceSpec>,
+    pub sources: Vec<crate::SourceSpec>,
     /// User operators (Wasm plugins).
     #[serde(default)]
     pub operators: Vec<OperatorSpec>,
     /// Where results go.
-    pub sinks: Vec<SinkSpec>,
+    pub sinks: Vec<crate::SinkSpec>,
     /// The spec as written (kept with every checkpoint).
     #[serde(skip)]
     pub text: String,
@@ -180,89 +180,6 @@ impl std::str::FromStr for StateBackendKind {
             other => Err(format!("unknown state backend `{other}` (expected `memory` or `rocksdb`)")),
         }
     }
-}
-
-/// A source node. Which fields apply depends on `type`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SourceSpec {
-    /// Unique node id.
-    pub id: String,
-    /// `generator` or `file`.
-    #[serde(rename = "type")]
-    pub kind: SourceKind,
-    /// Overrides the job's parallelism.
-    pub parallelism: Option<u32>,
-    /// Where event timestamps come from.
-    #[serde(default)]
-    pub timestamps: TimestampMode,
-    /// Watermark generation.
-    #[serde(default)]
-    pub watermark: WatermarkSpec,
-    /// Generator: `sensors` or `sensor-bench`.
-    pub generator: Option<GeneratorKind>,
-    /// Generator: total number of events (all parallel instances together); unbounded when absent.
-    pub events: Option<u64>,
-    /// `sensors` generator: number of sensors (default 10).
-    pub sensors: Option<u32>,
-    /// `sensors` generator: random seed (default 0).
-    pub seed: Option<u64>,
-    /// `sensors` generator: event time between two readings of a sensor (default 100ms).
-    #[serde(default, deserialize_with = "crate::duration::deserialize_opt")]
-    pub interval: Option<Duration>,
-    /// `sensors` generator: event time of the first reading, in ms (default: now).
-    pub start: Option<i64>,
-    /// `sensors` generator: at most this many events per second (default: as fast as possible).
-    pub rate: Option<f64>,
-    /// `sensors` generator: readings are delayed by up to this much event time, at random (default 0).
-    #[serde(default, deserialize_with = "crate::duration::deserialize_opt")]
-    pub disorder: Option<Duration>,
-    /// `file` source: one path or a list (each file is a split). Relative to the spec file.
-    pub path: Option<Paths>,
-    /// `file` source: JSON pointer to the record key (e.g. `/id`).
-    pub key: Option<String>,
-    /// `file` source: JSON pointer to the event timestamp in ms (e.g. `/timestamp`).
-    pub timestamp: Option<String>,
-}
-
-/// One path or several.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum Paths {
-    /// One path.
-    One(PathBuf),
-    /// Several.
-    Many(Vec<PathBuf>),
-}
-
-impl Paths {
-    /// The paths as a list.
-    pub fn to_vec(&self) -> Vec<PathBuf> {
-        match self {
-            Paths::One(p) => vec![p.clone()],
-            Paths::Many(v) => v.clone(),
-        }
-    }
-}
-
-/// Kinds of source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SourceKind {
-    /// Synthetic data.
-    Generator,
-    /// JSON lines from files.
-    File,
-}
-
-/// Kinds of generator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum GeneratorKind {
-    /// The book's sensor generator: random-walk temperatures in °F.
-    Sensors,
-    /// Deterministic readings for benchmarks: event i is sensor `i % 1000`.
-    SensorBench,
 }
 
 /// Where a source's event timestamps come from.
@@ -586,36 +503,6 @@ pub enum OnError {
     /// The record goes, with the error, to the side output `errors`
     /// (consumed as `NODE.errors`), and is counted.
     DeadLetter,
-}
-
-/// A sink node. Which fields apply depends on `type`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SinkSpec {
-    /// Unique node id.
-    pub id: String,
-    /// `stdout`, `file` or `blackhole`.
-    #[serde(rename = "type")]
-    pub kind: SinkKind,
-    /// Upstream node(s).
-    pub input: Inputs,
-    /// Overrides the job's parallelism.
-    pub parallelism: Option<u32>,
-    /// `file` sink: output path (JSON lines), relative to the spec file. With
-    /// parallelism above 1, instance `i` writes `PATH.i`.
-    pub path: Option<PathBuf>,
-}
-
-/// Kinds of sink.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SinkKind {
-    /// Each record's value on its own line on standard output (at-least-once).
-    Stdout,
-    /// JSON lines to a file.
-    File,
-    /// Counts and discards (benchmarks).
-    Blackhole,
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::{GeneratorKind, JobSpec, SinkKind, SourceKind, SpecError, TimestampMode, split_input};
+use crate::{JobSpec, SpecError, split_input};
 
 pub(crate) fn validate(spec: &JobSpec, text: &str) -> Result<(), SpecError> {
     let v = Validator { text };
@@ -84,74 +84,7 @@ pub(crate) fn validate(spec: &JobSpec, text: &str) -> Result<(), SpecError> {
     for s in &spec.sources {
         let err = |field: &str, msg: String| v.node("sources", &s.id, field, msg);
         check_parallelism("sources", &s.id, s.parallelism)?;
-        let generator_fields = [
-            ("generator", s.generator.is_some()),
-            ("events", s.events.is_some()),
-            ("sensors", s.sensors.is_some()),
-            ("seed", s.seed.is_some()),
-            ("interval", s.interval.is_some()),
-            ("start", s.start.is_some()),
-            ("rate", s.rate.is_some()),
-            ("disorder", s.disorder.is_some()),
-        ];
-        let file_fields = [("path", s.path.is_some()), ("key", s.key.is_some()), ("timestamp", s.timestamp.is_some())];
-        let (foreign, kind) = match s.kind {
-            SourceKind::Generator => (&file_fields[..], "generator"),
-            SourceKind::File => (&generator_fields[..], "file"),
-        };
-        if let Some((field, _)) = foreign.iter().find(|(_, set)| *set) {
-            return Err(err(field, format!("does not apply to a `{kind}` source")));
-        }
-        match s.kind {
-            SourceKind::Generator => {
-                let Some(generator) = s.generator else {
-                    return Err(err(
-                        "generator",
-                        "a generator source needs `generator: sensors` or `generator: sensor-bench`".into(),
-                    ));
-                };
-                if generator == GeneratorKind::SensorBench {
-                    for field in ["sensors", "seed", "interval", "start", "disorder"] {
-                        if generator_fields.iter().any(|(f, set)| *f == field && *set) {
-                            return Err(err(
-                                field,
-                                "does not apply to the `sensor-bench` generator (its data is fixed)".into(),
-                            ));
-                        }
-                    }
-                }
-                if s.sensors == Some(0) {
-                    return Err(err("sensors", "must be at least 1".into()));
-                }
-                if let Some(rate) = s.rate
-                    && !(rate > 0.0 && rate.is_finite())
-                {
-                    return Err(err("rate", "must be a positive number of events per second".into()));
-                }
-                if s.interval.is_some_and(|i| i.is_zero()) {
-                    return Err(err("interval", "must be positive".into()));
-                }
-            }
-            SourceKind::File => {
-                if s.path.as_ref().is_none_or(|p| p.to_vec().is_empty()) {
-                    return Err(err("path", "a file source needs `path`".into()));
-                }
-                for (field, pointer) in [("key", &s.key), ("timestamp", &s.timestamp)] {
-                    if let Some(p) = pointer
-                        && !p.is_empty()
-                        && !p.starts_with('/')
-                    {
-                        return Err(err(
-                            field,
-                            format!("`{p}` is not a JSON pointer (it must start with `/`, e.g. `/id`)"),
-                        ));
-                    }
-                }
-                if s.timestamps == TimestampMode::Event && s.timestamp.is_none() {
-                    return Err(err("timestamp", "a file source with event timestamps needs a `timestamp` JSON pointer (or `timestamps: ingestion`)".into()));
-                }
-            }
-        }
+        s.check().map_err(|(field, message)| err(field, message))?;
         if s.watermark.interval.is_zero() && !s.watermark.punctuated {
             return Err(err("watermark", "`interval` must be positive".into()));
         }
@@ -329,13 +262,7 @@ pub(crate) fn validate(spec: &JobSpec, text: &str) -> Result<(), SpecError> {
         for input in &inputs {
             check_input("sinks", &s.id, input)?;
         }
-        match (s.kind, &s.path) {
-            (SinkKind::File, None) => return Err(v.node("sinks", &s.id, "path", "a file sink needs `path`".into())),
-            (SinkKind::Stdout | SinkKind::Blackhole, Some(_)) => {
-                return Err(v.node("sinks", &s.id, "path", "only applies to `file` sinks".into()));
-            }
-            _ => {}
-        }
+        s.check().map_err(|(field, message)| v.node("sinks", &s.id, field, message))?;
     }
 
     // No cycles among operators.

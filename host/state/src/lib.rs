@@ -14,9 +14,12 @@
 //! assert_eq!(backend.get(count, 7, b"sensor_1").unwrap(), Some(StateContent::Value(b"41".to_vec())));
 //! ```
 
+mod keyed;
 mod memory;
+pub mod packed;
 pub mod snapshot;
 
+pub use keyed::{KeyedState, StateDescriptor, StateEncoding, Unlent};
 pub use memory::MemoryBackend;
 use weir_types::{TimeDomain, Timestamp};
 
@@ -87,6 +90,22 @@ pub enum StateError {
         /// The kind asked for.
         requested: StateKind,
     },
+    /// A state restored from a checkpoint is declared with another kind.
+    #[error("state `{name}` holds a {} state and is now declared as a {} state", stored.name(), declared.name())]
+    KindChanged {
+        /// The state's name.
+        name: String,
+        /// The kind the checkpoint holds.
+        stored: StateKind,
+        /// The kind declared now.
+        declared: StateKind,
+    },
+    /// State was used outside a call that lends it.
+    #[error("keyed state is only available during a call")]
+    NotLent,
+    /// One operator declared two states of one name.
+    #[error("state `{0}` is declared twice")]
+    Duplicate(String),
     /// An operation for one kind on a state of another.
     #[error("operation does not apply to state #{0}: it is a {1:?} state")]
     WrongKind(u32, StateKind),
@@ -96,6 +115,14 @@ pub enum StateError {
     /// The storage engine failed.
     #[error("state storage failed: {0}")]
     Storage(String),
+    /// Reading or writing state files failed.
+    #[error("state files {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// Stored bytes could not be decoded.
     #[error("corrupt state: {0}")]
     Corrupt(String),

@@ -3,9 +3,11 @@
 //! Every key and value of a batch lives in one byte arena and each record is
 //! a fixed-size [`Row`] of offsets, so building, moving, partitioning and
 //! sending a batch across the Wasm boundary costs a few allocations per
-//! batch rather than several per record.
+//! batch rather than several per record. Headers (connector metadata such
+//! as a Kafka partition and offset) are kept beside the rows, and only
+//! when some record of the batch has any.
 
-use crate::{Record, Timestamp};
+use crate::{Header, Record, Timestamp};
 
 /// Where a record's key and value lie in its batch's data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -27,12 +29,19 @@ pub struct RecordRef<'a> {
     pub value: &'a [u8],
     /// Event time (ms).
     pub timestamp: Timestamp,
+    /// Headers (empty for most records).
+    pub headers: &'a [Header],
 }
 
 impl RecordRef<'_> {
     /// An owned copy.
     pub fn to_record(&self) -> Record {
-        Record { key: self.key.map(<[u8]>::to_vec), value: self.value.to_vec(), timestamp: self.timestamp }
+        Record {
+            key: self.key.map(<[u8]>::to_vec),
+            value: self.value.to_vec(),
+            timestamp: self.timestamp,
+            headers: self.headers.to_vec(),
+        }
     }
 }
 
@@ -41,6 +50,8 @@ impl RecordRef<'_> {
 pub struct RecordBatch {
     data: Vec<u8>,
     rows: Vec<Row>,
+    /// Each row's headers, when some row has any.
+    headers: Option<Vec<Vec<Header>>>,
 }
 
 fn span(data: &[u8], (offset, len): (u32, u32)) -> &[u8] {
@@ -55,19 +66,36 @@ impl RecordBatch {
 
     /// An empty batch with room for `rows` records and `bytes` bytes.
     pub fn with_capacity(rows: usize, bytes: usize) -> Self {
-        RecordBatch { data: Vec::with_capacity(bytes), rows: Vec::with_capacity(rows) }
+        RecordBatch { data: Vec::with_capacity(bytes), rows: Vec::with_capacity(rows), headers: None }
     }
 
     /// A batch from its parts, or `None` when a row points outside `data`
     /// (parts can come from untrusted code).
     pub fn from_parts(data: Vec<u8>, rows: Vec<Row>) -> Option<Self> {
         let fits = |(o, l): (u32, u32)| (o as usize).checked_add(l as usize).is_some_and(|end| end <= data.len());
-        rows.iter().all(|r| fits(r.value) && r.key.is_none_or(fits)).then_some(RecordBatch { data, rows })
+        rows.iter().all(|r| fits(r.value) && r.key.is_none_or(fits)).then_some(RecordBatch {
+            data,
+            rows,
+            headers: None,
+        })
     }
 
-    /// The parts: data and rows.
+    /// The parts: data and rows (headers are dropped).
     pub fn into_parts(self) -> (Vec<u8>, Vec<Row>) {
         (self.data, self.rows)
+    }
+
+    /// Moves the data arena out, leaving the rows (which point into it):
+    /// for lending the bytes to a call that takes them owned, without a
+    /// copy. Reading records before [`restore_data`](Self::restore_data)
+    /// panics.
+    pub fn take_data(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.data)
+    }
+
+    /// Puts back the arena [`take_data`](Self::take_data) moved out.
+    pub fn restore_data(&mut self, data: Vec<u8>) {
+        self.data = data;
     }
 
     /// The rows.
@@ -94,6 +122,33 @@ impl RecordBatch {
     pub fn clear(&mut self) {
         self.data.clear();
         self.rows.clear();
+        self.headers = None;
+    }
+
+    /// Whether some record has headers.
+    pub fn has_headers(&self) -> bool {
+        self.headers.is_some()
+    }
+
+    /// Keeps the headers column as long as the rows (a record pushed
+    /// without headers gets none).
+    fn pad_headers(&mut self) {
+        if let Some(h) = &mut self.headers {
+            h.resize_with(self.rows.len(), Vec::new);
+        }
+    }
+
+    /// Sets the headers of the last record pushed.
+    pub fn set_last_headers(&mut self, headers: Vec<Header>) {
+        if headers.is_empty() && self.headers.is_none() {
+            return;
+        }
+        let rows = self.rows.len();
+        let column = self.headers.get_or_insert_with(Vec::new);
+        column.resize_with(rows, Vec::new);
+        if let Some(last) = column.last_mut() {
+            *last = headers;
+        }
     }
 
     fn append(&mut self, bytes: &[u8]) -> (u32, u32) {
@@ -107,6 +162,7 @@ impl RecordBatch {
         let key = key.map(|k| self.append(k));
         let value = self.append(value);
         self.rows.push(Row { key, value, timestamp });
+        self.pad_headers();
     }
 
     /// Appends a record whose value `write` writes straight into the arena.
@@ -116,10 +172,20 @@ impl RecordBatch {
         write(&mut self.data);
         let value = (start as u32, (self.data.len() - start) as u32);
         self.rows.push(Row { key, value, timestamp });
+        self.pad_headers();
     }
 
     /// Appends copies of every record of `other`.
     pub fn extend_from(&mut self, other: &RecordBatch) {
+        if other.headers.is_some() || self.headers.is_some() {
+            let before = self.rows.len();
+            let column = self.headers.get_or_insert_with(Vec::new);
+            column.resize_with(before, Vec::new);
+            match &other.headers {
+                Some(h) => column.extend_from_slice(h),
+                None => column.resize_with(before + other.rows.len(), Vec::new),
+            }
+        }
         if self.is_empty() {
             self.data.extend_from_slice(&other.data);
             self.rows.extend_from_slice(&other.rows);
@@ -134,22 +200,26 @@ impl RecordBatch {
         }));
     }
 
-    /// Appends a copy of a record.
+    /// Appends a copy of a record, headers included.
     pub fn push_ref(&mut self, record: RecordRef<'_>) {
         self.push(record.key, record.value, record.timestamp);
+        if !record.headers.is_empty() {
+            self.set_last_headers(record.headers.to_vec());
+        }
     }
 
     /// Record `i`.
     pub fn get(&self, i: usize) -> RecordRef<'_> {
-        self.record(&self.rows[i])
+        self.record(i, &self.rows[i])
     }
 
-    /// The record a row describes.
-    pub fn record(&self, row: &Row) -> RecordRef<'_> {
+    /// The record row `i` describes.
+    fn record(&self, i: usize, row: &Row) -> RecordRef<'_> {
         RecordRef {
             key: row.key.map(|k| span(&self.data, k)),
             value: span(&self.data, row.value),
             timestamp: row.timestamp,
+            headers: self.headers.as_ref().map_or(&[][..], |h| &h[i]),
         }
     }
 
@@ -160,7 +230,7 @@ impl RecordBatch {
 
     /// Every record, in order.
     pub fn iter(&self) -> impl Iterator<Item = RecordRef<'_>> + '_ {
-        self.rows.iter().map(|r| self.record(r))
+        self.rows.iter().enumerate().map(|(i, r)| self.record(i, r))
     }
 
     /// Sets every record's timestamp (ingestion time).
@@ -179,6 +249,9 @@ impl<'a> FromIterator<&'a Record> for RecordBatch {
         let mut b = RecordBatch::new();
         for r in iter {
             b.push(r.key.as_deref(), &r.value, r.timestamp);
+            if !r.headers.is_empty() {
+                b.set_last_headers(r.headers.clone());
+            }
         }
         b
     }
@@ -200,6 +273,28 @@ mod tests {
         let mut twice = batch.clone();
         twice.extend_from(&batch);
         assert_eq!(twice.to_records(), [batch.to_records(), batch.to_records()].concat());
+    }
+
+    #[test]
+    fn headers_follow_their_records() {
+        let header = Header { name: "partition".into(), value: b"3".to_vec() };
+        let mut plain = RecordBatch::new();
+        plain.push(Some(b"a"), b"1", 1);
+        let mut with = RecordBatch::new();
+        with.push(Some(b"b"), b"2", 2);
+        with.set_last_headers(vec![header.clone()]);
+        assert!(!plain.has_headers() && with.has_headers());
+        let mut both = plain.clone();
+        both.extend_from(&with);
+        both.push(None, b"3", 3);
+        let headers: Vec<&[Header]> = both.iter().map(|r| r.headers).collect();
+        assert_eq!(headers, vec![&[][..], &[header.clone()][..], &[][..]]);
+        let mut copied = RecordBatch::new();
+        both.iter().for_each(|r| copied.push_ref(r));
+        assert_eq!(copied, both);
+        assert_eq!(both.to_records()[1].headers, vec![header]);
+        both.clear();
+        assert!(!both.has_headers());
     }
 
     #[test]

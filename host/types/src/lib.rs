@@ -1,5 +1,6 @@
 //! Plain data shared by every Weir crate: records, watermarks, the messages
-//! that flow between tasks, task identity and key groups. No I/O here.
+//! that flow between tasks (checkpoint barriers with their kind and
+//! mutation among them), task identity and key groups. No I/O here.
 //!
 //! ```
 //! use weir_types::{key_group, task_for_key_group, Record};
@@ -10,11 +11,13 @@
 //! assert!(task_for_key_group(kg, 4, 128) < 4);
 //! ```
 
+mod barrier;
 mod batch;
 
 use std::fmt;
 use std::sync::Arc;
 
+pub use barrier::{BarrierKind, CheckpointBarrier, Mutation, NodeUpdate};
 pub use batch::{RecordBatch, RecordRef, Row};
 
 /// Milliseconds since the Unix epoch.
@@ -25,8 +28,9 @@ pub const MAX_WATERMARK: Timestamp = i64::MAX;
 /// The watermark before any was seen.
 pub const MIN_WATERMARK: Timestamp = i64::MIN;
 
-/// One element of a stream: an optional key, an opaque value and an event
-/// timestamp. The host never parses the value on the hot path.
+/// One element of a stream: an optional key, an opaque value, an event
+/// timestamp and optional headers. The host never parses the value on the
+/// hot path.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Record {
     /// The key, if the record was keyed.
@@ -35,13 +39,25 @@ pub struct Record {
     pub value: Vec<u8>,
     /// Event time (ms).
     pub timestamp: Timestamp,
+    /// Metadata a connector attaches (e.g. a Kafka partition and offset);
+    /// usually empty.
+    pub headers: Vec<Header>,
 }
 
 impl Record {
-    /// A record.
+    /// A record without headers.
     pub fn new(key: Option<Vec<u8>>, value: Vec<u8>, timestamp: Timestamp) -> Self {
-        Record { key, value, timestamp }
+        Record { key, value, timestamp, headers: Vec::new() }
     }
+}
+
+/// A record header: a name and opaque bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Header {
+    /// The header's name.
+    pub name: String,
+    /// Its value.
+    pub value: Vec<u8>,
 }
 
 /// Event-time progress of a stream.
@@ -62,8 +78,8 @@ pub enum Message {
     Records(RecordBatch),
     /// Event-time progress.
     Watermark(Watermark),
-    /// Checkpoint barrier `n`: everything before it belongs to checkpoint `n`.
-    Barrier(u64),
+    /// A checkpoint barrier: everything before it belongs to its checkpoint.
+    Barrier(CheckpointBarrier),
     /// The sender finished: no more messages follow.
     EndOfData,
 }

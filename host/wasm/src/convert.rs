@@ -15,14 +15,38 @@ const NO_KEY: u32 = u32::MAX;
 /// A batch in its WIT form (moves the data buffer).
 pub fn batch_to_wit(batch: RecordBatch) -> wit::RecordBatch {
     let (data, rows) = batch.into_parts();
+    let (spans, timestamps) = rows_to_wit(&rows);
+    wit::RecordBatch { data, spans, timestamps }
+}
+
+/// A batch's rows as WIT spans and timestamps.
+fn rows_to_wit(rows: &[Row]) -> (Vec<u32>, Vec<i64>) {
     let mut spans = Vec::with_capacity(rows.len() * 4);
     let mut timestamps = Vec::with_capacity(rows.len());
-    for r in &rows {
+    for r in rows {
         let (ko, kl) = r.key.unwrap_or((0, NO_KEY));
         spans.extend_from_slice(&[ko, kl, r.value.0, r.value.1]);
         timestamps.push(r.timestamp);
     }
-    wit::RecordBatch { data, spans, timestamps }
+    (spans, timestamps)
+}
+
+/// Lends a batch's bytes to a call in WIT form, without copying them;
+/// [`return_batch`] puts them back.
+pub(crate) fn lend_batch(batch: &mut RecordBatch) -> wit::RecordBatch {
+    let (spans, timestamps) = rows_to_wit(batch.rows());
+    wit::RecordBatch { data: batch.take_data(), spans, timestamps }
+}
+
+/// A borrowed batch in WIT form (its bytes copied once).
+pub(crate) fn batch_ref_to_wit(batch: &RecordBatch) -> wit::RecordBatch {
+    let (spans, timestamps) = rows_to_wit(batch.rows());
+    wit::RecordBatch { data: batch.data().to_vec(), spans, timestamps }
+}
+
+/// Takes back what [`lend_batch`] lent.
+pub(crate) fn return_batch(batch: &mut RecordBatch, lent: wit::RecordBatch) {
+    batch.restore_data(lent.data);
 }
 
 /// A batch a guest returned, checked.

@@ -5,20 +5,22 @@ use std::sync::Arc;
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
-use weir_state::{KeyedStateBackend, StateContent, StateId, StateKind};
+use weir_state::{KeyedStateBackend, StateContent, StateId, StateKind, Unlent};
 
 use crate::bindings::weir::plugin::{logging, state, types};
 use crate::guest_log::{GuestLog, Stream};
 
-/// Everything one operator instance's store holds: its WASI context (which
-/// grants nothing), its keyed state and the mapping of its declared states.
+/// Everything one plugin instance's store holds: its WASI context (which
+/// grants nothing), the keyed state lent to it for the call in progress and
+/// the mapping of its declared states.
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     pub(crate) stderr: GuestLog,
     pub(crate) task: Arc<str>,
-    /// The task's keyed state.
-    pub backend: Box<dyn KeyedStateBackend>,
+    /// The task's keyed state while a call borrows it ([`Unlent`] otherwise:
+    /// the runtime owns the state, not the instance).
+    pub(crate) backend: Box<dyn KeyedStateBackend>,
     /// Declared state handles, in handle order.
     pub(crate) states: Vec<DeclaredState>,
     pub(crate) max_parallelism: u32,
@@ -26,13 +28,7 @@ pub struct HostState {
 }
 
 impl HostState {
-    pub(crate) fn new(
-        task: &str,
-        backend: Box<dyn KeyedStateBackend>,
-        max_parallelism: u32,
-        limits: &crate::Limits,
-        grants: &crate::Grants,
-    ) -> crate::Result<Self> {
+    pub(crate) fn new(task: &str, limits: &crate::Limits, grants: &crate::Grants) -> crate::Result<Self> {
         let task: Arc<str> = task.into();
         let stderr = GuestLog::new(task.clone(), Stream::Stderr);
         let stdout = GuestLog::new(task.clone(), Stream::Stdout);
@@ -50,9 +46,9 @@ impl HostState {
             table: ResourceTable::new(),
             stderr,
             task,
-            backend,
+            backend: Box::new(Unlent),
             states: Vec::new(),
-            max_parallelism,
+            max_parallelism: weir_types::DEFAULT_MAX_PARALLELISM,
             limiter: crate::limits::Limiter::new(limits),
         })
     }

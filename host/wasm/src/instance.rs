@@ -2,11 +2,11 @@
 //! prefetch before and state application after.
 
 use rustc_hash::FxHashMap;
-use weir_state::{Items, KeyedStateBackend, StateId, StateKind};
+use weir_state::{Items, KeyedState, KeyedStateBackend, StateDescriptor, StateEncoding, StateId, StateKind};
 use weir_types::RecordBatch;
 
 use crate::bindings::{Operator, OperatorPre};
-use crate::convert::{ItemsView, batch_to_wit, items_to_wit};
+use crate::convert::{ItemsView, items_to_wit, lend_batch, return_batch};
 use crate::host::{DeclaredState, HostState};
 use crate::packed;
 use crate::sandbox::Sandbox;
@@ -44,7 +44,9 @@ impl InitArgs {
     }
 }
 
-/// A live operator instance of one task. It owns the task's keyed state.
+/// A live operator instance of one task. The task's keyed state is not
+/// its own: the runtime lends it to each call, so the instance can be
+/// replaced (another plugin version) while the state stays.
 pub struct OperatorInstance {
     sandbox: Sandbox,
     bindings: Operator,
@@ -55,21 +57,15 @@ pub struct OperatorInstance {
 }
 
 impl OperatorInstance {
-    pub(crate) fn new(
-        pre: &OperatorPre<HostState>,
-        task: &str,
-        backend: Box<dyn KeyedStateBackend>,
-        max_parallelism: u32,
-        limits: &Limits,
-        grants: &Grants,
-    ) -> Result<Self> {
-        let mut sandbox = Sandbox::new(pre.instance_pre(), task, backend, max_parallelism, limits, grants)?;
+    pub(crate) fn new(pre: &OperatorPre<HostState>, task: &str, limits: &Limits, grants: &Grants) -> Result<Self> {
+        let mut sandbox = Sandbox::new(pre.instance_pre(), task, limits, grants)?;
         let bindings = sandbox.instantiate(|store| pre.instantiate(store))?;
         Ok(OperatorInstance { sandbox, bindings, prefetched: Vec::new(), scratch: Vec::new() })
     }
 
-    /// Calls `init` and registers the declared states in the backend.
-    pub fn init(&mut self, args: &InitArgs) -> Result<wit::OperatorInfo> {
+    /// Calls `init` and declares the plugin's states in `state` (checked
+    /// against what a restored checkpoint holds there).
+    pub fn init(&mut self, args: &InitArgs, state: &mut KeyedState) -> Result<wit::OperatorInfo> {
         let ctx = args.to_wit();
         self.sandbox.arm()?;
         let bindings = &self.bindings;
@@ -77,7 +73,9 @@ impl OperatorInstance {
         let info = self.sandbox.check("init", result)?;
         let data = self.sandbox.store.data_mut();
         data.states.clear();
+        data.max_parallelism = state.max_parallelism();
         self.prefetched.clear();
+        state.begin_declarations();
         for (handle, desc) in info.states.iter().enumerate() {
             let kind = match desc.kind {
                 wit::StateKind::Value => StateKind::Value,
@@ -85,7 +83,8 @@ impl OperatorInstance {
                 wit::StateKind::Map => StateKind::Map,
             };
             let packed = desc.prefetch && kind == StateKind::Map;
-            let id = data.backend.register(&desc.name, if packed { StateKind::Value } else { kind })?;
+            let encoding = if packed { StateEncoding::PackedMap } else { StateEncoding::Rows };
+            let id = state.declare(&StateDescriptor { name: desc.name.clone(), kind, encoding })?;
             data.states.push(DeclaredState { id, kind, prefetch: desc.prefetch, packed });
             if desc.prefetch {
                 self.prefetched.push(handle as u32);
@@ -94,20 +93,19 @@ impl OperatorInstance {
         Ok(info)
     }
 
-    /// The task's keyed state.
-    pub fn backend(&mut self) -> &mut dyn KeyedStateBackend {
-        self.sandbox.store.data_mut().backend.as_mut()
-    }
-
     /// Every (key group, key, content) of a declared state, as the plugin
     /// sees it (packed maps unpacked).
-    pub fn state_entries(&mut self, handle: u32) -> Result<Vec<(u16, Vec<u8>, weir_state::StateContent)>> {
+    pub fn state_entries(
+        &mut self,
+        state: &mut KeyedState,
+        handle: u32,
+    ) -> Result<Vec<(u16, Vec<u8>, weir_state::StateContent)>> {
         let data = self.sandbox.store.data_mut();
         let s = *data
             .states
             .get(handle as usize)
             .ok_or_else(|| PluginError::Contract(format!("no state handle {handle}")))?;
-        let mut entries = data.backend.entries(s.id)?;
+        let mut entries = state.backend().entries(s.id)?;
         if s.packed {
             for (_, _, content) in &mut entries {
                 if let weir_state::StateContent::Value(bytes) = content {
@@ -120,34 +118,57 @@ impl OperatorInstance {
         Ok(entries)
     }
 
-    /// Processes a batch of records.
-    pub fn process(&mut self, records: RecordBatch, time: TimeContext) -> Result<wit::Effects> {
-        let state = self.prefetch((0..records.len()).map(|i| records.key(i)))?;
-        let batch = wit::Batch { records: batch_to_wit(records), state, time };
-        self.sandbox.arm()?;
+    /// Processes a batch of records over `state`. The batch's bytes are
+    /// lent to the call, not copied: it is whole again when this returns.
+    pub fn process(
+        &mut self,
+        state: &mut KeyedState,
+        records: &mut RecordBatch,
+        time: TimeContext,
+    ) -> Result<wit::Effects> {
+        let prefetched = self.prefetch(state, (0..records.len()).map(|i| records.key(i)))?;
+        let batch = wit::Batch { records: lend_batch(records), state: prefetched, time };
         let bindings = &self.bindings;
-        let result = bindings.call_process(&mut self.sandbox.store, &batch);
-        self.sandbox.check("process", result)
+        let result = self.sandbox.lending(state, |sandbox| {
+            sandbox.arm()?;
+            let result = bindings.call_process(&mut sandbox.store, &batch);
+            sandbox.check("process", result)
+        });
+        return_batch(records, batch.records);
+        result
     }
 
-    /// Fires timers (in order).
-    pub fn on_timer(&mut self, timers: Vec<wit::FiredTimer>, time: TimeContext) -> Result<wit::Effects> {
-        let state = self.prefetch(timers.iter().map(|t| Some(t.key.as_slice())))?;
-        let batch = wit::TimerBatch { timers, state, time };
-        self.sandbox.arm()?;
+    /// Fires timers (in order) over `state`.
+    pub fn on_timer(
+        &mut self,
+        state: &mut KeyedState,
+        timers: Vec<wit::FiredTimer>,
+        time: TimeContext,
+    ) -> Result<wit::Effects> {
+        let prefetched = self.prefetch(state, timers.iter().map(|t| Some(t.key.as_slice())))?;
+        let batch = wit::TimerBatch { timers, state: prefetched, time };
         let bindings = &self.bindings;
-        let result = bindings.call_on_timer(&mut self.sandbox.store, &batch);
-        self.sandbox.check("on-timer", result)
+        self.sandbox.lending(state, |sandbox| {
+            sandbox.arm()?;
+            let result = bindings.call_on_timer(&mut sandbox.store, &batch);
+            sandbox.check("on-timer", result)
+        })
     }
 
     /// Reads every prefetched state for the distinct keys of a call into one
     /// packed buffer, and groups the call's elements by key.
-    fn prefetch<'k>(&mut self, keys: impl ExactSizeIterator<Item = Option<&'k [u8]>>) -> Result<wit::PrefetchedState> {
+    fn prefetch<'k>(
+        &mut self,
+        state: &mut KeyedState,
+        keys: impl ExactSizeIterator<Item = Option<&'k [u8]>>,
+    ) -> Result<wit::PrefetchedState> {
         let mut items = Items::default();
         let mut entries = Vec::new();
         let mut same_key = Vec::new();
         if !self.prefetched.is_empty() {
-            let data = self.sandbox.store.data_mut();
+            let data = self.sandbox.store.data();
+            let max_parallelism = state.max_parallelism();
+            let backend = state.backend();
             same_key.reserve(keys.len());
             let mut first: FxHashMap<&[u8], u32> = FxHashMap::with_capacity_and_hasher(keys.len(), Default::default());
             for (index, key) in keys.enumerate() {
@@ -161,14 +182,14 @@ impl OperatorInstance {
                 if first != index {
                     continue;
                 }
-                let kg = weir_types::key_group(key, data.max_parallelism);
+                let kg = weir_types::key_group(key, max_parallelism);
                 for &handle in &self.prefetched {
                     let s = data.states[handle as usize];
                     let first_item = items.len() as u32;
                     let item_count = if s.packed {
-                        data.backend.visit_value(s.id, kg, key, &mut |bytes| packed::unpack_into(bytes, &mut items))?
+                        backend.visit_value(s.id, kg, key, &mut |bytes| packed::unpack_into(bytes, &mut items))?
                     } else {
-                        data.backend.read_into(s.id, kg, key, &mut items)?
+                        backend.read_into(s.id, kg, key, &mut items)?
                     };
                     if item_count > 0 {
                         entries.push(StateEntry { key: index, state: handle, first_item, item_count });
@@ -179,22 +200,24 @@ impl OperatorInstance {
         Ok(wit::PrefetchedState { items: items_to_wit(items), entries, same_key })
     }
 
-    /// Applies a call's state updates to the backend.
-    pub fn apply_state_updates(&mut self, updates: &wit::StateUpdates) -> Result<()> {
-        let data = self.sandbox.store.data_mut();
+    /// Applies a call's state updates to `state`.
+    pub fn apply_state_updates(&mut self, state: &mut KeyedState, updates: &wit::StateUpdates) -> Result<()> {
+        let states = &self.sandbox.store.data().states;
+        let maxp = state.max_parallelism();
+        let backend = state.backend();
         let items = ItemsView(&updates.items);
         // A packed map being rewritten whole: (handle, key, entries).
         let mut rewrite: Option<(u32, &[u8], MapEntries)> = None;
         for u in &updates.updates {
-            let Some(&s) = data.states.get(u.state as usize) else {
+            let Some(&s) = states.get(u.state as usize) else {
                 return Err(PluginError::Contract(format!("state update for unknown state handle {}", u.state)));
             };
             let key = items.get(u.key)?;
             if rewrite.as_ref().is_some_and(|(h, k, _)| (*h, *k) != (u.state, key)) {
                 let (h, k, entries) = rewrite.take().expect("checked");
-                write_packed(data, h, k, entries)?;
+                write_packed(backend, states, maxp, h, k, entries)?;
             }
-            let kg = weir_types::key_group(key, data.max_parallelism);
+            let kg = weir_types::key_group(key, maxp);
             let operand = |i: u32| items.get(u.first_item.saturating_add(i));
             let wrong = || {
                 PluginError::Contract(format!(
@@ -209,7 +232,7 @@ impl OperatorInstance {
                     if !packed::pack_sorted_into(u.item_count, operand, &mut self.scratch)? {
                         self.scratch = packed::pack(&mut pairs(u.item_count, operand)?);
                     }
-                    store_packed(data, s.id, kg, key, &self.scratch)?;
+                    store_packed(backend, s.id, kg, key, &self.scratch)?;
                     continue;
                 }
                 // Clear starts a whole rewrite; other changes apply to the
@@ -222,7 +245,7 @@ impl OperatorInstance {
                     (Some((_, _, entries)), _) => entries,
                     (None, _) => {
                         let mut entries = Vec::new();
-                        if let Some(weir_state::StateContent::Value(bytes)) = data.backend.get(s.id, kg, key)? {
+                        if let Some(weir_state::StateContent::Value(bytes)) = backend.get(s.id, kg, key)? {
                             packed::for_each(&bytes, |k, v| entries.push((k.to_vec(), v.to_vec())))?;
                         }
                         &mut rewrite.insert((u.state, key, entries)).2
@@ -242,44 +265,44 @@ impl OperatorInstance {
             }
             match (u.kind, s.kind) {
                 (UpdateKind::Clear, _) | (UpdateKind::Replace, StateKind::Value) if u.item_count == 0 => {
-                    data.backend.clear(s.id, kg, key)?
+                    backend.clear(s.id, kg, key)?
                 }
                 (UpdateKind::Set | UpdateKind::Replace, StateKind::Value) if u.item_count == 1 => {
-                    data.backend.set_value(s.id, kg, key, operand(0)?)?
+                    backend.set_value(s.id, kg, key, operand(0)?)?
                 }
                 (UpdateKind::Replace, StateKind::List) => {
-                    data.backend.clear(s.id, kg, key)?;
+                    backend.clear(s.id, kg, key)?;
                     for i in 0..u.item_count {
-                        data.backend.append(s.id, kg, key, operand(i)?)?;
+                        backend.append(s.id, kg, key, operand(i)?)?;
                     }
                 }
                 (UpdateKind::Replace, StateKind::Map) => {
                     let entries = pairs(u.item_count, operand)?;
-                    data.backend.clear(s.id, kg, key)?;
+                    backend.clear(s.id, kg, key)?;
                     for (k, v) in &entries {
-                        data.backend.map_put(s.id, kg, key, k, v)?;
+                        backend.map_put(s.id, kg, key, k, v)?;
                     }
                 }
                 (UpdateKind::Append, StateKind::List) => {
                     for i in 0..u.item_count {
-                        data.backend.append(s.id, kg, key, operand(i)?)?;
+                        backend.append(s.id, kg, key, operand(i)?)?;
                     }
                 }
                 (UpdateKind::MapPut, StateKind::Map) => {
                     for i in (0..u.item_count).step_by(2) {
-                        data.backend.map_put(s.id, kg, key, operand(i)?, operand(i + 1)?)?;
+                        backend.map_put(s.id, kg, key, operand(i)?, operand(i + 1)?)?;
                     }
                 }
                 (UpdateKind::MapRemove, StateKind::Map) => {
                     for i in 0..u.item_count {
-                        data.backend.map_remove(s.id, kg, key, operand(i)?)?;
+                        backend.map_remove(s.id, kg, key, operand(i)?)?;
                     }
                 }
                 _ => return Err(wrong()),
             }
         }
         if let Some((h, k, entries)) = rewrite {
-            write_packed(data, h, k, entries)?;
+            write_packed(backend, states, maxp, h, k, entries)?;
         }
         Ok(())
     }
@@ -297,17 +320,24 @@ fn pairs<'a>(count: u32, item: impl Fn(u32) -> Result<&'a [u8]>) -> Result<MapEn
 }
 
 /// Stores a packed map (or removes it when empty).
-fn write_packed(data: &mut HostState, handle: u32, key: &[u8], mut entries: MapEntries) -> Result<()> {
-    let id = data.states[handle as usize].id;
-    let kg = weir_types::key_group(key, data.max_parallelism);
-    store_packed(data, id, kg, key, &packed::pack(&mut entries))
+fn write_packed(
+    backend: &mut dyn KeyedStateBackend,
+    states: &[DeclaredState],
+    max_parallelism: u32,
+    handle: u32,
+    key: &[u8],
+    mut entries: MapEntries,
+) -> Result<()> {
+    let id = states[handle as usize].id;
+    let kg = weir_types::key_group(key, max_parallelism);
+    store_packed(backend, id, kg, key, &packed::pack(&mut entries))
 }
 
 /// Stores packed map bytes as the key's value, or clears it when empty.
-fn store_packed(data: &mut HostState, id: StateId, kg: u16, key: &[u8], bytes: &[u8]) -> Result<()> {
+fn store_packed(backend: &mut dyn KeyedStateBackend, id: StateId, kg: u16, key: &[u8], bytes: &[u8]) -> Result<()> {
     match bytes.is_empty() {
-        true => data.backend.clear(id, kg, key)?,
-        false => data.backend.set_value(id, kg, key, bytes)?,
+        true => backend.clear(id, kg, key)?,
+        false => backend.set_value(id, kg, key, bytes)?,
     }
     Ok(())
 }

@@ -4,16 +4,21 @@
 //! Lifecycle in three phases: a [`PluginEngine`] links the host interfaces
 //! once; [`PluginEngine::load`] compiles and validates a component against the
 //! `operator` world ([`Plugin`], pre-linked); [`Plugin::instantiate`] creates a
-//! cheap [`OperatorInstance`] per task, which owns that task's keyed state.
+//! cheap [`OperatorInstance`] per task. The task's keyed state
+//! ([`weir_state::KeyedState`]) belongs to the runtime, which lends it to
+//! every call: an instance can be replaced by another version's while the
+//! state stays.
 //!
 //! ```no_run
-//! use weir_state::MemoryBackend;
+//! use weir_state::{KeyedState, MemoryBackend};
 //! use weir_wasm::{InitArgs, PluginEngine};
 //!
 //! let engine = PluginEngine::new().unwrap();
 //! let plugin = engine.load_file("target/plugins/celsius.wasm".as_ref()).unwrap();
-//! let mut op = plugin.instantiate("celsius-0/1", Box::new(MemoryBackend::new(128)), 128).unwrap();
-//! let info = op.init(&InitArgs { node_id: "celsius".into(), config: "null".into(), subtask_index: 0, parallelism: 1, attempt: 0 }).unwrap();
+//! let mut state = KeyedState::new(Box::new(MemoryBackend::new(128)), 128, 0..128);
+//! let mut op = plugin.instantiate("celsius-0/1").unwrap();
+//! let args = InitArgs { node_id: "celsius".into(), config: "null".into(), subtask_index: 0, parallelism: 1, attempt: 0 };
+//! let info = op.init(&args, &mut state).unwrap();
 //! assert!(info.states.is_empty());
 //! ```
 
@@ -396,27 +401,15 @@ impl Plugin {
         &self.digest
     }
 
-    /// A new instance for one task, owning that task's keyed state.
-    pub fn instantiate(
-        &self,
-        task: &str,
-        backend: Box<dyn weir_state::KeyedStateBackend>,
-        max_parallelism: u32,
-    ) -> Result<OperatorInstance> {
-        self.instantiate_with(task, backend, max_parallelism, &Limits::default(), &Grants::default())
+    /// A new operator instance for one task (default limits, no grants).
+    pub fn instantiate(&self, task: &str) -> Result<OperatorInstance> {
+        self.instantiate_with(task, &Limits::default(), &Grants::default())
     }
 
     /// The same with given limits and grants.
-    pub fn instantiate_with(
-        &self,
-        task: &str,
-        backend: Box<dyn weir_state::KeyedStateBackend>,
-        max_parallelism: u32,
-        limits: &Limits,
-        grants: &Grants,
-    ) -> Result<OperatorInstance> {
+    pub fn instantiate_with(&self, task: &str, limits: &Limits, grants: &Grants) -> Result<OperatorInstance> {
         match &self.pre {
-            Pre::Operator(pre) => OperatorInstance::new(pre, task, backend, max_parallelism, limits, grants),
+            Pre::Operator(pre) => OperatorInstance::new(pre, task, limits, grants),
             _ => Err(self.not_a(World::Operator)),
         }
     }

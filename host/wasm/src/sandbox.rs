@@ -4,7 +4,7 @@
 
 use wasmtime::Store;
 use wasmtime::component::InstancePre;
-use weir_state::KeyedStateBackend;
+use weir_state::KeyedState;
 
 use crate::host::HostState;
 use crate::{Grants, Limits, PluginError, Result, describe, wit};
@@ -17,15 +17,8 @@ pub(crate) struct Sandbox {
 
 impl Sandbox {
     /// A store for one task, limited and with a deadline per call.
-    pub(crate) fn new(
-        pre: &InstancePre<HostState>,
-        task: &str,
-        backend: Box<dyn KeyedStateBackend>,
-        max_parallelism: u32,
-        limits: &Limits,
-        grants: &Grants,
-    ) -> Result<Self> {
-        let mut store = Store::new(pre.engine(), HostState::new(task, backend, max_parallelism, limits, grants)?);
+    pub(crate) fn new(pre: &InstancePre<HostState>, task: &str, limits: &Limits, grants: &Grants) -> Result<Self> {
+        let mut store = Store::new(pre.engine(), HostState::new(task, limits, grants)?);
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_trap();
         Ok(Sandbox { store, limits: limits.clone() })
@@ -39,6 +32,15 @@ impl Sandbox {
         self.arm()?;
         let result = instantiate(&mut self.store);
         self.check("instantiate", result.map(Ok::<_, wit::OperatorError>))
+    }
+
+    /// Runs `call` with `state` lent to the store (the `state` import reads
+    /// and writes it), and takes it back whatever the call did.
+    pub(crate) fn lending<T>(&mut self, state: &mut KeyedState, call: impl FnOnce(&mut Self) -> T) -> T {
+        state.swap_backend(&mut self.store.data_mut().backend);
+        let result = call(self);
+        state.swap_backend(&mut self.store.data_mut().backend);
+        result
     }
 
     /// Sets the deadline (and fuel) for the next call.

@@ -3,11 +3,11 @@
 //! host's window operator owns assignment, state and firing; these only
 //! compute.
 
-use weir_state::{Items, MemoryBackend};
+use weir_state::Items;
 use weir_types::{RecordBatch, Timestamp};
 
 use crate::aggregator_bindings::{Aggregator, AggregatorPre};
-use crate::convert::{batch_to_wit, items_from_wit, items_to_wit};
+use crate::convert::{batch_ref_to_wit, batch_to_wit, items_from_wit, items_to_wit};
 use crate::host::HostState;
 use crate::sandbox::Sandbox;
 use crate::window_processor_bindings::{WindowProcessor, WindowProcessorPre};
@@ -40,15 +40,15 @@ pub struct RecordFailure {
     pub message: String,
 }
 
-/// A store for a window function: it has no keyed state of its own (the
-/// window operator keeps it), so an empty backend stands in.
+/// A store for a window function: it never holds keyed state (the window
+/// operator keeps windows in the task's state and passes accumulators).
 fn sandbox(
     pre: &wasmtime::component::InstancePre<HostState>,
     task: &str,
     limits: &Limits,
     grants: &Grants,
 ) -> Result<Sandbox> {
-    Sandbox::new(pre, task, Box::new(MemoryBackend::new(1)), 1, limits, grants)
+    Sandbox::new(pre, task, limits, grants)
 }
 
 /// Checks that a call returned one item per input.
@@ -95,11 +95,12 @@ impl AggregatorInstance {
     pub fn add(
         &mut self,
         accumulators: Items,
-        records: RecordBatch,
+        records: &RecordBatch,
         additions: Vec<u32>,
     ) -> Result<(Items, Vec<RecordFailure>)> {
         let expected = accumulators.len();
-        let input = AddInput { accumulators: items_to_wit(accumulators), records: batch_to_wit(records), additions };
+        let input =
+            AddInput { accumulators: items_to_wit(accumulators), records: batch_ref_to_wit(records), additions };
         self.sandbox.arm()?;
         let result = self.bindings.call_add(&mut self.sandbox.store, &input);
         let output = self.sandbox.check("add", result)?;

@@ -113,7 +113,7 @@ impl WindowFunction {
                 additions.sort_by_key(|&(r, _)| r);
                 let flat = additions.into_iter().flat_map(|(r, g)| [r, g]).collect();
                 let (updated, failed) =
-                    instance.add(accumulators, records.clone(), flat).map_err(|e| RuntimeError::plugin(task, e))?;
+                    instance.add(accumulators, records, flat).map_err(|e| RuntimeError::plugin(task, e))?;
                 for (i, g) in groups.iter_mut().enumerate() {
                     g.acc = updated.get(i).to_vec();
                 }
@@ -123,6 +123,19 @@ impl WindowFunction {
             WindowFunction::Process(_) => {}
         }
         Ok(failures)
+    }
+
+    /// Applies a barrier's update to the function.
+    pub(crate) fn update(
+        &mut self,
+        task: &TaskInfo,
+        update: &weir_types::NodeUpdate,
+        plugin: Option<&weir_wasm::Plugin>,
+    ) -> Result<()> {
+        let _ = (update, plugin);
+        Err(RuntimeError::Unavailable(format!(
+            "task {task}: replacing a window's function at a barrier is not supported yet"
+        )))
     }
 
     /// Merges accumulators into one (sessions that came to touch).
@@ -199,5 +212,10 @@ impl WindowFunction {
 }
 
 fn decode(task: &TaskInfo, bytes: &[u8]) -> Result<Acc> {
-    Acc::decode(bytes).ok_or_else(|| RuntimeError::task(task, "corrupt window state: an accumulator is not 32 bytes"))
+    Acc::decode(bytes).ok_or_else(|| {
+        RuntimeError::state(
+            task,
+            weir_state::StateError::Corrupt("window state: an accumulator is not 32 bytes".into()),
+        )
+    })
 }

@@ -21,20 +21,18 @@ mod builtin;
 mod function;
 mod session;
 
-use std::ops::Range;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 use weir_spec::{OnError, TriggerSpec, WindowSpec};
-use weir_state::{KeyedStateBackend, StateId, StateKind};
-use weir_types::{RecordBatch, TaskInfo, TimeDomain, Timestamp};
+use weir_state::{KeyedState, StateDescriptor, StateId, StateKind};
+use weir_types::{NodeUpdate, RecordBatch, TaskInfo, TimeDomain, Timestamp};
 
 use self::assign::{Assigner, count_windows, start_key, start_of, starts};
 pub(crate) use self::function::WindowFunction;
 use self::function::{Buffered, Fired, Group, UNBOUNDED};
 use crate::error::{Result, RuntimeError};
-use crate::metrics::NodeMetrics;
+use crate::metrics::{Counters, NodeMetrics};
 use crate::node::Node;
 use crate::operator::{Clock, DEAD_LETTER_OUTPUT, Emitted, handle_record_errors};
 use crate::timers::TimerService;
@@ -84,7 +82,6 @@ pub(crate) struct WindowSetup<'a> {
     pub(crate) window: &'a WindowSpec,
     pub(crate) function: WindowFunction,
     pub(crate) on_error: OnError,
-    pub(crate) max_parallelism: u32,
     pub(crate) batch_size: usize,
     pub(crate) watermark: Timestamp,
 }
@@ -92,7 +89,7 @@ pub(crate) struct WindowSetup<'a> {
 /// A keyed window operator instance.
 pub(crate) struct WindowOperator {
     task: TaskInfo,
-    backend: Box<dyn KeyedStateBackend>,
+    state: KeyedState,
     windows: StateId,
     /// A window processor's buffered records.
     records: Option<StateId>,
@@ -106,32 +103,31 @@ pub(crate) struct WindowOperator {
     /// Processing time, for processing-time windows and early firings.
     pub(crate) clock: Clock,
     on_error: OnError,
-    max_parallelism: u32,
     batch_size: usize,
-    metrics: Arc<NodeMetrics>,
-    pub(crate) checkpoint_scratch: Option<PathBuf>,
+    counters: Counters,
     /// A buffered record's stored form, reused.
     scratch: Vec<u8>,
 }
 
 impl WindowOperator {
-    /// A window operator over `backend` (with restored state, if any).
+    /// A window operator over `state` (with restored state, if any).
     pub(crate) fn new(
         task: TaskInfo,
-        mut backend: Box<dyn KeyedStateBackend>,
+        mut state: KeyedState,
         setup: WindowSetup<'_>,
         metrics: Arc<NodeMetrics>,
     ) -> Result<Self> {
-        let fail = |e| RuntimeError::task(&task, e);
-        let windows = backend.register(WINDOW_STATE, StateKind::Map).map_err(fail)?;
+        let fail = |e| RuntimeError::state(&task, e);
+        state.begin_declarations();
+        let windows = state.declare(&StateDescriptor::rows(WINDOW_STATE, StateKind::Map)).map_err(fail)?;
         let records = match setup.function.buffers_records() {
-            true => Some(backend.register(RECORDS_STATE, StateKind::Map).map_err(fail)?),
+            true => Some(state.declare(&StateDescriptor::rows(RECORDS_STATE, StateKind::Map)).map_err(fail)?),
             false => None,
         };
-        let timers = TimerService::restore(backend.as_mut()).map_err(fail)?;
+        let timers = TimerService::restore(state.backend()).map_err(fail)?;
         Ok(WindowOperator {
             task,
-            backend,
+            state,
             windows,
             records,
             timers,
@@ -143,25 +139,27 @@ impl WindowOperator {
             late_output: setup.window.late_output.clone(),
             function: setup.function,
             on_error: setup.on_error,
-            max_parallelism: setup.max_parallelism,
             batch_size: setup.batch_size,
-            metrics,
-            checkpoint_scratch: None,
+            counters: Counters::new(metrics),
             scratch: Vec::new(),
         })
     }
 
-    fn fail(&self, e: impl std::fmt::Display) -> RuntimeError {
-        RuntimeError::task(&self.task, e)
+    fn fail(&self, e: weir_state::StateError) -> RuntimeError {
+        RuntimeError::state(&self.task, e)
+    }
+
+    fn corrupt(&self, what: &str) -> RuntimeError {
+        RuntimeError::state(&self.task, weir_state::StateError::Corrupt(what.to_string()))
     }
 
     fn kg(&self, key: &[u8]) -> u16 {
-        weir_types::key_group(key, self.max_parallelism)
+        self.state.key_group(key)
     }
 
     fn timer(&mut self, domain: TimeDomain, at: Timestamp, key: &[u8]) -> Result<()> {
-        let (backend, maxp) = (self.backend.as_mut(), self.max_parallelism);
-        self.timers.register(backend, maxp, domain, at, key.to_vec()).map_err(|e| self.fail(e))
+        let maxp = self.state.max_parallelism();
+        self.timers.register(self.state.backend(), maxp, domain, at, key.to_vec()).map_err(|e| self.fail(e))
     }
 
     /// Whether windows fire when the watermark reaches their end.
@@ -204,12 +202,13 @@ impl WindowOperator {
     /// `key`'s window at `start` as stored, or a new one.
     fn load<'k>(&mut self, key: &'k [u8], start: Timestamp, end: Timestamp) -> Result<Group<'k>> {
         let kg = self.kg(key);
-        let stored = self.backend.map_get(self.windows, kg, key, &start_key(start)).map_err(|e| self.fail(e))?;
+        let stored =
+            self.state.backend().map_get(self.windows, kg, key, &start_key(start)).map_err(|e| self.fail(e))?;
         let mut group =
             Group { key, start, end, stored: stored.is_some(), count_before: 0, acc: Vec::new(), records: Vec::new() };
         match stored {
             Some(bytes) => {
-                let (end, count, acc) = decode_window(&bytes).ok_or_else(|| self.fail("corrupt window state"))?;
+                let (end, count, acc) = decode_window(&bytes).ok_or_else(|| self.corrupt("window state"))?;
                 (group.end, group.count_before, group.acc) = (end, count, acc.to_vec());
             }
             None => group.acc = self.function.empty(),
@@ -225,20 +224,21 @@ impl WindowOperator {
     fn put_window(&mut self, key: &[u8], start: Timestamp, end: Timestamp, count: u64, acc: &[u8]) -> Result<()> {
         let value = encode_window(end, count, acc);
         let kg = self.kg(key);
-        self.backend.map_put(self.windows, kg, key, &start_key(start), &value).map_err(|e| self.fail(e))
+        self.state.backend().map_put(self.windows, kg, key, &start_key(start), &value).map_err(|e| self.fail(e))
     }
 
     /// `key`'s stored windows, in start order.
     fn stored_windows(&mut self, key: &[u8]) -> Result<Vec<StoredWindow>> {
         let kg = self.kg(key);
-        let stored = self.backend.map_range(self.windows, kg, key, None, usize::MAX).map_err(|e| self.fail(e))?;
+        let stored =
+            self.state.backend().map_range(self.windows, kg, key, None, usize::MAX).map_err(|e| self.fail(e))?;
         let mut windows = Vec::with_capacity(stored.len());
         for (k, v) in &stored {
             if k == SEQ_KEY {
                 continue;
             }
             let (Some(start), Some((end, count, acc))) = (start_of(k), decode_window(v)) else {
-                return Err(self.fail("corrupt window state"));
+                return Err(self.corrupt("window state"));
             };
             windows.push((start, end, count, acc.to_vec()));
         }
@@ -264,7 +264,7 @@ impl WindowOperator {
         stored.clear();
         stored.extend_from_slice(&ts.to_le_bytes());
         stored.extend_from_slice(value);
-        let put = self.backend.map_put(state, kg, key, &record_key(start, seq), &stored);
+        let put = self.state.backend().map_put(state, kg, key, &record_key(start, seq), &stored);
         self.scratch = stored;
         put.map_err(|e| self.fail(e))
     }
@@ -286,14 +286,14 @@ impl WindowOperator {
         let mut out = Vec::new();
         let mut after = prefix.to_vec();
         loop {
-            let page = self.backend.map_range(state, kg, key, Some(&after), 1024).map_err(|e| self.fail(e))?;
+            let page = self.state.backend().map_range(state, kg, key, Some(&after), 1024).map_err(|e| self.fail(e))?;
             let full = page.len() == 1024;
             for (k, v) in page {
                 if !k.starts_with(&prefix) {
                     return Ok(out);
                 }
                 let ts = v.get(..8).and_then(|t| t.try_into().ok()).map(i64::from_le_bytes);
-                let ts = ts.ok_or_else(|| self.fail("corrupt window state: a buffered record"))?;
+                let ts = ts.ok_or_else(|| self.corrupt("window state: a buffered record"))?;
                 after.clone_from(&k);
                 out.push((k, ts, v[8..].to_vec()));
             }
@@ -307,10 +307,10 @@ impl WindowOperator {
     /// (numbered `0..count`: their keys are known, nothing is read).
     fn purge(&mut self, key: &[u8], start: Timestamp, count: u64) -> Result<()> {
         let kg = self.kg(key);
-        self.backend.map_remove(self.windows, kg, key, &start_key(start)).map_err(|e| self.fail(e))?;
+        self.state.backend().map_remove(self.windows, kg, key, &start_key(start)).map_err(|e| self.fail(e))?;
         if let Some(state) = self.records {
             for seq in 0..count {
-                self.backend.map_remove(state, kg, key, &record_key(start, seq)).map_err(|e| self.fail(e))?;
+                self.state.backend().map_remove(state, kg, key, &record_key(start, seq)).map_err(|e| self.fail(e))?;
             }
         }
         Ok(())
@@ -446,10 +446,11 @@ impl WindowOperator {
 
     /// Fires the timers of `domain` due at `upto`, in batches.
     fn fire_timers(&mut self, domain: TimeDomain, upto: Timestamp, out: &mut RecordBatch) -> Result<()> {
+        let maxp = self.state.max_parallelism();
         loop {
             let due = self
                 .timers
-                .pop_due(self.backend.as_mut(), self.max_parallelism, domain, upto, self.batch_size)
+                .pop_due(self.state.backend(), maxp, domain, upto, self.batch_size)
                 .map_err(|e| self.fail(e))?;
             if due.is_empty() {
                 return Ok(());
@@ -465,11 +466,11 @@ impl WindowOperator {
     /// How many records `key` has had (count windows).
     fn seq(&mut self, key: &[u8]) -> Result<u64> {
         let kg = self.kg(key);
-        let stored = self.backend.map_get(self.windows, kg, key, SEQ_KEY).map_err(|e| self.fail(e))?;
+        let stored = self.state.backend().map_get(self.windows, kg, key, SEQ_KEY).map_err(|e| self.fail(e))?;
         match stored {
             None => Ok(0),
             Some(bytes) => Ok(u64::from_le_bytes(
-                bytes.as_slice().try_into().map_err(|_| self.fail("corrupt window state: a record count"))?,
+                bytes.as_slice().try_into().map_err(|_| self.corrupt("window state: a record count"))?,
             )),
         }
     }
@@ -493,24 +494,24 @@ impl WindowOperator {
 
     /// A record too late for all its windows: to the late output, or
     /// dropped and counted.
-    fn late(&self, r: weir_types::RecordRef<'_>, late: &mut RecordBatch) {
+    fn late(&mut self, r: weir_types::RecordRef<'_>, late: &mut RecordBatch) {
         match &self.late_output {
             Some(_) => late.push_ref(r),
-            None => self.metrics.add_counter("late_records_dropped", 1),
+            None => self.counters.add("late_records_dropped", 1),
         }
     }
 
     /// Records the function failed on, by the node's `on_error`.
-    fn failed(&self, failures: &mut [(u32, String)], input: &RecordBatch, out: &mut Emitted) -> Result<()> {
+    fn failed(&mut self, failures: &mut [(u32, String)], input: &RecordBatch, out: &mut Emitted) -> Result<()> {
         failures.sort_by_key(|(i, _)| *i);
         let who = match &self.function {
             WindowFunction::Builtin(_) => "the window aggregate",
             _ => "plugin",
         };
         let dead =
-            handle_record_errors(&self.task, self.on_error, &self.metrics, who, failures, "record", Some(input))?;
+            handle_record_errors(&self.task, self.on_error, &mut self.counters, who, failures, "record", Some(input))?;
         if let Some(batch) = dead {
-            self.metrics.side_out.inc_by(batch.len() as u64);
+            self.counters.node().side_out.inc_by(batch.len() as u64);
             out.side.push((DEAD_LETTER_OUTPUT.to_string(), batch));
         }
         Ok(())
@@ -523,11 +524,11 @@ impl Node for WindowOperator {
     }
 
     fn metrics(&self) -> &NodeMetrics {
-        &self.metrics
+        self.counters.node()
     }
 
     fn process(&mut self, records: RecordBatch) -> Result<Emitted> {
-        self.metrics.records_in.inc_by(records.len() as u64);
+        self.counters.node().records_in.inc_by(records.len() as u64);
         let mut out = Emitted::default();
         let mut late = RecordBatch::new();
         let mut failures: Vec<(u32, String)> = Vec::new();
@@ -555,7 +556,10 @@ impl Node for WindowOperator {
                     continue;
                 }
                 let Some(key) = r.key else {
-                    return Err(self.fail("a window needs keyed input, and a record has no key"));
+                    return Err(RuntimeError::record(
+                        &self.task,
+                        "a window needs keyed input, and a record has no key",
+                    ));
                 };
                 let time = self.time_of(r.timestamp, now);
                 windows.clear();
@@ -667,7 +671,10 @@ impl Node for WindowOperator {
         }
         for (key, seq) in seqs {
             let kg = self.kg(key);
-            self.backend.map_put(self.windows, kg, key, SEQ_KEY, &seq.to_le_bytes()).map_err(|e| self.fail(e))?;
+            self.state
+                .backend()
+                .map_put(self.windows, kg, key, SEQ_KEY, &seq.to_le_bytes())
+                .map_err(|e| self.fail(e))?;
         }
         self.emit(fired, buffered, &mut out.main)?;
         if !failures.is_empty() {
@@ -676,10 +683,10 @@ impl Node for WindowOperator {
         if let Some(name) = &self.late_output
             && !late.is_empty()
         {
-            self.metrics.side_out.inc_by(late.len() as u64);
+            self.counters.node().side_out.inc_by(late.len() as u64);
             out.side.push((name.clone(), late));
         }
-        self.metrics.records_out.inc_by(out.main.len() as u64);
+        self.counters.node().records_out.inc_by(out.main.len() as u64);
         Ok(out)
     }
 
@@ -694,14 +701,14 @@ impl Node for WindowOperator {
         if watermark == weir_types::MAX_WATERMARK && self.trigger == TriggerSpec::ProcessingTime {
             self.fire_timers(TimeDomain::ProcessingTime, Timestamp::MAX, &mut out.main)?;
         }
-        self.metrics.records_out.inc_by(out.main.len() as u64);
+        self.counters.node().records_out.inc_by(out.main.len() as u64);
         Ok(out)
     }
 
     fn fire_processing_timers(&mut self) -> Result<Emitted> {
         let mut out = Emitted::default();
         self.fire_timers(TimeDomain::ProcessingTime, self.clock.now(), &mut out.main)?;
-        self.metrics.records_out.inc_by(out.main.len() as u64);
+        self.counters.node().records_out.inc_by(out.main.len() as u64);
         Ok(out)
     }
 
@@ -709,20 +716,20 @@ impl Node for WindowOperator {
         self.timers.next(TimeDomain::ProcessingTime)
     }
 
-    fn backend(&mut self) -> &mut dyn KeyedStateBackend {
-        self.backend.as_mut()
+    fn state(&mut self) -> &mut KeyedState {
+        &mut self.state
     }
 
     fn watermark(&self) -> Timestamp {
         self.watermark
     }
 
-    fn key_groups(&self) -> Range<u16> {
-        weir_types::key_groups_of_task(self.task.index, self.task.parallelism, self.max_parallelism)
+    fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
     }
 
-    fn checkpoint_scratch(&self) -> Option<&Path> {
-        self.checkpoint_scratch.as_deref()
+    fn update(&mut self, update: &NodeUpdate, plugin: Option<&weir_wasm::Plugin>) -> Result<()> {
+        self.function.update(&self.task, update, plugin)
     }
 }
 

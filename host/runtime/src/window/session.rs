@@ -314,7 +314,7 @@ impl WindowOperator {
                     Part::Stored { start, count } if start == s.start && seq == 0 => seq += count,
                     Part::Stored { start, .. } => {
                         for (k, t, v) in self.buffered(key, start)? {
-                            self.backend.map_remove(state, kg, key, &k).map_err(|e| self.fail(e))?;
+                            self.state.backend().map_remove(state, kg, key, &k).map_err(|e| self.fail(e))?;
                             self.put_record(key, s.start, seq, t, &v)?;
                             seq += 1;
                         }
@@ -329,7 +329,7 @@ impl WindowOperator {
         }
         for &start in &s.stored {
             if start != s.start {
-                self.backend.map_remove(self.windows, kg, key, &start_key(start)).map_err(|e| self.fail(e))?;
+                self.state.backend().map_remove(self.windows, kg, key, &start_key(start)).map_err(|e| self.fail(e))?;
             }
         }
         self.put_window(key, s.start, s.end, s.count, &s.acc)?;

@@ -3,7 +3,6 @@
 //! processor's buffered records (the `window-collect` plugin, memory and
 //! RocksDB): what it sees and that nothing stays behind.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use weir_spec::{AggregateSpec, CountSpec, OnError, TriggerSpec, WindowSpec};
@@ -11,7 +10,7 @@ use weir_state::MemoryBackend;
 use weir_types::{MAX_WATERMARK, MIN_WATERMARK, RecordBatch, TaskInfo, Timestamp};
 
 use super::{WindowFunction, WindowOperator, WindowSetup};
-use crate::metrics::JobMetrics;
+use crate::metrics::NodeMetrics;
 use crate::node::Node;
 use crate::operator::{Clock, Emitted};
 
@@ -33,16 +32,9 @@ fn build(
     backend: Box<dyn weir_state::KeyedStateBackend>,
 ) -> WindowOperator {
     let task = TaskInfo { node: "w".into(), index: 0, parallelism: 1 };
-    let setup = WindowSetup {
-        window: &window,
-        function,
-        on_error,
-        max_parallelism: 128,
-        batch_size: 1024,
-        watermark: MIN_WATERMARK,
-    };
-    let metrics = Arc::new(JobMetrics::default().node("w", "window"));
-    WindowOperator::new(task, backend, setup, metrics).unwrap()
+    let setup = WindowSetup { window: &window, function, on_error, batch_size: 1024, watermark: MIN_WATERMARK };
+    let metrics = NodeMetrics::detached("w");
+    WindowOperator::new(task, weir_state::KeyedState::new(backend, 128, 0..128), setup, metrics).unwrap()
 }
 
 /// Records `(key, timestamp, v)` as one batch.
@@ -143,7 +135,10 @@ fn a_count_trigger_fires_time_windows_by_count_only_and_they_go_after_their_late
     op.advance_watermark(6000).unwrap();
     let out = op.process(batch(&[("a", 100, 1)])).unwrap();
     assert!(lines(out).is_empty());
-    assert_eq!(op.metrics.report().counters.get("late_records_dropped"), Some(&1));
+    assert_eq!(
+        op.metrics().counters().into_iter().collect::<std::collections::BTreeMap<_, _>>().get("late_records_dropped"),
+        Some(&1)
+    );
     // [5000, 10000) has one record: never fired.
     assert!(lines(op.advance_watermark(MAX_WATERMARK).unwrap()).is_empty());
 }
@@ -240,7 +235,7 @@ fn collecting(window: WindowSpec, backend: Box<dyn weir_state::KeyedStateBackend
 fn stored(op: &mut WindowOperator) -> (usize, usize, usize) {
     let records = op.records.unwrap();
     let windows = op.windows;
-    let backend = op.backend.as_mut();
+    let backend = op.state.backend();
     let entries = |backend: &mut dyn weir_state::KeyedStateBackend, state| {
         backend
             .entries(state)
