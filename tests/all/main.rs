@@ -1,11 +1,14 @@
 //! Weir's integration tests, one binary (see `tests/lib.rs` for helpers).
 
 mod cli;
+mod commit_crash;
 mod failures;
 mod harness;
+mod jobs;
 mod parity;
 mod recovery;
 mod sandbox;
 mod scenarios;
+mod snapshots;
 mod state_kinds;
 mod wall_clock;
