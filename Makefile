@@ -37,6 +37,7 @@ test: build plugins
 bench: build plugins
 	$(CARGO) bench -p weir-tests --bench pipeline
 	$(CARGO) bench -p weir-tests --bench boundary
+	$(CARGO) bench -p weir-tests --bench restore
 
 lint: setup
 	$(CARGO) fmt --all --check
