@@ -267,6 +267,28 @@ fn two_jobs_of_one_name_run_side_by_side_and_one_failing_leaves_the_other_alone(
 }
 
 #[test]
+fn a_second_job_cannot_take_a_checkpoint_dir_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = sensor_job(dir.path(), 1, "memory", 1, 40000);
+    let first = start(&spec, &JobOptions::default(), &engine()).unwrap();
+    let err = start(&spec, &JobOptions::default(), &engine()).unwrap_err();
+    assert_eq!((err.code(), err.class()), ("checkpoint_dir_in_use", ErrorClass::Invalid));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "checkpoint dir {} is in use by another running job: give each job a checkpoint dir of its own",
+            dir.path().join("checkpoints").display()
+        )
+    );
+    first.cancel();
+    assert!(matches!(first.wait(), Err(RuntimeError::Cancelled)));
+    // Once the first has ended, the directory is free.
+    let again = start(&spec, &JobOptions::default(), &engine()).unwrap();
+    again.cancel();
+    assert!(matches!(again.wait(), Err(RuntimeError::Cancelled)));
+}
+
+#[test]
 fn a_plugin_failing_its_init_is_not_restarted() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("in.jsonl"), "{\"id\":\"a\",\"timestamp\":1}\n").unwrap();
@@ -305,5 +327,6 @@ fn a_job_without_checkpoints_cannot_be_stopped_at_a_barrier() {
     let err = job.stop().unwrap_err();
     assert_eq!(err.to_string(), "job `sensors` has no `checkpoint` in its spec: nothing to write a checkpoint to");
     job.cancel();
-    assert!(matches!(job.wait(), Err(RuntimeError::Cancelled)));
+    let ended = job.wait();
+    assert!(matches!(ended, Err(RuntimeError::Cancelled)), "{ended:?}");
 }

@@ -27,5 +27,5 @@ pub use align::{Aligner, BarrierOutcome};
 pub use coordinator::{Ack, Coordinator, CoordinatorConfig, Tick, to_delete};
 pub use store::{
     CheckpointStore, FORMAT, Manifest, OperatorSnapshot, OperatorState, SinkSnapshot, SinkState, SourceState,
-    SplitSnapshot, StateFiles, StateInfo, StoreError, TaskStatus,
+    SplitSnapshot, StateFiles, StateInfo, StoreError, StoreLock, TaskStatus,
 };

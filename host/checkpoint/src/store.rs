@@ -31,6 +31,12 @@ pub enum StoreError {
         /// Why.
         source: std::io::Error,
     },
+    /// Another running job writes checkpoints to the directory.
+    #[error("checkpoint dir {dir} is in use by another running job: give each job a checkpoint dir of its own")]
+    Locked {
+        /// The directory.
+        dir: PathBuf,
+    },
     /// A manifest could not be read.
     #[error("checkpoint manifest {path}: {message}")]
     Manifest {
@@ -205,8 +211,16 @@ pub struct Manifest {
 }
 
 const MANIFEST: &str = "_manifest.json";
+const LOCK: &str = "_lock";
 const SHARED: &str = "shared";
 const IN_PROGRESS: &str = ".inprogress";
+
+/// A job's hold on a checkpoint directory: while it lives no other job (in
+/// this process or another) can take the directory.
+#[derive(Debug)]
+pub struct StoreLock {
+    _file: File,
+}
 
 /// The checkpoints of one job, in one directory.
 #[derive(Debug, Clone)]
@@ -223,6 +237,19 @@ impl CheckpointStore {
     pub fn open(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         Ok(CheckpointStore { dir: dir.to_path_buf() })
+    }
+
+    /// Takes the directory for one running job (an advisory lock on its
+    /// `_lock` file, released when the [`StoreLock`] is dropped or the
+    /// process dies).
+    pub fn lock(&self) -> Result<StoreLock> {
+        let path = self.dir.join(LOCK);
+        let file = File::options().create(true).truncate(false).write(true).open(&path).map_err(io(&path))?;
+        match file.try_lock() {
+            Ok(()) => Ok(StoreLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked { dir: self.dir.clone() }),
+            Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Io { path, source: e }),
+        }
     }
 
     /// The directory of checkpoint `id`.
@@ -464,6 +491,23 @@ mod tests {
         assert!(!store.shared_path("b-000010.sst").exists());
         assert_eq!(CheckpointStore::load(&store.path(1)).unwrap(), m);
         assert!(store.path(1).join("avg-0/CURRENT").is_file());
+    }
+
+    #[test]
+    fn one_job_at_a_time_holds_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path()).unwrap();
+        let held = store.lock().unwrap();
+        let err = store.lock().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "checkpoint dir {} is in use by another running job: give each job a checkpoint dir of its own",
+                dir.path().display()
+            )
+        );
+        drop(held);
+        store.lock().unwrap();
     }
 
     #[test]

@@ -169,6 +169,7 @@ impl RuntimeError {
                 _ => ErrorClass::Runtime,
             },
             RuntimeError::State { source: weir_state::StateError::KindChanged { .. }, .. } => ErrorClass::Invalid,
+            RuntimeError::Checkpoint(weir_checkpoint::StoreError::Locked { .. }) => ErrorClass::Invalid,
             RuntimeError::Cancelled => ErrorClass::Cancelled,
             _ => ErrorClass::Runtime,
         }
@@ -196,6 +197,7 @@ impl RuntimeError {
             RuntimeError::Connector { .. } => "connector_failed",
             RuntimeError::State { .. } => "state_failed",
             RuntimeError::Record { .. } => "record_failed",
+            RuntimeError::Checkpoint(weir_checkpoint::StoreError::Locked { .. }) => "checkpoint_dir_in_use",
             RuntimeError::Checkpoint(_) => "checkpoint_failed",
             RuntimeError::Restore { .. } => "restore_incompatible",
             RuntimeError::Io { .. } => "io_failed",

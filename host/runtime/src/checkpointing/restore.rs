@@ -192,7 +192,8 @@ pub fn find_restore(spec: &JobSpec, fresh: bool, from: Option<&Path>) -> Result<
     if fresh {
         return Ok(None);
     }
-    let store = open_store(c)?;
+    // Read only: another job may hold the directory (its start says so).
+    let store = CheckpointStore::open(&c.dir)?;
     let Some((dir, manifest)) = store.latest()? else {
         return Ok(None);
     };
@@ -210,6 +211,11 @@ pub fn find_restore(spec: &JobSpec, fresh: bool, from: Option<&Path>) -> Result<
     Ok(Some(Restore { dir, manifest }))
 }
 
+/// Takes `c.dir` for the running job: no other job may write there.
+pub(crate) fn lock(c: &CheckpointSpec) -> Result<weir_checkpoint::StoreLock> {
+    Ok(CheckpointStore::open(&c.dir)?.lock()?)
+}
+
 /// The id the next checkpoint written to `c.dir` gets.
 pub(crate) fn next_id(c: &CheckpointSpec) -> Result<u64> {
     let store = open_store(c)?;
@@ -225,7 +231,8 @@ pub(crate) fn latest_since(c: &CheckpointSpec, first_id: u64) -> Result<Option<R
     }
 }
 
-/// The checkpoint store of `c.dir`, with a crash's debris cleaned away.
+/// The checkpoint store of `c.dir`, with a crash's debris cleaned away
+/// (only while the job holds its [`lock`]).
 pub(crate) fn open_store(c: &CheckpointSpec) -> Result<CheckpointStore> {
     let store = CheckpointStore::open(&c.dir)?;
     store.clean_debris()?;

@@ -37,7 +37,7 @@ struct OpenedSource {
 
 impl Attempt<'_> {
     pub(super) fn run(&self) -> Result<JobOutcome> {
-        let Supervisor { spec, options, plugins, shared } = self.supervisor;
+        let Supervisor { spec, options, plugins, shared, .. } = self.supervisor;
         let (attempt, restore) = (self.attempt, self.restore);
         let plan = Plan::new(spec);
         let backend_kind = options.state_backend.unwrap_or(spec.state.backend);
@@ -311,6 +311,10 @@ impl Attempt<'_> {
         let stored = coordinator.map(CoordinatorHandle::join);
         drop(state_root);
         if let Some(e) = failure {
+            // Tasks the user's cancel stopped may see each other go first.
+            if e.is_knock_on() && shared.cancel.load(Ordering::Relaxed) {
+                return Err(RuntimeError::Cancelled);
+            }
             return Err(e);
         }
         if let Some(stored) = stored {

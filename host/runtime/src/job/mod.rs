@@ -312,6 +312,8 @@ pub fn start(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine) -> Res
         r.check(spec)?;
     }
     let plugins = load_plugins(spec, engine)?;
+    // The checkpoint directory is this job's until it ends.
+    let lock = spec.checkpoint.as_ref().map(crate::checkpointing::restore::lock).transpose()?;
     let id = new_job_id();
     let metrics = Arc::new(options.metrics.clone().unwrap_or_default().job(&id, &spec.name));
     let order: Vec<String> = spec
@@ -335,7 +337,8 @@ pub fn start(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine) -> Res
         started,
         checkpoints: spec.checkpoint.is_some(),
     });
-    let supervisor = Supervisor { spec: spec.clone(), options: options.clone(), plugins, shared: shared.clone() };
+    let supervisor =
+        Supervisor { spec: spec.clone(), options: options.clone(), plugins, shared: shared.clone(), _lock: lock };
     let thread = std::thread::Builder::new()
         .name(format!("job-{}", &id[..8]))
         .spawn(move || {
@@ -373,6 +376,8 @@ struct Supervisor {
     options: JobOptions,
     plugins: HashMap<String, Plugin>,
     shared: Arc<Shared>,
+    /// The hold on the checkpoint directory.
+    _lock: Option<weir_checkpoint::StoreLock>,
 }
 
 impl Supervisor {

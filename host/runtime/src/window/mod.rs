@@ -181,7 +181,11 @@ impl WindowOperator {
     fn window_timers(&mut self, key: &[u8], end: Timestamp) -> Result<()> {
         let last = end - 1;
         match self.trigger {
-            TriggerSpec::ProcessingTime => return self.timer(TimeDomain::ProcessingTime, last, key),
+            // Once the clock has passed the window's last millisecond: a
+            // record arriving in that millisecond still joins it (were it
+            // to fire at `last`, that record would open the window again and
+            // it would fire twice).
+            TriggerSpec::ProcessingTime => return self.timer(TimeDomain::ProcessingTime, end, key),
             // Fired by count only; cleaned up when the watermark passes.
             TriggerSpec::Count(_) => return self.timer(TimeDomain::EventTime, last.saturating_add(self.lateness), key),
             TriggerSpec::EventTime | TriggerSpec::Every(_) => {}

@@ -144,6 +144,23 @@ fn a_count_trigger_fires_time_windows_by_count_only_and_they_go_after_their_late
 }
 
 #[test]
+fn a_processing_time_window_fires_once_even_with_records_in_its_last_millisecond() {
+    let mut op = operator(WindowSpec {
+        tumbling: Some(secs(10)),
+        trigger: TriggerSpec::ProcessingTime,
+        ..WindowSpec::default()
+    });
+    op.clock = Clock::Manual(9_999);
+    op.process(batch(&[("a", 0, 1)])).unwrap();
+    assert!(lines(op.fire_processing_timers().unwrap()).is_empty(), "its last millisecond is not over");
+    op.process(batch(&[("a", 0, 2)])).unwrap();
+    op.clock = Clock::Manual(10_000);
+    let out = op.fire_processing_timers().unwrap();
+    assert_eq!(lines(out), vec![r#"{"key":"a","window_start":0,"window_end":10000,"sum":3.0}@9999"#]);
+    assert!(lines(op.advance_watermark(MAX_WATERMARK).unwrap()).is_empty(), "nothing fires twice");
+}
+
+#[test]
 fn processing_time_windows_follow_the_clock_not_the_records() {
     let mut op = operator(WindowSpec {
         tumbling: Some(secs(10)),
@@ -156,7 +173,7 @@ fn processing_time_windows_follow_the_clock_not_the_records() {
     op.advance_watermark(200_000).unwrap();
     op.clock = Clock::Manual(9_000);
     op.process(batch(&[("a", 0, 4)])).unwrap();
-    assert_eq!(op.next_processing_timer(), Some(9_999));
+    assert_eq!(op.next_processing_timer(), Some(10_000));
     assert!(lines(op.fire_processing_timers().unwrap()).is_empty());
     op.clock = Clock::Manual(10_000);
     let out = op.fire_processing_timers().unwrap();
