@@ -117,6 +117,46 @@ fn a_job_stopped_at_a_barrier_resumes_with_exactly_the_output_of_one_that_was_no
     assert_eq!(debris(dir.path()), Vec::<String>::new());
 }
 
+#[test]
+fn a_barrier_s_mutation_swaps_a_running_operator_with_its_state_kept() {
+    let reference = tempfile::tempdir().unwrap();
+    run_job(&sensor_job(reference.path(), 1, "memory", 4, 30000), &JobOptions::default(), &engine()).unwrap();
+    let expected = outputs(reference.path());
+
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine();
+    let job = start(&sensor_job(dir.path(), 2, "rocksdb", 4, 30000), &JobOptions::default(), &engine).unwrap();
+    while job.status() == JobStatus::Starting {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(150));
+    // A new instance of the keyed averaging (a new version would be a new
+    // digest): every task swaps at the same barrier.
+    let plugin = engine.load_file(&plugin("sensor-average")).unwrap();
+    let digest = plugin.digest().to_string();
+    job.register_plugin(plugin);
+    let update = weir_types::NodeUpdate { plugin: Some(digest), config: None };
+    let mutation = weir_types::Mutation { updates: [("averages".to_string(), update)].into() };
+    let done = job.trigger(weir_types::BarrierKind::Checkpoint, Some(mutation)).unwrap().wait().unwrap();
+    assert_eq!(done.kind, weir_types::BarrierKind::Checkpoint);
+    let report = job.wait().unwrap();
+    assert_eq!(report.outcome, JobOutcome::Finished);
+    let averages = report.nodes.iter().find(|n| n.node == "averages").unwrap();
+    assert_eq!(averages.counters.get("plugin_swaps"), Some(&2), "both subtasks swapped");
+    assert_eq!(sorted(outputs(dir.path())), sorted(expected));
+
+    // A digest the job does not know fails the tasks that would swap.
+    let unknown = weir_types::NodeUpdate { plugin: Some("00".repeat(32)), config: None };
+    let job = start(&sensor_job(dir.path(), 1, "memory", 4, 30000), &JobOptions::default(), &engine).unwrap();
+    while job.status() == JobStatus::Starting {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mutation = weir_types::Mutation { updates: [("averages".to_string(), unknown)].into() };
+    let _ = job.trigger(weir_types::BarrierKind::Checkpoint, Some(mutation)).unwrap().wait();
+    let err = job.wait().unwrap_err().to_string();
+    assert!(err.contains(&format!("the plugin with digest {} that barrier", "00".repeat(32))), "{err}");
+}
+
 /// Stops at parallelism 2, resumes at 4, stops, finishes at 1 — each step on
 /// the given backend.
 fn rescale(backends: [&str; 3]) {
@@ -127,8 +167,12 @@ fn rescale(backends: [&str; 3]) {
     let dir = tempfile::tempdir().unwrap();
     let first = run_and_stop(&sensor_job(dir.path(), 2, backends[0], 9, 60000), None, Duration::from_millis(120));
     assert_eq!(first.manifest.operators["averages"].parallelism, 2);
-    let second =
-        run_and_stop(&sensor_job(dir.path(), 4, backends[1], 9, 60000), Some(first), Duration::from_millis(120));
+    // At parallelism 4 `celsius` runs at 3: it is no longer chained to the
+    // source (another task shape; its state is found by node id all the same).
+    let mut four = sensor_job(dir.path(), 4, backends[1], 9, 60000);
+    four.operators[0].parallelism = Some(3);
+    let second = run_and_stop(&four, Some(first), Duration::from_millis(120));
+    assert_eq!(second.manifest.operators["celsius"].subtasks.len(), 3);
     let averages = &second.manifest.operators["averages"];
     assert_eq!(
         averages.subtasks.iter().map(|s| s.key_groups).collect::<Vec<_>>(),

@@ -180,3 +180,38 @@ fn a_plugin_swapped_at_a_barrier_keeps_the_state_and_converts_its_encoding() {
     restored.process(vec![command("a", json!({"op": "untag", "item": "x"}))]).unwrap();
     assert_eq!(outputs(&mut restored), vec![json!({"key": "a", "count": 2, "items": ["x", "y"], "tags": {"y": 2}})]);
 }
+
+#[test]
+fn a_window_s_function_swapped_at_a_barrier_keeps_its_windows() {
+    let setup = setup(&format!(
+        "  - {{id: op, input: input, key_by: key, window: {{tumbling: 2s}}, plugin: {}}}\n",
+        plugin("average").display()
+    ));
+    let all = readings();
+    let mut reference = vec![OperatorHarness::from_setup(&setup, 0, 1).unwrap()];
+    let mut expected = run(&mut reference, &all, 128);
+    expected.extend(finish(&mut reference));
+
+    let mut h = vec![OperatorHarness::from_setup(&setup, 0, 1).unwrap()];
+    let mut got = run(&mut h, &all[..500], 128);
+    h[0].barrier(1).unwrap();
+    // A new instance of the aggregate (another version would do the same):
+    // the open windows' accumulators are the host's and carry on.
+    h[0].replace_plugin(setup.plugin.as_ref().unwrap(), None).unwrap();
+    got.extend(run(&mut h, &all[500..], 128));
+    got.extend(finish(&mut h));
+    assert_eq!(got, expected);
+    assert_eq!(h[0].counters().get("plugin_swaps"), Some(&1));
+
+    // Not by a function of another world.
+    let celsius = weir_wasm::PluginEngine::new().unwrap().load_file(&plugin("celsius")).unwrap();
+    let err = h[0].replace_plugin(&celsius, None).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "operator `op`: a window's function can only be replaced by one of the same world, and {} implements \
+             weir:plugin/operator@0.1.0",
+            plugin("celsius").display()
+        )
+    );
+}

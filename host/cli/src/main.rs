@@ -197,7 +197,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Checkpoints { command: CheckpointsCommand::List { dir } } => {
             let store = weir_checkpoint::CheckpointStore::open(&dir)?;
             let mut out = std::io::stdout().lock();
-            writeln!(out, "{:>6}  {:<24}  {:>8}  {:>12}  tasks", "id", "completed (UTC)", "took ms", "state bytes")?;
+            writeln!(
+                out,
+                "{:>6}  {:<24}  {:>8}  {:>12}  {:<10}  tasks",
+                "id", "completed (UTC)", "took ms", "state bytes", "kind"
+            )?;
             for id in store.completed()? {
                 let m = weir_checkpoint::CheckpointStore::load(&store.path(id))?;
                 let at = humantime::format_rfc3339_millis(
@@ -206,11 +210,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let finished = m.tasks.iter().filter(|t| t.finished).count();
                 writeln!(
                     out,
-                    "{:>6}  {:<24}  {:>8}  {:>12}  {} ({} finished)",
+                    "{:>6}  {:<24}  {:>8}  {:>12}  {:<10}  {} ({} finished)",
                     m.id,
                     at.to_string(),
                     m.duration_ms,
                     m.bytes,
+                    m.kind,
                     m.tasks.len(),
                     finished
                 )?;

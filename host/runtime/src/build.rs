@@ -209,6 +209,7 @@ pub(crate) fn operator_node(cx: NodeContext<'_>, o: &OperatorSpec, plugin: Optio
         let setup = WindowSetup {
             window,
             function,
+            instance: setup,
             on_error: o.on_error,
             batch_size: cx.batch_size,
             watermark: opened.watermark.unwrap_or(weir_types::MIN_WATERMARK),
@@ -240,36 +241,40 @@ fn window_function(
     }
     let plugin = plugin
         .ok_or_else(|| RuntimeError::Config { node: o.id.clone(), message: "the window has no plugin".into() })?;
+    if plugin.world() == World::Operator {
+        return Err(RuntimeError::Config {
+            node: o.id.clone(),
+            message: format!(
+                "the plugin of a window must implement {} or {}, and {} implements {}",
+                World::Aggregator,
+                World::WindowProcessor,
+                plugin.name(),
+                World::Operator
+            ),
+        });
+    }
+    window_plugin(plugin, task, setup)
+}
+
+/// A window function instance of `plugin` (an aggregator or a window
+/// processor), initialized.
+pub(crate) fn window_plugin(plugin: &Plugin, task: &TaskInfo, setup: &InstanceSetup) -> Result<WindowFunction> {
     let name = task.to_string();
-    let function = match plugin.world() {
-        World::Aggregator => {
-            let mut instance = plugin
-                .instantiate_aggregator(&name, &setup.limits, &setup.grants)
-                .map_err(|e| RuntimeError::plugin(task, e))?;
-            instance.init(&setup.args).map_err(|e| RuntimeError::plugin(task, e))?;
-            WindowFunction::Aggregator(Box::new(instance))
-        }
+    let fail = |e| RuntimeError::plugin(task, e);
+    Ok(match plugin.world() {
         World::WindowProcessor => {
-            let mut instance = plugin
-                .instantiate_window_processor(&name, &setup.limits, &setup.grants)
-                .map_err(|e| RuntimeError::plugin(task, e))?;
-            instance.init(&setup.args).map_err(|e| RuntimeError::plugin(task, e))?;
+            let mut instance =
+                plugin.instantiate_window_processor(&name, &setup.limits, &setup.grants).map_err(fail)?;
+            instance.init(&setup.args).map_err(fail)?;
             WindowFunction::Process(Box::new(instance))
         }
-        World::Operator => {
-            return Err(RuntimeError::Config {
-                node: o.id.clone(),
-                message: format!(
-                    "the plugin of a window must implement {} or {}, and {} implements {}",
-                    World::Aggregator,
-                    World::WindowProcessor,
-                    plugin.name(),
-                    World::Operator
-                ),
-            });
+        // An operator is refused by `instantiate_aggregator` with both worlds named.
+        World::Aggregator | World::Operator => {
+            let mut instance = plugin.instantiate_aggregator(&name, &setup.limits, &setup.grants).map_err(fail)?;
+            instance.init(&setup.args).map_err(fail)?;
+            WindowFunction::Aggregator(Box::new(instance))
         }
-    };
-    Ok(function)
+    })
 }
 
 /// A job's state root: memory, or RocksDB under `dir` (a temporary

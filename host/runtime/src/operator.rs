@@ -139,6 +139,7 @@ impl WasmOperator {
         self.instance = instance;
         self.plugin = plugin.clone();
         self.setup = setup;
+        self.counters.add("plugin_swaps", 1);
         tracing::info!(task = %self.task, plugin = %plugin.name(), digest = %plugin.digest(), "operator plugin replaced");
         Ok(())
     }

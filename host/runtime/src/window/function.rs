@@ -125,19 +125,6 @@ impl WindowFunction {
         Ok(failures)
     }
 
-    /// Applies a barrier's update to the function.
-    pub(crate) fn update(
-        &mut self,
-        task: &TaskInfo,
-        update: &weir_types::NodeUpdate,
-        plugin: Option<&weir_wasm::Plugin>,
-    ) -> Result<()> {
-        let _ = (update, plugin);
-        Err(RuntimeError::Unavailable(format!(
-            "task {task}: replacing a window's function at a barrier is not supported yet"
-        )))
-    }
-
     /// Merges accumulators into one (sessions that came to touch).
     pub(crate) fn merge(&mut self, task: &TaskInfo, accs: Vec<Vec<u8>>) -> Result<Vec<u8>> {
         match self {

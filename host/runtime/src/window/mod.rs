@@ -81,6 +81,8 @@ fn record_key(start: Timestamp, seq: u64) -> [u8; 16] {
 pub(crate) struct WindowSetup<'a> {
     pub(crate) window: &'a WindowSpec,
     pub(crate) function: WindowFunction,
+    /// How the function's plugin instances are made (for a swap).
+    pub(crate) instance: crate::operator::InstanceSetup,
     pub(crate) on_error: OnError,
     pub(crate) batch_size: usize,
     pub(crate) watermark: Timestamp,
@@ -100,6 +102,7 @@ pub(crate) struct WindowOperator {
     lateness: i64,
     late_output: Option<String>,
     function: WindowFunction,
+    instance: crate::operator::InstanceSetup,
     /// Processing time, for processing-time windows and early firings.
     pub(crate) clock: Clock,
     on_error: OnError,
@@ -138,6 +141,7 @@ impl WindowOperator {
             lateness: setup.window.allowed_lateness.as_millis() as i64,
             late_output: setup.window.late_output.clone(),
             function: setup.function,
+            instance: setup.instance,
             on_error: setup.on_error,
             batch_size: setup.batch_size,
             counters: Counters::new(metrics),
@@ -732,8 +736,35 @@ impl Node for WindowOperator {
         self.clock = clock;
     }
 
+    /// A window's function plugin can be replaced by another of the same
+    /// world: the windows, accumulators and buffered records are the
+    /// host's and stay.
     fn update(&mut self, update: &NodeUpdate, plugin: Option<&weir_wasm::Plugin>) -> Result<()> {
-        self.function.update(&self.task, update, plugin)
+        let mut instance = self.instance.clone();
+        if let Some(config) = &update.config {
+            instance.args.config = config.clone();
+        }
+        let refuse = |message: String| RuntimeError::Config { node: self.task.node.to_string(), message };
+        let Some(plugin) = plugin else {
+            return Err(refuse("a window's function is replaced by a plugin: the update names none".into()));
+        };
+        let same_world = matches!(
+            (&self.function, plugin.world()),
+            (WindowFunction::Aggregator(_), weir_wasm::World::Aggregator)
+                | (WindowFunction::Process(_), weir_wasm::World::WindowProcessor)
+        );
+        if !same_world {
+            return Err(refuse(format!(
+                "a window's function can only be replaced by one of the same world, and {} implements {}",
+                plugin.name(),
+                plugin.world()
+            )));
+        }
+        self.function = crate::build::window_plugin(plugin, &self.task, &instance)?;
+        self.instance = instance;
+        self.counters.add("plugin_swaps", 1);
+        tracing::info!(task = %self.task, plugin = %plugin.name(), digest = %plugin.digest(), "window function replaced");
+        Ok(())
     }
 }
 

@@ -32,7 +32,19 @@ fn build(
     backend: Box<dyn weir_state::KeyedStateBackend>,
 ) -> WindowOperator {
     let task = TaskInfo { node: "w".into(), index: 0, parallelism: 1 };
-    let setup = WindowSetup { window: &window, function, on_error, batch_size: 1024, watermark: MIN_WATERMARK };
+    let instance = crate::operator::InstanceSetup {
+        limits: weir_wasm::Limits::default(),
+        grants: weir_wasm::Grants::default(),
+        args: weir_wasm::InitArgs {
+            node_id: "w".into(),
+            config: "null".into(),
+            subtask_index: 0,
+            parallelism: 1,
+            attempt: 0,
+        },
+    };
+    let setup =
+        WindowSetup { window: &window, function, instance, on_error, batch_size: 1024, watermark: MIN_WATERMARK };
     let metrics = NodeMetrics::detached("w");
     WindowOperator::new(task, weir_state::KeyedState::new(backend, 128, 0..128), setup, metrics).unwrap()
 }
