@@ -23,9 +23,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use weir_spec::{JobSpec, OperatorSpec};
-use weir_state::{
-    KeyGroup, KeyedStateBackend, MemoryBackend, StateContent, StateDescriptor, StateEncoding, TimerEntry,
-};
+use weir_state::{KeyGroup, KeyedStateBackend, StateContent, StateDescriptor, StateEncoding, TimerEntry};
 use weir_types::{NodeUpdate, Record, TaskInfo, Timestamp};
 use weir_wasm::{Plugin, PluginEngine};
 
@@ -297,9 +295,4 @@ impl OperatorHarness {
     pub fn current_watermark(&self) -> Timestamp {
         self.node.watermark()
     }
-}
-
-/// An empty memory backend of `max_parallelism` key groups.
-pub fn memory_backend(max_parallelism: u32) -> Box<dyn KeyedStateBackend> {
-    Box::new(MemoryBackend::new(max_parallelism))
 }
