@@ -27,7 +27,7 @@ sources:
     watermark: {{ max_out_of_orderness: 200ms, punctuated: true }}
 operators:
   - {{ id: celsius, input: readings, plugin: {celsius} }}
-  - {{ id: averages, input: celsius, key_by: key, plugin: {average} }}
+  - {{ id: averages, input: celsius, key_by: key, plugin: {average}, config: {{ window_ms: 1000 }} }}
 sinks:
   - {{ id: out, type: file, path: out, input: averages }}
 ",
@@ -62,7 +62,8 @@ fn uncommitted(dir: &Path) -> Vec<String> {
     names
 }
 
-/// Crashes the job at `failpoint` (on its third hit), restarts it, and
+/// Crashes the job at `failpoint` (on its third hit: the points are only
+/// passed by tasks with sinks, and the job has one), restarts it, and
 /// checks the output; `after_crash` looks at what the crash left.
 fn crash_at(failpoint: &str, after_crash: impl Fn(&Path)) {
     let reference = tempfile::tempdir().unwrap();
