@@ -11,7 +11,7 @@ WASM_OUT := $(CARGO_TARGET_DIR)/wasm32-wasip2/release
 PLUGINS := celsius sensor-average trap-on state-probe hostile noop wrong-world future-version extra-import
 WINDOW_PLUGINS := average window-collect
 
-.PHONY: setup build plugins run test bench lint fmt clean
+.PHONY: setup build plugins run test bench fuzz lint fmt clean
 
 setup:
 	@./scripts/setup.sh
@@ -38,6 +38,11 @@ bench: build plugins
 	$(CARGO) bench -p weir-tests --bench pipeline
 	$(CARGO) bench -p weir-tests --bench boundary
 	$(CARGO) bench -p weir-tests --bench restore
+
+# The boundary fuzzer, longer than in `make test` (FUZZ_CASES to change).
+FUZZ_CASES ?= 20000
+fuzz: build plugins
+	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test --release -p weir-tests --test all -- boundary_fuzz
 
 lint: setup
 	$(CARGO) fmt --all --check

@@ -266,6 +266,10 @@ impl WasmOperator {
                 ),
             ));
         }
+        if let Some(e) = errors.iter().find(|e| e.index as usize >= n) {
+            let message = format!("it returned an error for {what} #{} of a call with {n}", e.index);
+            return Err(RuntimeError::plugin(&self.task, weir_wasm::PluginError::Contract(message)));
+        }
         let errors: Vec<(u32, String)> = errors.into_iter().map(|e| (e.index, e.message)).collect();
         let dead_letters =
             handle_record_errors(&self.task, self.on_error, &mut self.counters, "plugin", &errors, what, input)?;

@@ -90,6 +90,11 @@ pub(crate) fn items_from_wit(items: wit::Items) -> Result<Items> {
 pub(crate) struct ItemsView<'a>(pub(crate) &'a wit::Items);
 
 impl<'a> ItemsView<'a> {
+    /// How many items there are.
+    pub(crate) fn len(&self) -> u32 {
+        (self.0.spans.len() / 2) as u32
+    }
+
     pub(crate) fn get(&self, i: u32) -> Result<&'a [u8]> {
         let at = (i as usize).checked_mul(2).filter(|&at| at + 1 < self.0.spans.len());
         let at = at.ok_or_else(|| PluginError::Contract(format!("item {i} does not exist")))?;

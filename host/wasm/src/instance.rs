@@ -200,12 +200,14 @@ impl OperatorInstance {
         Ok(wit::PrefetchedState { items: items_to_wit(items), entries, same_key })
     }
 
-    /// Applies a call's state updates to `state`.
+    /// Applies a call's state updates to `state`: all of them, or — when
+    /// one does not fit its state or its items — none (checked first).
     pub fn apply_state_updates(&mut self, state: &mut KeyedState, updates: &wit::StateUpdates) -> Result<()> {
         let states = &self.sandbox.store.data().states;
+        let items = ItemsView(&updates.items);
+        check_updates(states, &items, &updates.updates)?;
         let maxp = state.max_parallelism();
         let backend = state.backend();
-        let items = ItemsView(&updates.items);
         // A packed map being rewritten whole: (handle, key, entries).
         let mut rewrite: Option<(u32, &[u8], MapEntries)> = None;
         for u in &updates.updates {
@@ -306,6 +308,57 @@ impl OperatorInstance {
         }
         Ok(())
     }
+}
+
+/// Checks that every update names a declared state, lies inside the items
+/// buffer and fits its state's kind: what makes applying them all-or-nothing
+/// (only storage can fail after this).
+fn check_updates(states: &[DeclaredState], items: &ItemsView<'_>, updates: &[wit::StateUpdate]) -> Result<()> {
+    for (n, u) in updates.iter().enumerate() {
+        let Some(s) = states.get(u.state as usize) else {
+            return Err(PluginError::Contract(format!("state update #{n} is for unknown state handle {}", u.state)));
+        };
+        items.get(u.key)?;
+        let end = u.first_item.checked_add(u.item_count);
+        if end.is_none_or(|end| end > items.len()) {
+            return Err(PluginError::Contract(format!(
+                "state update #{n} has items {}..+{} of {}",
+                u.first_item,
+                u.item_count,
+                items.len()
+            )));
+        }
+        for i in u.first_item..u.first_item + u.item_count {
+            items.get(i)?;
+        }
+        let even = u.item_count.is_multiple_of(2);
+        let fits = match (u.kind, s.kind) {
+            (UpdateKind::Clear, _) => u.item_count == 0,
+            (UpdateKind::Set, StateKind::Value) => u.item_count == 1,
+            (UpdateKind::Replace, StateKind::Value) => u.item_count <= 1,
+            (UpdateKind::Replace, StateKind::List) | (UpdateKind::Append, StateKind::List) => true,
+            (UpdateKind::Replace | UpdateKind::MapPut, StateKind::Map) => even,
+            (UpdateKind::MapRemove, StateKind::Map) => true,
+            _ => false,
+        };
+        if !fits {
+            let kind = match u.kind {
+                UpdateKind::Set => "set",
+                UpdateKind::Append => "append",
+                UpdateKind::MapPut => "map-put",
+                UpdateKind::MapRemove => "map-remove",
+                UpdateKind::Clear => "clear",
+                UpdateKind::Replace => "replace",
+            };
+            return Err(PluginError::Contract(format!(
+                "`{kind}` with {} items does not apply to state handle {} (a {} state)",
+                u.item_count,
+                u.state,
+                s.kind.name()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A map's entries in write order.

@@ -106,6 +106,13 @@ impl AggregatorInstance {
         let output = self.sandbox.check("add", result)?;
         let accumulators = items_from_wit(output.accumulators)?;
         same_count("add", &accumulators, expected)?;
+        if let Some(e) = output.errors.iter().find(|e| e.index as usize >= records.len()) {
+            return Err(PluginError::Contract(format!(
+                "`add` returned an error for record #{} of a batch of {}",
+                e.index,
+                records.len()
+            )));
+        }
         let failures =
             output.errors.into_iter().map(|e| RecordFailure { index: e.index, message: e.message }).collect();
         Ok((accumulators, failures))

@@ -1,0 +1,219 @@
+//! The host's application of a call's state updates — what a guest returns
+//! through the packed format — driven with arbitrary updates (proptest):
+//! never a panic; either every update applied exactly as a reference model
+//! says, or the call refused whole with nothing changed. Over both storage
+//! encodings of a map (prefetched: packed; large: one row per entry) and
+//! both list paths. `PROPTEST_CASES` sets the number of cases (`make fuzz`
+//! runs many more).
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use weir_state::{KeyedState, MemoryBackend, StateContent};
+use weir_tests::plugin;
+use weir_wasm::wit::{self, StateUpdate, UpdateKind};
+use weir_wasm::{InitArgs, OperatorInstance, PluginEngine};
+
+/// `state-probe`'s states by handle: a value, a list and a map.
+const KINDS: [weir_state::StateKind; 3] =
+    [weir_state::StateKind::Value, weir_state::StateKind::List, weir_state::StateKind::Map];
+
+/// What a key holds in each state, as the plugin sees it.
+type Model = BTreeMap<(u32, Vec<u8>), StateContent>;
+
+fn instance(large: bool) -> (OperatorInstance, KeyedState) {
+    let engine = PluginEngine::new().unwrap();
+    let plugin = engine.load_file(&plugin("state-probe")).unwrap();
+    let mut op = plugin.instantiate("fuzz-0/1").unwrap();
+    let mut state = KeyedState::new(Box::new(MemoryBackend::new(128)), 128, 0..128);
+    let config = format!("{{\"large\":{large}}}");
+    let args = InitArgs { node_id: "fuzz".into(), config, subtask_index: 0, parallelism: 1, attempt: 0 };
+    let info = op.init(&args, &mut state).unwrap();
+    assert_eq!(info.states.len(), 3);
+    (op, state)
+}
+
+fn contents(op: &mut OperatorInstance, state: &mut KeyedState) -> Model {
+    let mut model = Model::new();
+    for handle in 0..3 {
+        for (_, key, content) in op.state_entries(state, handle).unwrap() {
+            model.insert((handle, key), content);
+        }
+    }
+    model
+}
+
+/// The reference: the updates applied to `model`, or `None` when one of them
+/// does not fit (then nothing may change).
+fn apply(mut model: Model, items: &[Option<Vec<u8>>], updates: &[StateUpdate]) -> Option<Model> {
+    let item = |i: u32| items.get(i as usize).cloned().flatten();
+    for u in updates {
+        let kind = *KINDS.get(u.state as usize)?;
+        let key = item(u.key)?;
+        let end = u.first_item.checked_add(u.item_count)? as usize;
+        if end > items.len() {
+            return None;
+        }
+        let operands: Vec<Vec<u8>> = (u.first_item..u.first_item + u.item_count).map(item).collect::<Option<_>>()?;
+        let slot = (u.state, key);
+        let current = model.remove(&slot);
+        use weir_state::StateKind as K;
+        let next = match (u.kind, kind) {
+            (UpdateKind::Clear, _) if operands.is_empty() => None,
+            (UpdateKind::Set, K::Value) if operands.len() == 1 => Some(StateContent::Value(operands[0].clone())),
+            (UpdateKind::Replace, K::Value) if operands.len() <= 1 => {
+                operands.first().map(|v| StateContent::Value(v.clone()))
+            }
+            (UpdateKind::Replace, K::List) => Some(StateContent::List(operands)),
+            (UpdateKind::Append, K::List) => {
+                let mut list = match current {
+                    Some(StateContent::List(l)) => l,
+                    _ => Vec::new(),
+                };
+                list.extend(operands);
+                Some(StateContent::List(list))
+            }
+            (UpdateKind::Replace | UpdateKind::MapPut, K::Map) if operands.len() % 2 == 0 => {
+                let mut map: BTreeMap<Vec<u8>, Vec<u8>> = match (u.kind, current) {
+                    (UpdateKind::MapPut, Some(StateContent::Map(m))) => m.into_iter().collect(),
+                    _ => BTreeMap::new(),
+                };
+                for pair in operands.chunks(2) {
+                    map.insert(pair[0].clone(), pair[1].clone());
+                }
+                Some(StateContent::Map(map.into_iter().collect()))
+            }
+            (UpdateKind::MapRemove, K::Map) => {
+                let mut map: BTreeMap<Vec<u8>, Vec<u8>> = match current {
+                    Some(StateContent::Map(m)) => m.into_iter().collect(),
+                    _ => BTreeMap::new(),
+                };
+                for k in &operands {
+                    map.remove(k);
+                }
+                Some(StateContent::Map(map.into_iter().collect()))
+            }
+            _ => return None,
+        };
+        match next {
+            Some(StateContent::List(l)) if l.is_empty() => {}
+            Some(StateContent::Map(m)) if m.is_empty() => {}
+            Some(content) => {
+                model.insert(slot, content);
+            }
+            None => {}
+        }
+    }
+    Some(model)
+}
+
+fn kind() -> impl Strategy<Value = UpdateKind> {
+    prop_oneof![
+        Just(UpdateKind::Set),
+        Just(UpdateKind::Append),
+        Just(UpdateKind::MapPut),
+        Just(UpdateKind::MapRemove),
+        Just(UpdateKind::Clear),
+        Just(UpdateKind::Replace),
+    ]
+}
+
+/// Items (a few keys and small values; some spans out of their buffer) and
+/// updates over them (mostly in range, some not).
+fn call() -> impl Strategy<Value = (Vec<Option<Vec<u8>>>, Vec<StateUpdate>)> {
+    let item = prop_oneof![
+        8 => prop::sample::select(vec![b"a".to_vec(), b"b".to_vec(), b"k".to_vec(), Vec::new()]).prop_map(Some),
+        8 => prop::collection::vec(any::<u8>(), 0..6).prop_map(Some),
+        1 => Just(None),
+    ];
+    prop::collection::vec(item, 1..12).prop_flat_map(|items| {
+        let n = items.len() as u32;
+        let index = prop_oneof![10 => 0..n, 1 => n..n + 3, 1 => Just(u32::MAX)];
+        let update = (0u32..4, index.clone(), kind(), index, prop_oneof![10 => 0u32..5, 1 => Just(u32::MAX)]).prop_map(
+            |(state, key, kind, first_item, item_count)| StateUpdate {
+                state: state.min(2) + u32::from(state == 3) * 7,
+                key,
+                kind,
+                first_item,
+                item_count,
+            },
+        );
+        (Just(items), prop::collection::vec(update, 0..8))
+    })
+}
+
+/// The items in their WIT form: a missing item's span points past the buffer.
+fn to_wit(items: &[Option<Vec<u8>>]) -> wit::Items {
+    let mut data = Vec::new();
+    let mut spans = Vec::new();
+    for item in items {
+        match item {
+            Some(bytes) => {
+                spans.extend_from_slice(&[data.len() as u32, bytes.len() as u32]);
+                data.extend_from_slice(bytes);
+            }
+            None => spans.extend_from_slice(&[u32::MAX - 1, 4]),
+        }
+    }
+    wit::Items { data, spans }
+}
+
+fn applied_exactly_or_refused_whole(large: bool, cases: &[(Vec<Option<Vec<u8>>>, Vec<StateUpdate>)]) {
+    let (mut op, mut state) = instance(large);
+    for (items, updates) in cases {
+        let before = contents(&mut op, &mut state);
+        let wit_updates = wit::StateUpdates { items: to_wit(items), updates: updates.clone() };
+        let result = op.apply_state_updates(&mut state, &wit_updates);
+        let after = contents(&mut op, &mut state);
+        match (apply(before.clone(), items, updates), result) {
+            (Some(expected), Ok(())) => assert_eq!(after, expected, "{updates:?} over {items:?}"),
+            (None, Err(e)) => {
+                assert!(matches!(e, weir_wasm::PluginError::Contract(_)), "{e}");
+                assert_eq!(after, before, "a refused call changed state: {e}");
+            }
+            (Some(_), Err(e)) => panic!("refused a call that fits: {e}: {updates:?} over {items:?}"),
+            (None, Ok(())) => panic!("accepted a call that does not fit: {updates:?} over {items:?}"),
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn state_updates_are_applied_exactly_or_refused_whole_prefetched(calls in prop::collection::vec(call(), 1..6)) {
+        applied_exactly_or_refused_whole(false, &calls);
+    }
+
+    #[test]
+    fn state_updates_are_applied_exactly_or_refused_whole_large(calls in prop::collection::vec(call(), 1..6)) {
+        applied_exactly_or_refused_whole(true, &calls);
+    }
+}
+
+#[test]
+fn an_odd_map_put_is_refused_on_both_paths_and_nothing_of_its_call_stays() {
+    for large in [false, true] {
+        let (mut op, mut state) = instance(large);
+        let items = vec![Some(b"k".to_vec()), Some(b"x".to_vec()), Some(b"1".to_vec()), Some(b"y".to_vec())];
+        let put = |state: u32, first_item: u32, item_count: u32, kind| StateUpdate {
+            state,
+            key: 0,
+            kind,
+            first_item,
+            item_count,
+        };
+        // A good value update first, then a map put of three items.
+        let updates = vec![put(0, 2, 1, UpdateKind::Set), put(2, 1, 3, UpdateKind::MapPut)];
+        let err = op
+            .apply_state_updates(&mut state, &wit::StateUpdates { items: to_wit(&items), updates })
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "plugin broke the weir:plugin contract: `map-put` with 3 items does not apply to state handle 2 (a map state)",
+            "large: {large}"
+        );
+        assert!(contents(&mut op, &mut state).is_empty(), "large: {large}");
+    }
+}
