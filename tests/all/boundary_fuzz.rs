@@ -21,6 +21,9 @@ const KINDS: [weir_state::StateKind; 3] =
 /// What a key holds in each state, as the plugin sees it.
 type Model = BTreeMap<(u32, Vec<u8>), StateContent>;
 
+/// A call's items (`None`: a span outside the buffer) and updates.
+type Call = (Vec<Option<Vec<u8>>>, Vec<StateUpdate>);
+
 fn instance(large: bool) -> (OperatorInstance, KeyedState) {
     let engine = PluginEngine::new().unwrap();
     let plugin = engine.load_file(&plugin("state-probe")).unwrap();
@@ -73,7 +76,7 @@ fn apply(mut model: Model, items: &[Option<Vec<u8>>], updates: &[StateUpdate]) -
                 list.extend(operands);
                 Some(StateContent::List(list))
             }
-            (UpdateKind::Replace | UpdateKind::MapPut, K::Map) if operands.len() % 2 == 0 => {
+            (UpdateKind::Replace | UpdateKind::MapPut, K::Map) if operands.len().is_multiple_of(2) => {
                 let mut map: BTreeMap<Vec<u8>, Vec<u8>> = match (u.kind, current) {
                     (UpdateKind::MapPut, Some(StateContent::Map(m))) => m.into_iter().collect(),
                     _ => BTreeMap::new(),
@@ -120,7 +123,7 @@ fn kind() -> impl Strategy<Value = UpdateKind> {
 
 /// Items (a few keys and small values; some spans out of their buffer) and
 /// updates over them (mostly in range, some not).
-fn call() -> impl Strategy<Value = (Vec<Option<Vec<u8>>>, Vec<StateUpdate>)> {
+fn call() -> impl Strategy<Value = Call> {
     let item = prop_oneof![
         8 => prop::sample::select(vec![b"a".to_vec(), b"b".to_vec(), b"k".to_vec(), Vec::new()]).prop_map(Some),
         8 => prop::collection::vec(any::<u8>(), 0..6).prop_map(Some),
@@ -158,7 +161,7 @@ fn to_wit(items: &[Option<Vec<u8>>]) -> wit::Items {
     wit::Items { data, spans }
 }
 
-fn applied_exactly_or_refused_whole(large: bool, cases: &[(Vec<Option<Vec<u8>>>, Vec<StateUpdate>)]) {
+fn applied_exactly_or_refused_whole(large: bool, cases: &[Call]) {
     let (mut op, mut state) = instance(large);
     for (items, updates) in cases {
         let before = contents(&mut op, &mut state);
