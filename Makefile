@@ -10,6 +10,8 @@ WASM_OUT := $(CARGO_TARGET_DIR)/wasm32-wasip2/release
 # as each picks another world (feature) of the SDK.
 PLUGINS := celsius sensor-average trap-on state-probe hostile noop wrong-world future-version extra-import
 WINDOW_PLUGINS := average window-collect
+# Adversarial guests of the sandbox tests (tests/guests: wit-bindgen, no SDK).
+GUESTS := adversary
 
 .PHONY: setup build plugins run test bench fuzz lint fmt clean
 
@@ -19,8 +21,9 @@ setup:
 plugins: setup
 	@$(CARGO) build --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml --workspace $(WINDOW_PLUGINS:%=--exclude %)
 	@for p in $(WINDOW_PLUGINS); do $(CARGO) build --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml -p $$p || exit 1; done
+	@$(CARGO) build --release --target wasm32-wasip2 --manifest-path tests/guests/Cargo.toml
 	@mkdir -p $(PLUGIN_DIR)
-	@for p in $(PLUGINS) $(WINDOW_PLUGINS); do cp $(WASM_OUT)/$${p//-/_}.wasm $(PLUGIN_DIR)/$$p.wasm; done
+	@for p in $(PLUGINS) $(WINDOW_PLUGINS) $(GUESTS); do cp $(WASM_OUT)/$${p//-/_}.wasm $(PLUGIN_DIR)/$$p.wasm; done
 
 build: setup
 	@$(CARGO) build --release --workspace
@@ -48,15 +51,18 @@ lint: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) fmt --manifest-path plugins/Cargo.toml --all --check
 	$(CARGO) fmt --manifest-path sdk/Cargo.toml --check
+	$(CARGO) fmt --manifest-path tests/guests/Cargo.toml --all --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml --all-targets -- -D warnings
 	$(CARGO) clippy --release --target wasm32-wasip2 --manifest-path sdk/Cargo.toml -- -D warnings
 	$(CARGO) clippy --release --target wasm32-wasip2 --manifest-path sdk/Cargo.toml --all-features -- -D warnings
+	$(CARGO) clippy --release --target wasm32-wasip2 --manifest-path tests/guests/Cargo.toml -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
 	$(CARGO) fmt --manifest-path plugins/Cargo.toml --all
 	$(CARGO) fmt --manifest-path sdk/Cargo.toml
+	$(CARGO) fmt --manifest-path tests/guests/Cargo.toml --all
 
 clean:
 	$(CARGO) clean

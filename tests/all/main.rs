@@ -1,5 +1,6 @@
 //! Weir's integration tests, one binary (see `tests/lib.rs` for helpers).
 
+mod adversary;
 mod boundary_fuzz;
 mod cli;
 mod commit_crash;

@@ -148,6 +148,8 @@ fn operator_limits(o: &OperatorSpec) -> weir_wasm::Limits {
         fuel: o.limits.fuel.or(d.fuel),
         table_elements: d.table_elements,
         max_emitted: o.limits.max_emitted.unwrap_or(d.max_emitted),
+        // What the host copies out of a call: as much as the plugin's memory, by default.
+        max_output_bytes: o.limits.max_output.or(o.limits.memory).unwrap_or(d.max_output_bytes),
     }
 }
 

@@ -305,6 +305,11 @@ impl NodeMetrics {
     }
 }
 
+/// The longest counter name a plugin may report.
+pub(crate) const MAX_COUNTER_NAME: usize = 128;
+/// The most distinct counters one plugin instance may report.
+pub(crate) const MAX_COUNTERS: usize = 1000;
+
 /// A task's plugin counters by name, owned by the task: after a counter's
 /// first use, adding to it is one atomic add.
 pub(crate) struct Counters {
@@ -329,6 +334,22 @@ impl Counters {
                 self.known.insert(name.to_string(), c);
             }
         }
+    }
+
+    /// Adds to a counter a plugin reported: its name at most
+    /// [`MAX_COUNTER_NAME`] bytes, at most [`MAX_COUNTERS`] of them.
+    pub(crate) fn add_reported(&mut self, name: &str, delta: u64) -> Result<(), String> {
+        if name.len() > MAX_COUNTER_NAME {
+            return Err(format!(
+                "it reported a counter with a name of {} bytes (at most {MAX_COUNTER_NAME})",
+                name.len()
+            ));
+        }
+        if !self.known.contains_key(name) && self.known.len() >= MAX_COUNTERS {
+            return Err(format!("it reported more than {MAX_COUNTERS} distinct counters"));
+        }
+        self.add(name, delta);
+        Ok(())
     }
 
     /// The node subtask's metrics.

@@ -92,9 +92,19 @@ pub struct WasmOperator {
     batch_size: usize,
     pub(crate) clock: Clock,
     counters: Counters,
+    /// While timers fire: their clock and the time they fire up to.
+    firing: Option<(TimeDomain, Timestamp)>,
+    /// Timers registered, while timers fire, for times already due (they
+    /// fire in the same round).
+    due_registrations: u64,
     /// What a record the plugin returns an error for does.
     pub(crate) on_error: OnError,
 }
+
+/// The most timers a plugin may register for times already due while timers
+/// fire (at one watermark, or one look at the clock): past it, a plugin that
+/// registers the timer firing again would keep the host firing forever.
+pub const MAX_DUE_REGISTRATIONS: u64 = 100_000;
 
 /// The side output that `on_error: dead-letter` sends failed records to.
 pub const DEAD_LETTER_OUTPUT: &str = "errors";
@@ -123,6 +133,8 @@ impl WasmOperator {
             batch_size,
             clock: Clock::Wall,
             counters: Counters::new(metrics),
+            firing: None,
+            due_registrations: 0,
             on_error: OnError::Fail,
         })
     }
@@ -219,14 +231,34 @@ impl WasmOperator {
 
     fn fire(&mut self, domain: TimeDomain, upto: Timestamp) -> Result<Emitted> {
         let mut out = Emitted::default();
+        self.due_registrations = 0;
+        self.firing = Some((domain, upto));
+        let fired = self.fire_rounds(domain, upto, &mut out);
+        self.firing = None;
+        fired.map(|()| out)
+    }
+
+    /// Fires due timers round by round until none is due.
+    fn fire_rounds(&mut self, domain: TimeDomain, upto: Timestamp, out: &mut Emitted) -> Result<()> {
         loop {
+            if self.due_registrations > MAX_DUE_REGISTRATIONS {
+                let message = format!(
+                    "it registered {} timers for times already due while timers fired (at most \
+                     {MAX_DUE_REGISTRATIONS}): each would fire again at once",
+                    self.due_registrations
+                );
+                return Err(RuntimeError::plugin(
+                    &self.task,
+                    weir_wasm::PluginError::Limit { call: "on-timer", message },
+                ));
+            }
             let maxp = self.state.max_parallelism();
             let due = self
                 .timers
                 .pop_due(self.state.backend(), maxp, domain, upto, self.batch_size)
                 .map_err(|e| RuntimeError::state(&self.task, e))?;
             if due.is_empty() {
-                return Ok(out);
+                return Ok(());
             }
             let wit_domain = match domain {
                 TimeDomain::EventTime => wit::TimeDomain::EventTime,
@@ -254,6 +286,11 @@ impl WasmOperator {
     /// Applies a call's effects. `n` is how many records or timers the call
     /// had; `input` is them, kept when failed ones go to the dead letters.
     fn apply(&mut self, effects: wit::Effects, what: &str, n: usize, input: Option<&RecordBatch>) -> Result<Emitted> {
+        let call = if what == "timer" { "on-timer" } else { "process" };
+        self.setup
+            .limits
+            .check_output(call, weir_wasm::effects_bytes(&effects))
+            .map_err(|e| RuntimeError::plugin(&self.task, e))?;
         let wit::Effects { outputs, side_outputs, state_updates, timer_updates, counters, errors } = effects;
         let emitted = outputs.timestamps.len() as u64
             + side_outputs.iter().map(|s| s.records.timestamps.len() as u64).sum::<u64>();
@@ -283,6 +320,11 @@ impl WasmOperator {
                 wit::TimeDomain::ProcessingTime => TimeDomain::ProcessingTime,
             };
             let backend = self.state.backend();
+            if matches!(t.op, wit::TimerOp::Register)
+                && self.firing.is_some_and(|(d, upto)| d == domain && t.timestamp <= upto)
+            {
+                self.due_registrations += 1;
+            }
             let r = match t.op {
                 wit::TimerOp::Register => self.timers.register(backend, maxp, domain, t.timestamp, t.key),
                 wit::TimerOp::Delete => self.timers.delete(backend, maxp, domain, t.timestamp, t.key),
@@ -290,7 +332,9 @@ impl WasmOperator {
             r.map_err(|e| RuntimeError::state(&self.task, e))?;
         }
         for (name, delta) in counters {
-            self.counters.add(&name, delta);
+            self.counters
+                .add_reported(&name, delta)
+                .map_err(|m| RuntimeError::plugin(&self.task, weir_wasm::PluginError::Contract(m)))?;
         }
         let metrics = self.counters.node();
         let main = batch_from_wit(outputs).map_err(|e| RuntimeError::plugin(&self.task, e))?;

@@ -488,6 +488,10 @@ pub struct LimitsSpec {
     pub fuel: Option<u64>,
     /// Most records one call may emit.
     pub max_emitted: Option<u64>,
+    /// Most bytes the host copies out of one call's results (`"64MiB"`);
+    /// the `memory` limit by default.
+    #[serde(default, deserialize_with = "crate::bytes::deserialize_opt")]
+    pub max_output: Option<u64>,
 }
 
 /// What happens to a record the plugin returns an error for. (A trap or a

@@ -233,6 +233,9 @@ pub(crate) fn validate(spec: &JobSpec, text: &str) -> Result<(), SpecError> {
         if o.limits.call_timeout.is_some_and(|t| t.is_zero()) {
             return Err(v.node("operators", &o.id, "limits", "`call_timeout` must be more than 0".into()));
         }
+        if o.limits.max_output.is_some_and(|m| m < 1 << 10) {
+            return Err(v.node("operators", &o.id, "limits", "`max_output` must be at least 1KiB".into()));
+        }
         if o.limits.fuel == Some(0) || o.limits.max_emitted == Some(0) {
             return Err(v.node("operators", &o.id, "limits", "`fuel` and `max_emitted` must be at least 1".into()));
         }

@@ -68,6 +68,60 @@ pub fn batch_from_wit(batch: wit::RecordBatch) -> Result<RecordBatch> {
         .ok_or_else(|| PluginError::Contract("a returned record points outside its batch".into()))
 }
 
+/// What the host counts for each record, item or name it copies, beside
+/// its bytes (so that a flood of empty ones is not free).
+const OVERHEAD: u64 = 16;
+
+/// What a record batch comes to once the host copies each record: every
+/// key and value span, however often they point at the same bytes.
+fn batch_bytes(batch: &wit::RecordBatch) -> u64 {
+    let span = |s: &[u32]| {
+        let key = s.get(1).copied().filter(|&l| l != NO_KEY).unwrap_or(0);
+        OVERHEAD + u64::from(key) + u64::from(s.get(3).copied().unwrap_or(0))
+    };
+    batch.spans.chunks(4).map(span).sum()
+}
+
+/// What items come to once copied item by item.
+pub(crate) fn items_bytes(items: &wit::Items) -> u64 {
+    items.spans.chunks(2).map(|s| OVERHEAD + u64::from(s.get(1).copied().unwrap_or(0))).sum()
+}
+
+/// What a call's effects come to once the host has copied everything they
+/// refer to: outputs, side outputs, every state update's key and operands
+/// (an item as often as updates refer to it), timer keys, counter names,
+/// error messages. Linear in the size of the effects, however they overlap.
+pub fn effects_bytes(effects: &wit::Effects) -> u64 {
+    let spans = &effects.state_updates.items.spans;
+    // prefix[i]: what items 0..i come to.
+    let mut prefix = Vec::with_capacity(spans.len() / 2 + 1);
+    prefix.push(0u64);
+    for s in spans.chunks(2) {
+        let last = *prefix.last().expect("not empty");
+        prefix.push(last + OVERHEAD + u64::from(s.get(1).copied().unwrap_or(0)));
+    }
+    let items = prefix.len() - 1;
+    let range = |first: u32, count: u32| -> u64 {
+        // Items past the end are refused later; count them as the largest.
+        let (first, end) = (first as usize, (first as usize).saturating_add(count as usize));
+        let missing = end.saturating_sub(items.max(first)) as u64;
+        prefix[end.min(items)] - prefix[first.min(items)] + missing * OVERHEAD
+    };
+    let updates: u64 = effects
+        .state_updates
+        .updates
+        .iter()
+        .map(|u| OVERHEAD + range(u.key, 1) + range(u.first_item, u.item_count))
+        .sum();
+    let names = |n: usize| OVERHEAD + n as u64;
+    batch_bytes(&effects.outputs)
+        + effects.side_outputs.iter().map(|s| names(s.name.len()) + batch_bytes(&s.records)).sum::<u64>()
+        + updates
+        + effects.timer_updates.iter().map(|t| names(t.key.len())).sum::<u64>()
+        + effects.counters.iter().map(|(name, _)| names(name.len())).sum::<u64>()
+        + effects.errors.iter().map(|e| names(e.message.len())).sum::<u64>()
+}
+
 /// Packed items in their WIT form.
 pub(crate) fn items_to_wit(items: Items) -> wit::Items {
     wit::Items { data: items.data, spans: items.spans.into_iter().flat_map(|(o, l)| [o, l]).collect() }

@@ -26,15 +26,57 @@ const LINES_PER_SECOND: u32 = 100;
 pub(crate) enum Stream {
     Stdout,
     Stderr,
+    /// The `logging` import.
+    Log,
+}
+
+/// A line as it is logged: at most [`MAX_LINE`] bytes (cut at a character
+/// boundary, marked `…`), control characters escaped — a plugin's carriage
+/// return, terminal escape or (in a logged message) newline cannot forge or
+/// hide a host log line.
+fn sanitize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_LINE) + 8);
+    for c in text.chars() {
+        if out.len() >= MAX_LINE {
+            out.push('…');
+            break;
+        }
+        if c.is_control() && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[derive(Debug)]
 struct Inner {
+    task: Arc<str>,
+    stream: Stream,
     line: Vec<u8>,
     tail: VecDeque<u8>,
     window: Option<Instant>,
     logged: u32,
     dropped: u64,
+}
+
+impl Inner {
+    /// Reports the lines the rate limit dropped (and forgets them).
+    fn report_dropped(&mut self) {
+        if self.dropped > 0 {
+            let (task, stream, dropped) = (&*self.task, self.stream, self.dropped);
+            tracing::warn!(task, stream = ?stream, dropped, "plugin output lines dropped (rate limit)");
+            self.dropped = 0;
+        }
+    }
+}
+
+impl Drop for Inner {
+    /// The instance is gone: what its last second dropped is said too.
+    fn drop(&mut self) {
+        self.report_dropped();
+    }
 }
 
 /// One stream of one plugin instance.
@@ -47,7 +89,15 @@ pub(crate) struct GuestLog {
 
 impl GuestLog {
     pub(crate) fn new(task: Arc<str>, stream: Stream) -> Self {
-        let inner = Inner { line: Vec::new(), tail: VecDeque::new(), window: None, logged: 0, dropped: 0 };
+        let inner = Inner {
+            task: task.clone(),
+            stream,
+            line: Vec::new(),
+            tail: VecDeque::new(),
+            window: None,
+            logged: 0,
+            dropped: 0,
+        };
         GuestLog { task, stream, inner: Arc::new(Mutex::new(inner)) }
     }
 
@@ -76,25 +126,42 @@ impl GuestLog {
     /// Logs the buffered line, within the rate limit, and empties it.
     fn emit(&self, inner: &mut Inner) {
         if self.within_rate(inner) {
-            let line = String::from_utf8_lossy(&inner.line);
+            let line = sanitize(&String::from_utf8_lossy(&inner.line));
             match self.stream {
-                Stream::Stdout => tracing::info!(target: "weir::plugin", task = &*self.task, "{line}"),
+                Stream::Stdout | Stream::Log => tracing::info!(target: "weir::plugin", task = &*self.task, "{line}"),
                 Stream::Stderr => tracing::warn!(target: "weir::plugin", task = &*self.task, "{line}"),
             }
         }
         inner.line.clear();
     }
 
+    /// A message of the `logging` import, with the limits of stdout and
+    /// stderr: cut, escaped, at most [`LINES_PER_SECOND`] a second (the
+    /// rest counted and reported).
+    pub(crate) fn message(&self, level: crate::bindings::weir::plugin::logging::Level, message: &str) {
+        use crate::bindings::weir::plugin::logging::Level;
+        let mut inner = self.lock();
+        if !self.within_rate(&mut inner) {
+            return;
+        }
+        drop(inner);
+        let (task, text) = (&*self.task, sanitize(message));
+        match level {
+            Level::Trace => tracing::trace!(target: "weir::plugin", task, "{text}"),
+            Level::Debug => tracing::debug!(target: "weir::plugin", task, "{text}"),
+            Level::Info => tracing::info!(target: "weir::plugin", task, "{text}"),
+            Level::Warn => tracing::warn!(target: "weir::plugin", task, "{text}"),
+            Level::Error => tracing::error!(target: "weir::plugin", task, "{text}"),
+        }
+    }
+
     /// Whether one more line may be logged this second (counting it).
     fn within_rate(&self, inner: &mut Inner) -> bool {
         let now = Instant::now();
         if inner.window.is_none_or(|w| now.duration_since(w).as_secs() >= 1) {
-            if inner.dropped > 0 {
-                tracing::warn!(task = &*self.task, stream = ?self.stream, dropped = inner.dropped, "plugin output lines dropped (rate limit)");
-            }
+            inner.report_dropped();
             inner.window = Some(now);
             inner.logged = 0;
-            inner.dropped = 0;
         }
         if inner.logged >= LINES_PER_SECOND {
             inner.dropped += 1;
@@ -169,6 +236,13 @@ impl tokio::io::AsyncWrite for GuestLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_are_cut_and_their_control_characters_escaped() {
+        assert_eq!(sanitize("a\nINFO forged\r\u{1b}[31m\tok"), "a\\nINFO forged\\r\\u{1b}[31m\tok");
+        let long = sanitize(&"é".repeat(MAX_LINE));
+        assert!(long.len() <= MAX_LINE + 4 && long.ends_with('…'), "{}", long.len());
+    }
 
     #[test]
     fn keeps_the_tail_of_the_current_calls_stderr() {

@@ -17,7 +17,8 @@ pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     pub(crate) stderr: GuestLog,
-    pub(crate) task: Arc<str>,
+    /// The `logging` import's messages (limited like stdout and stderr).
+    log: GuestLog,
     /// The task's keyed state while a call borrows it ([`Unlent`] otherwise:
     /// the runtime owns the state, not the instance).
     pub(crate) backend: Box<dyn KeyedStateBackend>,
@@ -32,6 +33,7 @@ impl HostState {
         let task: Arc<str> = task.into();
         let stderr = GuestLog::new(task.clone(), Stream::Stderr);
         let stdout = GuestLog::new(task.clone(), Stream::Stdout);
+        let log = GuestLog::new(task.clone(), Stream::Log);
         let mut builder = wasmtime_wasi::WasiCtx::builder();
         builder.stdout(stdout).stderr(stderr.clone()).wall_clock(StoppedClock).monotonic_clock(StoppedClock);
         for d in &grants.dirs {
@@ -45,7 +47,7 @@ impl HostState {
             wasi,
             table: ResourceTable::new(),
             stderr,
-            task,
+            log,
             backend: Box::new(Unlent),
             states: Vec::new(),
             max_parallelism: weir_types::DEFAULT_MAX_PARALLELISM,
@@ -178,14 +180,7 @@ impl state::Host for HostState {
 
 impl logging::Host for HostState {
     fn log(&mut self, level: logging::Level, message: String) -> wasmtime::Result<()> {
-        let task = &*self.task;
-        match level {
-            logging::Level::Trace => tracing::trace!(task, "{message}"),
-            logging::Level::Debug => tracing::debug!(task, "{message}"),
-            logging::Level::Info => tracing::info!(task, "{message}"),
-            logging::Level::Warn => tracing::warn!(task, "{message}"),
-            logging::Level::Error => tracing::error!(task, "{message}"),
-        }
+        self.log.message(level, &message);
         Ok(())
     }
 }

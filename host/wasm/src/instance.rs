@@ -15,6 +15,11 @@ use crate::{Grants, Limits, PluginError, Result};
 
 /// `same-key` for an element without a key.
 const NO_KEY: u32 = u32::MAX;
+/// The most states one operator may declare (each costs the backend a
+/// structure per key group).
+pub const MAX_STATES: usize = 256;
+/// The longest state name.
+pub const MAX_STATE_NAME: usize = 256;
 
 /// Arguments of `init`.
 #[derive(Debug, Clone)]
@@ -71,6 +76,18 @@ impl OperatorInstance {
         let bindings = &self.bindings;
         let result = bindings.call_init(&mut self.sandbox.store, &ctx);
         let info = self.sandbox.check("init", result)?;
+        if info.states.len() > MAX_STATES {
+            return Err(PluginError::Contract(format!(
+                "it declares {} states (at most {MAX_STATES})",
+                info.states.len()
+            )));
+        }
+        if let Some(long) = info.states.iter().find(|s| s.name.len() > MAX_STATE_NAME) {
+            return Err(PluginError::Contract(format!(
+                "it declares a state with a name of {} bytes (at most {MAX_STATE_NAME})",
+                long.name.len()
+            )));
+        }
         let data = self.sandbox.store.data_mut();
         data.states.clear();
         data.max_parallelism = state.max_parallelism();

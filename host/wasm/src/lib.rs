@@ -38,10 +38,10 @@ use std::sync::Arc;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine};
 
-pub use convert::{batch_from_wit, batch_to_wit};
+pub use convert::{batch_from_wit, batch_to_wit, effects_bytes};
 pub use host::HostState;
 pub use instance::{InitArgs, OperatorInstance};
-pub use limits::{DirGrant, Grants, Limits};
+pub use limits::{DirGrant, Grants, Limits, human_bytes};
 pub use window_fn::{AggregatorInstance, RecordFailure, WindowProcessorInstance, WindowRef};
 
 /// Bindings generated from `wit/operator.wit`.

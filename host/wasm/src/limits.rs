@@ -18,6 +18,11 @@ pub struct Limits {
     pub table_elements: u64,
     /// Most records one call may emit (main and side outputs together).
     pub max_emitted: u64,
+    /// Most bytes the host may copy out of one call's results: every
+    /// record's key and value, state item, name and message counted as often
+    /// as the results refer to it (spans may point at the same bytes many
+    /// times).
+    pub max_output_bytes: u64,
 }
 
 impl Default for Limits {
@@ -28,6 +33,7 @@ impl Default for Limits {
             fuel: None,
             table_elements: 1_000_000,
             max_emitted: 1_000_000,
+            max_output_bytes: 256 << 20,
         }
     }
 }
@@ -53,13 +59,42 @@ pub struct DirGrant {
 }
 
 /// Bytes as `256 MiB`.
-pub(crate) fn human_bytes(bytes: u64) -> String {
+pub fn human_bytes(bytes: u64) -> String {
     match bytes {
         b if b >= 1 << 30 && b % (1 << 30) == 0 => format!("{} GiB", b >> 30),
         b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
         b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / f64::from(1 << 20)),
         b if b >= 1 << 10 => format!("{:.0} KiB", b as f64 / 1024.0),
         b => format!("{b} bytes"),
+    }
+}
+
+impl Limits {
+    /// Refuses results that would make the host copy more than
+    /// `max_output_bytes` (`bytes`: what they come to).
+    pub fn check_output(&self, call: &'static str, bytes: u64) -> crate::Result<()> {
+        if bytes <= self.max_output_bytes {
+            return Ok(());
+        }
+        Err(crate::PluginError::Limit {
+            call,
+            message: format!(
+                "its results come to {} once copied, and limits.max_output is {}",
+                human_bytes(bytes),
+                human_bytes(self.max_output_bytes)
+            ),
+        })
+    }
+
+    /// Refuses more than `max_emitted` records (or values) from one call.
+    pub fn check_emitted(&self, call: &'static str, emitted: u64, input: &str) -> crate::Result<()> {
+        if emitted <= self.max_emitted {
+            return Ok(());
+        }
+        Err(crate::PluginError::Limit {
+            call,
+            message: format!("it emitted {emitted} values for {input} (limits.max_emitted is {})", self.max_emitted),
+        })
     }
 }
 

@@ -12,7 +12,7 @@ use crate::{Grants, Limits, PluginError, Result, describe, wit};
 /// A plugin instance's store and limits.
 pub(crate) struct Sandbox {
     pub(crate) store: Store<HostState>,
-    limits: Limits,
+    pub(crate) limits: Limits,
 }
 
 impl Sandbox {

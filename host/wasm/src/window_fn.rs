@@ -7,7 +7,7 @@ use weir_state::Items;
 use weir_types::{RecordBatch, Timestamp};
 
 use crate::aggregator_bindings::{Aggregator, AggregatorPre};
-use crate::convert::{batch_ref_to_wit, batch_to_wit, items_from_wit, items_to_wit};
+use crate::convert::{batch_ref_to_wit, batch_to_wit, items_bytes, items_from_wit, items_to_wit};
 use crate::host::HostState;
 use crate::sandbox::Sandbox;
 use crate::window_processor_bindings::{WindowProcessor, WindowProcessorPre};
@@ -104,6 +104,9 @@ impl AggregatorInstance {
         self.sandbox.arm()?;
         let result = self.bindings.call_add(&mut self.sandbox.store, &input);
         let output = self.sandbox.check("add", result)?;
+        let bytes =
+            items_bytes(&output.accumulators) + output.errors.iter().map(|e| 16 + e.message.len() as u64).sum::<u64>();
+        self.sandbox.limits.check_output("add", bytes)?;
         let accumulators = items_from_wit(output.accumulators)?;
         same_count("add", &accumulators, expected)?;
         if let Some(e) = output.errors.iter().find(|e| e.index as usize >= records.len()) {
@@ -124,7 +127,9 @@ impl AggregatorInstance {
         let groups = group_sizes.len();
         self.sandbox.arm()?;
         let result = self.bindings.call_merge(&mut self.sandbox.store, &items_to_wit(accumulators), &group_sizes);
-        let merged = items_from_wit(self.sandbox.check("merge", result)?)?;
+        let merged = self.sandbox.check("merge", result)?;
+        self.sandbox.limits.check_output("merge", items_bytes(&merged))?;
+        let merged = items_from_wit(merged)?;
         same_count("merge", &merged, groups)?;
         Ok(merged)
     }
@@ -134,7 +139,9 @@ impl AggregatorInstance {
         let windows: Vec<Window> = windows.iter().map(WindowRef::to_wit).collect();
         self.sandbox.arm()?;
         let result = self.bindings.call_get_result(&mut self.sandbox.store, &windows, &items_to_wit(accumulators));
-        let results = items_from_wit(self.sandbox.check("get-result", result)?)?;
+        let results = self.sandbox.check("get-result", result)?;
+        self.sandbox.limits.check_output("get-result", items_bytes(&results))?;
+        let results = items_from_wit(results)?;
         match results.len() == windows.len() {
             true => Ok(results),
             false => Err(PluginError::Contract(format!(
@@ -189,6 +196,11 @@ impl WindowProcessorInstance {
         self.sandbox.arm()?;
         let result = self.bindings.call_process(&mut self.sandbox.store, &input);
         let output = self.sandbox.check("process", result)?;
+        let limits = &self.sandbox.limits;
+        limits.check_emitted("process", output.windows.len() as u64, &format!("{count} windows"))?;
+        // Each value is copied with its window's key.
+        let keys: u64 = output.windows.iter().map(|&w| windows.get(w as usize).map_or(0, |w| w.key.len() as u64)).sum();
+        limits.check_output("process", items_bytes(&output.values) + keys)?;
         let values = items_from_wit(output.values)?;
         if values.len() != output.windows.len() {
             return Err(PluginError::Contract(format!(

@@ -32,11 +32,24 @@ impl Assigner {
     }
 }
 
-/// The starts of the time windows `[start, start + size)` that `ts`
-/// belongs to, newest first: `start = ts - floor_mod(ts - offset, slide)`.
-pub(crate) fn starts(ts: Timestamp, size: i64, slide: i64, offset: i64) -> impl Iterator<Item = Timestamp> {
-    let last = ts - (ts - offset).rem_euclid(slide);
-    (0..).map(move |k| last - k * slide).take_while(move |start| *start > ts - size)
+/// The time windows `[start, end)` that `ts` belongs to, newest first:
+/// `start = ts - floor_mod(ts - offset, slide)`, `end = start + size`.
+/// Computed without overflow; at the edges of the timestamp range the
+/// bounds saturate, so a window never ends before it starts (a window that
+/// would reach past the largest timestamp ends there).
+pub(crate) fn windows(
+    ts: Timestamp,
+    size: i64,
+    slide: i64,
+    offset: i64,
+) -> impl Iterator<Item = (Timestamp, Timestamp)> {
+    let (ts, size, slide) = (i128::from(ts), i128::from(size), i128::from(slide));
+    let last = ts - (ts - i128::from(offset)).rem_euclid(slide);
+    let clamp = |t: i128| t.clamp(i128::from(Timestamp::MIN), i128::from(Timestamp::MAX)) as Timestamp;
+    (0..)
+        .map(move |k| last - k * slide)
+        .take_while(move |start| *start > ts - size)
+        .map(move |start| (clamp(start), clamp(start + size)))
 }
 
 /// The count windows record number `seq` (from 1) belongs to, oldest
@@ -61,7 +74,12 @@ mod tests {
     use super::*;
 
     fn all(ts: Timestamp, size: i64, slide: i64, offset: i64) -> Vec<Timestamp> {
-        starts(ts, size, slide, offset).collect()
+        windows(ts, size, slide, offset)
+            .map(|(start, end)| {
+                assert_eq!(end - start, size);
+                start
+            })
+            .collect()
     }
 
     #[test]
@@ -72,6 +90,19 @@ mod tests {
         assert_eq!(all(900, 5000, 5000, 1000), vec![-4000]);
         assert_eq!(all(7000, 10_000, 3000, 0), vec![6000, 3000, 0], "[-3000, 7000) ends before 7000");
         assert_eq!(all(-7000, 10_000, 3000, 0), vec![-9000, -12_000, -15_000]);
+    }
+
+    #[test]
+    fn windows_at_the_edges_of_time_saturate_and_never_end_before_they_start() {
+        let of = |ts, size, slide, offset| windows(ts, size, slide, offset).collect::<Vec<_>>();
+        let (min, max) = (Timestamp::MIN, Timestamp::MAX);
+        // min mod 1000 is 192 (floored): the window would start before min.
+        assert_eq!(of(min, 1000, 1000, 0), vec![(min, min + 808)]);
+        assert_eq!(of(max - 1, 1000, 1000, 0), vec![(max - 807, max)]);
+        assert_eq!(of(min, 1000, 1000, 999), vec![(min, min + 807)]);
+        for (start, end) in of(max - 1, 10_000, 3000, 0).into_iter().chain(of(min + 5, 10_000, 3000, 7)) {
+            assert!(start < end, "[{start}, {end})");
+        }
     }
 
     #[test]

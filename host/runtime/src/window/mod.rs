@@ -28,7 +28,7 @@ use weir_spec::{OnError, TriggerSpec, WindowSpec};
 use weir_state::{KeyedState, StateDescriptor, StateId, StateKind};
 use weir_types::{NodeUpdate, RecordBatch, TaskInfo, TimeDomain, Timestamp};
 
-use self::assign::{Assigner, count_windows, start_key, start_of, starts};
+use self::assign::{Assigner, count_windows, start_key, start_of, windows as time_windows};
 pub(crate) use self::function::WindowFunction;
 use self::function::{Buffered, Fired, Group, UNBOUNDED};
 use crate::error::{Result, RuntimeError};
@@ -202,7 +202,7 @@ impl WindowOperator {
             }
         }
         if self.lateness > 0 {
-            self.timer(TimeDomain::EventTime, last + self.lateness, key)?;
+            self.timer(TimeDomain::EventTime, last.saturating_add(self.lateness), key)?;
         }
         Ok(())
     }
@@ -279,10 +279,12 @@ impl WindowOperator {
 
     /// The time that places a record in windows: its event time, or the
     /// clock's `now` for processing-time windows.
+    /// (A record at the largest timestamp counts as one before it: windows
+    /// end at the largest timestamp at the latest, and exclude their end.)
     fn time_of(&self, timestamp: Timestamp, now: Timestamp) -> Timestamp {
         match self.trigger {
             TriggerSpec::ProcessingTime => now,
-            _ => timestamp,
+            _ => timestamp.min(Timestamp::MAX - 1),
         }
     }
 
@@ -595,9 +597,8 @@ impl Node for WindowOperator {
                     }
                     Assigner::Global => windows.push((Timestamp::MIN, Timestamp::MAX)),
                     Assigner::Time { size, slide, offset } => windows.extend(
-                        starts(time, size, slide, offset)
-                            .filter(|s| s + size - 1 + self.lateness > closed)
-                            .map(|s| (s, s + size)),
+                        time_windows(time, size, slide, offset)
+                            .filter(|(_, end)| (end - 1).saturating_add(self.lateness) > closed),
                     ),
                 }
                 if windows.is_empty() {

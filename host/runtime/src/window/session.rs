@@ -118,10 +118,11 @@ impl WindowOperator {
             // The sessions `[ts, ts + gap)` touches: a run, as sessions are
             // apart (so sorted by start and by end alike).
             let first = sessions.partition_point(|s| s.end < ts);
-            let hits = first..sessions.partition_point(|s| s.start <= ts + gap).max(first);
+            let reach = ts.saturating_add(gap);
+            let hits = first..sessions.partition_point(|s| s.start <= reach).max(first);
             let start = sessions[hits.clone()].first().map_or(ts, |s| s.start.min(ts));
-            let end = sessions[hits.clone()].last().map_or(ts + gap, |s| s.end.max(ts + gap));
-            if end - 1 + self.lateness <= closed {
+            let end = sessions[hits.clone()].last().map_or(reach, |s| s.end.max(reach));
+            if (end - 1).saturating_add(self.lateness) <= closed {
                 late.push(i);
                 continue;
             }
