@@ -11,7 +11,7 @@ WASM_OUT := $(CARGO_TARGET_DIR)/wasm32-wasip2/release
 PLUGINS := celsius sensor-average trap-on state-probe hostile noop wrong-world future-version extra-import
 WINDOW_PLUGINS := average window-collect
 # Adversarial guests of the sandbox tests (tests/guests: wit-bindgen, no SDK).
-GUESTS := adversary
+GUESTS := adversary adversary-aggregator adversary-processor
 
 .PHONY: setup build plugins run test bench fuzz lint fmt clean
 

@@ -71,9 +71,13 @@ fn engine() -> weir_wasm::PluginEngine {
 /// Runs `attack`'s job beside the healthy one; returns the attack's error
 /// (each backend must give the same) after checking the healthy output.
 fn refused(attack: impl Fn(&Path, &str) -> JobSpec) -> String {
-    let reference = tempfile::tempdir().unwrap();
-    run_job(&healthy(reference.path()), &JobOptions::default(), &engine()).unwrap();
-    let expected = committed_parts(&reference.path().join("out"));
+    // What the healthy job writes alone (computed once).
+    static EXPECTED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let expected = EXPECTED.get_or_init(|| {
+        let reference = tempfile::tempdir().unwrap();
+        run_job(&healthy(reference.path()), &JobOptions::default(), &engine()).unwrap();
+        committed_parts(&reference.path().join("out"))
+    });
     let mut errors = Vec::new();
     for backend in ["memory", "rocksdb"] {
         let (dir, side) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -82,7 +86,7 @@ fn refused(attack: impl Fn(&Path, &str) -> JobSpec) -> String {
         let err = run_job(&attack(dir.path(), backend), &JobOptions::default(), &engine).unwrap_err();
         assert!(!matches!(err, RuntimeError::Panic { .. }), "a host panic: {err}");
         neighbour.wait().unwrap();
-        assert_eq!(committed_parts(&side.path().join("out")), expected, "the healthy neighbour, {backend}");
+        assert_eq!(&committed_parts(&side.path().join("out")), expected, "the healthy neighbour, {backend}");
         errors.push(err.to_string());
     }
     assert_eq!(errors[0], errors[1], "memory and RocksDB fail alike");
@@ -223,4 +227,77 @@ fn the_logging_import_is_cut_escaped_and_rate_limited_like_stdout() {
     }
     assert!(!log.lines().any(|l| l.starts_with("INFO weir: forged")), "a forged line");
     assert!(took < Duration::from_secs(30), "{took:?}");
+}
+
+/// A job whose keyed 1 s window computes `plugin` with `attack` (and `limits`).
+fn window_job(dir: &Path, backend: &str, plugin_name: &str, attack: &str, limits: &str) -> JobSpec {
+    let input = write_input(dir, "k");
+    let text = format!(
+        "name: adversary
+state: {{ backend: {backend} }}
+sources:
+  - {{ id: in, type: file, path: {input}, key: /id, timestamp: /timestamp, watermark: {{ punctuated: true }} }}
+operators:
+  - {{ id: win, input: in, key_by: key, window: {{ tumbling: 1s }}, plugin: {plugin}, config: {attack}, limits: {{ {limits} }} }}
+sinks: [{{ id: out, type: blackhole, input: win }}]
+",
+        input = input.display(),
+        plugin = plugin(plugin_name).display(),
+    );
+    JobSpec::parse(&text, Format::Yaml).unwrap()
+}
+
+#[test]
+fn an_aggregator_is_held_to_the_same_contract_and_budget() {
+    let agg = |attack: &'static str, limits: &'static str| {
+        refused(move |dir, backend| window_job(dir, backend, "adversary-aggregator", attack, limits))
+    };
+    assert_eq!(
+        agg("error-index", ""),
+        "task win-0/1 failed: plugin broke the weir:plugin contract: `add` returned an error for record #8 of a batch \
+         of 1"
+    );
+    assert_eq!(
+        agg("amplify", ""),
+        format!(
+            "task win-0/1 failed: plugin went past a limit in `add`: its results come to {} once copied, and \
+             limits.max_output is 256 MiB",
+            weir_wasm::human_bytes(4096 * (16 + (1 << 20)))
+        )
+    );
+    assert_eq!(
+        agg("wrong-count", ""),
+        "task win-0/1 failed: plugin broke the weir:plugin contract: `add` returned 0 accumulators for 1"
+    );
+    assert_eq!(
+        agg("amplify-result", "max_output: 1MiB"),
+        format!(
+            "task win-0/1 failed: plugin went past a limit in `get-result`: its results come to {} once copied, and \
+             limits.max_output is 1 MiB",
+            weir_wasm::human_bytes(16 + (1 << 20))
+        )
+    );
+}
+
+#[test]
+fn a_window_processor_is_held_to_max_emitted_and_the_budget() {
+    let process =
+        |attack: &'static str| refused(move |dir, backend| window_job(dir, backend, "adversary-processor", attack, ""));
+    assert_eq!(
+        process("flood"),
+        "task win-0/1 failed: plugin went past a limit in `process`: it emitted 2000000 values for 1 windows \
+         (limits.max_emitted is 1000000)"
+    );
+    assert_eq!(
+        process("amplify"),
+        format!(
+            "task win-0/1 failed: plugin went past a limit in `process`: its results come to {} once copied, and \
+             limits.max_output is 256 MiB",
+            weir_wasm::human_bytes(1024 * (16 + (1 << 20) + 1))
+        )
+    );
+    assert_eq!(
+        process("window-index"),
+        "task win-0/1 failed: plugin broke the weir:plugin contract: `process` returned a value for window 4 of 1"
+    );
 }

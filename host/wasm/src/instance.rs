@@ -17,7 +17,7 @@ use crate::{Grants, Limits, PluginError, Result};
 const NO_KEY: u32 = u32::MAX;
 /// The most states one operator may declare (each costs the backend a
 /// structure per key group).
-pub const MAX_STATES: usize = 256;
+pub const MAX_STATES: usize = 64;
 /// The longest state name.
 pub const MAX_STATE_NAME: usize = 256;
 
