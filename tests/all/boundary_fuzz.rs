@@ -220,3 +220,60 @@ fn an_odd_map_put_is_refused_on_both_paths_and_nothing_of_its_call_stays() {
         assert!(contents(&mut op, &mut state).is_empty(), "large: {large}");
     }
 }
+
+/// An arbitrary record batch as a guest could return it: spans anywhere,
+/// keys present or not, timestamps of any count.
+fn raw_batch() -> impl Strategy<Value = wit::RecordBatch> {
+    let span = prop_oneof![8 => 0u32..40, 1 => Just(u32::MAX), 1 => any::<u32>()];
+    (prop::collection::vec(any::<u8>(), 0..32), prop::collection::vec(span, 0..48), 0usize..14)
+        .prop_map(|(data, spans, n)| wit::RecordBatch { data, spans, timestamps: (0..n as i64).collect() })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// A returned batch is taken only when every record lies inside its
+    /// data; what is taken reads back exactly as the spans say.
+    #[test]
+    fn a_returned_batch_is_taken_exactly_or_refused(batch in raw_batch()) {
+        let spans = batch.spans.clone();
+        let data = batch.data.clone();
+        let n = batch.timestamps.len();
+        match weir_wasm::batch_from_wit(batch) {
+            Ok(taken) => {
+                prop_assert_eq!(taken.len(), n);
+                prop_assert_eq!(spans.len(), 4 * n);
+                for (i, r) in taken.iter().enumerate() {
+                    let s = &spans[4 * i..4 * i + 4];
+                    let at = |o: u32, l: u32| &data[o as usize..(o + l) as usize];
+                    prop_assert_eq!(r.value, at(s[2], s[3]));
+                    prop_assert_eq!(r.key, (s[1] != u32::MAX).then(|| at(s[0], s[1])));
+                    prop_assert_eq!(r.timestamp, i as i64);
+                }
+            }
+            Err(e) => prop_assert!(matches!(e, weir_wasm::PluginError::Contract(_)), "{}", e),
+        }
+    }
+
+    /// What the host would copy out of a call is counted without a panic,
+    /// however the spans overlap (prefix sums: linear in the results), and
+    /// never as less than the bytes each record refers to.
+    #[test]
+    fn what_a_call_comes_to_is_counted_without_a_panic_and_never_less_than_it_refers_to(outputs in raw_batch(), (items, updates) in call()) {
+        let effects = wit::Effects {
+            outputs: outputs.clone(),
+            side_outputs: vec![wit::SideOutput { name: "late".into(), records: outputs.clone() }],
+            state_updates: wit::StateUpdates { items: to_wit(&items), updates },
+            timer_updates: Vec::new(),
+            counters: vec![("c".into(), 1)],
+            errors: Vec::new(),
+        };
+        let bytes = weir_wasm::effects_bytes(&effects);
+        let referred: u64 = outputs
+            .spans
+            .chunks(4)
+            .map(|s| s.get(3).copied().unwrap_or(0) as u64 + s.get(1).copied().filter(|&k| k != u32::MAX).unwrap_or(0) as u64)
+            .sum();
+        prop_assert!(bytes >= 2 * referred + 16 + 4 + 1, "{} < {}", bytes, referred);
+    }
+}
