@@ -280,6 +280,28 @@ fn an_aggregator_is_held_to_the_same_contract_and_budget() {
 }
 
 #[test]
+fn an_aggregator_refusing_a_record_it_was_not_given_cannot_make_the_host_assign_forever() {
+    // Count windows assign the batch again without a refused record; the
+    // three records come in one batch (periodic watermarks), and the plugin
+    // refuses record 0 even once it is no longer given.
+    let err = refused(|dir, backend| {
+        let mut spec = window_job(dir, backend, "adversary-aggregator", "refuse-first", "");
+        spec.sources[0].watermark.punctuated = false;
+        let o = &mut spec.operators[0];
+        o.window = Some(weir_spec::WindowSpec {
+            count: Some(weir_spec::CountSpec { size: 2, slide: 2 }),
+            ..weir_spec::WindowSpec::default()
+        });
+        o.on_error = weir_spec::OnError::Skip;
+        spec
+    });
+    assert_eq!(
+        err,
+        "task win-0/1 failed: plugin broke the weir:plugin contract: `add` refused record #0, which it was not given"
+    );
+}
+
+#[test]
 fn a_window_processor_is_held_to_max_emitted_and_the_budget() {
     let process =
         |attack: &'static str| refused(move |dir, backend| window_job(dir, backend, "adversary-processor", attack, ""));

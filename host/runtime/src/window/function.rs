@@ -111,9 +111,18 @@ impl WindowFunction {
                 // In record order, as the WIT promises (stable: a sliding
                 // window record's windows stay oldest first).
                 additions.sort_by_key(|&(r, _)| r);
+                let mut added = vec![false; records.len()];
+                additions.iter().for_each(|&(r, _)| added[r as usize] = true);
                 let flat = additions.into_iter().flat_map(|(r, g)| [r, g]).collect();
                 let (updated, failed) =
                     instance.add(accumulators, records, flat).map_err(|e| RuntimeError::plugin(task, e))?;
+                // Only a record it was given can be refused (a refused record
+                // is left out and the batch assigned again: refusing others
+                // would make the host assign forever).
+                if let Some(f) = failed.iter().find(|f| !added.get(f.index as usize).copied().unwrap_or(false)) {
+                    let message = format!("`add` refused record #{}, which it was not given", f.index);
+                    return Err(RuntimeError::plugin(task, weir_wasm::PluginError::Contract(message)));
+                }
                 for (i, g) in groups.iter_mut().enumerate() {
                     g.acc = updated.get(i).to_vec();
                 }

@@ -5,6 +5,7 @@
 //! | attack | what it does |
 //! |---|---|
 //! | `error-index` | `add` refuses a record the batch does not have |
+//! | `refuse-first` | `add` refuses record 0 every time, given or not |
 //! | `amplify` | `add` returns accumulators that each span all of one 1 MiB buffer |
 //! | `wrong-count` | `add` returns one accumulator fewer than it was given |
 //! | `amplify-result` | `get-result` returns results that each span all of one 1 MiB buffer |
@@ -52,6 +53,7 @@ impl Guest for Adversary {
         let mut out = AddOutput { accumulators: input.accumulators, errors: Vec::new() };
         match attack() {
             "error-index" => out.errors.push(RecordError { index: records + 7, message: "no such record".into() }),
+            "refuse-first" => out.errors.push(RecordError { index: 0, message: "not this one".into() }),
             "amplify" => out.accumulators = amplified(n.max(1) * 4096),
             "wrong-count" => {
                 out.accumulators.spans.truncate(out.accumulators.spans.len().saturating_sub(2));
