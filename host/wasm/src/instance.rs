@@ -228,9 +228,8 @@ impl OperatorInstance {
         // A packed map being rewritten whole: (handle, key, entries).
         let mut rewrite: Option<(u32, &[u8], MapEntries)> = None;
         for u in &updates.updates {
-            let Some(&s) = states.get(u.state as usize) else {
-                return Err(PluginError::Contract(format!("state update for unknown state handle {}", u.state)));
-            };
+            // `check_updates` admitted the handle, the items and the kind.
+            let s = states[u.state as usize];
             let key = items.get(u.key)?;
             if rewrite.as_ref().is_some_and(|(h, k, _)| (*h, *k) != (u.state, key)) {
                 let (h, k, entries) = rewrite.take().expect("checked");
@@ -238,12 +237,6 @@ impl OperatorInstance {
             }
             let kg = weir_types::key_group(key, maxp);
             let operand = |i: u32| items.get(u.first_item.saturating_add(i));
-            let wrong = || {
-                PluginError::Contract(format!(
-                    "{:?} with {} items does not apply to state handle {} ({:?})",
-                    u.kind, u.item_count, u.state, s.kind
-                ))
-            };
             if s.packed {
                 // The common case: the whole map, in key order, stored as sent.
                 if u.kind == UpdateKind::Replace {
@@ -278,7 +271,7 @@ impl OperatorInstance {
                             entries.retain(|(ek, _)| ek != k);
                         }
                     }
-                    _ => return Err(wrong()),
+                    _ => unreachable!("check_updates admits only updates that fit their state"),
                 }
                 continue;
             }
@@ -317,7 +310,7 @@ impl OperatorInstance {
                         backend.map_remove(s.id, kg, key, operand(i)?)?;
                     }
                 }
-                _ => return Err(wrong()),
+                _ => unreachable!("check_updates admits only updates that fit their state"),
             }
         }
         if let Some((h, k, entries)) = rewrite {

@@ -123,6 +123,8 @@ impl Restore {
             };
             states.push(StateDescriptor { name: s.name.clone(), kind, encoding });
         }
+        // The store is the checkpoint's parent directory (shared RocksDB files).
+        let store = CheckpointStore::open(self.dir.parent().unwrap_or(&self.dir))?;
         let mut parts = Vec::new();
         for sub in &op.subtasks {
             let groups = sub.key_groups.0 as u16..sub.key_groups.1 as u16;
@@ -131,17 +133,10 @@ impl Restore {
             }
             let state = match &sub.state {
                 StateFiles::Logical { file } => RestoredState::Logical(self.dir.join(file)),
-                StateFiles::Rocksdb { dir, private, shared } => {
-                    // The store is the checkpoint's parent directory.
-                    let store = CheckpointStore::open(self.dir.parent().unwrap_or(&self.dir))?;
-                    RestoredState::Rocksdb {
-                        private: private.iter().map(|p| (p.clone(), self.dir.join(dir).join(p))).collect(),
-                        shared: shared
-                            .iter()
-                            .map(|(name, id)| (name.clone(), id.clone(), store.shared_path(id)))
-                            .collect(),
-                    }
-                }
+                StateFiles::Rocksdb { dir, private, shared } => RestoredState::Rocksdb {
+                    private: private.iter().map(|p| (p.clone(), self.dir.join(dir).join(p))).collect(),
+                    shared: shared.iter().map(|(name, id)| (name.clone(), id.clone(), store.shared_path(id))).collect(),
+                },
             };
             parts.push(RestoredPart { key_groups: groups, watermark: sub.watermark, state });
         }
