@@ -138,6 +138,28 @@ fn results_that_point_at_the_same_bytes_many_times_are_refused_before_they_are_c
 }
 
 #[test]
+fn what_crosses_the_boundary_in_one_go_is_bounded_by_twice_the_output_budget() {
+    let limited = |attack: &'static str| {
+        refused(move |dir, backend| {
+            let mut spec = into_blackhole(dir, backend, attack, "k");
+            spec.operators[0].limits.max_output = Some(1 << 20);
+            spec
+        })
+    };
+    let said = |call: &str| {
+        format!(
+            "task adv-0/1 failed: plugin went past a limit in `{call}`: it handed the host more than 2 MiB (twice \
+             limits.max_output) in one crossing of the component boundary (a call's results, or one import's \
+             arguments)"
+        )
+    };
+    // Bytes no span refers to: copied by wasmtime all the same.
+    assert_eq!(limited("big-result"), said("process"));
+    // The arguments of one `state.set`.
+    assert_eq!(limited("big-set"), said("process"));
+}
+
+#[test]
 fn counter_names_and_counts_are_bounded() {
     let err = refused(|dir, backend| into_blackhole(dir, backend, "counter-name", "k"));
     assert_eq!(err, contract("it reported a counter with a name of 1048576 bytes (at most 128)"));

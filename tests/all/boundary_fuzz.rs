@@ -4,7 +4,8 @@
 //! says, or the call refused whole with nothing changed. Over both storage
 //! encodings of a map (prefetched: packed; large: one row per entry) and
 //! both list paths. `PROPTEST_CASES` sets the number of cases (`make fuzz`
-//! runs many more).
+//! runs many more). The window worlds' results (a window processor's values, an
+//! aggregator's accumulators) are read by pure functions, fuzzed the same way.
 
 use std::collections::BTreeMap;
 
@@ -277,5 +278,89 @@ proptest! {
         // Main and side output, the side output's name, the counter's name.
         let names = (16 + "late".len() + 16 + "c".len()) as u64;
         prop_assert!(bytes >= 2 * referred + names, "{} < {}", bytes, referred);
+    }
+}
+
+/// Arbitrary items as a guest could return them: spans anywhere, of any count.
+fn raw_items() -> impl Strategy<Value = wit::Items> {
+    let span = prop_oneof![8 => 0u32..40, 1 => Just(u32::MAX), 1 => any::<u32>()];
+    (prop::collection::vec(any::<u8>(), 0..32), prop::collection::vec(span, 0..12))
+        .prop_map(|(data, spans)| wit::Items { data, spans })
+}
+
+/// The items the model reads from `items`, or `None` when one lies outside.
+fn model_items(items: &wit::Items) -> Option<Vec<Vec<u8>>> {
+    if !items.spans.len().is_multiple_of(2) {
+        return None;
+    }
+    let at = |s: &[u32]| items.data.get(s[0] as usize..(s[0] as usize).checked_add(s[1] as usize)?).map(<[u8]>::to_vec);
+    items.spans.chunks(2).map(at).collect()
+}
+
+/// Small limits, so that the budgets are reached often.
+fn small_limits() -> weir_wasm::Limits {
+    weir_wasm::Limits { max_emitted: 3, max_output_bytes: 120, ..weir_wasm::Limits::default() }
+}
+
+fn limit_or_contract(e: &weir_wasm::PluginError) -> bool {
+    matches!(e, weir_wasm::PluginError::Contract(_) | weir_wasm::PluginError::Limit { .. })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// A window processor's values are taken exactly (each with its
+    /// window's index) when they fit the windows, the emitted limit and
+    /// the budget; otherwise refused whole, as a contract error or a limit.
+    #[test]
+    fn window_values_are_taken_exactly_or_refused(
+        values in raw_items(),
+        indexes in prop::collection::vec(prop_oneof![8 => 0u32..4, 1 => any::<u32>()], 0..6),
+        keys in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..8), 0..4),
+    ) {
+        let windows: Vec<_> = keys.iter().map(|k| weir_wasm::WindowRef { key: k, start: 0, end: 10 }).collect();
+        let limits = small_limits();
+        let output = weir_wasm::wit_windows::WindowOutput { values: values.clone(), windows: indexes.clone() };
+        let expected = model_items(&values).filter(|v| v.len() == indexes.len()).and_then(|v| {
+            let bytes: u64 = values.spans.chunks(2).map(|s| 16 + u64::from(s[1])).sum::<u64>()
+                + indexes.iter().map(|&w| keys.get(w as usize).map_or(0, |k| k.len() as u64)).sum::<u64>();
+            let fits = indexes.len() as u64 <= limits.max_emitted && bytes <= limits.max_output_bytes;
+            let known = indexes.iter().all(|&w| (w as usize) < windows.len());
+            (fits && known).then(|| indexes.iter().copied().zip(v).collect::<Vec<_>>())
+        });
+        match (weir_wasm::window_results::window_output(&limits, &windows, output), expected) {
+            (Ok(taken), Some(expected)) => prop_assert_eq!(taken, expected),
+            (Err(e), None) => prop_assert!(limit_or_contract(&e), "{}", e),
+            (got, expected) => prop_assert!(false, "got {:?}, the model says {:?}", got, expected),
+        }
+    }
+
+    /// An aggregator's `add`: one accumulator per input, errors only for
+    /// records of the batch, within the budget — or refused whole.
+    #[test]
+    fn added_accumulators_are_taken_exactly_or_refused(
+        accumulators in raw_items(),
+        expected_count in 0usize..5,
+        records in 0usize..4,
+        errors in prop::collection::vec((prop_oneof![8 => 0u32..4, 1 => any::<u32>()], "[a-z]{0,12}"), 0..3),
+    ) {
+        let limits = small_limits();
+        let output = weir_wasm::wit_windows::AddOutput {
+            accumulators: accumulators.clone(),
+            errors: errors.iter().map(|(index, message)| wit::RecordError { index: *index, message: message.clone() }).collect(),
+        };
+        let bytes: u64 = accumulators.spans.chunks(2).map(|s| 16 + u64::from(s.get(1).copied().unwrap_or(0))).sum::<u64>()
+            + errors.iter().map(|(_, m)| 16 + m.len() as u64).sum::<u64>();
+        let model = model_items(&accumulators)
+            .filter(|a| a.len() == expected_count && bytes <= limits.max_output_bytes)
+            .filter(|_| errors.iter().all(|(i, _)| (*i as usize) < records));
+        match (weir_wasm::window_results::add_output(&limits, output, expected_count, records), model) {
+            (Ok((taken, failures)), Some(model)) => {
+                prop_assert_eq!((0..taken.len()).map(|i| taken.get(i).to_vec()).collect::<Vec<_>>(), model);
+                prop_assert_eq!(failures.iter().map(|f| (f.index, f.message.clone())).collect::<Vec<_>>(), errors);
+            }
+            (Err(e), None) => prop_assert!(limit_or_contract(&e), "{}", e),
+            (got, model) => prop_assert!(false, "got {:?}, the model says {:?}", got.map(|(_, f)| f), model),
+        }
     }
 }

@@ -31,6 +31,7 @@ mod limits;
 mod packed;
 mod sandbox;
 mod window_fn;
+pub mod window_results;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -42,7 +43,8 @@ pub use convert::{batch_from_wit, batch_to_wit, effects_bytes};
 pub use host::HostState;
 pub use instance::{InitArgs, OperatorInstance};
 pub use limits::{DirGrant, Grants, Limits, human_bytes};
-pub use window_fn::{AggregatorInstance, RecordFailure, WindowProcessorInstance, WindowRef};
+pub use window_fn::{AggregatorInstance, WindowProcessorInstance, WindowRef};
+pub use window_results::RecordFailure;
 
 /// Bindings generated from `wit/operator.wit`.
 #[allow(missing_docs)]

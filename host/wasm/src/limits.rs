@@ -70,6 +70,13 @@ pub fn human_bytes(bytes: u64) -> String {
 }
 
 impl Limits {
+    /// Most bytes one crossing of the component boundary may copy from the
+    /// guest (a call's results, or one import's arguments): wasmtime's
+    /// host-call copy limit, set to twice `max_output_bytes`.
+    pub fn crossing_bytes(&self) -> u64 {
+        self.max_output_bytes.saturating_mul(2)
+    }
+
     /// Refuses results that would make the host copy more than
     /// `max_output_bytes` (`bytes`: what they come to).
     pub fn check_output(&self, call: &'static str, bytes: u64) -> crate::Result<()> {

@@ -21,6 +21,11 @@ impl Sandbox {
         let mut store = Store::new(pre.engine(), HostState::new(task, limits, grants)?);
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_trap();
+        // wasmtime's own bound on what one crossing copies from the guest (a
+        // call's results, or one import's arguments). Twice the output
+        // budget: results within it get the budget's own, more precise
+        // refusal, and bytes no span refers to are bounded all the same.
+        store.set_hostcall_fuel(usize::try_from(limits.crossing_bytes()).unwrap_or(usize::MAX));
         Ok(Sandbox { store, limits: limits.clone() })
     }
 
@@ -91,6 +96,16 @@ impl Sandbox {
                     _ => {}
                 }
                 let mut message = describe(&e);
+                if message.contains(HOSTCALL_FUEL_EXHAUSTED) {
+                    return Err(PluginError::Limit {
+                        call,
+                        message: format!(
+                            "it handed the host more than {} (twice limits.max_output) in one crossing of the \
+                             component boundary (a call's results, or one import's arguments)",
+                            crate::human_bytes(self.limits.crossing_bytes())
+                        ),
+                    });
+                }
                 if let Some(wasmtime::Trap::MemoryOutOfBounds) = e.downcast_ref::<wasmtime::Trap>() {
                     // Rust and C keep their stack in linear memory: an overflow
                     // runs off its start.
@@ -105,6 +120,10 @@ impl Sandbox {
         }
     }
 }
+
+/// How wasmtime says its host-call copy limit (`Store::set_hostcall_fuel`)
+/// was reached; its error type is private, so the text is all there is.
+const HOSTCALL_FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
 
 /// The guest's stderr on one line, without Rust's backtrace hint, at most
 /// the last 2 KiB.

@@ -7,12 +7,13 @@ use weir_state::Items;
 use weir_types::{RecordBatch, Timestamp};
 
 use crate::aggregator_bindings::{Aggregator, AggregatorPre};
-use crate::convert::{batch_ref_to_wit, batch_to_wit, items_bytes, items_from_wit, items_to_wit};
+use crate::convert::{batch_ref_to_wit, batch_to_wit, items_to_wit};
 use crate::host::HostState;
 use crate::sandbox::Sandbox;
 use crate::window_processor_bindings::{WindowProcessor, WindowProcessorPre};
+use crate::window_results::{self, RecordFailure};
 use crate::wit_windows::{AddInput, Window, WindowBatch};
-use crate::{Grants, InitArgs, Limits, PluginError, Result};
+use crate::{Grants, InitArgs, Limits, Result};
 
 /// A window of one key, as the window worlds see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,15 +32,6 @@ impl WindowRef<'_> {
     }
 }
 
-/// A record an `add` could not take, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordFailure {
-    /// The record's index in the batch.
-    pub index: u32,
-    /// The plugin's message.
-    pub message: String,
-}
-
 /// A store for a window function: it never holds keyed state (the window
 /// operator keeps windows in the task's state and passes accumulators).
 fn sandbox(
@@ -49,14 +41,6 @@ fn sandbox(
     grants: &Grants,
 ) -> Result<Sandbox> {
     Sandbox::new(pre, task, limits, grants)
-}
-
-/// Checks that a call returned one item per input.
-fn same_count(call: &str, items: &Items, expected: usize) -> Result<()> {
-    match items.len() == expected {
-        true => Ok(()),
-        false => Err(PluginError::Contract(format!("`{call}` returned {} accumulators for {expected}", items.len()))),
-    }
 }
 
 /// A live `aggregator` instance of one task.
@@ -104,21 +88,7 @@ impl AggregatorInstance {
         self.sandbox.arm()?;
         let result = self.bindings.call_add(&mut self.sandbox.store, &input);
         let output = self.sandbox.check("add", result)?;
-        let bytes =
-            items_bytes(&output.accumulators) + output.errors.iter().map(|e| 16 + e.message.len() as u64).sum::<u64>();
-        self.sandbox.limits.check_output("add", bytes)?;
-        let accumulators = items_from_wit(output.accumulators)?;
-        same_count("add", &accumulators, expected)?;
-        if let Some(e) = output.errors.iter().find(|e| e.index as usize >= records.len()) {
-            return Err(PluginError::Contract(format!(
-                "`add` returned an error for record #{} of a batch of {}",
-                e.index,
-                records.len()
-            )));
-        }
-        let failures =
-            output.errors.into_iter().map(|e| RecordFailure { index: e.index, message: e.message }).collect();
-        Ok((accumulators, failures))
+        window_results::add_output(&self.sandbox.limits, output, expected, records.len())
     }
 
     /// Merges consecutive groups of accumulators (sizes in `group_sizes`)
@@ -128,10 +98,7 @@ impl AggregatorInstance {
         self.sandbox.arm()?;
         let result = self.bindings.call_merge(&mut self.sandbox.store, &items_to_wit(accumulators), &group_sizes);
         let merged = self.sandbox.check("merge", result)?;
-        self.sandbox.limits.check_output("merge", items_bytes(&merged))?;
-        let merged = items_from_wit(merged)?;
-        same_count("merge", &merged, groups)?;
-        Ok(merged)
+        window_results::accumulators(&self.sandbox.limits, "merge", ("accumulators", ""), merged, groups)
     }
 
     /// The result value of each window from its accumulator.
@@ -140,16 +107,13 @@ impl AggregatorInstance {
         self.sandbox.arm()?;
         let result = self.bindings.call_get_result(&mut self.sandbox.store, &windows, &items_to_wit(accumulators));
         let results = self.sandbox.check("get-result", result)?;
-        self.sandbox.limits.check_output("get-result", items_bytes(&results))?;
-        let results = items_from_wit(results)?;
-        match results.len() == windows.len() {
-            true => Ok(results),
-            false => Err(PluginError::Contract(format!(
-                "`get-result` returned {} results for {} windows",
-                results.len(),
-                windows.len()
-            ))),
-        }
+        window_results::accumulators(
+            &self.sandbox.limits,
+            "get-result",
+            ("results", " windows"),
+            results,
+            windows.len(),
+        )
     }
 }
 
@@ -187,7 +151,6 @@ impl WindowProcessorInstance {
         records: RecordBatch,
         ranges: Vec<u32>,
     ) -> Result<Vec<(u32, Vec<u8>)>> {
-        let count = windows.len() as u32;
         let input = WindowBatch {
             windows: windows.iter().map(WindowRef::to_wit).collect(),
             records: batch_to_wit(records),
@@ -196,27 +159,6 @@ impl WindowProcessorInstance {
         self.sandbox.arm()?;
         let result = self.bindings.call_process(&mut self.sandbox.store, &input);
         let output = self.sandbox.check("process", result)?;
-        let limits = &self.sandbox.limits;
-        limits.check_emitted("process", output.windows.len() as u64, &format!("{count} windows"))?;
-        // Each value is copied with its window's key.
-        let keys: u64 = output.windows.iter().map(|&w| windows.get(w as usize).map_or(0, |w| w.key.len() as u64)).sum();
-        limits.check_output("process", items_bytes(&output.values) + keys)?;
-        let values = items_from_wit(output.values)?;
-        if values.len() != output.windows.len() {
-            return Err(PluginError::Contract(format!(
-                "`process` returned {} values and {} window indexes",
-                values.len(),
-                output.windows.len()
-            )));
-        }
-        output
-            .windows
-            .iter()
-            .enumerate()
-            .map(|(i, &w)| match w < count {
-                true => Ok((w, values.get(i).to_vec())),
-                false => Err(PluginError::Contract(format!("`process` returned a value for window {w} of {count}"))),
-            })
-            .collect()
+        window_results::window_output(&self.sandbox.limits, windows, output)
     }
 }

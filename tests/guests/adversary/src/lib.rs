@@ -15,6 +15,8 @@
 //! | `log-flood` | logs 10,000 messages of 76 KiB, with newlines and escapes, in one call |
 //! | `timer-storm` | registers a timer for the time just fired, every time one fires |
 //! | `time-edge` | emits each record at the smallest and the largest timestamp |
+//! | `big-result` | returns a 3 MiB buffer no span refers to |
+//! | `big-set` | sets a value state to 3 MiB through the `state` import |
 
 #[allow(clippy::too_many_arguments, reason = "generated lifting and lowering glue")]
 mod bindings {
@@ -27,6 +29,7 @@ mod bindings {
 
 use bindings::Guest;
 use bindings::weir::plugin::logging::{self, Level};
+use bindings::weir::plugin::state;
 use bindings::weir::plugin::types::{
     Batch, Effects, InitContext, Items, OperatorError, OperatorInfo, RecordBatch, RecordError, StateDescriptor,
     StateKind, StateUpdate, StateUpdates, TimeDomain, TimerBatch, TimerOp, TimerUpdate, UpdateKind,
@@ -65,6 +68,7 @@ impl Guest for Adversary {
                 StateDescriptor { name: "x".into(), kind: StateKind::Map, prefetch: true },
             ],
             "amplify-state" => vec![StateDescriptor { name: "big".into(), kind: StateKind::List, prefetch: true }],
+            "big-set" => vec![StateDescriptor { name: "big".into(), kind: StateKind::Value, prefetch: false }],
             _ => Vec::new(),
         };
         Ok(OperatorInfo { states })
@@ -100,6 +104,8 @@ impl Guest for Adversary {
                         .collect(),
                 };
             }
+            "big-result" => out.outputs.data = vec![7; 3 << 20],
+            "big-set" => state::set(0, b"k", &vec![7; 3 << 20]),
             "counter-name" => out.counters.push(("c".repeat(1 << 20), 1)),
             "counters" => out.counters.extend((0..100_000).map(|i| (format!("c{i}"), 1))),
             "log-flood" => {
