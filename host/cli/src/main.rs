@@ -1,5 +1,8 @@
 //! The `weir` command.
 
+mod remote;
+mod serve;
+
 use std::io::{IsTerminal as _, Write as _};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -64,6 +67,22 @@ enum Command {
     Validate {
         /// The job spec (YAML or JSON).
         spec: PathBuf,
+    },
+    /// Runs the control plane: a plugin registry and jobs over HTTP.
+    Serve(serve::Serve),
+    /// Plugins of a server: upload, list, versions, rm.
+    Plugin {
+        #[command(flatten)]
+        remote: remote::Remote,
+        #[command(subcommand)]
+        command: remote::PluginCommand,
+    },
+    /// Jobs of a server: submit, list, status, cancel.
+    Job {
+        #[command(flatten)]
+        remote: remote::Remote,
+        #[command(subcommand)]
+        command: remote::JobCommand,
     },
 }
 
@@ -175,6 +194,9 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Serve(options) => serve::serve(options),
+        Command::Plugin { remote, command } => remote::plugin(&remote, command),
+        Command::Job { remote, command } => remote::job(&remote, command),
         Command::Compile { plugins } => {
             let engine = weir_wasm::PluginEngine::new()?;
             for path in plugins {
@@ -252,6 +274,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 cancel: Some(cancel),
                 metrics: Some(metrics),
                 restore,
+                id: None,
             };
             let job = weir_runtime::start(&spec, &options, &engine)?;
             tracing::info!(job = %spec.name, job_id = %job.id(), "job submitted");

@@ -35,6 +35,18 @@ pub enum RuntimeError {
         #[source]
         source: weir_wasm::PluginError,
     },
+    /// An operator names a plugin of a registry (`name@version`), which only
+    /// a server resolves.
+    #[error(
+        "operator `{node}` names plugin `{plugin}` of a registry: submit the job to a server (`weir job submit`), \
+         or give the path of its .wasm file"
+    )]
+    Unresolved {
+        /// The node.
+        node: String,
+        /// The reference.
+        plugin: String,
+    },
     /// An operator's plugin does not fit its node (e.g. the wrong world for
     /// a window).
     #[error("operator `{node}`: {message}")]
@@ -157,6 +169,7 @@ impl RuntimeError {
         use weir_wasm::PluginError as P;
         match self {
             RuntimeError::Spec(_) | RuntimeError::Load { .. } | RuntimeError::Config { .. } => ErrorClass::Invalid,
+            RuntimeError::Unresolved { .. } => ErrorClass::Invalid,
             RuntimeError::Restore { .. } | RuntimeError::Unavailable(_) => ErrorClass::Invalid,
             // A plugin that fails its `init`, or is not what its node needs,
             // fails the same way every time.
@@ -182,6 +195,7 @@ impl RuntimeError {
         match self {
             RuntimeError::Spec(_) => "spec_invalid",
             RuntimeError::Load { source: P::Read { .. }, .. } => "plugin_not_found",
+            RuntimeError::Unresolved { .. } => "plugin_unresolved",
             RuntimeError::Load { .. } => "plugin_invalid",
             RuntimeError::Config { .. } => "plugin_wrong_world",
             RuntimeError::Plugin { source, .. } => match source {

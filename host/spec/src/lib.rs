@@ -30,6 +30,7 @@ pub mod bytes;
 mod connectors;
 mod duration;
 mod model;
+mod plugin_ref;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -38,6 +39,7 @@ pub use connectors::{
     FileSink, FileSource, GeneratorKind, GeneratorSource, Paths, SinkConnector, SinkSpec, SourceConnector, SourceSpec,
 };
 pub use model::*;
+pub use plugin_ref::{PluginRef, valid_plugin_name};
 
 /// A spec that could not be read, parsed or validated.
 #[derive(Debug, thiserror::Error)]
@@ -123,7 +125,9 @@ impl JobSpec {
             }
         }
         for op in &mut self.operators {
-            if let Some(p) = &mut op.plugin {
+            if let Some(p) = &mut op.plugin
+                && PluginRef::of_path(p).is_none()
+            {
                 fix(p);
             }
             op.grants.dirs.iter_mut().for_each(|d| fix(&mut d.host));

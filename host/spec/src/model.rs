@@ -257,8 +257,10 @@ pub struct OperatorSpec {
     pub id: String,
     /// Upstream node(s).
     pub input: Inputs,
-    /// Path to the plugin's `.wasm` component, relative to the spec file
-    /// (a window operator with a built-in `aggregate` has none).
+    /// Path to the plugin's `.wasm` component, relative to the spec file,
+    /// or a plugin of a server's registry as `name@version` or
+    /// `name@^1.2` (see [`PluginRef`](crate::PluginRef)). A window operator
+    /// with a built-in `aggregate` has none.
     pub plugin: Option<PathBuf>,
     /// Host-native event-time windows over the keyed input.
     pub window: Option<WindowSpec>,

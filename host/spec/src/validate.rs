@@ -127,6 +127,9 @@ pub(crate) fn validate(spec: &JobSpec, text: &str) -> Result<(), SpecError> {
             ));
         }
         let err = |field: &str, message: &str| Err(v.node("operators", &o.id, field, message.to_string()));
+        if let Some(Some(Err(message))) = o.plugin.as_deref().map(crate::PluginRef::of_path) {
+            return err("plugin", &message);
+        }
         match (&o.plugin, &o.window, &o.aggregate) {
             (Some(p), None, None) if p.as_os_str().is_empty() => {
                 return err("plugin", "must be a path to a .wasm component");

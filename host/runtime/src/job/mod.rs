@@ -45,6 +45,9 @@ pub struct JobOptions {
     pub metrics: Option<Metrics>,
     /// A completed checkpoint to start from (see [`crate::find_restore`]).
     pub restore: Option<Restore>,
+    /// The job's id (a server keeps one id across restarts); a new one
+    /// when `None`.
+    pub id: Option<String>,
 }
 
 /// How a job ended.
@@ -190,9 +193,10 @@ impl PendingCheckpoint {
     }
 }
 
-/// A running job.
+/// A running job: its [`JobControl`] (through `Deref`) and the one
+/// [`wait`](JobHandle::wait) for its end.
 pub struct JobHandle {
-    shared: Arc<Shared>,
+    control: JobControl,
     thread: Option<std::thread::JoinHandle<Result<JobReport>>>,
 }
 
@@ -202,7 +206,29 @@ impl std::fmt::Debug for JobHandle {
     }
 }
 
-impl JobHandle {
+impl std::ops::Deref for JobHandle {
+    type Target = JobControl;
+
+    fn deref(&self) -> &JobControl {
+        &self.control
+    }
+}
+
+/// What may be asked of a running job, from anywhere (it is `Clone`): its
+/// status and figures, checkpoints, stop and cancel. A server keeps one per
+/// job while a supervisor thread waits on the [`JobHandle`].
+#[derive(Clone)]
+pub struct JobControl {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for JobControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobControl").field("id", &self.shared.id).field("name", &self.shared.name).finish()
+    }
+}
+
+impl JobControl {
     /// The job's unique id.
     pub fn id(&self) -> &str {
         &self.shared.id
@@ -278,6 +304,13 @@ impl JobHandle {
     pub fn cancel(&self) {
         self.shared.cancel.store(true, Ordering::Relaxed);
     }
+}
+
+impl JobHandle {
+    /// A control of the job that can be kept apart from this handle.
+    pub fn control(&self) -> JobControl {
+        self.control.clone()
+    }
 
     /// Whether the job has ended.
     pub fn is_finished(&self) -> bool {
@@ -314,7 +347,7 @@ pub fn start(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine) -> Res
     let plugins = load_plugins(spec, engine)?;
     // The checkpoint directory is this job's until it ends.
     let lock = spec.checkpoint.as_ref().map(crate::checkpointing::restore::lock).transpose()?;
-    let id = new_job_id();
+    let id = options.id.clone().unwrap_or_else(new_job_id);
     let metrics = Arc::new(options.metrics.clone().unwrap_or_default().job(&id, &spec.name));
     let order: Vec<String> = spec
         .sources
@@ -358,7 +391,7 @@ pub fn start(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine) -> Res
             result
         })
         .map_err(|source| RuntimeError::Thread { what: "the job".into(), source })?;
-    Ok(JobHandle { shared, thread: Some(thread) })
+    Ok(JobHandle { control: JobControl { shared }, thread: Some(thread) })
 }
 
 /// Runs a job to completion (bounded input), failure, cancellation or a

@@ -11,6 +11,11 @@ use crate::error::{Result, RuntimeError};
 /// Loads every operator's plugin, naming the node on failure. Distinct
 /// plugin files load in parallel (compiling, or from the compile cache).
 pub fn load_plugins(spec: &JobSpec, engine: &PluginEngine) -> Result<HashMap<String, Plugin>> {
+    for o in &spec.operators {
+        if let Some(p) = o.plugin.as_deref().filter(|p| weir_spec::PluginRef::of_path(p).is_some()) {
+            return Err(RuntimeError::Unresolved { node: o.id.clone(), plugin: p.display().to_string() });
+        }
+    }
     let mut paths: Vec<&Path> = spec.operators.iter().filter_map(|o| o.plugin.as_deref()).collect();
     paths.sort();
     paths.dedup();

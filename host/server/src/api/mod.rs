@@ -1,0 +1,76 @@
+//! The HTTP API: `router` builds it over a server's state, so tests call it
+//! without a socket.
+
+mod jobs;
+mod plugins;
+
+pub use plugins::{PluginSummary, VersionView};
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+
+use crate::auth::{Auth, require_token};
+use crate::error::ApiError;
+use crate::jobs::JobManager;
+use crate::registry::Registry;
+
+/// Most bytes of a job spec.
+pub const MAX_SPEC_BYTES: usize = 1 << 20;
+
+/// What every handler reaches.
+#[derive(Clone)]
+pub struct AppState {
+    /// The plugin registry.
+    pub registry: Arc<Registry>,
+    /// The jobs.
+    pub jobs: Arc<JobManager>,
+    /// Every job's metrics.
+    pub metrics: weir_runtime::Metrics,
+}
+
+/// The API over `state`, behind `auth`.
+pub fn router(state: AppState, auth: Arc<Auth>) -> Router {
+    let api = Router::new()
+        .route("/api/v1/health", get(health))
+        .route("/api/v1/plugins", get(plugins::list))
+        .route("/api/v1/plugins/{name}/versions", get(plugins::versions))
+        .route(
+            "/api/v1/plugins/{name}/versions/{version}",
+            get(plugins::get).put(plugins::upload).delete(plugins::delete),
+        )
+        .route("/api/v1/plugins/{name}/versions/{version}/wasm", get(plugins::download))
+        .route("/api/v1/jobs", get(jobs::list).post(jobs::submit).layer(DefaultBodyLimit::max(MAX_SPEC_BYTES)))
+        .route("/api/v1/jobs/{id}", get(jobs::get))
+        .route("/api/v1/jobs/{id}/failures", get(jobs::failures))
+        .route("/api/v1/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state);
+    api.layer(axum::middleware::from_fn_with_state(auth, require_token))
+}
+
+async fn health() -> impl IntoResponse {
+    axum::Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.encode())
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found("not_found", format!("there is no {} here: the API is under /api/v1", uri.path()))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}

@@ -1,0 +1,135 @@
+//! `/api/v1/plugins`: upload, list, get, download and delete versions.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::meta::PluginVersion;
+use crate::registry::{check_name, check_version};
+
+/// A plugin in the list.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PluginSummary {
+    /// Its name.
+    pub name: String,
+    /// Its versions, oldest first.
+    pub versions: Vec<String>,
+    /// The newest version's world.
+    pub world: String,
+}
+
+/// A version as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VersionView {
+    /// The plugin's name.
+    pub name: String,
+    /// The version.
+    pub version: String,
+    /// `operator`, `aggregator` or `window-processor`.
+    pub world: String,
+    /// The `weir:plugin` version it was built for.
+    pub wit_version: String,
+    /// Bytes.
+    pub size: u64,
+    /// Hex SHA-256 of the bytes.
+    pub sha256: String,
+    /// When it was uploaded (RFC 3339).
+    pub uploaded_at: String,
+}
+
+impl From<PluginVersion> for VersionView {
+    fn from(v: PluginVersion) -> VersionView {
+        VersionView {
+            uploaded_at: crate::view::rfc3339(v.uploaded_at_ms),
+            name: v.name,
+            version: v.version,
+            world: v.world,
+            wit_version: v.wit_version,
+            size: v.size,
+            sha256: v.sha256,
+        }
+    }
+}
+
+pub(super) async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<PluginSummary>>> {
+    let mut list: Vec<PluginSummary> = Vec::new();
+    for v in state.registry.all()? {
+        match list.last_mut() {
+            Some(last) if last.name == v.name => {
+                last.versions.push(v.version);
+                last.world = v.world;
+            }
+            _ => list.push(PluginSummary { name: v.name, versions: vec![v.version], world: v.world }),
+        }
+    }
+    Ok(Json(list))
+}
+
+pub(super) async fn versions(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Vec<VersionView>>> {
+    check_name(&name)?;
+    Ok(Json(state.registry.versions(&name)?.into_iter().map(VersionView::from).collect()))
+}
+
+fn checked(name: &str, version: &str) -> ApiResult<()> {
+    check_name(name)?;
+    check_version(version).map(drop)
+}
+
+pub(super) async fn get(
+    State(state): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult<Json<VersionView>> {
+    checked(&name, &version)?;
+    Ok(Json(state.registry.get(&name, &version)?.into()))
+}
+
+pub(super) async fn upload(
+    State(state): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    if let Some(kind) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
+        && kind != "application/wasm"
+        && kind != "application/octet-stream"
+    {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "content_type",
+            format!("an upload is a Wasm component: send it as application/wasm, not {kind}"),
+        ));
+    }
+    let length = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    let uploaded = state.registry.upload(&name, &version, length, body).await?;
+    let status = if uploaded.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(VersionView::from(uploaded.version))).into_response())
+}
+
+pub(super) async fn download(
+    State(state): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    checked(&name, &version)?;
+    let v = state.registry.get(&name, &version)?;
+    let bytes = tokio::fs::read(state.registry.blob(&v.sha256))
+        .await
+        .map_err(|e| ApiError::internal(format!("cannot read the blob of {name}@{version}: {e}")))?;
+    Ok(([(header::CONTENT_TYPE, "application/wasm")], bytes).into_response())
+}
+
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    checked(&name, &version)?;
+    state.registry.delete(&name, &version)?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,363 @@
+//! The job manager: jobs submitted to the server, kept in the metadata
+//! database and run on the process's runtime through job handles. Every
+//! server job checkpoints (into its directory under `DATA_DIR/jobs/`
+//! unless its spec says where), so a restart of the server resumes each
+//! running job from its latest completed checkpoint, exactly once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use weir_runtime::graph::Plan;
+use weir_runtime::{ErrorClass, JobControl, JobOptions, JobOutcome, JobStatus, Metrics, RuntimeError};
+use weir_spec::{CheckpointSpec, Format, JobSpec, PluginRef};
+
+use crate::error::{ApiError, ApiResult};
+use crate::meta::{Failure, JobRecord, JobState, Metadata, NodeFigures, PinnedPlugin};
+use crate::now_ms;
+use crate::registry::{Registry, requirement};
+use crate::view::{self, JobSummary, JobView};
+
+/// How often a job's supervisor looks at it (restarts, rates).
+const SUPERVISE_TICK: Duration = Duration::from_millis(100);
+/// Rates are over this long.
+const RATE_WINDOW: Duration = Duration::from_secs(1);
+/// The checkpoint interval of a server job whose spec sets none.
+pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Records per second of a node, in and out.
+pub type Rates = HashMap<String, (f64, f64)>;
+
+/// A job running in this process.
+struct Live {
+    control: JobControl,
+    rates: Arc<Mutex<Rates>>,
+}
+
+/// The jobs of one server.
+pub struct JobManager {
+    meta: Arc<Metadata>,
+    registry: Arc<Registry>,
+    metrics: Metrics,
+    jobs_dir: PathBuf,
+    /// An engine that meters fuel, for jobs that set `limits.fuel`.
+    fuel_engine: OnceLock<weir_wasm::PluginEngine>,
+    cache_dir: PathBuf,
+    live: Mutex<HashMap<String, Live>>,
+}
+
+fn spec_error(e: weir_spec::SpecError) -> ApiError {
+    ApiError::bad_request("spec_invalid", e.to_string())
+}
+
+/// A runtime error at a job's start: the spec's or plugin's fault (422),
+/// or the server's.
+fn start_error(e: RuntimeError) -> ApiError {
+    match e.class() {
+        ErrorClass::Invalid => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string()),
+        _ => ApiError::internal(e.to_string()),
+    }
+}
+
+impl JobManager {
+    /// The manager of the jobs under `data_dir/jobs`.
+    pub fn new(meta: Arc<Metadata>, registry: Arc<Registry>, metrics: Metrics, data_dir: &std::path::Path) -> Self {
+        JobManager {
+            meta,
+            registry,
+            metrics,
+            jobs_dir: data_dir.join("jobs"),
+            fuel_engine: OnceLock::new(),
+            cache_dir: data_dir.join("cache"),
+            live: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Live>> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes a spec (YAML or JSON): resolves its plugins in the registry,
+    /// stores the job and starts it.
+    pub fn submit(self: &Arc<Self>, text: &str, format: Format) -> ApiResult<JobRecord> {
+        let spec = JobSpec::parse(text, format).map_err(spec_error)?;
+        let plugins = self.pin_plugins(&spec)?;
+        let record = JobRecord {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            name: spec.name.clone(),
+            spec: text.to_string(),
+            format: match format {
+                Format::Json => "json".into(),
+                Format::Yaml => "yaml".into(),
+            },
+            plugins,
+            state: JobState::Running,
+            submitted_at_ms: now_ms(),
+            ended_at_ms: None,
+            failures: Vec::new(),
+            resumed: 0,
+            nodes: Vec::new(),
+        };
+        // Stored first: a crash from here on resumes it.
+        self.meta.put_job(&record)?;
+        if let Err(e) = self.launch(&record) {
+            self.end(&record.id, JobState::Failed, Some((e.code, e.message.clone())), Vec::new());
+            return Err(e);
+        }
+        tracing::info!(job = %record.name, job_id = %record.id, "job submitted");
+        Ok(record)
+    }
+
+    /// Each operator's plugin, resolved in the registry and checked against
+    /// what its node needs.
+    fn pin_plugins(&self, spec: &JobSpec) -> ApiResult<BTreeMap<String, PinnedPlugin>> {
+        let mut pins = BTreeMap::new();
+        for o in &spec.operators {
+            let Some(path) = o.plugin.as_deref() else { continue };
+            let reference = match PluginRef::of_path(path) {
+                Some(Ok(r)) => r,
+                Some(Err(message)) => return Err(ApiError::bad_request("spec_invalid", message)),
+                None => {
+                    return Err(ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "plugin_path",
+                        format!(
+                            "operator `{}` names the file `{}`: a server runs plugins of its registry, named \
+                             `name@version` — upload it (weir plugin upload) and name it so",
+                            o.id,
+                            path.display()
+                        ),
+                    ));
+                }
+            };
+            let found = self.registry.resolve(&reference)?;
+            let fits = match o.window.is_some() {
+                true => found.world == "aggregator" || found.world == "window-processor",
+                false => found.world == "operator",
+            };
+            if !fits {
+                let wanted = match o.window.is_some() {
+                    true => "a window: its plugin must be an aggregator or a window-processor",
+                    false => "not a window: its plugin must be an operator",
+                };
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "plugin_wrong_world",
+                    format!(
+                        "operator `{}` is {wanted}, and {}@{} is a {}",
+                        o.id, found.name, found.version, found.world
+                    ),
+                ));
+            }
+            let pin = PinnedPlugin {
+                name: found.name,
+                version: found.version,
+                requested: requirement(&reference),
+                sha256: found.sha256,
+            };
+            pins.insert(o.id.clone(), pin);
+        }
+        Ok(pins)
+    }
+
+    /// The spec as it runs here: plugins from their blobs, relative paths
+    /// under the job's directory, checkpoints and RocksDB state there by
+    /// default.
+    fn runnable(&self, record: &JobRecord) -> ApiResult<JobSpec> {
+        let format = if record.format == "json" { Format::Json } else { Format::Yaml };
+        let mut spec = JobSpec::parse(&record.spec, format).map_err(spec_error)?;
+        let dir = self.jobs_dir.join(&record.id);
+        for o in &mut spec.operators {
+            if let Some(pin) = record.plugins.get(&o.id) {
+                o.plugin = Some(self.registry.blob(&pin.sha256));
+            }
+        }
+        spec.checkpoint.get_or_insert_with(|| CheckpointSpec {
+            interval: DEFAULT_CHECKPOINT_INTERVAL,
+            dir: PathBuf::from("checkpoints"),
+            retain: 3,
+            timeout: Duration::from_secs(600),
+            min_pause: Duration::ZERO,
+        });
+        spec.state.dir.get_or_insert_with(|| PathBuf::from("state"));
+        spec.resolve_paths(&dir);
+        Ok(spec)
+    }
+
+    fn engine(&self, spec: &JobSpec) -> ApiResult<weir_wasm::PluginEngine> {
+        if !spec.operators.iter().any(|o| o.limits.fuel.is_some()) {
+            return Ok(self.registry.engine().clone());
+        }
+        if let Some(engine) = self.fuel_engine.get() {
+            return Ok(engine.clone());
+        }
+        let options = weir_wasm::EngineOptions { cache: Some(self.cache_dir.join("fuel")), fuel: true };
+        let engine = weir_wasm::PluginEngine::with_options(options).map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok(self.fuel_engine.get_or_init(|| engine).clone())
+    }
+
+    /// Starts (or resumes, from its latest checkpoint) a stored job, with a
+    /// supervisor thread that records how it ends.
+    fn launch(self: &Arc<Self>, record: &JobRecord) -> ApiResult<()> {
+        let spec = self.runnable(record)?;
+        let restore = weir_runtime::find_restore(&spec, false, None).map_err(start_error)?;
+        if restore.as_ref().is_some_and(weir_runtime::Restore::job_finished) {
+            self.end(&record.id, JobState::Finished, None, Vec::new());
+            return Ok(());
+        }
+        if let Some(r) = &restore {
+            tracing::info!(job = %record.name, job_id = %record.id, checkpoint = r.manifest.id, "resuming from checkpoint");
+        }
+        let options = JobOptions {
+            metrics: Some(self.metrics.clone()),
+            restore,
+            id: Some(record.id.clone()),
+            ..JobOptions::default()
+        };
+        let engine = self.engine(&spec)?;
+        let handle = weir_runtime::start(&spec, &options, &engine).map_err(start_error)?;
+        let rates = Arc::new(Mutex::new(Rates::new()));
+        self.live().insert(record.id.clone(), Live { control: handle.control(), rates: rates.clone() });
+        let manager = self.clone();
+        let id = record.id.clone();
+        std::thread::Builder::new()
+            .name(format!("supervise-{}", &id[..8]))
+            .spawn(move || manager.supervise(&id, handle, &rates))
+            .map_err(|e| ApiError::internal(format!("cannot start a supervisor thread: {e}")))?;
+        Ok(())
+    }
+
+    /// Watches a job until it ends: records its restarts with their causes
+    /// and its rates, then how it ended.
+    fn supervise(&self, id: &str, handle: weir_runtime::JobHandle, rates: &Mutex<Rates>) {
+        let mut seen_restarts = 0;
+        let mut last: Option<(Instant, HashMap<String, (u64, u64)>)> = None;
+        while !handle.is_finished() {
+            std::thread::sleep(SUPERVISE_TICK);
+            if let JobStatus::Restarting { attempt, cause } = handle.status()
+                && attempt > seen_restarts
+            {
+                seen_restarts = attempt;
+                let failure = Failure { at_ms: now_ms(), code: "task_failed".into(), message: cause };
+                let _ = self.meta.update_job(id, |j| j.failures.push(failure));
+            }
+            let due = last.as_ref().is_none_or(|(at, _)| at.elapsed() >= RATE_WINDOW);
+            if due {
+                let now = Instant::now();
+                let counts: HashMap<String, (u64, u64)> =
+                    handle.snapshot().nodes.into_iter().map(|n| (n.node, (n.records_in, n.records_out))).collect();
+                if let Some((at, before)) = &last {
+                    let secs = now.duration_since(*at).as_secs_f64();
+                    let mut r = rates.lock().unwrap_or_else(|e| e.into_inner());
+                    for (node, (i, o)) in &counts {
+                        let (bi, bo) = before.get(node).copied().unwrap_or_default();
+                        r.insert(node.clone(), ((i - bi.min(*i)) as f64 / secs, (o - bo.min(*o)) as f64 / secs));
+                    }
+                }
+                last = Some((now, counts));
+            }
+        }
+        let nodes = view::figures(&handle.snapshot().nodes);
+        let (state, failure) = match handle.wait() {
+            Ok(report) => match report.outcome {
+                JobOutcome::Finished => (JobState::Finished, None),
+                JobOutcome::Stopped { .. } => (JobState::Stopped, None),
+            },
+            Err(RuntimeError::Cancelled) => (JobState::Cancelled, None),
+            Err(e) => (JobState::Failed, Some((e.code(), e.to_string()))),
+        };
+        match &failure {
+            Some((code, message)) => tracing::warn!(job_id = %id, %code, %message, "job failed"),
+            None => tracing::info!(job_id = %id, state = ?state, "job ended"),
+        }
+        self.live().remove(id);
+        self.end(id, state, failure, nodes);
+    }
+
+    /// Records that a job ended (a cancelled job stays cancelled).
+    fn end(&self, id: &str, state: JobState, failure: Option<(&str, String)>, nodes: Vec<NodeFigures>) {
+        let result = self.meta.update_job(id, |j| {
+            if j.state != JobState::Cancelled {
+                j.state = state;
+            }
+            j.ended_at_ms.get_or_insert(now_ms());
+            if let Some((code, message)) = failure {
+                j.failures.push(Failure { at_ms: now_ms(), code: code.to_string(), message });
+            }
+            if !nodes.is_empty() {
+                j.nodes = nodes;
+            }
+        });
+        if let Err(e) = result {
+            tracing::error!(job_id = %id, "cannot record the end of the job: {e}");
+        }
+    }
+
+    /// Resumes every job that was running when the server last stopped.
+    pub fn resume_all(self: &Arc<Self>) -> Result<usize, crate::ServerError> {
+        let mut resumed = 0;
+        for job in self.meta.jobs()?.into_iter().filter(|j| j.state == JobState::Running) {
+            let job = self.meta.update_job(&job.id, |j| j.resumed += 1)?.unwrap_or(job);
+            match self.launch(&job) {
+                Ok(()) => resumed += 1,
+                Err(e) => {
+                    tracing::error!(job = %job.name, job_id = %job.id, "cannot resume the job: {}", e.message);
+                    self.end(&job.id, JobState::Failed, Some((e.code, e.message)), Vec::new());
+                }
+            }
+        }
+        Ok(resumed)
+    }
+
+    /// Cancels a job: it stops at once and is not resumed.
+    pub fn cancel(&self, id: &str) -> ApiResult<JobView> {
+        let record = self.record(id)?;
+        if record.state.is_terminal() {
+            return Err(ApiError::conflict(
+                "job_ended",
+                format!("job {id} has already ended ({}): there is nothing to cancel", record.state.as_str()),
+            ));
+        }
+        self.meta.update_job(id, |j| j.state = JobState::Cancelled)?;
+        if let Some(live) = self.live().get(id) {
+            live.control.cancel();
+        }
+        tracing::info!(job_id = %id, "job cancelled");
+        self.view(id)
+    }
+
+    fn record(&self, id: &str) -> ApiResult<JobRecord> {
+        self.meta.job(id)?.ok_or_else(|| {
+            ApiError::not_found("job_not_found", format!("there is no job {id} (weir job list shows the jobs)"))
+        })
+    }
+
+    /// Every job, oldest first.
+    pub fn list(&self) -> ApiResult<Vec<JobSummary>> {
+        let live = self.live();
+        let jobs = self.meta.jobs()?;
+        Ok(jobs.iter().map(|j| view::summary(j, live.get(&j.id).map(|l| l.control.status()))).collect())
+    }
+
+    /// One job, with its live figures when it runs here.
+    pub fn view(&self, id: &str) -> ApiResult<JobView> {
+        let record = self.record(id)?;
+        let format = if record.format == "json" { Format::Json } else { Format::Yaml };
+        let spec = JobSpec::parse(&record.spec, format).map_err(spec_error)?;
+        let plan = Plan::new(&spec);
+        let live = self.live();
+        let running = live.get(id).map(|l| {
+            let rates = l.rates.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            (l.control.snapshot(), rates)
+        });
+        drop(live);
+        Ok(view::job(&record, &plan, running))
+    }
+
+    /// The failures of a job, oldest first.
+    pub fn failures(&self, id: &str) -> ApiResult<Vec<Failure>> {
+        Ok(self.record(id)?.failures)
+    }
+}

@@ -1,0 +1,224 @@
+//! What the jobs API returns: a job's record and, while it runs here, its
+//! live figures, shaped for people and tools.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use weir_runtime::graph::{NodeRole, Plan};
+use weir_runtime::{JobSnapshot, JobStatus, NodeReport};
+
+use crate::jobs::Rates;
+use crate::meta::{Failure, JobRecord, JobState, NodeFigures, PinnedPlugin};
+
+/// A job in a list.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobSummary {
+    /// Its id.
+    pub id: String,
+    /// The spec's name.
+    pub name: String,
+    /// `running`, `finished`, `failed`, `stopped` or `cancelled`.
+    pub state: String,
+    /// What it does now: `starting`, `running`, `restarting`… (`state`
+    /// once ended).
+    pub phase: String,
+    /// When it was submitted (RFC 3339).
+    pub submitted_at: String,
+    /// Its failures so far.
+    pub failures: usize,
+}
+
+/// One job, whole.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobView {
+    /// Its id.
+    pub id: String,
+    /// The spec's name.
+    pub name: String,
+    /// `running`, `finished`, `failed`, `stopped` or `cancelled`.
+    pub state: String,
+    /// What it does now: `starting`, `running`, `restarting`, `stopping`
+    /// (`state` once ended, or `pending` before it runs here).
+    pub phase: String,
+    /// When it was submitted (RFC 3339).
+    pub submitted_at: String,
+    /// When it ended.
+    pub ended_at: Option<String>,
+    /// The plugin version each operator node runs.
+    pub plugins: BTreeMap<String, PinnedPlugin>,
+    /// Restarts after task failures, in this run of the server.
+    pub restarts: u32,
+    /// How often the server resumed it after restarting.
+    pub resumed: u32,
+    /// Time since it started in this run of the server (ms).
+    pub uptime_ms: Option<u64>,
+    /// Its nodes, in spec order.
+    pub nodes: Vec<NodeView>,
+    /// Its checkpoints in this run of the server.
+    pub checkpoints: Option<CheckpointView>,
+    /// Its failures, oldest first.
+    pub failures: Vec<Failure>,
+}
+
+/// A node of a job.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NodeView {
+    /// The node id.
+    pub id: String,
+    /// `source`, `operator` or `sink`.
+    pub role: String,
+    /// Its parallel instances.
+    pub parallelism: u32,
+    /// The chain of nodes its tasks run (`celsius → averages`).
+    pub task: String,
+    /// Records received.
+    pub records_in: u64,
+    /// Records emitted on the main output.
+    pub records_out: u64,
+    /// Records emitted on side outputs.
+    pub side_out: u64,
+    /// Records in per second, over the last second.
+    pub records_in_per_s: f64,
+    /// Records out per second, over the last second.
+    pub records_out_per_s: f64,
+    /// The lowest watermark of its instances (ms), once there is one.
+    pub watermark: Option<i64>,
+    /// Plugin counters.
+    pub counters: BTreeMap<String, u64>,
+}
+
+/// A job's checkpoints.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CheckpointView {
+    /// Completed.
+    pub completed: u64,
+    /// Aborted.
+    pub aborted: u64,
+    /// The last completed one's id.
+    pub last_id: Option<u64>,
+    /// Its duration (ms).
+    pub last_duration_ms: u64,
+    /// Its state size (bytes).
+    pub last_bytes: u64,
+}
+
+/// Milliseconds since the epoch as RFC 3339.
+pub fn rfc3339(ms: i64) -> String {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+fn phase(status: &JobStatus) -> &'static str {
+    match status {
+        JobStatus::Starting => "starting",
+        JobStatus::Running => "running",
+        JobStatus::Restarting { .. } => "restarting",
+        JobStatus::Stopping => "stopping",
+        JobStatus::Finished => "finished",
+        JobStatus::Stopped { .. } => "stopped",
+        JobStatus::Failed { .. } => "failed",
+        JobStatus::Cancelled => "cancelled",
+    }
+}
+
+fn phase_of(record: &JobRecord, status: Option<&JobStatus>) -> String {
+    match (record.state, status) {
+        (JobState::Running, Some(s)) => phase(s).to_string(),
+        (JobState::Running, None) => "pending".to_string(),
+        (state, _) => state.as_str().to_string(),
+    }
+}
+
+/// A job in a list.
+pub fn summary(record: &JobRecord, status: Option<JobStatus>) -> JobSummary {
+    JobSummary {
+        id: record.id.clone(),
+        name: record.name.clone(),
+        state: record.state.as_str().to_string(),
+        phase: phase_of(record, status.as_ref()),
+        submitted_at: rfc3339(record.submitted_at_ms),
+        failures: record.failures.len(),
+    }
+}
+
+/// The figures kept of each node when a job ends.
+pub fn figures(nodes: &[NodeReport]) -> Vec<NodeFigures> {
+    nodes
+        .iter()
+        .map(|n| NodeFigures {
+            node: n.node.clone(),
+            records_in: n.records_in,
+            records_out: n.records_out,
+            side_out: n.side_out,
+            watermark: n.watermark,
+        })
+        .collect()
+}
+
+/// One job: the record, the plan and, while it runs, its snapshot.
+pub fn job(record: &JobRecord, plan: &Plan, running: Option<(JobSnapshot, Rates)>) -> JobView {
+    let (snapshot, rates) = match running {
+        Some((s, r)) => (Some(s), r),
+        None => (None, Rates::new()),
+    };
+    let live: BTreeMap<&str, &NodeReport> =
+        snapshot.iter().flat_map(|s| s.nodes.iter()).map(|n| (n.node.as_str(), n)).collect();
+    let ended: BTreeMap<&str, &NodeFigures> = record.nodes.iter().map(|n| (n.node.as_str(), n)).collect();
+    let mut order: Vec<&String> = Vec::new();
+    for chain in &plan.chains {
+        order.extend(chain.iter());
+    }
+    let nodes = order
+        .into_iter()
+        .map(|id| {
+            let node = &plan.nodes[id];
+            let chain = plan.chains.iter().find(|c| c.contains(id)).map(|c| c.join(" → ")).unwrap_or_default();
+            let (records_in, records_out, side_out, watermark, counters) =
+                match (live.get(id.as_str()), ended.get(id.as_str())) {
+                    (Some(n), _) => (n.records_in, n.records_out, n.side_out, n.watermark, n.counters.clone()),
+                    (None, Some(n)) => (n.records_in, n.records_out, n.side_out, n.watermark, BTreeMap::new()),
+                    (None, None) => (0, 0, 0, None, BTreeMap::new()),
+                };
+            let (rate_in, rate_out) = rates.get(id.as_str()).copied().unwrap_or_default();
+            NodeView {
+                id: id.clone(),
+                role: match node.role {
+                    NodeRole::Source => "source",
+                    NodeRole::Operator => "operator",
+                    NodeRole::Sink => "sink",
+                }
+                .to_string(),
+                parallelism: node.parallelism,
+                task: chain,
+                records_in,
+                records_out,
+                side_out,
+                records_in_per_s: rate_in,
+                records_out_per_s: rate_out,
+                watermark,
+                counters,
+            }
+        })
+        .collect();
+    JobView {
+        id: record.id.clone(),
+        name: record.name.clone(),
+        state: record.state.as_str().to_string(),
+        phase: phase_of(record, snapshot.as_ref().map(|s| &s.status)),
+        submitted_at: rfc3339(record.submitted_at_ms),
+        ended_at: record.ended_at_ms.map(rfc3339),
+        plugins: record.plugins.clone(),
+        restarts: snapshot.as_ref().map_or(0, |s| s.restarts),
+        resumed: record.resumed,
+        uptime_ms: snapshot.as_ref().map(|s| s.uptime.as_millis() as u64),
+        nodes,
+        checkpoints: snapshot.as_ref().map(|s| CheckpointView {
+            completed: s.checkpoints.completed,
+            aborted: s.checkpoints.aborted,
+            last_id: s.checkpoints.last_id,
+            last_duration_ms: s.checkpoints.last_duration_ms,
+            last_bytes: s.checkpoints.last_bytes,
+        }),
+        failures: record.failures.clone(),
+    }
+}
