@@ -11,6 +11,7 @@ mod parity;
 mod recovery;
 mod sandbox;
 mod scenarios;
+mod server_api;
 mod snapshots;
 mod state_kinds;
 mod wall_clock;

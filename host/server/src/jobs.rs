@@ -146,8 +146,12 @@ impl JobManager {
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "plugin_wrong_world",
                     format!(
-                        "operator `{}` is {wanted}, and {}@{} is a {}",
-                        o.id, found.name, found.version, found.world
+                        "operator `{}` is {wanted}, and {}@{} is {} {}",
+                        o.id,
+                        found.name,
+                        found.version,
+                        if found.world.starts_with(['a', 'o']) { "an" } else { "a" },
+                        found.world
                     ),
                 ));
             }
