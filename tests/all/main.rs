@@ -12,6 +12,7 @@ mod recovery;
 mod sandbox;
 mod scenarios;
 mod server_api;
+mod server_e2e;
 mod snapshots;
 mod state_kinds;
 mod wall_clock;

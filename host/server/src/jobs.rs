@@ -55,6 +55,9 @@ fn spec_error(e: weir_spec::SpecError) -> ApiError {
 /// A runtime error at a job's start: the spec's or plugin's fault (422),
 /// or the server's.
 fn start_error(e: RuntimeError) -> ApiError {
+    if e.code() == "checkpoint_dir_in_use" {
+        return ApiError::conflict("checkpoint_dir_in_use", e.to_string());
+    }
     match e.class() {
         ErrorClass::Invalid => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string()),
         _ => ApiError::internal(e.to_string()),
@@ -100,10 +103,11 @@ impl JobManager {
             resumed: 0,
             nodes: Vec::new(),
         };
-        // Stored first: a crash from here on resumes it.
+        // Stored first: a crash from here on resumes it. Refused at its
+        // start, it is no job.
         self.meta.put_job(&record)?;
-        if let Err(e) = self.launch(&record) {
-            self.end(&record.id, JobState::Failed, Some((e.code, e.message.clone())), Vec::new());
+        if let Err(e) = self.launch(&record, false) {
+            self.meta.delete_job(&record.id)?;
             return Err(e);
         }
         tracing::info!(job = %record.name, job_id = %record.id, "job submitted");
@@ -202,11 +206,22 @@ impl JobManager {
         Ok(self.fuel_engine.get_or_init(|| engine).clone())
     }
 
-    /// Starts (or resumes, from its latest checkpoint) a stored job, with a
-    /// supervisor thread that records how it ends.
-    fn launch(self: &Arc<Self>, record: &JobRecord) -> ApiResult<()> {
+    /// Starts a stored job (or, `resuming`, resumes it from its latest
+    /// checkpoint), with a supervisor thread that records how it ends.
+    fn launch(self: &Arc<Self>, record: &JobRecord, resuming: bool) -> ApiResult<()> {
         let spec = self.runnable(record)?;
         let restore = weir_runtime::find_restore(&spec, false, None).map_err(start_error)?;
+        if let (Some(r), false) = (&restore, resuming) {
+            let dir = r.dir.parent().unwrap_or(&r.dir).display().to_string();
+            return Err(ApiError::conflict(
+                "checkpoint_dir_in_use",
+                format!(
+                    "checkpoint dir {dir} already holds checkpoints of job `{}`: give this job a checkpoint.dir of its \
+                     own, or none (the server then keeps its checkpoints in its data dir)",
+                    r.manifest.job
+                ),
+            ));
+        }
         if restore.as_ref().is_some_and(weir_runtime::Restore::job_finished) {
             self.end(&record.id, JobState::Finished, None, Vec::new());
             return Ok(());
@@ -304,7 +319,7 @@ impl JobManager {
         let mut resumed = 0;
         for job in self.meta.jobs()?.into_iter().filter(|j| j.state == JobState::Running) {
             let job = self.meta.update_job(&job.id, |j| j.resumed += 1)?.unwrap_or(job);
-            match self.launch(&job) {
+            match self.launch(&job, true) {
                 Ok(()) => resumed += 1,
                 Err(e) => {
                     tracing::error!(job = %job.name, job_id = %job.id, "cannot resume the job: {}", e.message);

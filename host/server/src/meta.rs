@@ -298,6 +298,14 @@ impl Metadata {
         Ok(())
     }
 
+    /// Forgets a job (one refused at submission).
+    pub fn delete_job(&self, id: &str) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(JOBS)?.remove(id)?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Changes a stored job in one transaction; `None` when there is none.
     pub fn update_job(&self, id: &str, change: impl FnOnce(&mut JobRecord)) -> Result<Option<JobRecord>> {
         let tx = self.db.begin_write()?;
