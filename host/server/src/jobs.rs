@@ -30,6 +30,9 @@ pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
 /// Records per second of a node, in and out.
 pub type Rates = HashMap<String, (f64, f64)>;
 
+/// Records of a node so far, in and out.
+type Counts = HashMap<String, (u64, u64)>;
+
 /// A job running in this process.
 struct Live {
     control: JobControl,
@@ -252,7 +255,7 @@ impl JobManager {
     /// and its rates, then how it ended.
     fn supervise(&self, id: &str, handle: weir_runtime::JobHandle, rates: &Mutex<Rates>) {
         let mut seen_restarts = 0;
-        let mut last: Option<(Instant, HashMap<String, (u64, u64)>)> = None;
+        let mut last: Option<(Instant, Counts)> = None;
         while !handle.is_finished() {
             std::thread::sleep(SUPERVISE_TICK);
             if let JobStatus::Restarting { attempt, cause } = handle.status()
@@ -265,7 +268,7 @@ impl JobManager {
             let due = last.as_ref().is_none_or(|(at, _)| at.elapsed() >= RATE_WINDOW);
             if due {
                 let now = Instant::now();
-                let counts: HashMap<String, (u64, u64)> =
+                let counts: Counts =
                     handle.snapshot().nodes.into_iter().map(|n| (n.node, (n.records_in, n.records_out))).collect();
                 if let Some((at, before)) = &last {
                     let secs = now.duration_since(*at).as_secs_f64();
