@@ -8,6 +8,9 @@ command -v clang >/dev/null 2>&1 || missing+=(clang)
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v c++ >/dev/null 2>&1 || missing+=(g++)
 ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || missing+=(libclang-dev)
+# The API fuzzer (schemathesis) runs from a virtualenv.
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2
   sudo=""
@@ -19,4 +22,13 @@ fi
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
   echo "setup: adding the wasm32-wasip2 Rust target" >&2
   rustup target add wasm32-wasip2
+fi
+
+# Test tools from PyPI, in a virtualenv outside the clone (kept between runs).
+TOOLS="${WEIR_TOOLS:-$HOME/.cache/weir/tools}"
+SCHEMATHESIS_VERSION=4.32.5
+if ! "$TOOLS/venv/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+  echo "setup: installing schemathesis $SCHEMATHESIS_VERSION into $TOOLS/venv" >&2
+  python3 -m venv "$TOOLS/venv"
+  "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi

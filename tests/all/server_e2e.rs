@@ -287,3 +287,57 @@ fn killed_at_random_a_server_resumes_its_job_and_commits_exactly_a_crash_free_ou
     assert_eq!(got, expected, "seed {seed}");
     server.kill();
 }
+
+/// Where `scripts/setup.sh` puts the test tools from PyPI.
+fn tools() -> PathBuf {
+    std::env::var_os("WEIR_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/weir/tools"))
+}
+
+#[test]
+fn schemathesis_finds_no_server_error_in_the_served_openapi_document() {
+    let schemathesis = tools().join("venv/bin/schemathesis");
+    assert!(schemathesis.exists(), "{} is missing: run scripts/setup.sh (make test does)", schemathesis.display());
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Served::start(&data);
+    // Something to find: a plugin and a finished job.
+    upload_examples(&server);
+    let job = sensor_job(dir.path(), &dir.path().join("out"), "celsius@1.0.0", "sensor-average@1.0.0", 100, 1_000_000);
+    let id = server.ok(&["job", "submit", &job.display().to_string()]).trim().to_string();
+    server.wait_for_state(&id, "finished");
+    let out = Command::new(&schemathesis)
+        .arg("run")
+        .arg(format!("{}/api/v1/openapi.json", server.url))
+        .args(["--checks", "not_a_server_error", "--max-examples", "30", "--seed", "1", "--no-color"])
+        .arg("-H")
+        .arg(format!("Authorization: Bearer {}", server.token))
+        .env("SCHEMATHESIS_HOOKS", "hooks")
+        .env("PYTHONPATH", weir_tests::repo().join("tests/schemathesis"))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "schemathesis found failures:\n{report}\n{}", String::from_utf8_lossy(&out.stderr));
+    let tested = report.lines().find(|l| l.trim_start().starts_with("Tested:")).unwrap_or_default();
+    assert!(tested.contains("12"), "every operation is tested: {report}");
+    // It may have deleted what it found (it had the token); what is left
+    // is whole: a blob for every version listed and none else, no upload
+    // half-way.
+    let plugins: serde_json::Value = serde_json::from_str(&server.ok(&["plugin", "list", "--json"])).unwrap();
+    let mut listed = std::collections::BTreeSet::new();
+    for p in plugins.as_array().unwrap() {
+        let versions: serde_json::Value =
+            serde_json::from_str(&server.ok(&["plugin", "versions", p["name"].as_str().unwrap(), "--json"])).unwrap();
+        listed.extend(versions.as_array().unwrap().iter().map(|v| format!("{}.wasm", v["sha256"].as_str().unwrap())));
+    }
+    let blobs: std::collections::BTreeSet<String> = std::fs::read_dir(data.join("plugins"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(blobs, listed);
+    assert_eq!(std::fs::read_dir(data.join("tmp")).unwrap().count(), 0);
+    let log = server.log.lock().unwrap().clone();
+    assert!(!log.contains("panicked"), "{log}");
+    server.kill();
+}

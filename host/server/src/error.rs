@@ -19,7 +19,7 @@ pub struct ApiError {
 }
 
 /// The JSON body of an error.
-#[derive(Debug, Serialize, serde::Deserialize)]
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// A stable, machine-readable code.
     pub code: String,

@@ -69,7 +69,7 @@ pub struct PluginVersion {
 }
 
 /// A plugin version a job's node runs, as resolved at submission.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PinnedPlugin {
     /// The plugin's name.
     pub name: String,
@@ -116,7 +116,7 @@ impl JobState {
 }
 
 /// A failure of a job, with its cause.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Failure {
     /// When (ms since the epoch).
     pub at_ms: i64,

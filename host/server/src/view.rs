@@ -11,7 +11,7 @@ use crate::jobs::Rates;
 use crate::meta::{Failure, JobRecord, JobState, NodeFigures, PinnedPlugin};
 
 /// A job in a list.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct JobSummary {
     /// Its id.
     pub id: String,
@@ -29,7 +29,7 @@ pub struct JobSummary {
 }
 
 /// One job, whole.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct JobView {
     /// Its id.
     pub id: String,
@@ -61,7 +61,7 @@ pub struct JobView {
 }
 
 /// A node of a job.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct NodeView {
     /// The node id.
     pub id: String,
@@ -88,7 +88,7 @@ pub struct NodeView {
 }
 
 /// A job's checkpoints.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct CheckpointView {
     /// Completed.
     pub completed: u64,

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 
 use super::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::meta::Failure;
 use crate::view::{JobSummary, JobView};
 
@@ -15,6 +15,18 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> ApiResult<T> + Send 
     tokio::task::spawn_blocking(work).await.map_err(|e| ApiError::internal(format!("a request's work failed: {e}")))?
 }
 
+/// Submits a job spec (YAML or JSON) naming plugins as `name@version` or
+/// `name@^1.2`; they are resolved now and recorded.
+#[utoipa::path(post, path = "/api/v1/jobs", tag = "jobs",
+    request_body(content = String, content_type = "application/yaml", description = "The job spec (also application/json)"),
+    responses((status = 201, description = "Submitted and started", body = JobView),
+        (status = 400, description = "A malformed spec (the message names the field and line)", body = ErrorBody),
+        (status = 401, description = "No or a wrong token", body = ErrorBody),
+        (status = 409, description = "Its checkpoint dir is another job's", body = ErrorBody),
+        (status = 413, description = "Over 1 MiB", body = ErrorBody),
+        (status = 415, description = "Neither YAML nor JSON", body = ErrorBody),
+        (status = 422, description = "A plugin that is missing or does not fit its node", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub(super) async fn submit(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -51,18 +63,40 @@ pub(super) async fn submit(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+/// Lists the jobs, oldest first.
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs",
+    responses((status = 200, description = "The jobs", body = Vec<JobSummary>)))]
 pub(super) async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<JobSummary>>> {
     Ok(Json(state.jobs.list()?))
 }
 
+/// One job: nodes with parallelism and tasks, figures, rates, watermarks,
+/// checkpoints, restarts, plugin versions, failures.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs",
+    params(("id" = String, Path, description = "The job's id")),
+    responses((status = 200, description = "The job", body = JobView),
+        (status = 404, description = "No such job", body = ErrorBody)))]
 pub(super) async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
     Ok(Json(state.jobs.view(&id)?))
 }
 
+/// A job's failures with their causes, oldest first.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/failures", tag = "jobs",
+    params(("id" = String, Path, description = "The job's id")),
+    responses((status = 200, description = "Its failures", body = Vec<Failure>),
+        (status = 404, description = "No such job", body = ErrorBody)))]
 pub(super) async fn failures(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Vec<Failure>>> {
     Ok(Json(state.jobs.failures(&id)?))
 }
 
+/// Cancels a job: it stops at once and is not resumed.
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", tag = "jobs",
+    params(("id" = String, Path, description = "The job's id")),
+    responses((status = 200, description = "Cancelled", body = JobView),
+        (status = 401, description = "No or a wrong token", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 409, description = "It has ended", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub(super) async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
     Ok(Json(state.jobs.cancel(&id)?))
 }

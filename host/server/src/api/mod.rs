@@ -19,6 +19,33 @@ use crate::error::ApiError;
 use crate::jobs::JobManager;
 use crate::registry::Registry;
 
+/// The OpenAPI document of the API, generated from the handlers.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "Weir control plane", description = "Plugins, jobs and metrics of a `weir serve`."),
+    paths(
+        health,
+        plugins::list, plugins::versions, plugins::get, plugins::upload, plugins::download, plugins::delete,
+        jobs::submit, jobs::list, jobs::get, jobs::failures, jobs::cancel,
+    ),
+    modifiers(&BearerAuth),
+    tags((name = "plugins", description = "The plugin registry"), (name = "jobs", description = "Jobs"))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
 /// Most bytes of a job spec.
 pub const MAX_SPEC_BYTES: usize = 1 << 20;
 
@@ -37,6 +64,7 @@ pub struct AppState {
 pub fn router(state: AppState, auth: Arc<Auth>) -> Router {
     let api = Router::new()
         .route("/api/v1/health", get(health))
+        .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/plugins", get(plugins::list))
         .route("/api/v1/plugins/{name}/versions", get(plugins::versions))
         .route(
@@ -55,8 +83,14 @@ pub fn router(state: AppState, auth: Arc<Auth>) -> Router {
     api.layer(axum::middleware::from_fn_with_state(auth, require_token))
 }
 
+/// Whether the server answers.
+#[utoipa::path(get, path = "/api/v1/health", tag = "server", responses((status = 200, description = "It does")))]
 async fn health() -> impl IntoResponse {
     axum::Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn openapi() -> impl IntoResponse {
+    axum::Json(<ApiDoc as utoipa::OpenApi>::openapi())
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

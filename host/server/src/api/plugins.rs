@@ -8,12 +8,12 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::meta::PluginVersion;
 use crate::registry::{check_name, check_version};
 
 /// A plugin in the list.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct PluginSummary {
     /// Its name.
     pub name: String,
@@ -24,7 +24,7 @@ pub struct PluginSummary {
 }
 
 /// A version as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct VersionView {
     /// The plugin's name.
     pub name: String,
@@ -56,6 +56,9 @@ impl From<PluginVersion> for VersionView {
     }
 }
 
+/// Lists the plugins, each with its versions.
+#[utoipa::path(get, path = "/api/v1/plugins", tag = "plugins",
+    responses((status = 200, description = "The plugins", body = Vec<PluginSummary>)))]
 pub(super) async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<PluginSummary>>> {
     let mut list: Vec<PluginSummary> = Vec::new();
     for v in state.registry.all()? {
@@ -70,6 +73,12 @@ pub(super) async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<Pl
     Ok(Json(list))
 }
 
+/// Lists the versions of a plugin.
+#[utoipa::path(get, path = "/api/v1/plugins/{name}/versions", tag = "plugins",
+    params(("name" = String, Path, description = "The plugin's name")),
+    responses((status = 200, description = "Its versions, oldest first", body = Vec<VersionView>),
+        (status = 400, description = "Not a plugin name", body = ErrorBody),
+        (status = 404, description = "No such plugin", body = ErrorBody)))]
 pub(super) async fn versions(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -83,6 +92,12 @@ fn checked(name: &str, version: &str) -> ApiResult<()> {
     check_version(version).map(drop)
 }
 
+/// One version's metadata.
+#[utoipa::path(get, path = "/api/v1/plugins/{name}/versions/{version}", tag = "plugins",
+    params(("name" = String, Path, description = "The plugin's name"), ("version" = String, Path, description = "A semantic version")),
+    responses((status = 200, description = "The version", body = VersionView),
+        (status = 400, description = "Not a name or version", body = ErrorBody),
+        (status = 404, description = "No such version", body = ErrorBody)))]
 pub(super) async fn get(
     State(state): State<AppState>,
     Path((name, version)): Path<(String, String)>,
@@ -91,6 +106,21 @@ pub(super) async fn get(
     Ok(Json(state.registry.get(&name, &version)?.into()))
 }
 
+/// Uploads a component as a version: checked (a component of a
+/// `weir:plugin` world this host supports) and compiled before it is
+/// visible. Versions are immutable.
+#[utoipa::path(put, path = "/api/v1/plugins/{name}/versions/{version}", tag = "plugins",
+    params(("name" = String, Path, description = "The plugin's name"), ("version" = String, Path, description = "A semantic version")),
+    request_body(content = Vec<u8>, content_type = "application/wasm", description = "The component's bytes"),
+    responses((status = 201, description = "Uploaded", body = VersionView),
+        (status = 200, description = "The same bytes were there already", body = VersionView),
+        (status = 400, description = "Bad name or version, an empty or cut-off upload", body = ErrorBody),
+        (status = 401, description = "No or a wrong token", body = ErrorBody),
+        (status = 409, description = "Other bytes under this version", body = ErrorBody),
+        (status = 413, description = "Over the upload limit", body = ErrorBody),
+        (status = 415, description = "Not application/wasm", body = ErrorBody),
+        (status = 422, description = "Not a component this host runs", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub(super) async fn upload(
     State(state): State<AppState>,
     Path((name, version)): Path<(String, String)>,
@@ -113,6 +143,12 @@ pub(super) async fn upload(
     Ok((status, Json(VersionView::from(uploaded.version))).into_response())
 }
 
+/// The version's component bytes.
+#[utoipa::path(get, path = "/api/v1/plugins/{name}/versions/{version}/wasm", tag = "plugins",
+    params(("name" = String, Path, description = "The plugin's name"), ("version" = String, Path, description = "A semantic version")),
+    responses((status = 200, description = "The component", body = Vec<u8>, content_type = "application/wasm"),
+        (status = 400, description = "Not a name or version", body = ErrorBody),
+        (status = 404, description = "No such version", body = ErrorBody)))]
 pub(super) async fn download(
     State(state): State<AppState>,
     Path((name, version)): Path<(String, String)>,
@@ -125,6 +161,15 @@ pub(super) async fn download(
     Ok(([(header::CONTENT_TYPE, "application/wasm")], bytes).into_response())
 }
 
+/// Deletes a version (refused while a running job uses it).
+#[utoipa::path(delete, path = "/api/v1/plugins/{name}/versions/{version}", tag = "plugins",
+    params(("name" = String, Path, description = "The plugin's name"), ("version" = String, Path, description = "A semantic version")),
+    responses((status = 204, description = "Deleted"),
+        (status = 400, description = "Not a name or version", body = ErrorBody),
+        (status = 401, description = "No or a wrong token", body = ErrorBody),
+        (status = 404, description = "No such version", body = ErrorBody),
+        (status = 409, description = "A running job uses it", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub(super) async fn delete(
     State(state): State<AppState>,
     Path((name, version)): Path<(String, String)>,
