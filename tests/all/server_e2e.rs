@@ -341,3 +341,28 @@ fn schemathesis_finds_no_server_error_in_the_served_openapi_document() {
     assert!(!log.contains("panicked"), "{log}");
     server.kill();
 }
+
+#[test]
+fn the_example_server_job_gives_the_averages_weir_run_prints() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Served::start(&dir.path().join("data"));
+    upload_examples(&server);
+    let out = dir.path().join("averages");
+    let example = std::fs::read_to_string(weir_tests::repo().join("examples/sensor-averages/server.yaml")).unwrap();
+    assert!(example.contains("path: /tmp/weir-averages"));
+    let spec = dir.path().join("server.yaml");
+    std::fs::write(&spec, example.replace("/tmp/weir-averages", &out.display().to_string())).unwrap();
+    let id = server.ok(&["job", "submit", &spec.display().to_string()]).trim().to_string();
+    let run = Command::new(weir_bin())
+        .arg("run")
+        .arg(weir_tests::repo().join("examples/sensor-averages/job.yaml"))
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let printed: Vec<String> = String::from_utf8_lossy(&run.stdout).lines().map(str::to_string).collect();
+    assert_eq!(printed.len(), 120);
+    server.wait_for_state(&id, "finished");
+    assert_eq!(committed_parts(&out), printed);
+    server.kill();
+}
