@@ -482,3 +482,42 @@ async fn bad_jobs_are_refused_naming_what_is_wrong() {
         (StatusCode::METHOD_NOT_ALLOWED, error("method_not_allowed", "PATCH is not allowed on /api/v1/jobs"))
     );
 }
+
+#[tokio::test]
+async fn a_failing_job_fails_alone_with_its_causes_recorded() {
+    let s = server();
+    assert_eq!(s.upload_plugin("celsius", "1.0.0", "celsius").await.0, StatusCode::CREATED);
+    assert_eq!(s.upload_plugin("sensor-average", "1.0.0", "sensor-average").await.0, StatusCode::CREATED);
+    assert_eq!(s.upload_plugin("trap-on", "1.0.0", "trap-on").await.0, StatusCode::CREATED);
+    let failing = "name: failing
+restart: { strategy: fixed-delay, attempts: 1, delay: 10ms }
+sources:
+  - { id: readings, type: generator, generator: sensors, sensors: 4, seed: 3, start: 1700000000000, events: 100,
+      watermark: { punctuated: true } }
+operators:
+  - { id: trap, input: readings, plugin: trap-on@1.0.0, config: { panic_on: sensor_1 } }
+sinks:
+  - { id: out, type: blackhole, input: trap }
+";
+    let out = s.dir.path().join("out");
+    let (status, healthy) = s.submit(&sensor_job(&out, "celsius@1.0.0", "sensor-average@1.0.0", 800, 400)).await;
+    assert_eq!(status, StatusCode::CREATED, "{healthy}");
+    let (status, job) = s.submit(failing).await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    let failed = s.wait_for_state(&id, "failed").await;
+    let failures = failed["failures"].as_array().unwrap();
+    let codes: Vec<&str> = failures.iter().map(|f| f["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["plugin_trapped", "plugin_trapped"], "{failed}");
+    for f in failures {
+        let message = f["message"].as_str().unwrap();
+        assert!(message.contains("task trap-0/1 failed: plugin trapped in `process`: "), "{message}");
+        assert!(message.contains("panicked"), "{message}");
+    }
+    assert_eq!(s.get(&format!("/api/v1/jobs/{id}/failures")).await, (StatusCode::OK, failed["failures"].clone()));
+    // The other job did not notice.
+    let healthy_id = healthy["id"].as_str().unwrap();
+    let done = s.wait_for_state(healthy_id, "finished").await;
+    assert_eq!(done["failures"], json!([]));
+    assert_eq!(done["nodes"][0]["records_out"], 800);
+}

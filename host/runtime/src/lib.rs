@@ -39,8 +39,8 @@ pub use checkpointing::{Restore, find_restore};
 pub use control::CheckpointDone;
 pub use error::{ErrorClass, Result, RuntimeError};
 pub use job::{
-    JobControl, JobHandle, JobOptions, JobOutcome, JobReport, JobSnapshot, JobStatus, PendingCheckpoint, load_plugins,
-    run_job, start,
+    JobControl, JobHandle, JobOptions, JobOutcome, JobReport, JobSnapshot, JobStatus, PendingCheckpoint, Restarted,
+    load_plugins, run_job, start,
 };
 pub use metrics::{Metrics, NodeReport};
 

@@ -26,6 +26,7 @@ struct Families {
     records_out: Family<Labels, Counter>,
     side_out: Family<Labels, Counter>,
     watermark: Family<Labels, Gauge>,
+    input_fill: Family<Labels, Gauge>,
     plugin: Family<Labels, Counter>,
     checkpoints: CheckpointMetrics,
 }
@@ -61,6 +62,12 @@ impl Metrics {
         r.register("records_out", "Records a node subtask emitted on its main output", m.records_out.clone());
         r.register("side_output_records", "Records a node subtask emitted on side outputs", m.side_out.clone());
         r.register("watermark_ms", "A node subtask's event-time watermark (ms since the epoch)", m.watermark.clone());
+        r.register(
+            "input_queue_permille",
+            "How full a task's input channel was when it last took a message (per mille of its capacity): near 1000, \
+             the task is the bottleneck and its upstream is back-pressured",
+            m.input_fill.clone(),
+        );
         r.register("operator_counter", "Counters reported by operator plugins", m.plugin.clone());
         let c = &m.checkpoints;
         r.register("checkpoints_completed", "Checkpoints completed", c.completed.clone());
@@ -173,6 +180,7 @@ impl JobMetrics {
             records_out: f.records_out.get_or_create(&labels).clone(),
             side_out: f.side_out.get_or_create(&labels).clone(),
             watermark,
+            input_fill: f.input_fill.get_or_create(&labels).clone(),
             plugin: f.plugin.clone(),
             labels,
             counter_names: Mutex::new(BTreeMap::new()),
@@ -199,6 +207,7 @@ impl JobMetrics {
                         *report.counters.entry(name).or_default() += value;
                     }
                     watermark = Some(watermark.map_or(s.watermark, |w| w.min(s.watermark)));
+                    report.input_fill_permille = report.input_fill_permille.max(s.input_fill_permille);
                     report.subtasks.push(s);
                 }
                 report.subtasks.sort_by_key(|s| s.index);
@@ -232,6 +241,7 @@ impl JobMetrics {
             f.records_out.remove(&t.labels);
             f.side_out.remove(&t.labels);
             f.watermark.remove(&t.labels);
+            f.input_fill.remove(&t.labels);
             for name in t.counter_names.lock().unwrap_or_else(|e| e.into_inner()).keys() {
                 f.plugin.remove(&t.counter_labels(name));
             }
@@ -261,6 +271,9 @@ pub struct NodeMetrics {
     pub side_out: Counter,
     /// The subtask's watermark.
     pub watermark: Gauge,
+    /// How full its input channel was when it last took a message (per
+    /// mille; heads of channel tasks only).
+    pub input_fill: Gauge,
     plugin: Family<Labels, Counter>,
     labels: Labels,
     /// Plugin counters seen, for reports (locked only for a new name).
@@ -301,6 +314,7 @@ impl NodeMetrics {
             records_in: self.records_in.get(),
             records_out: self.records_out.get(),
             watermark: self.watermark.get(),
+            input_fill_permille: self.input_fill.get().max(0) as u64,
         }
     }
 }
@@ -373,6 +387,9 @@ pub struct NodeReport {
     pub counters: BTreeMap<String, u64>,
     /// The lowest watermark of its subtasks (`None` before any).
     pub watermark: Option<Timestamp>,
+    /// The fullest input channel of its subtasks (per mille): the
+    /// back-pressure signal (near 1000: this node is the bottleneck).
+    pub input_fill_permille: u64,
     /// Each subtask.
     pub subtasks: Vec<SubtaskReport>,
 }
@@ -388,6 +405,9 @@ pub struct SubtaskReport {
     pub records_out: u64,
     /// Its watermark.
     pub watermark: Timestamp,
+    /// How full its input channel was when it last took a message (per
+    /// mille of its capacity; 0 for a task without one).
+    pub input_fill_permille: u64,
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use weir_runtime::graph::Plan;
-use weir_runtime::{ErrorClass, JobControl, JobOptions, JobOutcome, JobStatus, Metrics, RuntimeError};
+use weir_runtime::{ErrorClass, JobControl, JobOptions, JobOutcome, Metrics, RuntimeError};
 use weir_spec::{CheckpointSpec, Format, JobSpec, PluginRef};
 
 use crate::error::{ApiError, ApiResult};
@@ -51,8 +51,25 @@ pub struct JobManager {
     live: Mutex<HashMap<String, Live>>,
 }
 
-fn spec_error(e: weir_spec::SpecError) -> ApiError {
-    ApiError::bad_request("spec_invalid", e.to_string())
+/// A spec as a server runs it: with checkpoints (every 10 s into the job's
+/// directory) and RocksDB state there unless it says otherwise.
+fn parse(text: &str, format: Format) -> ApiResult<JobSpec> {
+    let defaults = |spec: &mut JobSpec| {
+        spec.checkpoint.get_or_insert_with(|| CheckpointSpec {
+            interval: DEFAULT_CHECKPOINT_INTERVAL,
+            dir: PathBuf::from("checkpoints"),
+            retain: 3,
+            timeout: Duration::from_secs(600),
+            min_pause: Duration::ZERO,
+        });
+        spec.state.dir.get_or_insert_with(|| PathBuf::from("state"));
+    };
+    JobSpec::parse_with_defaults(text, format, defaults)
+        .map_err(|e| ApiError::bad_request("spec_invalid", e.to_string()))
+}
+
+fn record_format(record: &JobRecord) -> Format {
+    if record.format == "json" { Format::Json } else { Format::Yaml }
 }
 
 /// A runtime error at a job's start: the spec's or plugin's fault (422),
@@ -88,7 +105,7 @@ impl JobManager {
     /// Takes a spec (YAML or JSON): resolves its plugins in the registry,
     /// stores the job and starts it.
     pub fn submit(self: &Arc<Self>, text: &str, format: Format) -> ApiResult<JobRecord> {
-        let spec = JobSpec::parse(text, format).map_err(spec_error)?;
+        let spec = parse(text, format)?;
         let plugins = self.pin_plugins(&spec)?;
         let record = JobRecord {
             id: uuid::Uuid::new_v4().simple().to_string(),
@@ -177,22 +194,13 @@ impl JobManager {
     /// under the job's directory, checkpoints and RocksDB state there by
     /// default.
     fn runnable(&self, record: &JobRecord) -> ApiResult<JobSpec> {
-        let format = if record.format == "json" { Format::Json } else { Format::Yaml };
-        let mut spec = JobSpec::parse(&record.spec, format).map_err(spec_error)?;
+        let mut spec = parse(&record.spec, record_format(record))?;
         let dir = self.jobs_dir.join(&record.id);
         for o in &mut spec.operators {
             if let Some(pin) = record.plugins.get(&o.id) {
                 o.plugin = Some(self.registry.blob(&pin.sha256));
             }
         }
-        spec.checkpoint.get_or_insert_with(|| CheckpointSpec {
-            interval: DEFAULT_CHECKPOINT_INTERVAL,
-            dir: PathBuf::from("checkpoints"),
-            retain: 3,
-            timeout: Duration::from_secs(600),
-            min_pause: Duration::ZERO,
-        });
-        spec.state.dir.get_or_insert_with(|| PathBuf::from("state"));
         spec.resolve_paths(&dir);
         Ok(spec)
     }
@@ -258,18 +266,13 @@ impl JobManager {
         let mut last: Option<(Instant, Counts)> = None;
         while !handle.is_finished() {
             std::thread::sleep(SUPERVISE_TICK);
-            if let JobStatus::Restarting { attempt, cause } = handle.status()
-                && attempt > seen_restarts
-            {
-                seen_restarts = attempt;
-                let failure = Failure { at_ms: now_ms(), code: "task_failed".into(), message: cause };
-                let _ = self.meta.update_job(id, |j| j.failures.push(failure));
-            }
+            let snapshot = handle.snapshot();
+            seen_restarts = self.record_restarts(id, &snapshot.failures, seen_restarts);
             let due = last.as_ref().is_none_or(|(at, _)| at.elapsed() >= RATE_WINDOW);
             if due {
                 let now = Instant::now();
                 let counts: Counts =
-                    handle.snapshot().nodes.into_iter().map(|n| (n.node, (n.records_in, n.records_out))).collect();
+                    snapshot.nodes.into_iter().map(|n| (n.node, (n.records_in, n.records_out))).collect();
                 if let Some((at, before)) = &last {
                     let secs = now.duration_since(*at).as_secs_f64();
                     let mut r = rates.lock().unwrap_or_else(|e| e.into_inner());
@@ -281,7 +284,9 @@ impl JobManager {
                 last = Some((now, counts));
             }
         }
-        let nodes = view::figures(&handle.snapshot().nodes);
+        let snapshot = handle.snapshot();
+        self.record_restarts(id, &snapshot.failures, seen_restarts);
+        let nodes = view::figures(&snapshot.nodes);
         let (state, failure) = match handle.wait() {
             Ok(report) => match report.outcome {
                 JobOutcome::Finished => (JobState::Finished, None),
@@ -296,6 +301,18 @@ impl JobManager {
         }
         self.live().remove(id);
         self.end(id, state, failure, nodes);
+    }
+
+    /// Records the restarts past the first `seen`; returns how many there are.
+    fn record_restarts(&self, id: &str, restarts: &[weir_runtime::Restarted], seen: usize) -> usize {
+        for r in restarts.iter().skip(seen) {
+            let at_ms = r.at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+            let failure = Failure { at_ms, code: r.code.to_string(), message: r.cause.clone() };
+            if let Err(e) = self.meta.update_job(id, |j| j.failures.push(failure)) {
+                tracing::error!(job_id = %id, "cannot record a restart: {e}");
+            }
+        }
+        restarts.len()
     }
 
     /// Records that a job ended (a cancelled job stays cancelled).
@@ -366,9 +383,7 @@ impl JobManager {
     /// One job, with its live figures when it runs here.
     pub fn view(&self, id: &str) -> ApiResult<JobView> {
         let record = self.record(id)?;
-        let format = if record.format == "json" { Format::Json } else { Format::Yaml };
-        let spec = JobSpec::parse(&record.spec, format).map_err(spec_error)?;
-        let plan = Plan::new(&spec);
+        let plan = Plan::new(&parse(&record.spec, record_format(&record))?);
         let live = self.live();
         let running = live.get(id).map(|l| {
             let rates = l.rates.lock().unwrap_or_else(|e| e.into_inner()).clone();

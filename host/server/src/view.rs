@@ -83,6 +83,10 @@ pub struct NodeView {
     pub records_out_per_s: f64,
     /// The lowest watermark of its instances (ms), once there is one.
     pub watermark: Option<i64>,
+    /// Back-pressure: how full the fullest input channel of its instances
+    /// was (per mille). Near 1000 this node is the bottleneck and the
+    /// nodes before it wait for it.
+    pub input_queue_permille: u64,
     /// Plugin counters.
     pub counters: BTreeMap<String, u64>,
 }
@@ -180,6 +184,7 @@ pub fn job(record: &JobRecord, plan: &Plan, running: Option<(JobSnapshot, Rates)
                     (None, None) => (0, 0, 0, None, BTreeMap::new()),
                 };
             let (rate_in, rate_out) = rates.get(id.as_str()).copied().unwrap_or_default();
+            let input_queue_permille = live.get(id.as_str()).map_or(0, |n| n.input_fill_permille);
             NodeView {
                 id: id.clone(),
                 role: match node.role {
@@ -196,6 +201,7 @@ pub fn job(record: &JobRecord, plan: &Plan, running: Option<(JobSnapshot, Rates)
                 records_in_per_s: rate_in,
                 records_out_per_s: rate_out,
                 watermark,
+                input_queue_permille,
                 counters,
             }
         })

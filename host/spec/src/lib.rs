@@ -93,10 +93,17 @@ impl Format {
 impl JobSpec {
     /// Parses and validates a spec document. Relative paths stay relative.
     pub fn parse(text: &str, format: Format) -> Result<JobSpec> {
+        JobSpec::parse_with_defaults(text, format, |_| {})
+    }
+
+    /// Parses a spec, fills in what `defaults` sets (a server's
+    /// checkpoints, say), then validates it.
+    pub fn parse_with_defaults(text: &str, format: Format, defaults: impl FnOnce(&mut JobSpec)) -> Result<JobSpec> {
         let mut spec: JobSpec = match format {
             Format::Json => serde_json::from_str(text).map_err(|e| SpecError::Parse(e.to_string()))?,
             Format::Yaml => serde_yaml_ng::from_str(text).map_err(|e| SpecError::Parse(e.to_string()))?,
         };
+        defaults(&mut spec);
         validate::validate(&spec, text)?;
         spec.text = text.to_string();
         Ok(spec)

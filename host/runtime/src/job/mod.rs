@@ -131,6 +131,8 @@ pub struct JobSnapshot {
     pub status: JobStatus,
     /// Restarts so far.
     pub restarts: u32,
+    /// Why it restarted, oldest first.
+    pub failures: Vec<Restarted>,
     /// Time since it started.
     pub uptime: Duration,
     /// Per node, in spec order.
@@ -139,12 +141,27 @@ pub struct JobSnapshot {
     pub checkpoints: CheckpointStats,
 }
 
+/// A restart after a task failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restarted {
+    /// Which restart (1 for the first).
+    pub attempt: u32,
+    /// When.
+    pub at: std::time::SystemTime,
+    /// The failure's code ([`RuntimeError::code`]).
+    pub code: &'static str,
+    /// The failure.
+    pub cause: String,
+}
+
 /// What a job's handle and its threads share.
 struct Shared {
     id: String,
     name: String,
     status: Mutex<JobStatus>,
     restarts: Mutex<u32>,
+    /// Each restart's cause and error code, oldest first.
+    failures: Mutex<Vec<Restarted>>,
     cancel: Arc<AtomicBool>,
     /// The running attempt's coordinator (`None`: no checkpoints, or between
     /// attempts).
@@ -249,6 +266,7 @@ impl JobControl {
         JobSnapshot {
             status: self.status(),
             restarts: *self.shared.restarts.lock().unwrap_or_else(|e| e.into_inner()),
+            failures: self.shared.failures.lock().unwrap_or_else(|e| e.into_inner()).clone(),
             uptime: self.shared.started.elapsed(),
             nodes: self.shared.metrics.report(&self.shared.order),
             checkpoints: self.shared.metrics.checkpoint_stats(),
@@ -362,6 +380,7 @@ pub fn start(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine) -> Res
         name: spec.name.clone(),
         status: Mutex::new(JobStatus::Starting),
         restarts: Mutex::new(0),
+        failures: Mutex::new(Vec::new()),
         cancel: options.cancel.clone().unwrap_or_default(),
         coordinator: Mutex::new(None),
         plugins: Arc::new(RwLock::new(table)),
@@ -440,6 +459,12 @@ impl Supervisor {
                     }
                     attempt += 1;
                     *self.shared.restarts.lock().unwrap_or_else(|e| e.into_inner()) = attempt;
+                    self.shared.failures.lock().unwrap_or_else(|e| e.into_inner()).push(Restarted {
+                        attempt,
+                        at: std::time::SystemTime::now(),
+                        code: e.code(),
+                        cause: e.to_string(),
+                    });
                     self.shared.set_status(JobStatus::Restarting { attempt, cause: e.to_string() });
                     let (m, labels) = (self.shared.metrics.checkpoints(), self.shared.metrics.labels());
                     m.restarts.get_or_create(labels).inc();
