@@ -521,3 +521,32 @@ sinks:
     assert_eq!(done["failures"], json!([]));
     assert_eq!(done["nodes"][0]["records_out"], 800);
 }
+
+#[tokio::test]
+async fn the_server_says_it_is_healthy_and_serves_its_openapi_document() {
+    let s = server();
+    assert_eq!(s.get("/api/v1/health").await, (StatusCode::OK, json!({ "status": "ok" })));
+    let (status, doc) = s.get("/api/v1/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths: Vec<&str> = doc["paths"].as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        paths,
+        [
+            "/api/v1/health",
+            "/api/v1/jobs",
+            "/api/v1/jobs/{id}",
+            "/api/v1/jobs/{id}/cancel",
+            "/api/v1/jobs/{id}/failures",
+            "/api/v1/plugins",
+            "/api/v1/plugins/{name}/versions",
+            "/api/v1/plugins/{name}/versions/{version}",
+            "/api/v1/plugins/{name}/versions/{version}/wasm",
+        ]
+    );
+    let upload = &doc["paths"]["/api/v1/plugins/{name}/versions/{version}"]["put"];
+    let statuses: Vec<&str> = upload["responses"].as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(statuses, ["200", "201", "400", "401", "409", "413", "415", "422"]);
+    assert_eq!(upload["security"], json!([{ "bearer": [] }]));
+    assert_eq!(doc["components"]["securitySchemes"]["bearer"], json!({ "type": "http", "scheme": "bearer" }));
+}

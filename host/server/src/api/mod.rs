@@ -80,7 +80,23 @@ pub fn router(state: AppState, auth: Arc<Auth>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
-    api.layer(axum::middleware::from_fn_with_state(auth, require_token))
+    api.layer(axum::middleware::from_fn_with_state(auth, require_token)).layer(axum::middleware::from_fn(log_request))
+}
+
+/// Logs every request with its status and duration (`weir_server::api`
+/// target): errors of clients at debug, of the server at error.
+async fn log_request(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let (method, path) = (request.method().clone(), request.uri().path().to_string());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    match status {
+        500.. => tracing::error!(%method, %path, status, ms, "request failed"),
+        400.. => tracing::debug!(%method, %path, status, ms, "request refused"),
+        _ => tracing::debug!(%method, %path, status, ms, "request"),
+    }
+    response
 }
 
 /// Whether the server answers.
