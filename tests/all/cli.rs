@@ -46,6 +46,34 @@ fn a_missing_plugin_fails_naming_the_node() {
 }
 
 #[test]
+fn a_registry_plugin_outside_a_server_says_where_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("job.yaml");
+    std::fs::write(
+        &spec,
+        "name: j\nsources: [{id: r, type: generator, generator: sensor-bench, events: 10}]\noperators: [{id: avg, input: r, plugin: sensor-average@^1}]\nsinks: [{id: o, type: stdout, input: avg}]\n",
+    )
+    .unwrap();
+    let out = weir().arg("run").arg(&spec).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.trim_end(),
+        "error: operator `avg` names plugin `sensor-average@^1` of a registry: submit the job to a server (`weir job \
+         submit`), or give the path of its .wasm file"
+    );
+    // A version that is no version names the field.
+    std::fs::write(&spec, std::fs::read_to_string(&spec).unwrap().replace("@^1", "@one")).unwrap();
+    let out = weir().arg("run").arg(&spec).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.trim_end(),
+        "error: invalid job spec: operators `avg`: field `plugin`: `sensor-average@one`: `one` is neither a version nor \
+         a version requirement: unexpected character 'o' while parsing major version number"
+    );
+}
+
+#[test]
 fn the_example_prints_every_sensor_average() {
     let out = weir().arg("run").arg(repo().join("examples/sensor-averages/job.yaml")).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
