@@ -160,6 +160,15 @@ async fn a_version_is_uploaded_listed_downloaded_and_deleted() {
     let (status, e, _) = s.send(delete("1.2.0").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(e, error("plugin_version_not_found", "there is no version 1.2.0 of plugin `celsius`"));
+    let (status, e, _) =
+        s.send(Request::get("/api/v1/plugins/celsius/versions/1.2.0/wasm").body(Body::empty()).unwrap()).await;
+    assert_eq!(
+        (status, e),
+        (StatusCode::NOT_FOUND, error("plugin_version_not_found", "there is no version 1.2.0 of plugin `celsius`"))
+    );
+    let (status, e) = s.get("/api/v1/plugins/celsius/versions/latest").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(e["code"], "version_invalid");
     assert_eq!(
         s.get("/api/v1/plugins/nothing/versions").await,
         (StatusCode::NOT_FOUND, error("plugin_not_found", "there is no plugin `nothing`: upload it first"))
@@ -549,4 +558,42 @@ async fn the_server_says_it_is_healthy_and_serves_its_openapi_document() {
     assert_eq!(statuses, ["200", "201", "400", "401", "409", "413", "415", "422"]);
     assert_eq!(upload["security"], json!([{ "bearer": [] }]));
     assert_eq!(doc["components"]["securitySchemes"]["bearer"], json!({ "type": "http", "scheme": "bearer" }));
+}
+
+#[tokio::test]
+async fn a_node_before_a_bottleneck_shows_back_pressure_and_the_bottleneck_none() {
+    let s = server();
+    assert_eq!(s.upload_plugin("celsius", "1.0.0", "celsius").await.0, StatusCode::CREATED);
+    assert_eq!(s.upload_plugin("sensor-average", "1.0.0", "sensor-average").await.0, StatusCode::CREATED);
+    // An unthrottled source and celsius (one task) feed the keyed average
+    // (the other task, slower) through a channel of one batch: celsius
+    // waits for it (how much depends on the machine's load); the average,
+    // whose sink is chained to it, has no channel to wait on.
+    let out = s.dir.path().join("out");
+    let spec = format!(
+        "channel_capacity: 1\n{}",
+        sensor_job(&out, "celsius@1.0.0", "sensor-average@1.0.0", 100_000_000, 0)
+            .replace(&format!("type: file, path: {}", out.display()), "type: blackhole")
+    );
+    let (status, job) = s.submit(&spec).await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    let started = Instant::now();
+    loop {
+        let (_, job) = s.get(&format!("/api/v1/jobs/{id}")).await;
+        let waited = |node: &str| {
+            job["nodes"].as_array().unwrap().iter().find(|n| n["id"] == node).unwrap()["backpressured_ms_per_s"]
+                .as_f64()
+                .unwrap()
+        };
+        assert_eq!(waited("averages"), 0.0, "{job}");
+        if waited("celsius") > 0.0 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "never back-pressured: {job}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let cancel = s.authorized("POST", &format!("/api/v1/jobs/{id}/cancel")).body(Body::empty()).unwrap();
+    assert_eq!(s.send(cancel).await.0, StatusCode::OK);
+    s.wait_for_state(&id, "cancelled").await;
 }

@@ -26,7 +26,7 @@ struct Families {
     records_out: Family<Labels, Counter>,
     side_out: Family<Labels, Counter>,
     watermark: Family<Labels, Gauge>,
-    input_fill: Family<Labels, Gauge>,
+    backpressured: Family<Labels, Counter>,
     plugin: Family<Labels, Counter>,
     checkpoints: CheckpointMetrics,
 }
@@ -63,10 +63,10 @@ impl Metrics {
         r.register("side_output_records", "Records a node subtask emitted on side outputs", m.side_out.clone());
         r.register("watermark_ms", "A node subtask's event-time watermark (ms since the epoch)", m.watermark.clone());
         r.register(
-            "input_queue_permille",
-            "How full a task's input channel was when it last took a message (per mille of its capacity): near 1000, \
-             the task is the bottleneck and its upstream is back-pressured",
-            m.input_fill.clone(),
+            "backpressured_us",
+            "Time a node subtask waited to send downstream because the channel was full (microseconds): growing by \
+             close to a second per second, the node is back-pressured by a slower one after it",
+            m.backpressured.clone(),
         );
         r.register("operator_counter", "Counters reported by operator plugins", m.plugin.clone());
         let c = &m.checkpoints;
@@ -180,7 +180,7 @@ impl JobMetrics {
             records_out: f.records_out.get_or_create(&labels).clone(),
             side_out: f.side_out.get_or_create(&labels).clone(),
             watermark,
-            input_fill: f.input_fill.get_or_create(&labels).clone(),
+            backpressured: f.backpressured.get_or_create(&labels).clone(),
             plugin: f.plugin.clone(),
             labels,
             counter_names: Mutex::new(BTreeMap::new()),
@@ -207,7 +207,7 @@ impl JobMetrics {
                         *report.counters.entry(name).or_default() += value;
                     }
                     watermark = Some(watermark.map_or(s.watermark, |w| w.min(s.watermark)));
-                    report.input_fill_permille = report.input_fill_permille.max(s.input_fill_permille);
+                    report.backpressured_us = report.backpressured_us.max(s.backpressured_us);
                     report.subtasks.push(s);
                 }
                 report.subtasks.sort_by_key(|s| s.index);
@@ -241,7 +241,7 @@ impl JobMetrics {
             f.records_out.remove(&t.labels);
             f.side_out.remove(&t.labels);
             f.watermark.remove(&t.labels);
-            f.input_fill.remove(&t.labels);
+            f.backpressured.remove(&t.labels);
             for name in t.counter_names.lock().unwrap_or_else(|e| e.into_inner()).keys() {
                 f.plugin.remove(&t.counter_labels(name));
             }
@@ -271,9 +271,8 @@ pub struct NodeMetrics {
     pub side_out: Counter,
     /// The subtask's watermark.
     pub watermark: Gauge,
-    /// How full its input channel was when it last took a message (per
-    /// mille; heads of channel tasks only).
-    pub input_fill: Gauge,
+    /// Time it waited to send downstream because a channel was full (µs).
+    pub backpressured: Counter,
     plugin: Family<Labels, Counter>,
     labels: Labels,
     /// Plugin counters seen, for reports (locked only for a new name).
@@ -314,7 +313,7 @@ impl NodeMetrics {
             records_in: self.records_in.get(),
             records_out: self.records_out.get(),
             watermark: self.watermark.get(),
-            input_fill_permille: self.input_fill.get().max(0) as u64,
+            backpressured_us: self.backpressured.get(),
         }
     }
 }
@@ -387,9 +386,9 @@ pub struct NodeReport {
     pub counters: BTreeMap<String, u64>,
     /// The lowest watermark of its subtasks (`None` before any).
     pub watermark: Option<Timestamp>,
-    /// The fullest input channel of its subtasks (per mille): the
-    /// back-pressure signal (near 1000: this node is the bottleneck).
-    pub input_fill_permille: u64,
+    /// The longest time one of its subtasks waited to send downstream
+    /// because a channel was full (µs): the back-pressure signal.
+    pub backpressured_us: u64,
     /// Each subtask.
     pub subtasks: Vec<SubtaskReport>,
 }
@@ -405,9 +404,8 @@ pub struct SubtaskReport {
     pub records_out: u64,
     /// Its watermark.
     pub watermark: Timestamp,
-    /// How full its input channel was when it last took a message (per
-    /// mille of its capacity; 0 for a task without one).
-    pub input_fill_permille: u64,
+    /// Time it waited to send downstream because a channel was full (µs).
+    pub backpressured_us: u64,
 }
 
 #[cfg(test)]

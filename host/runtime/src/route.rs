@@ -22,6 +22,9 @@ pub struct EdgeOut {
     pub(crate) max_parallelism: u32,
     buffers: Vec<RecordBatch>,
     next: usize,
+    /// Time spent waiting for a full channel (µs): the sending node's
+    /// back-pressure.
+    backpressured: prometheus_client::metrics::counter::Counter,
 }
 
 impl EdgeOut {
@@ -31,10 +34,11 @@ impl EdgeOut {
         targets: Vec<Sender>,
         slot: u32,
         max_parallelism: u32,
+        backpressured: prometheus_client::metrics::counter::Counter,
     ) -> Self {
         let buffers = targets.iter().map(|_| RecordBatch::new()).collect();
         let next = slot as usize % targets.len().max(1);
-        EdgeOut { to, partitioning, targets, slot, max_parallelism, buffers, next }
+        EdgeOut { to, partitioning, targets, slot, max_parallelism, buffers, next, backpressured }
     }
 
     /// Sends a batch, partitioned.
@@ -118,8 +122,20 @@ impl EdgeOut {
         Ok(())
     }
 
+    /// Sends to one target; a full channel blocks, and the time it blocks
+    /// is counted as back-pressure (as Flink's `backPressuredTimeMsPerSecond`).
     fn deliver(&self, task: &TaskInfo, target: usize, message: Message) -> Result<()> {
-        self.targets[target].send((self.slot, message)).map_err(|_| RuntimeError::Disconnected(task.to_string()))
+        let gone = |_| RuntimeError::Disconnected(task.to_string());
+        match self.targets[target].try_send((self.slot, message)) {
+            Ok(()) => Ok(()),
+            Err(crossbeam_channel::TrySendError::Full(message)) => {
+                let started = std::time::Instant::now();
+                let sent = self.targets[target].send(message).map_err(gone);
+                self.backpressured.inc_by(started.elapsed().as_micros() as u64);
+                sent
+            }
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => Err(RuntimeError::Disconnected(task.to_string())),
+        }
     }
 }
 

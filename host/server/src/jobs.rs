@@ -27,11 +27,12 @@ const RATE_WINDOW: Duration = Duration::from_secs(1);
 /// The checkpoint interval of a server job whose spec sets none.
 pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
 
-/// Records per second of a node, in and out.
-pub type Rates = HashMap<String, (f64, f64)>;
+/// Per node: records in and out per second, and the ms per second it
+/// waited on a full channel (its back-pressure).
+pub type Rates = HashMap<String, (f64, f64, f64)>;
 
-/// Records of a node so far, in and out.
-type Counts = HashMap<String, (u64, u64)>;
+/// Per node so far: records in and out, µs back-pressured.
+type Counts = HashMap<String, (u64, u64, u64)>;
 
 /// A job running in this process.
 struct Live {
@@ -271,14 +272,18 @@ impl JobManager {
             let due = last.as_ref().is_none_or(|(at, _)| at.elapsed() >= RATE_WINDOW);
             if due {
                 let now = Instant::now();
-                let counts: Counts =
-                    snapshot.nodes.into_iter().map(|n| (n.node, (n.records_in, n.records_out))).collect();
+                let counts: Counts = snapshot
+                    .nodes
+                    .into_iter()
+                    .map(|n| (n.node, (n.records_in, n.records_out, n.backpressured_us)))
+                    .collect();
                 if let Some((at, before)) = &last {
                     let secs = now.duration_since(*at).as_secs_f64();
                     let mut r = rates.lock().unwrap_or_else(|e| e.into_inner());
-                    for (node, (i, o)) in &counts {
-                        let (bi, bo) = before.get(node).copied().unwrap_or_default();
-                        r.insert(node.clone(), ((i - bi.min(*i)) as f64 / secs, (o - bo.min(*o)) as f64 / secs));
+                    for (node, &(i, o, b)) in &counts {
+                        let (bi, bo, bb) = before.get(node).copied().unwrap_or_default();
+                        let per_s = |now: u64, then: u64| now.saturating_sub(then) as f64 / secs;
+                        r.insert(node.clone(), (per_s(i, bi), per_s(o, bo), (per_s(b, bb) / 1000.0).min(1000.0)));
                     }
                 }
                 last = Some((now, counts));

@@ -83,10 +83,11 @@ pub struct NodeView {
     pub records_out_per_s: f64,
     /// The lowest watermark of its instances (ms), once there is one.
     pub watermark: Option<i64>,
-    /// Back-pressure: how full the fullest input channel of its instances
-    /// was (per mille). Near 1000 this node is the bottleneck and the
-    /// nodes before it wait for it.
-    pub input_queue_permille: u64,
+    /// Back-pressure, as Flink's `backPressuredTimeMsPerSecond`: the ms per
+    /// second (0–1000, over the last second) that its most waiting instance
+    /// spent blocked sending downstream because a channel was full. Near
+    /// 1000, a node after it is the bottleneck.
+    pub backpressured_ms_per_s: f64,
     /// Plugin counters.
     pub counters: BTreeMap<String, u64>,
 }
@@ -183,8 +184,7 @@ pub fn job(record: &JobRecord, plan: &Plan, running: Option<(JobSnapshot, Rates)
                     (None, Some(n)) => (n.records_in, n.records_out, n.side_out, n.watermark, BTreeMap::new()),
                     (None, None) => (0, 0, 0, None, BTreeMap::new()),
                 };
-            let (rate_in, rate_out) = rates.get(id.as_str()).copied().unwrap_or_default();
-            let input_queue_permille = live.get(id.as_str()).map_or(0, |n| n.input_fill_permille);
+            let (rate_in, rate_out, backpressured) = rates.get(id.as_str()).copied().unwrap_or_default();
             NodeView {
                 id: id.clone(),
                 role: match node.role {
@@ -201,7 +201,7 @@ pub fn job(record: &JobRecord, plan: &Plan, running: Option<(JobSnapshot, Rates)
                 records_in_per_s: rate_in,
                 records_out_per_s: rate_out,
                 watermark,
-                input_queue_permille,
+                backpressured_ms_per_s: backpressured,
                 counters,
             }
         })

@@ -82,6 +82,7 @@ impl Attempt<'_> {
                         targets,
                         (bases[k] + j as usize) as u32,
                         spec.max_parallelism,
+                        shared.metrics.task(from, j).backpressured.clone(),
                     )
                 })
                 .collect()

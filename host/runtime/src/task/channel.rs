@@ -53,13 +53,7 @@ impl ChannelTask {
                             inbox = crossbeam_channel::never();
                             continue;
                         }
-                        Ok(Ok(m)) => {
-                            if let (Some(link), Some(capacity)) = (self.chain.links.first(), self.rx.capacity()) {
-                                let fill = (self.rx.len() * 1000).checked_div(capacity).unwrap_or(0);
-                                link.element.metrics().input_fill.set(fill as i64);
-                            }
-                            m
-                        }
+                        Ok(Ok(m)) => m,
                         Ok(Err(RecvTimeoutError::Timeout)) => {
                             if self.chain.cancelled() {
                                 return Err(RuntimeError::Cancelled);

@@ -43,7 +43,7 @@ pub(crate) enum Element {
 }
 
 impl Element {
-    pub(crate) fn metrics(&self) -> &NodeMetrics {
+    fn metrics(&self) -> &NodeMetrics {
         match self {
             Element::Operator { node, .. } => node.metrics(),
             Element::Sink { metrics, .. } => metrics,
