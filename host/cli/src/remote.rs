@@ -3,7 +3,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use serde::de::DeserializeOwned;
 use weir_server::api::{PluginSummary, VersionView};
@@ -99,10 +99,7 @@ impl Remote {
         let status = response.status().as_u16();
         let text = response.body_mut().read_to_string().context("cannot read the server's answer")?;
         if status >= 400 {
-            match serde_json::from_str::<ErrorBody>(&text) {
-                Ok(e) => bail!("{} ({status} {})", e.message, e.code),
-                Err(_) => bail!("the server answered {status}: {text}"),
-            }
+            return Err(refusal(status, &text));
         }
         let value = serde_json::from_str(&text)
             .with_context(|| format!("the server's answer is not what this weir reads: {text}"))?;
@@ -118,6 +115,14 @@ impl Remote {
         let value: serde_json::Value = serde_json::from_str(text)?;
         writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&value)?)?;
         Ok(())
+    }
+}
+
+/// The server's error: its message, status and code.
+fn refusal(status: u16, text: &str) -> anyhow::Error {
+    match serde_json::from_str::<ErrorBody>(text) {
+        Ok(e) => anyhow::anyhow!("{} ({status} {})", e.message, e.code),
+        Err(_) => anyhow::anyhow!("the server answered {status}: {text}"),
     }
 }
 
@@ -191,12 +196,8 @@ pub fn plugin(remote: &Remote, command: PluginCommand) -> anyhow::Result<()> {
                 .call()
                 .with_context(|| format!("cannot reach the server at {}", remote.server))?;
             if response.status().as_u16() != 204 {
-                let status = response.status().as_u16();
                 let text = response.body_mut().read_to_string().unwrap_or_default();
-                match serde_json::from_str::<ErrorBody>(&text) {
-                    Ok(e) => bail!("{} ({status} {})", e.message, e.code),
-                    Err(_) => bail!("the server answered {status}: {text}"),
-                }
+                return Err(refusal(response.status().as_u16(), &text));
             }
             writeln!(std::io::stdout(), "{name}@{version} deleted")?;
             Ok(())
