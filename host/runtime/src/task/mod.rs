@@ -185,14 +185,16 @@ impl Chain {
 
     /// Checkpoint `id` completed: every sink commits up to it.
     fn commit(&mut self, id: u64) -> Result<()> {
-        let mut committed = false;
+        let mut sinks = 0;
         for link in &mut self.links {
             if let Element::Sink { sink, .. } = &mut link.element {
                 sink.commit(id).map_err(|e| RuntimeError::connector(&self.task, e))?;
-                committed = true;
+                sinks += 1;
             }
         }
-        fail::fail_point!("sink-committed", committed, |_| std::process::abort());
+        // (Without the `failpoints` feature the fail point is nothing.)
+        let _ = sinks;
+        fail::fail_point!("sink-committed", sinks > 0, |_| std::process::abort());
         Ok(())
     }
 
