@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use serde::de::DeserializeOwned;
-use weir_server::api::{PluginSummary, VersionView};
+use weir_server::api::PluginSummary;
 use weir_server::error::ErrorBody;
+use weir_server::meta::PluginVersion;
 use weir_server::view::{JobSummary, JobView};
 
 /// Where the server is and how to talk to it.
@@ -130,7 +131,7 @@ fn upload(remote: &Remote, file: &Path, name: &str, version: &str) -> anyhow::Re
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let path = format!("/api/v1/plugins/{name}/versions/{version}");
     let request = remote.authorize(remote.agent().put(remote.url(&path))).header("Content-Type", "application/wasm");
-    let (status, text, v): (u16, String, VersionView) = remote.read(request.send(&bytes[..]))?;
+    let (status, text, v): (u16, String, PluginVersion) = remote.read(request.send(&bytes[..]))?;
     if remote.json {
         return remote.print_json(&text);
     }
@@ -179,7 +180,7 @@ pub fn plugin(remote: &Remote, command: PluginCommand) -> anyhow::Result<()> {
             table(&["NAME", "VERSIONS", "WORLD"], rows)
         }
         PluginCommand::Versions { name } => {
-            let (text, list): (String, Vec<VersionView>) = remote.get(&format!("/api/v1/plugins/{name}/versions"))?;
+            let (text, list): (String, Vec<PluginVersion>) = remote.get(&format!("/api/v1/plugins/{name}/versions"))?;
             if remote.json {
                 return remote.print_json(&text);
             }

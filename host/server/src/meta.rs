@@ -50,7 +50,7 @@ pub enum MetaError {
 pub type Result<T, E = MetaError> = std::result::Result<T, E>;
 
 /// One uploaded version of a plugin.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PluginVersion {
     /// The plugin's name.
     pub name: String,
@@ -64,8 +64,8 @@ pub struct PluginVersion {
     pub size: u64,
     /// Hex SHA-256 of the bytes (its blob's name).
     pub sha256: String,
-    /// When it was uploaded (ms since the epoch).
-    pub uploaded_at_ms: i64,
+    /// When it was uploaded (RFC 3339).
+    pub uploaded_at: String,
 }
 
 /// A plugin version a job's node runs, as resolved at submission.
@@ -369,7 +369,7 @@ mod tests {
             wit_version: "0.1.0".into(),
             size: 3,
             sha256: sha.into(),
-            uploaded_at_ms: 1,
+            uploaded_at: "2026-12-01T00:00:00.000Z".into(),
         }
     }
 

@@ -151,7 +151,7 @@ impl Registry {
             wit_version: PLUGIN_API_VERSION.to_string(),
             size,
             sha256,
-            uploaded_at_ms: now_ms(),
+            uploaded_at: crate::view::rfc3339(now_ms()),
         };
         match self.meta.put_plugin(&stored)? {
             Stored::Created => {

@@ -4,7 +4,7 @@
 mod jobs;
 mod plugins;
 
-pub use plugins::{PluginSummary, VersionView};
+pub use plugins::PluginSummary;
 
 use std::sync::Arc;
 

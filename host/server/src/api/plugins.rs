@@ -23,39 +23,6 @@ pub struct PluginSummary {
     pub world: String,
 }
 
-/// A version as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
-pub struct VersionView {
-    /// The plugin's name.
-    pub name: String,
-    /// The version.
-    pub version: String,
-    /// `operator`, `aggregator` or `window-processor`.
-    pub world: String,
-    /// The `weir:plugin` version it was built for.
-    pub wit_version: String,
-    /// Bytes.
-    pub size: u64,
-    /// Hex SHA-256 of the bytes.
-    pub sha256: String,
-    /// When it was uploaded (RFC 3339).
-    pub uploaded_at: String,
-}
-
-impl From<PluginVersion> for VersionView {
-    fn from(v: PluginVersion) -> VersionView {
-        VersionView {
-            uploaded_at: crate::view::rfc3339(v.uploaded_at_ms),
-            name: v.name,
-            version: v.version,
-            world: v.world,
-            wit_version: v.wit_version,
-            size: v.size,
-            sha256: v.sha256,
-        }
-    }
-}
-
 /// Lists the plugins, each with its versions.
 #[utoipa::path(get, path = "/api/v1/plugins", tag = "plugins",
     responses((status = 200, description = "The plugins", body = Vec<PluginSummary>)))]
@@ -76,15 +43,15 @@ pub(super) async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<Pl
 /// Lists the versions of a plugin.
 #[utoipa::path(get, path = "/api/v1/plugins/{name}/versions", tag = "plugins",
     params(("name" = String, Path, description = "The plugin's name")),
-    responses((status = 200, description = "Its versions, oldest first", body = Vec<VersionView>),
+    responses((status = 200, description = "Its versions, oldest first", body = Vec<PluginVersion>),
         (status = 400, description = "Not a plugin name", body = ErrorBody),
         (status = 404, description = "No such plugin", body = ErrorBody)))]
 pub(super) async fn versions(
     State(state): State<AppState>,
     Path(name): Path<String>,
-) -> ApiResult<Json<Vec<VersionView>>> {
+) -> ApiResult<Json<Vec<PluginVersion>>> {
     check_name(&name)?;
-    Ok(Json(state.registry.versions(&name)?.into_iter().map(VersionView::from).collect()))
+    Ok(Json(state.registry.versions(&name)?))
 }
 
 fn checked(name: &str, version: &str) -> ApiResult<()> {
@@ -95,15 +62,15 @@ fn checked(name: &str, version: &str) -> ApiResult<()> {
 /// One version's metadata.
 #[utoipa::path(get, path = "/api/v1/plugins/{name}/versions/{version}", tag = "plugins",
     params(("name" = String, Path, description = "The plugin's name"), ("version" = String, Path, description = "A semantic version")),
-    responses((status = 200, description = "The version", body = VersionView),
+    responses((status = 200, description = "The version", body = PluginVersion),
         (status = 400, description = "Not a name or version", body = ErrorBody),
         (status = 404, description = "No such version", body = ErrorBody)))]
 pub(super) async fn get(
     State(state): State<AppState>,
     Path((name, version)): Path<(String, String)>,
-) -> ApiResult<Json<VersionView>> {
+) -> ApiResult<Json<PluginVersion>> {
     checked(&name, &version)?;
-    Ok(Json(state.registry.get(&name, &version)?.into()))
+    Ok(Json(state.registry.get(&name, &version)?))
 }
 
 /// Uploads a component as a version: checked (a component of a
@@ -112,8 +79,8 @@ pub(super) async fn get(
 #[utoipa::path(put, path = "/api/v1/plugins/{name}/versions/{version}", tag = "plugins",
     params(("name" = String, Path, description = "The plugin's name"), ("version" = String, Path, description = "A semantic version")),
     request_body(content = Vec<u8>, content_type = "application/wasm", description = "The component's bytes"),
-    responses((status = 201, description = "Uploaded", body = VersionView),
-        (status = 200, description = "The same bytes were there already", body = VersionView),
+    responses((status = 201, description = "Uploaded", body = PluginVersion),
+        (status = 200, description = "The same bytes were there already", body = PluginVersion),
         (status = 400, description = "Bad name or version, an empty or cut-off upload", body = ErrorBody),
         (status = 401, description = "No or a wrong token", body = ErrorBody),
         (status = 409, description = "Other bytes under this version", body = ErrorBody),
@@ -140,7 +107,7 @@ pub(super) async fn upload(
     let length = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     let uploaded = state.registry.upload(&name, &version, length, body).await?;
     let status = if uploaded.created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(VersionView::from(uploaded.version))).into_response())
+    Ok((status, Json(uploaded.version)).into_response())
 }
 
 /// The version's component bytes.
