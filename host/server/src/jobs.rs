@@ -38,6 +38,8 @@ type Counts = HashMap<String, (u64, u64, u64)>;
 struct Live {
     control: JobControl,
     rates: Arc<Mutex<Rates>>,
+    /// Its plan, made once (status reads are frequent).
+    plan: Arc<Plan>,
 }
 
 /// The jobs of one server.
@@ -250,7 +252,8 @@ impl JobManager {
         let engine = self.engine(&spec)?;
         let handle = weir_runtime::start(&spec, &options, &engine).map_err(start_error)?;
         let rates = Arc::new(Mutex::new(Rates::new()));
-        self.live().insert(record.id.clone(), Live { control: handle.control(), rates: rates.clone() });
+        let plan = Arc::new(Plan::new(&spec));
+        self.live().insert(record.id.clone(), Live { control: handle.control(), rates: rates.clone(), plan });
         let manager = self.clone();
         let id = record.id.clone();
         std::thread::Builder::new()
@@ -388,13 +391,16 @@ impl JobManager {
     /// One job, with its live figures when it runs here.
     pub fn view(&self, id: &str) -> ApiResult<JobView> {
         let record = self.record(id)?;
-        let plan = Plan::new(&parse(&record.spec, record_format(&record))?);
         let live = self.live();
         let running = live.get(id).map(|l| {
             let rates = l.rates.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            (l.control.snapshot(), rates)
+            (l.control.snapshot(), rates, l.plan.clone())
         });
         drop(live);
+        let (running, plan) = match running {
+            Some((snapshot, rates, plan)) => (Some((snapshot, rates)), plan),
+            None => (None, Arc::new(Plan::new(&parse(&record.spec, record_format(&record))?))),
+        };
         Ok(view::job(&record, &plan, running))
     }
 
