@@ -320,6 +320,8 @@ fn schemathesis_finds_no_server_error_in_the_served_openapi_document() {
         .args(["--checks", "not_a_server_error", "--max-examples", "30", "--seed", "1", "--no-color"])
         .arg("-H")
         .arg(format!("Authorization: Bearer {}", server.token))
+        // Its cache goes to its working directory: not the repository.
+        .current_dir(dir.path())
         .env("SCHEMATHESIS_HOOKS", "hooks")
         .env("PYTHONPATH", weir_tests::repo().join("tests/schemathesis"))
         .output()
