@@ -125,16 +125,16 @@ impl EdgeOut {
     /// Sends to one target; a full channel blocks, and the time it blocks
     /// is counted as back-pressure (as Flink's `backPressuredTimeMsPerSecond`).
     fn deliver(&self, task: &TaskInfo, target: usize, message: Message) -> Result<()> {
-        let gone = |_| RuntimeError::Disconnected(task.to_string());
+        let gone = || RuntimeError::Disconnected(task.to_string());
         match self.targets[target].try_send((self.slot, message)) {
             Ok(()) => Ok(()),
             Err(crossbeam_channel::TrySendError::Full(message)) => {
                 let started = std::time::Instant::now();
-                let sent = self.targets[target].send(message).map_err(gone);
+                let sent = self.targets[target].send(message).map_err(|_| gone());
                 self.backpressured.inc_by(started.elapsed().as_micros() as u64);
                 sent
             }
-            Err(crossbeam_channel::TrySendError::Disconnected(_)) => Err(RuntimeError::Disconnected(task.to_string())),
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => Err(gone()),
         }
     }
 }

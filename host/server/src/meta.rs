@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use redb::{ReadableDatabase as _, ReadableTable as _, TableDefinition};
+use redb::{ReadableDatabase as _, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 /// Plugin versions by `name/version`.
@@ -190,6 +190,25 @@ fn decode<T: for<'de> Deserialize<'de>>(key: &str, bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|source| MetaError::Corrupt { key: key.to_string(), source })
 }
 
+/// The value at `key` of a table, decoded.
+fn read<T: for<'de> Deserialize<'de>>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<Option<T>> {
+    table.get(key)?.map(|v| decode(key, v.value())).transpose()
+}
+
+/// Every value of a table, decoded, in key order.
+fn read_all<T: for<'de> Deserialize<'de>>(table: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<Vec<T>> {
+    table
+        .iter()?
+        .map(|entry| {
+            let (k, v) = entry?;
+            decode(k.value(), v.value())
+        })
+        .collect()
+}
+
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("metadata serializes")
 }
@@ -217,11 +236,7 @@ impl Metadata {
         let key = plugin_key(&version.name, &version.version);
         let stored = {
             let mut table = tx.open_table(PLUGINS)?;
-            let existing = match table.get(key.as_str())? {
-                Some(v) => Some(decode::<PluginVersion>(&key, v.value())?),
-                None => None,
-            };
-            match existing {
+            match read::<PluginVersion>(&table, &key)? {
                 Some(old) if old.sha256 == version.sha256 => Stored::Unchanged(old),
                 Some(old) => Stored::Conflict(old),
                 None => {
@@ -237,12 +252,7 @@ impl Metadata {
     /// Every plugin version, by name then version (semver order).
     pub fn plugins(&self) -> Result<Vec<PluginVersion>> {
         let tx = self.db.begin_read()?;
-        let table = tx.open_table(PLUGINS)?;
-        let mut all = Vec::new();
-        for entry in table.iter()? {
-            let (k, v) = entry?;
-            all.push(decode::<PluginVersion>(k.value(), v.value())?);
-        }
+        let mut all: Vec<PluginVersion> = read_all(&tx.open_table(PLUGINS)?)?;
         all.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| semver_order(&a.version, &b.version)));
         Ok(all)
     }
@@ -250,9 +260,7 @@ impl Metadata {
     /// One plugin version.
     pub fn plugin(&self, name: &str, version: &str) -> Result<Option<PluginVersion>> {
         let tx = self.db.begin_read()?;
-        let table = tx.open_table(PLUGINS)?;
-        let key = plugin_key(name, version);
-        table.get(key.as_str())?.map(|v| decode(&key, v.value())).transpose()
+        read(&tx.open_table(PLUGINS)?, &plugin_key(name, version))
     }
 
     /// Deletes a plugin version unless a job that has not ended uses it
@@ -262,22 +270,16 @@ impl Metadata {
         let tx = self.db.begin_write()?;
         let key = plugin_key(name, version);
         let outcome = {
-            let jobs = tx.open_table(JOBS)?;
-            let mut users = Vec::new();
-            for entry in jobs.iter()? {
-                let (k, v) = entry?;
-                let job: JobRecord = decode(k.value(), v.value())?;
-                let uses = job.plugins.values().any(|p| p.name == name && p.version == version);
-                if !job.state.is_terminal() && uses {
-                    users.push(job.id);
-                }
-            }
+            let jobs: Vec<JobRecord> = read_all(&tx.open_table(JOBS)?)?;
+            let users: Vec<String> = jobs
+                .into_iter()
+                .filter(|j| {
+                    !j.state.is_terminal() && j.plugins.values().any(|p| p.name == name && p.version == version)
+                })
+                .map(|j| j.id)
+                .collect();
             let mut table = tx.open_table(PLUGINS)?;
-            let existing = match table.get(key.as_str())? {
-                Some(v) => Some(decode::<PluginVersion>(&key, v.value())?),
-                None => None,
-            };
-            match existing {
+            match read::<PluginVersion>(&table, &key)? {
                 None => None,
                 Some(_) if !users.is_empty() => Some(Err(users)),
                 Some(old) => {
@@ -311,11 +313,7 @@ impl Metadata {
         let tx = self.db.begin_write()?;
         let updated = {
             let mut table = tx.open_table(JOBS)?;
-            let job = match table.get(id)? {
-                Some(v) => Some(decode::<JobRecord>(id, v.value())?),
-                None => None,
-            };
-            match job {
+            match read::<JobRecord>(&table, id)? {
                 Some(mut job) => {
                     change(&mut job);
                     table.insert(id, encode(&job).as_slice())?;
@@ -331,12 +329,7 @@ impl Metadata {
     /// Every job, oldest first.
     pub fn jobs(&self) -> Result<Vec<JobRecord>> {
         let tx = self.db.begin_read()?;
-        let table = tx.open_table(JOBS)?;
-        let mut all = Vec::new();
-        for entry in table.iter()? {
-            let (k, v) = entry?;
-            all.push(decode::<JobRecord>(k.value(), v.value())?);
-        }
+        let mut all: Vec<JobRecord> = read_all(&tx.open_table(JOBS)?)?;
         all.sort_by(|a, b| a.submitted_at_ms.cmp(&b.submitted_at_ms).then_with(|| a.id.cmp(&b.id)));
         Ok(all)
     }
@@ -344,8 +337,7 @@ impl Metadata {
     /// One job.
     pub fn job(&self, id: &str) -> Result<Option<JobRecord>> {
         let tx = self.db.begin_read()?;
-        let table = tx.open_table(JOBS)?;
-        table.get(id)?.map(|v| decode(id, v.value())).transpose()
+        read(&tx.open_table(JOBS)?, id)
     }
 }
 
