@@ -15,7 +15,7 @@ use weir_tests::{committed_parts, plugin};
 /// exactly-once file sinks. Readings are out of order by up to 300 ms and
 /// the watermark allows 300 ms, so nothing is late and the output does not
 /// depend on timing or parallelism. Paced, so that a stop lands mid-way.
-fn sensor_job(dir: &Path, parallelism: u32, backend: &str, seed: u64, rate: u32) -> JobSpec {
+pub(crate) fn sensor_job(dir: &Path, parallelism: u32, backend: &str, seed: u64, rate: u32) -> JobSpec {
     let text = format!(
         "name: sensors
 parallelism: {parallelism}
@@ -50,23 +50,23 @@ sinks:
     JobSpec::parse(&text, Format::Yaml).unwrap()
 }
 
-fn engine() -> weir_wasm::PluginEngine {
+pub(crate) fn engine() -> weir_wasm::PluginEngine {
     weir_wasm::PluginEngine::new().unwrap()
 }
 
 /// Both sinks' committed lines.
-fn outputs(dir: &Path) -> [Vec<String>; 2] {
+pub(crate) fn outputs(dir: &Path) -> [Vec<String>; 2] {
     ["out", "windows"].map(|sink| committed_parts(&dir.join(sink)))
 }
 
-fn sorted([mut a, mut b]: [Vec<String>; 2]) -> [Vec<String>; 2] {
+pub(crate) fn sorted([mut a, mut b]: [Vec<String>; 2]) -> [Vec<String>; 2] {
     a.sort();
     b.sort();
     [a, b]
 }
 
 /// Uncommitted part files left in a sink directory.
-fn debris(dir: &Path) -> Vec<String> {
+pub(crate) fn debris(dir: &Path) -> Vec<String> {
     ["out", "windows"]
         .iter()
         .flat_map(|s| std::fs::read_dir(dir.join(s)).into_iter().flatten())
@@ -135,7 +135,7 @@ fn a_barrier_s_mutation_swaps_a_running_operator_with_its_state_kept() {
     let plugin = engine.load_file(&plugin("sensor-average")).unwrap();
     let digest = plugin.digest().to_string();
     job.register_plugin(plugin);
-    let update = weir_types::NodeUpdate { plugin: Some(digest), config: None };
+    let update = weir_types::NodeUpdate { plugin: Some(digest), config: None, label: None };
     let mutation = weir_types::Mutation { updates: [("averages".to_string(), update)].into() };
     let done = job.trigger(weir_types::BarrierKind::Checkpoint, Some(mutation)).unwrap().wait().unwrap();
     assert_eq!(done.kind, weir_types::BarrierKind::Checkpoint);
@@ -146,7 +146,7 @@ fn a_barrier_s_mutation_swaps_a_running_operator_with_its_state_kept() {
     assert_eq!(sorted(outputs(dir.path())), sorted(expected));
 
     // A digest the job does not know fails the tasks that would swap.
-    let unknown = weir_types::NodeUpdate { plugin: Some("00".repeat(32)), config: None };
+    let unknown = weir_types::NodeUpdate { plugin: Some("00".repeat(32)), config: None, label: None };
     let job = start(&sensor_job(dir.path(), 1, "memory", 4, 30000), &JobOptions::default(), &engine).unwrap();
     while job.status() == JobStatus::Starting {
         std::thread::sleep(Duration::from_millis(1));

@@ -13,7 +13,7 @@ use tower::ServiceExt as _;
 use weir_tests::plugin;
 
 /// A server on a fresh data dir, and its token.
-struct TestServer {
+pub(crate) struct TestServer {
     dir: tempfile::TempDir,
     router: axum::Router,
     token: String,
@@ -28,12 +28,12 @@ fn server_with(max_upload: u64) -> TestServer {
     TestServer { router: server.router(), dir, token }
 }
 
-fn server() -> TestServer {
+pub(crate) fn server() -> TestServer {
     server_with(weir_server::DEFAULT_MAX_UPLOAD)
 }
 
 impl TestServer {
-    async fn send(&self, request: Request<Body>) -> (StatusCode, Value, Vec<u8>) {
+    pub(crate) async fn send(&self, request: Request<Body>) -> (StatusCode, Value, Vec<u8>) {
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let bytes = response.into_body().collect().await.unwrap().to_bytes().to_vec();
@@ -41,16 +41,16 @@ impl TestServer {
         (status, value, bytes)
     }
 
-    fn authorized(&self, method: &str, uri: &str) -> axum::http::request::Builder {
+    pub(crate) fn authorized(&self, method: &str, uri: &str) -> axum::http::request::Builder {
         Request::builder().method(method).uri(uri).header(header::AUTHORIZATION, format!("Bearer {}", self.token))
     }
 
-    async fn get(&self, uri: &str) -> (StatusCode, Value) {
+    pub(crate) async fn get(&self, uri: &str) -> (StatusCode, Value) {
         let (status, value, _) = self.send(Request::get(uri).body(Body::empty()).unwrap()).await;
         (status, value)
     }
 
-    async fn upload(&self, name: &str, version: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
+    pub(crate) async fn upload(&self, name: &str, version: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
         let uri = format!("/api/v1/plugins/{name}/versions/{version}");
         let request = self
             .authorized("PUT", &uri)
@@ -60,17 +60,17 @@ impl TestServer {
         (status, value)
     }
 
-    async fn upload_plugin(&self, name: &str, version: &str, file: &str) -> (StatusCode, Value) {
+    pub(crate) async fn upload_plugin(&self, name: &str, version: &str, file: &str) -> (StatusCode, Value) {
         self.upload(name, version, std::fs::read(plugin(file)).unwrap()).await
     }
 
-    async fn submit(&self, spec: &str) -> (StatusCode, Value) {
+    pub(crate) async fn submit(&self, spec: &str) -> (StatusCode, Value) {
         let request = self.authorized("POST", "/api/v1/jobs").header(header::CONTENT_TYPE, "application/yaml");
         let (status, value, _) = self.send(request.body(Body::from(spec.to_string())).unwrap()).await;
         (status, value)
     }
 
-    fn data(&self) -> std::path::PathBuf {
+    pub(crate) fn data(&self) -> std::path::PathBuf {
         self.dir.path().join("data")
     }
 
@@ -80,7 +80,7 @@ impl TestServer {
         (count("plugins"), count("tmp"))
     }
 
-    async fn wait_for_state(&self, id: &str, state: &str) -> Value {
+    pub(crate) async fn wait_for_state(&self, id: &str, state: &str) -> Value {
         let started = Instant::now();
         loop {
             let (status, job) = self.get(&format!("/api/v1/jobs/{id}")).await;
@@ -94,7 +94,7 @@ impl TestServer {
     }
 }
 
-fn error(code: &str, message: &str) -> Value {
+pub(crate) fn error(code: &str, message: &str) -> Value {
     json!({ "code": code, "message": message })
 }
 
@@ -547,10 +547,15 @@ async fn the_server_says_it_is_healthy_and_serves_its_openapi_document() {
             "/api/v1/jobs/{id}",
             "/api/v1/jobs/{id}/cancel",
             "/api/v1/jobs/{id}/failures",
+            "/api/v1/jobs/{id}/nodes/{node}/upgrade",
+            "/api/v1/jobs/{id}/savepoints",
             "/api/v1/plugins",
             "/api/v1/plugins/{name}/versions",
             "/api/v1/plugins/{name}/versions/{version}",
             "/api/v1/plugins/{name}/versions/{version}/wasm",
+            "/api/v1/savepoints",
+            "/api/v1/savepoints/{name}",
+            "/api/v1/savepoints/{name}/check",
         ]
     );
     let upload = &doc["paths"]["/api/v1/plugins/{name}/versions/{version}"]["put"];

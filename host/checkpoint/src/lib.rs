@@ -21,11 +21,13 @@
 
 mod align;
 mod coordinator;
+mod savepoint;
 mod store;
 
 pub use align::{Aligner, BarrierOutcome};
 pub use coordinator::{Ack, Coordinator, CoordinatorConfig, Tick, to_delete};
+pub use savepoint::{list_savepoints, load_savepoint, savepoint_name, verify_savepoint, write_savepoint};
 pub use store::{
-    CheckpointStore, FORMAT, Manifest, OperatorSnapshot, OperatorState, SinkSnapshot, SinkState, SourceState,
+    CheckpointStore, FORMAT, Lineage, Manifest, OperatorSnapshot, OperatorState, SinkSnapshot, SinkState, SourceState,
     SplitSnapshot, StateFiles, StateInfo, StoreError, StoreLock, TaskStatus,
 };

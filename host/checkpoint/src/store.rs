@@ -37,6 +37,22 @@ pub enum StoreError {
         /// The directory.
         dir: PathBuf,
     },
+    /// A savepoint's files are not what its manifest says.
+    #[error(
+        "savepoint {dir} is damaged: {message}; nothing was restored — restore another savepoint, or a copy of this one"
+    )]
+    Damaged {
+        /// The savepoint.
+        dir: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A savepoint's directory is taken.
+    #[error("savepoint {dir} already exists: a savepoint is never overwritten")]
+    Exists {
+        /// The directory.
+        dir: PathBuf,
+    },
     /// A manifest could not be read.
     #[error("checkpoint manifest {path}: {message}")]
     Manifest {
@@ -49,7 +65,7 @@ pub enum StoreError {
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io { path: path.to_path_buf(), source }
 }
 
@@ -208,12 +224,76 @@ pub struct Manifest {
     pub sinks: BTreeMap<String, SinkState>,
     /// The tasks and whether each had finished.
     pub tasks: Vec<TaskStatus>,
+    /// The savepoint the job's state descends from (through any number of
+    /// checkpoints and restarts): the parent in the savepoint tree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Lineage>,
+    /// The checkpoint or savepoint the run that took this one started from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_from: Option<Lineage>,
+    /// Per operator node with a plugin, the plugin as its user knows it:
+    /// `name@version` from a registry, the file name otherwise.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub plugin_versions: BTreeMap<String, String>,
+    /// A savepoint's files (every one but the manifest) → SHA-256: a copy
+    /// that was damaged or cut short is refused before anything starts.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checksums: BTreeMap<String, String>,
 }
 
-const MANIFEST: &str = "_manifest.json";
+/// A checkpoint or savepoint named from another one: where state came from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Lineage {
+    /// `checkpoint`, `savepoint` or `stop`.
+    pub kind: String,
+    /// The job that took it.
+    pub job: String,
+    /// The id of the run that took it.
+    pub job_id: String,
+    /// Its checkpoint id (with `job_id`, what identifies it wherever it is).
+    pub id: u64,
+    /// Its directory's name when it was restored from.
+    pub name: String,
+}
+
+impl Lineage {
+    /// Whether `manifest` is the checkpoint this names.
+    pub fn names(&self, manifest: &Manifest) -> bool {
+        self.job_id == manifest.job_id && self.id == manifest.id
+    }
+}
+
+pub(crate) const MANIFEST: &str = "_manifest.json";
 const LOCK: &str = "_lock";
 const SHARED: &str = "shared";
-const IN_PROGRESS: &str = ".inprogress";
+pub(crate) const IN_PROGRESS: &str = ".inprogress";
+
+/// Writes `files` and then `manifest` into `done` + `.inprogress` (emptied
+/// first), syncs them and renames the directory to `done`: a directory
+/// with a manifest and without the suffix is complete.
+pub(crate) fn write_complete(done: &Path, manifest: &Manifest, files: &[(String, Vec<u8>)]) -> Result<()> {
+    let name = done.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = done.with_file_name(format!("{name}{IN_PROGRESS}"));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+    let write = |name: &str, bytes: &[u8]| -> Result<()> {
+        let path = tmp.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        let mut f = File::create(&path).map_err(io(&path))?;
+        f.write_all(bytes).and_then(|()| f.sync_all()).map_err(io(&path))
+    };
+    for (name, bytes) in files {
+        write(name, bytes)?;
+    }
+    let json = serde_json::to_vec_pretty(manifest).expect("a manifest serializes");
+    write(MANIFEST, &json)?;
+    sync_dir(&tmp)?;
+    std::fs::rename(&tmp, done).map_err(io(done))
+}
 
 /// A job's hold on a checkpoint directory: while it lives no other job (in
 /// this process or another) can take the directory.
@@ -228,7 +308,7 @@ pub struct CheckpointStore {
     dir: PathBuf,
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 
@@ -261,26 +341,7 @@ impl CheckpointStore {
     /// complete with one rename.
     pub fn write(&self, manifest: &Manifest, files: &[(String, Vec<u8>)]) -> Result<PathBuf> {
         let done = self.path(manifest.id);
-        let tmp = done.with_file_name(format!("chk-{:08}{IN_PROGRESS}", manifest.id));
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
-        }
-        std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-        let write = |name: &str, bytes: &[u8]| -> Result<()> {
-            let path = tmp.join(name);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(io(parent))?;
-            }
-            let mut f = File::create(&path).map_err(io(&path))?;
-            f.write_all(bytes).and_then(|()| f.sync_all()).map_err(io(&path))
-        };
-        for (name, bytes) in files {
-            write(name, bytes)?;
-        }
-        let json = serde_json::to_vec_pretty(manifest).expect("a manifest serializes");
-        write(MANIFEST, &json)?;
-        sync_dir(&tmp)?;
-        std::fs::rename(&tmp, &done).map_err(io(&done))?;
+        write_complete(&done, manifest, files)?;
         sync_dir(&self.dir)?;
         Ok(done)
     }
@@ -436,6 +497,10 @@ mod tests {
             )]),
             sinks: BTreeMap::new(),
             tasks: vec![TaskStatus { task: "src-0/1".into(), finished: false }],
+            parent: None,
+            restored_from: None,
+            plugin_versions: BTreeMap::new(),
+            checksums: BTreeMap::new(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! The `weir` command.
 
 mod remote;
+mod savepoints;
 mod serve;
 
 use std::io::{IsTerminal as _, Write as _};
@@ -45,12 +46,27 @@ enum Command {
         #[arg(long)]
         metrics_addr: Option<SocketAddr>,
         /// Starts from this checkpoint directory (e.g. DIR/chk-00000007).
-        #[arg(long, conflicts_with = "fresh")]
+        #[arg(long, conflicts_with_all = ["fresh", "from_savepoint"])]
         from_checkpoint: Option<PathBuf>,
+        /// Starts from this savepoint (overrides the spec's `savepoint`); once
+        /// the job has checkpointed since, a new start resumes from its
+        /// newest checkpoint instead.
+        #[arg(long)]
+        from_savepoint: Option<PathBuf>,
+        /// Starts even when the savepoint holds state of nodes the job no
+        /// longer has (that state is dropped).
+        #[arg(long)]
+        allow_non_restored_state: bool,
+        /// On Ctrl-C or SIGTERM, stops the job with a savepoint in this
+        /// directory (a second signal cancels at once).
+        #[arg(long)]
+        savepoint_dir: Option<PathBuf>,
         /// Ignores earlier checkpoints in the spec's checkpoint dir.
         #[arg(long)]
         fresh: bool,
     },
+    /// Savepoints: take one of a server's job, list them, check a restore.
+    Savepoint(savepoints::Savepoint),
     /// Inspects checkpoints.
     Checkpoints {
         #[command(subcommand)]
@@ -95,9 +111,66 @@ enum CheckpointsCommand {
     },
 }
 
+/// What a signal (Ctrl-C, SIGTERM) does to the job of `weir run`.
+enum OnSignal {
+    /// Cancels it.
+    Cancel(Arc<AtomicBool>),
+    /// Stops it with a savepoint in the directory; a second signal cancels.
+    Savepoint { job: weir_runtime::JobControl, dir: PathBuf, cancel: Arc<AtomicBool> },
+}
+
+async fn signalled() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+impl OnSignal {
+    fn act(&self) {
+        match self {
+            OnSignal::Cancel(cancel) => {
+                tracing::warn!("interrupted: stopping the job");
+                cancel.store(true, Ordering::Relaxed);
+            }
+            OnSignal::Savepoint { job, dir, .. } => {
+                tracing::warn!(dir = %dir.display(), "interrupted: stopping the job with a savepoint (again to cancel)");
+                match job.savepoint(dir, true) {
+                    Ok(pending) => {
+                        std::thread::spawn(move || match pending.wait() {
+                            Ok(done) => {
+                                let at = done.savepoint.unwrap_or(done.dir);
+                                tracing::info!(checkpoint = done.id, savepoint = %at.display(), "savepoint written; the job stops");
+                            }
+                            Err(e) => tracing::error!("the savepoint failed: {e}"),
+                        });
+                    }
+                    Err(e) => tracing::error!("cannot take a savepoint: {e}"),
+                }
+            }
+        }
+    }
+
+    fn cancel(&self) -> &AtomicBool {
+        match self {
+            OnSignal::Cancel(cancel) | OnSignal::Savepoint { cancel, .. } => cancel,
+        }
+    }
+}
+
 /// Runs the control plane of `weir run` on a small runtime of its own:
-/// Ctrl-C sets `cancel`; with an address, `/metrics` serves the registry.
-fn start_control(cancel: Arc<AtomicBool>, metrics_addr: Option<SocketAddr>, metrics: Metrics) -> anyhow::Result<()> {
+/// signals do what `on_signal` says; with an address, `/metrics` serves the
+/// registry.
+fn start_control(on_signal: OnSignal, metrics_addr: Option<SocketAddr>, metrics: Metrics) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -136,10 +209,11 @@ fn start_control(cancel: Arc<AtomicBool>, metrics_addr: Option<SocketAddr>, metr
                     }
                 });
             }
-            if tokio::signal::ctrl_c().await.is_ok() {
-                tracing::warn!("interrupted: stopping the job");
-                cancel.store(true, Ordering::Relaxed);
-            }
+            signalled().await;
+            on_signal.act();
+            signalled().await;
+            tracing::warn!("interrupted again: cancelling the job");
+            on_signal.cancel().store(true, Ordering::Relaxed);
         })
     })?;
     Ok(())
@@ -244,8 +318,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Run { spec, state_backend, state_dir, progress, metrics_addr, from_checkpoint, fresh } => {
-            let spec = JobSpec::load(&spec)?;
+        Command::Savepoint(command) => savepoints::run(command),
+        Command::Run {
+            spec,
+            state_backend,
+            state_dir,
+            progress,
+            metrics_addr,
+            from_checkpoint,
+            from_savepoint,
+            allow_non_restored_state,
+            savepoint_dir,
+            fresh,
+        } => {
+            let mut spec = JobSpec::load(&spec)?;
+            if let Some(path) = from_savepoint {
+                spec.savepoint = Some(weir_spec::SavepointSpec { path, allow_non_restored_state: false });
+            }
+            if let Some(s) = spec.savepoint.as_mut() {
+                s.allow_non_restored_state |= allow_non_restored_state;
+            }
+            if savepoint_dir.is_some() && spec.checkpoint.is_none() {
+                anyhow::bail!("--savepoint-dir needs checkpoints: give the spec a `checkpoint` section");
+            }
             let restore = weir_runtime::find_restore(&spec, fresh, from_checkpoint.as_deref())?;
             if let Some(r) = &restore {
                 if r.job_finished() {
@@ -256,7 +351,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     );
                     return Ok(());
                 }
-                tracing::info!(job = %spec.name, checkpoint = r.manifest.id, "resuming from checkpoint");
+                let kind = if r.is_savepoint() { "savepoint" } else { "checkpoint" };
+                tracing::info!(job = %spec.name, checkpoint = r.manifest.id, from = %r.dir.display(), "resuming from {kind}");
             }
             // Fuel metering costs every plugin some speed: only when asked.
             let fuel = spec.operators.iter().any(|o| o.limits.fuel.is_some());
@@ -266,18 +362,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })?;
             let cancel = Arc::new(AtomicBool::new(false));
             let metrics = Metrics::new();
-            start_control(cancel.clone(), metrics_addr, metrics.clone())?;
             let options = JobOptions {
                 state_backend,
                 state_dir,
                 progress_interval: (!progress.is_zero()).then_some(progress),
-                cancel: Some(cancel),
-                metrics: Some(metrics),
+                cancel: Some(cancel.clone()),
+                metrics: Some(metrics.clone()),
                 restore,
-                id: None,
+                ..JobOptions::default()
             };
             let job = weir_runtime::start(&spec, &options, &engine)?;
             tracing::info!(job = %spec.name, job_id = %job.id(), "job submitted");
+            let on_signal = match savepoint_dir {
+                Some(dir) => OnSignal::Savepoint { job: job.control(), dir, cancel },
+                None => OnSignal::Cancel(cancel),
+            };
+            start_control(on_signal, metrics_addr, metrics)?;
             let report = match job.wait() {
                 Err(weir_runtime::RuntimeError::Cancelled) => anyhow::bail!("interrupted"),
                 other => other?,

@@ -73,6 +73,20 @@ pub enum JobCommand {
         /// The job's id.
         id: String,
     },
+    /// Upgrades an operator of a running job to another plugin version in
+    /// place, at a checkpoint barrier (the old version runs on when the new
+    /// one would fail); naming the old version again rolls it back.
+    Upgrade {
+        /// The job's id.
+        id: String,
+        /// The operator node.
+        node: String,
+        /// The version to run: `name@version`.
+        plugin: String,
+        /// The node's new config (JSON); its old one when absent.
+        #[arg(long)]
+        config: Option<String>,
+    },
 }
 
 impl Remote {
@@ -306,5 +320,59 @@ pub fn job(remote: &Remote, command: JobCommand) -> anyhow::Result<()> {
             writeln!(std::io::stdout(), "job {} cancelled", job.id)?;
             Ok(())
         }
+        JobCommand::Upgrade { id, node, plugin, config } => {
+            let config = config
+                .map(|c| serde_json::from_str::<serde_json::Value>(&c))
+                .transpose()
+                .context("--config is not JSON")?;
+            let body = serde_json::json!({ "plugin": plugin, "config": config }).to_string();
+            let url = remote.url(&format!("/api/v1/jobs/{id}/nodes/{node}/upgrade"));
+            let request = remote.authorize(remote.agent().post(url)).header("Content-Type", "application/json");
+            let (_, text, done): (u16, String, weir_server::upgrades::UpgradeView) = remote.read(request.send(body))?;
+            if remote.json {
+                return remote.print_json(&text);
+            }
+            writeln!(
+                std::io::stdout(),
+                "operator {} of job {id}: {} → {} at checkpoint {}",
+                done.node,
+                done.from,
+                done.to,
+                done.checkpoint
+            )?;
+            Ok(())
+        }
+    }
+}
+
+impl Remote {
+    /// `weir savepoint JOB [--stop]`.
+    pub fn savepoint(&self, job: &str, stop: bool) -> anyhow::Result<()> {
+        let request = self.authorize(self.agent().post(self.url(&format!("/api/v1/jobs/{job}/savepoints"))));
+        let body = serde_json::json!({ "stop": stop }).to_string();
+        let response = request.header("Content-Type", "application/json").send(body);
+        let (_, text, view): (_, _, weir_server::view::SavepointView) = self.read(response)?;
+        if self.json {
+            return self.print_json(&text);
+        }
+        let stopped = if stop { "; the job stopped there" } else { "" };
+        writeln!(
+            std::io::stdout(),
+            "savepoint {} of job {} at checkpoint {}{stopped}",
+            view.name,
+            view.job,
+            view.checkpoint_id
+        )?;
+        Ok(())
+    }
+
+    /// The server's savepoints (`None` when printed as JSON).
+    pub fn savepoints(&self) -> anyhow::Result<Option<Vec<weir_server::view::SavepointView>>> {
+        let (text, views) = self.get("/api/v1/savepoints")?;
+        if self.json {
+            self.print_json(&text)?;
+            return Ok(None);
+        }
+        Ok(Some(views))
     }
 }

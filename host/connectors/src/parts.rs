@@ -55,8 +55,11 @@ fn part_of(name: &str) -> Option<(u32, u64)> {
 }
 
 /// Commits pending parts: renames each to its visible name. Parts already
-/// committed are skipped, so committing twice is harmless.
-fn commit_parts(dir: &Path, parts: &[String]) -> Result<()> {
+/// committed are skipped, so committing twice is harmless. A restore
+/// (`restoring`) also skips a part that is in neither form: another sink
+/// wrote it — a job started from a savepoint with a sink directory of its
+/// own (a fork) — and committed it there.
+fn commit_parts(dir: &Path, parts: &[String], restoring: bool) -> Result<()> {
     for part in parts {
         let Some(visible) = committed_name(part) else {
             return Err(ConnectorError::Position(format!("{part} is not a pending part name")));
@@ -65,6 +68,9 @@ fn commit_parts(dir: &Path, parts: &[String]) -> Result<()> {
         match std::fs::rename(&from, &to) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && to.exists() => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && restoring => {
+                tracing::info!(part = %part, dir = %dir.display(), "a restored pending part is not in this sink's directory (another sink wrote it): skipped");
+            }
             Err(e) => return Err(ConnectorError::Io { path: from, source: e }),
         }
     }
@@ -94,7 +100,7 @@ impl PartFileSink {
             let state: PendingState = serde_json::from_slice(bytes).map_err(|e| {
                 ConnectorError::Position(format!("file sink instance {old}: unreadable pending state: {e}"))
             })?;
-            commit_parts(dir, &state.parts)?;
+            commit_parts(dir, &state.parts, true)?;
             if state.index == cx.index {
                 next_part = Some(state.next_part);
             }
@@ -165,7 +171,7 @@ impl Sink for PartFileSink {
         if due.is_empty() {
             return Ok(());
         }
-        commit_parts(&self.dir, &due)?;
+        commit_parts(&self.dir, &due, false)?;
         self.pending.retain(|(c, _)| *c > checkpoint);
         Ok(())
     }

@@ -41,6 +41,8 @@ pub struct CheckpointDone {
     pub dir: PathBuf,
     /// Why it was taken.
     pub kind: BarrierKind,
+    /// The savepoint it was copied to, when one was asked for.
+    pub savepoint: Option<PathBuf>,
 }
 
 /// A task's lines to and from the coordinator.

@@ -95,6 +95,31 @@ pub enum RuntimeError {
     /// Writing or reading a checkpoint failed.
     #[error(transparent)]
     Checkpoint(#[from] weir_checkpoint::StoreError),
+    /// A running node cannot be switched to another plugin: it runs on with
+    /// the one it had.
+    #[error("cannot upgrade operator `{node}` to {plugin}: {message}; it runs on with {current}")]
+    Upgrade {
+        /// The node.
+        node: String,
+        /// The plugin it was to switch to.
+        plugin: String,
+        /// The plugin it runs on with.
+        current: String,
+        /// Why.
+        message: String,
+    },
+    /// The checkpoint at whose barrier a task switched plugins was aborted:
+    /// the job restarts from the one before, on the plugins it ran then.
+    #[error(
+        "task {task}: checkpoint {checkpoint}, at whose barrier it switched plugins, was aborted: the job restarts \
+         from the checkpoint before, on the plugins it ran then"
+    )]
+    UpgradeAborted {
+        /// The task.
+        task: String,
+        /// The checkpoint.
+        checkpoint: u64,
+    },
     /// A checkpoint cannot be restored into this job.
     #[error("checkpoint {checkpoint}: {message}")]
     Restore {
@@ -171,6 +196,7 @@ impl RuntimeError {
             RuntimeError::Spec(_) | RuntimeError::Load { .. } | RuntimeError::Config { .. } => ErrorClass::Invalid,
             RuntimeError::Unresolved { .. } => ErrorClass::Invalid,
             RuntimeError::Restore { .. } | RuntimeError::Unavailable(_) => ErrorClass::Invalid,
+            RuntimeError::Upgrade { .. } => ErrorClass::Invalid,
             // A plugin that fails its `init`, or is not what its node needs,
             // fails the same way every time.
             RuntimeError::Plugin { source, .. } => match source {
@@ -214,6 +240,8 @@ impl RuntimeError {
             RuntimeError::Checkpoint(weir_checkpoint::StoreError::Locked { .. }) => "checkpoint_dir_in_use",
             RuntimeError::Checkpoint(_) => "checkpoint_failed",
             RuntimeError::Restore { .. } => "restore_incompatible",
+            RuntimeError::Upgrade { .. } => "upgrade_refused",
+            RuntimeError::UpgradeAborted { .. } => "upgrade_aborted",
             RuntimeError::Io { .. } => "io_failed",
             RuntimeError::Panic { .. } => "internal",
             RuntimeError::Disconnected(_) => "task_disconnected",

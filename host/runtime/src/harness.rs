@@ -240,7 +240,11 @@ impl OperatorHarness {
     /// Switches the operator to another plugin (and config) over the same
     /// state, as a barrier's mutation does.
     pub fn replace_plugin(&mut self, plugin: &Plugin, config: Option<serde_json::Value>) -> Result<()> {
-        let update = NodeUpdate { plugin: Some(plugin.digest().to_string()), config: config.map(|c| c.to_string()) };
+        let update = NodeUpdate {
+            plugin: Some(plugin.digest().to_string()),
+            config: config.map(|c| c.to_string()),
+            label: None,
+        };
         self.node.update(&update, Some(plugin))?;
         self.setup.plugin = Some(plugin.clone());
         Ok(())

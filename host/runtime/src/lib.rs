@@ -35,12 +35,14 @@ pub mod timers;
 pub mod watermark;
 mod window;
 
-pub use checkpointing::{Restore, find_restore};
+pub use checkpointing::{
+    NodeCheck, NodeFate, Restore, RestoreCheck, StateCheck, StateFate, check_restore, find_restore,
+};
 pub use control::CheckpointDone;
 pub use error::{ErrorClass, Result, RuntimeError};
 pub use job::{
-    JobControl, JobHandle, JobOptions, JobOutcome, JobReport, JobSnapshot, JobStatus, PendingCheckpoint, Restarted,
-    load_plugins, run_job, start,
+    JobControl, JobHandle, JobOptions, JobOutcome, JobReport, JobSnapshot, JobStatus, PendingCheckpoint,
+    PendingUpgrade, Restarted, Upgrade, Upgraded, load_plugins, run_job, start,
 };
 pub use metrics::{Metrics, NodeReport};
 

@@ -15,7 +15,7 @@ use weir_runtime::{ErrorClass, JobControl, JobOptions, JobOutcome, Metrics, Runt
 use weir_spec::{CheckpointSpec, Format, JobSpec, PluginRef};
 
 use crate::error::{ApiError, ApiResult};
-use crate::meta::{Failure, JobRecord, JobState, Metadata, NodeFigures, PinnedPlugin};
+use crate::meta::{Failure, JobRecord, JobState, Metadata, NodeFigures, PinnedPlugin, VersionChange};
 use crate::now_ms;
 use crate::registry::{Registry, requirement};
 use crate::view::{self, JobSummary, JobView};
@@ -35,8 +35,8 @@ pub type Rates = HashMap<String, (f64, f64, f64)>;
 type Counts = HashMap<String, (u64, u64, u64)>;
 
 /// A job running in this process.
-struct Live {
-    control: JobControl,
+pub(crate) struct Live {
+    pub(crate) control: JobControl,
     rates: Arc<Mutex<Rates>>,
     /// Its plan, made once (status reads are frequent).
     plan: Arc<Plan>,
@@ -44,10 +44,12 @@ struct Live {
 
 /// The jobs of one server.
 pub struct JobManager {
-    meta: Arc<Metadata>,
-    registry: Arc<Registry>,
+    pub(crate) meta: Arc<Metadata>,
+    pub(crate) registry: Arc<Registry>,
     metrics: Metrics,
     jobs_dir: PathBuf,
+    /// Where savepoints are kept, one directory each.
+    pub(crate) savepoints_dir: PathBuf,
     /// An engine that meters fuel, for jobs that set `limits.fuel`.
     fuel_engine: OnceLock<weir_wasm::PluginEngine>,
     cache_dir: PathBuf,
@@ -56,7 +58,7 @@ pub struct JobManager {
 
 /// A spec as a server runs it: with checkpoints (every 10 s into the job's
 /// directory) and RocksDB state there unless it says otherwise.
-fn parse(text: &str, format: Format) -> ApiResult<JobSpec> {
+pub(crate) fn parse(text: &str, format: Format) -> ApiResult<JobSpec> {
     let defaults = |spec: &mut JobSpec| {
         spec.checkpoint.get_or_insert_with(|| CheckpointSpec {
             interval: DEFAULT_CHECKPOINT_INTERVAL,
@@ -71,13 +73,13 @@ fn parse(text: &str, format: Format) -> ApiResult<JobSpec> {
         .map_err(|e| ApiError::bad_request("spec_invalid", e.to_string()))
 }
 
-fn record_format(record: &JobRecord) -> Format {
+pub(crate) fn record_format(record: &JobRecord) -> Format {
     if record.format == "json" { Format::Json } else { Format::Yaml }
 }
 
 /// A runtime error at a job's start: the spec's or plugin's fault (422),
 /// or the server's.
-fn start_error(e: RuntimeError) -> ApiError {
+pub(crate) fn start_error(e: RuntimeError) -> ApiError {
     if e.code() == "checkpoint_dir_in_use" {
         return ApiError::conflict("checkpoint_dir_in_use", e.to_string());
     }
@@ -95,13 +97,14 @@ impl JobManager {
             registry,
             metrics,
             jobs_dir: data_dir.join("jobs"),
+            savepoints_dir: data_dir.join("savepoints"),
             fuel_engine: OnceLock::new(),
             cache_dir: data_dir.join("cache"),
             live: Mutex::new(HashMap::new()),
         }
     }
 
-    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Live>> {
+    pub(crate) fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Live>> {
         self.live.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -125,7 +128,26 @@ impl JobManager {
             failures: Vec::new(),
             resumed: 0,
             nodes: Vec::new(),
+            history: Vec::new(),
         };
+        let from_savepoint = match &spec.savepoint {
+            Some(s) => Some(self.savepoint_manifest(&s.path.display().to_string())?.id),
+            None => None,
+        };
+        let mut record = record;
+        record.history = record
+            .plugins
+            .iter()
+            .map(|(node, pin)| VersionChange {
+                at_ms: record.submitted_at_ms,
+                node: node.clone(),
+                from: None,
+                to: pin.label(),
+                checkpoint: from_savepoint,
+                outcome: "started".into(),
+                message: None,
+            })
+            .collect();
         // Stored first: a crash from here on resumes it. Refused at its
         // start, it is no job.
         self.meta.put_job(&record)?;
@@ -139,7 +161,7 @@ impl JobManager {
 
     /// Each operator's plugin, resolved in the registry and checked against
     /// what its node needs.
-    fn pin_plugins(&self, spec: &JobSpec) -> ApiResult<BTreeMap<String, PinnedPlugin>> {
+    pub(crate) fn pin_plugins(&self, spec: &JobSpec) -> ApiResult<BTreeMap<String, PinnedPlugin>> {
         let mut pins = BTreeMap::new();
         for o in &spec.operators {
             let Some(path) = o.plugin.as_deref() else { continue };
@@ -197,18 +219,36 @@ impl JobManager {
     /// under the job's directory, checkpoints and RocksDB state there by
     /// default.
     fn runnable(&self, record: &JobRecord) -> ApiResult<JobSpec> {
-        let mut spec = parse(&record.spec, record_format(record))?;
-        let dir = self.jobs_dir.join(&record.id);
+        let spec = parse(&record.spec, record_format(record))?;
+        self.place(spec, &record.plugins, &self.job_dir(&record.id))
+    }
+
+    /// Job `id`'s directory.
+    pub(crate) fn job_dir(&self, id: &str) -> PathBuf {
+        self.jobs_dir.join(id)
+    }
+
+    /// A spec with its plugins' blobs, its savepoint among this server's,
+    /// and relative paths under `dir`.
+    pub(crate) fn place(
+        &self,
+        mut spec: JobSpec,
+        pins: &BTreeMap<String, PinnedPlugin>,
+        dir: &std::path::Path,
+    ) -> ApiResult<JobSpec> {
         for o in &mut spec.operators {
-            if let Some(pin) = record.plugins.get(&o.id) {
+            if let Some(pin) = pins.get(&o.id) {
                 o.plugin = Some(self.registry.blob(&pin.sha256));
             }
         }
-        spec.resolve_paths(&dir);
+        if let Some(s) = &mut spec.savepoint {
+            s.path = self.savepoint_dir(&s.path.display().to_string())?;
+        }
+        spec.resolve_paths(dir);
         Ok(spec)
     }
 
-    fn engine(&self, spec: &JobSpec) -> ApiResult<weir_wasm::PluginEngine> {
+    pub(crate) fn engine(&self, spec: &JobSpec) -> ApiResult<weir_wasm::PluginEngine> {
         if !spec.operators.iter().any(|o| o.limits.fuel.is_some()) {
             return Ok(self.registry.engine().clone());
         }
@@ -223,19 +263,29 @@ impl JobManager {
     /// Starts a stored job (or, `resuming`, resumes it from its latest
     /// checkpoint), with a supervisor thread that records how it ends.
     fn launch(self: &Arc<Self>, record: &JobRecord, resuming: bool) -> ApiResult<()> {
+        let recovered = match resuming {
+            true => self.recover_versions(record)?,
+            false => None,
+        };
+        let record = recovered.as_ref().unwrap_or(record);
         let spec = self.runnable(record)?;
-        let restore = weir_runtime::find_restore(&spec, false, None).map_err(start_error)?;
-        if let (Some(r), false) = (&restore, resuming) {
-            let dir = r.dir.parent().unwrap_or(&r.dir).display().to_string();
+        let checkpoints = spec.checkpoint.as_ref().map(|c| weir_checkpoint::CheckpointStore::open(&c.dir));
+        let earlier = match checkpoints {
+            Some(Ok(store)) if !resuming => store.latest().ok().flatten(),
+            _ => None,
+        };
+        if let Some((dir, manifest)) = earlier {
+            let dir = dir.parent().unwrap_or(&dir).display().to_string();
             return Err(ApiError::conflict(
                 "checkpoint_dir_in_use",
                 format!(
                     "checkpoint dir {dir} already holds checkpoints of job `{}`: give this job a checkpoint.dir of its \
                      own, or none (the server then keeps its checkpoints in its data dir)",
-                    r.manifest.job
+                    manifest.job
                 ),
             ));
         }
+        let restore = weir_runtime::find_restore(&spec, false, None).map_err(start_error)?;
         if restore.as_ref().is_some_and(weir_runtime::Restore::job_finished) {
             self.end(&record.id, JobState::Finished, None, Vec::new());
             return Ok(());
@@ -243,10 +293,12 @@ impl JobManager {
         if let Some(r) = &restore {
             tracing::info!(job = %record.name, job_id = %record.id, checkpoint = r.manifest.id, "resuming from checkpoint");
         }
+        let plugin_versions = record.plugins.iter().map(|(node, p)| (node.clone(), p.label())).collect();
         let options = JobOptions {
             metrics: Some(self.metrics.clone()),
             restore,
             id: Some(record.id.clone()),
+            plugin_versions,
             ..JobOptions::default()
         };
         let engine = self.engine(&spec)?;
@@ -375,7 +427,7 @@ impl JobManager {
         self.view(id)
     }
 
-    fn record(&self, id: &str) -> ApiResult<JobRecord> {
+    pub(crate) fn record(&self, id: &str) -> ApiResult<JobRecord> {
         self.meta.job(id)?.ok_or_else(|| {
             ApiError::not_found("job_not_found", format!("there is no job {id} (weir job list shows the jobs)"))
         })

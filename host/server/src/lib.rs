@@ -17,7 +17,8 @@
 //!
 //! The data directory holds `meta.redb` (the metadata database),
 //! `plugins/<sha256>.wasm` (uploaded components), `cache/` (compiled
-//! plugins), `jobs/<id>/` (each job's checkpoints and state) and `token`.
+//! plugins), `jobs/<id>/` (each job's checkpoints and state),
+//! `savepoints/<name>/` (savepoints, never deleted by the server) and `token`.
 
 pub mod api;
 pub mod auth;
@@ -25,6 +26,8 @@ pub mod error;
 pub mod jobs;
 pub mod meta;
 pub mod registry;
+mod savepoints;
+pub mod upgrades;
 pub mod view;
 
 use std::net::SocketAddr;

@@ -81,6 +81,13 @@ pub struct PinnedPlugin {
     pub sha256: String,
 }
 
+impl PinnedPlugin {
+    /// `name@version`.
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
+}
+
 /// Where a job is, as the server keeps it across restarts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -126,6 +133,28 @@ pub struct Failure {
     pub message: String,
 }
 
+/// A change of the plugin version a node runs: at submission, an upgrade
+/// in place (or one refused or failed), a recovery onto the version a
+/// checkpoint recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct VersionChange {
+    /// When (ms since the epoch).
+    pub at_ms: i64,
+    /// The operator node.
+    pub node: String,
+    /// The version it ran before (`name@version`; none at submission).
+    pub from: Option<String>,
+    /// The version it runs from then on (or was to run).
+    pub to: String,
+    /// The checkpoint it runs from: the one at whose barrier it switched,
+    /// or the savepoint the job started from.
+    pub checkpoint: Option<u64>,
+    /// `started`, `upgraded`, `refused`, `failed` or `recovered`.
+    pub outcome: String,
+    /// Why it was refused or failed.
+    pub message: Option<String>,
+}
+
 /// A job the server was given.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobRecord {
@@ -152,6 +181,10 @@ pub struct JobRecord {
     /// Each node's figures when it ended (the last run's).
     #[serde(default)]
     pub nodes: Vec<NodeFigures>,
+    /// Every version each node ran, and every upgrade asked for, oldest
+    /// first.
+    #[serde(default)]
+    pub history: Vec<VersionChange>,
 }
 
 /// What a node of a job did (kept when the job ends).
@@ -387,6 +420,7 @@ mod tests {
             submitted_at_ms: 5,
             ended_at_ms: None,
             failures: Vec::new(),
+            history: Vec::new(),
             resumed: 0,
             nodes: Vec::new(),
         };

@@ -8,7 +8,7 @@ use weir_runtime::graph::{NodeRole, Plan};
 use weir_runtime::{JobSnapshot, JobStatus, NodeReport};
 
 use crate::jobs::Rates;
-use crate::meta::{Failure, JobRecord, JobState, NodeFigures, PinnedPlugin};
+use crate::meta::{Failure, JobRecord, JobState, NodeFigures, PinnedPlugin, VersionChange};
 
 /// A job in a list.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
@@ -58,6 +58,9 @@ pub struct JobView {
     pub checkpoints: Option<CheckpointView>,
     /// Its failures, oldest first.
     pub failures: Vec<Failure>,
+    /// Every version each node ran (and from which checkpoint), and every
+    /// upgrade asked for, oldest first.
+    pub history: Vec<VersionChange>,
 }
 
 /// A node of a job.
@@ -226,5 +229,156 @@ pub fn job(record: &JobRecord, plan: &Plan, running: Option<(JobSnapshot, Rates)
             last_bytes: s.checkpoints.last_bytes,
         }),
         failures: record.failures.clone(),
+        history: record.history.clone(),
+    }
+}
+
+/// A savepoint: a self-contained copy of a job's state, never deleted
+/// automatically, with the savepoint its job started from (its parent in
+/// the lineage tree).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct SavepointView {
+    /// Its name (its directory's).
+    pub name: String,
+    /// The job's name.
+    pub job: String,
+    /// The id of the job run that took it.
+    pub job_id: String,
+    /// The checkpoint id it was taken at.
+    pub checkpoint_id: u64,
+    /// When it was taken (RFC 3339).
+    pub taken_at: String,
+    /// The size of its state, in bytes.
+    pub bytes: u64,
+    /// The number of key groups (a restore needs the same).
+    pub max_parallelism: u32,
+    /// The plugin each operator node ran (`name@version`).
+    pub plugins: BTreeMap<String, String>,
+    /// The savepoint the job's state descends from (its parent), if any.
+    pub parent: Option<String>,
+    /// The checkpoint or savepoint the run that took it started from.
+    pub restored_from: Option<String>,
+}
+
+impl SavepointView {
+    /// The view of savepoint `name` with `manifest`.
+    pub fn of(name: &str, m: &weir_checkpoint::Manifest) -> SavepointView {
+        SavepointView {
+            name: name.to_string(),
+            job: m.job.clone(),
+            job_id: m.job_id.clone(),
+            checkpoint_id: m.id,
+            taken_at: rfc3339(m.completed_at_ms),
+            bytes: m.bytes,
+            max_parallelism: m.max_parallelism,
+            plugins: m.plugin_versions.clone(),
+            parent: m.parent.as_ref().map(|p| p.name.clone()),
+            restored_from: m.restored_from.as_ref().map(|r| format!("{} {} ({})", r.kind, r.id, r.name)),
+        }
+    }
+}
+
+/// What happens to one state in a restore.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct StateCheckView {
+    /// The state's name.
+    pub name: String,
+    /// Its kind in the savepoint.
+    pub before: Option<String>,
+    /// Its kind as declared now.
+    pub after: Option<String>,
+    /// `mapped`, `new`, `undeclared` (carried along unread) or `refused`.
+    pub fate: String,
+    /// Why it is refused.
+    pub reason: Option<String>,
+}
+
+/// What happens to one node in a restore.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct NodeCheckView {
+    /// The node's id.
+    pub node: String,
+    /// `source`, `operator` or `sink`.
+    pub role: String,
+    /// `restored`, `new`, `dropped` or `refused`.
+    pub fate: String,
+    /// Why it is refused.
+    pub reason: Option<String>,
+    /// Its parallelism in the savepoint.
+    pub parallelism_before: Option<u32>,
+    /// Its parallelism in the job.
+    pub parallelism_after: Option<u32>,
+    /// Its plugin in the savepoint.
+    pub plugin_before: Option<String>,
+    /// Its plugin in the job.
+    pub plugin_after: Option<String>,
+    /// Its states.
+    pub states: Vec<StateCheckView>,
+}
+
+/// Whether a job can start from a savepoint, node by node.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct RestoreCheckView {
+    /// The savepoint.
+    pub savepoint: String,
+    /// Whether the restore would be accepted.
+    pub accepted: bool,
+    /// Every reason it would be refused.
+    pub reasons: Vec<String>,
+    /// Every node of the savepoint and of the job.
+    pub nodes: Vec<NodeCheckView>,
+    /// The report as `weir savepoint check` prints it.
+    pub text: String,
+}
+
+impl RestoreCheckView {
+    /// The view of a check of savepoint `name`.
+    pub fn of(name: &str, check: &weir_runtime::RestoreCheck) -> RestoreCheckView {
+        use weir_runtime::{NodeFate, StateFate};
+        let nodes = check
+            .nodes
+            .iter()
+            .map(|n| {
+                let (fate, reason) = match &n.fate {
+                    NodeFate::Restored => ("restored", None),
+                    NodeFate::New => ("new", None),
+                    NodeFate::Dropped => ("dropped", None),
+                    NodeFate::Refused(why) => ("refused", Some(why.clone())),
+                };
+                let states = n
+                    .states
+                    .iter()
+                    .map(|s| {
+                        let (fate, reason) = match &s.fate {
+                            StateFate::Mapped => ("mapped", None),
+                            StateFate::New => ("new", None),
+                            StateFate::Undeclared => ("undeclared", None),
+                            StateFate::Refused(why) => ("refused", Some(why.clone())),
+                        };
+                        let (before, after) = (s.before.clone(), s.after.clone());
+                        StateCheckView { name: s.name.clone(), before, after, fate: fate.into(), reason }
+                    })
+                    .collect();
+                NodeCheckView {
+                    node: n.node.clone(),
+                    role: n.role.into(),
+                    fate: fate.into(),
+                    reason,
+                    parallelism_before: n.parallelism.0,
+                    parallelism_after: n.parallelism.1,
+                    plugin_before: n.plugin.0.clone(),
+                    plugin_after: n.plugin.1.clone(),
+                    states,
+                }
+            })
+            .collect();
+        let text = check.to_text().replace(&check.savepoint, name);
+        RestoreCheckView {
+            savepoint: name.to_string(),
+            accepted: check.accepted(),
+            reasons: check.reasons().map(|r| r.replace(&check.savepoint, name)).collect(),
+            nodes,
+            text,
+        }
     }
 }

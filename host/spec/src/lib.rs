@@ -150,6 +150,9 @@ impl JobSpec {
         if let Some(dir) = &mut self.state.dir {
             fix(dir);
         }
+        if let Some(s) = &mut self.savepoint {
+            fix(&mut s.path);
+        }
     }
 
     /// The parallelism of a node given its override.

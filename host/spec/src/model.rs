@@ -38,6 +38,9 @@ pub struct JobSpec {
     pub operators: Vec<OperatorSpec>,
     /// Where results go.
     pub sinks: Vec<crate::SinkSpec>,
+    /// A savepoint to start from: `savepoint: PATH`, or `savepoint: { path,
+    /// allow_non_restored_state }`.
+    pub savepoint: Option<SavepointSpec>,
     /// The spec as written (kept with every checkpoint).
     #[serde(skip)]
     pub text: String,
@@ -54,6 +57,38 @@ fn default_batch_size() -> usize {
 }
 fn default_channel_capacity() -> usize {
     16
+}
+
+/// The savepoint a job starts from. Once the job has checkpointed since,
+/// it resumes from its newest checkpoint instead (as after a crash).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "SavepointForm")]
+pub struct SavepointSpec {
+    /// The savepoint's directory.
+    pub path: PathBuf,
+    /// Start even when the savepoint holds state of nodes the job no longer
+    /// has (that state is dropped); refused otherwise.
+    pub allow_non_restored_state: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SavepointForm {
+    Path(PathBuf),
+    Full {
+        path: PathBuf,
+        #[serde(default)]
+        allow_non_restored_state: bool,
+    },
+}
+
+impl From<SavepointForm> for SavepointSpec {
+    fn from(form: SavepointForm) -> Self {
+        match form {
+            SavepointForm::Path(path) => SavepointSpec { path, allow_non_restored_state: false },
+            SavepointForm::Full { path, allow_non_restored_state } => SavepointSpec { path, allow_non_restored_state },
+        }
+    }
 }
 
 /// Periodic checkpoints: `checkpoint: { interval, dir, retain, timeout, min_pause }`.

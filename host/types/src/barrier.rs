@@ -10,9 +10,12 @@ use std::sync::Arc;
 pub enum BarrierKind {
     /// A periodic (or triggered) checkpoint: kept under retention.
     Checkpoint,
-    /// A savepoint the user asked for: never deleted automatically.
+    /// A savepoint the user asked for: every task snapshots its state in the
+    /// backend-neutral format, and the checkpoint is also copied to a
+    /// directory of its own that is never deleted automatically.
     Savepoint,
-    /// The last barrier of a stop: every task snapshots, its sinks commit,
+    /// The last barrier of a stop: every task snapshots (backend-neutral, as
+    /// for a savepoint), its sinks commit,
     /// and it ends with nothing in flight. Event time does not advance to
     /// the end, so no window fires early; a later start resumes exactly.
     Stop,
@@ -43,6 +46,8 @@ pub struct NodeUpdate {
     pub plugin: Option<String>,
     /// The node's new config (JSON text), when it changes.
     pub config: Option<String>,
+    /// The new plugin as its user names it (`name@version`), for manifests.
+    pub label: Option<String>,
 }
 
 /// A change applied by every task a barrier passes, right after its
@@ -74,5 +79,11 @@ impl CheckpointBarrier {
     /// Whether tasks end after it.
     pub fn stops(&self) -> bool {
         self.kind == BarrierKind::Stop
+    }
+
+    /// Whether tasks snapshot in the backend-neutral format (a savepoint or
+    /// a stop: state that may restore anywhere), not the backend's own.
+    pub fn portable(&self) -> bool {
+        self.kind != BarrierKind::Checkpoint
     }
 }

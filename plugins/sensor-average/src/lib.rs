@@ -42,6 +42,9 @@ struct Average<'a> {
     window_end: i64,
     avg_c: f64,
     count: u64,
+    /// Version 2 (built with the `v2` feature) says so in every result.
+    #[cfg(feature = "v2")]
+    version: u32,
 }
 
 #[derive(Deserialize)]
@@ -101,7 +104,14 @@ impl Operator for SensorAverage {
         self.windows.remove(ctx, &window_end)?;
         let id = timer.key_str().unwrap_or_default();
         let avg = sum.sum / sum.count as f64;
-        ctx.emit_json(&Average { id, window_end, avg_c: (avg * 1e6).round() / 1e6, count: sum.count })
+        ctx.emit_json(&Average {
+            id,
+            window_end,
+            avg_c: (avg * 1e6).round() / 1e6,
+            count: sum.count,
+            #[cfg(feature = "v2")]
+            version: 2,
+        })
     }
 }
 

@@ -10,13 +10,14 @@
 //! out) are `weir_checkpoint::Coordinator`'s; this thread does the I/O.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use weir_checkpoint::{
-    Ack, CheckpointStore, Coordinator, CoordinatorConfig, Manifest, OperatorSnapshot, OperatorState, SinkSnapshot,
-    SinkState, SourceState, SplitSnapshot, StateFiles, StateInfo, TaskStatus, Tick,
+    Ack, CheckpointStore, Coordinator, CoordinatorConfig, Lineage, Manifest, OperatorSnapshot, OperatorState,
+    SinkSnapshot, SinkState, SourceState, SplitSnapshot, StateFiles, StateInfo, TaskStatus, Tick,
 };
 use weir_spec::CheckpointSpec;
 use weir_state::NativeCheckpoint;
@@ -28,6 +29,9 @@ use crate::control::{CheckpointDone, Control, CoordMsg};
 use crate::error::{Result, RuntimeError};
 use crate::metrics::JobMetrics;
 
+/// A checkpoint's files: name (relative to its directory) and bytes.
+type Files = Vec<(String, Vec<u8>)>;
+
 /// What the coordinator needs to know about the job.
 pub(crate) struct JobInfo {
     pub(crate) name: String,
@@ -35,6 +39,12 @@ pub(crate) struct JobInfo {
     pub(crate) spec: String,
     pub(crate) max_parallelism: u32,
     pub(crate) plugins: BTreeMap<String, String>,
+    /// Plugin as its user names it, per operator node.
+    pub(crate) plugin_versions: BTreeMap<String, String>,
+    /// The savepoint the job's state descends from.
+    pub(crate) parent: Option<Lineage>,
+    /// What this run started from.
+    pub(crate) restored_from: Option<Lineage>,
     /// The tasks, by task number, and each one's control line.
     pub(crate) tasks: Vec<(TaskInfo, Sender<Control>)>,
     /// The task numbers whose head is a source (where barriers start).
@@ -56,7 +66,10 @@ impl CoordinatorHandle {
     /// last one is gone the coordinator stops.
     pub(crate) fn start(spec: &CheckpointSpec, job: JobInfo, rx: Receiver<CoordMsg>) -> Result<CoordinatorHandle> {
         let store = open_store(spec)?;
-        let first_id = store.completed()?.last().map_or(1, |l| l + 1);
+        // Ids go on from the checkpoint the run started from (tasks count
+        // barriers from there), and past any already in the directory.
+        let after_restore = job.restored_from.as_ref().map_or(1, |r| r.id + 1);
+        let first_id = store.completed()?.last().map_or(1, |l| l + 1).max(after_restore);
         let config = CoordinatorConfig { interval: spec.interval, timeout: spec.timeout, min_pause: spec.min_pause };
         let coordinator = Coordinator::new(config, job.tasks.len(), first_id, Instant::now());
         let mut run = Run {
@@ -96,14 +109,23 @@ impl CoordinatorHandle {
 pub(crate) struct Request {
     pub(crate) kind: BarrierKind,
     pub(crate) mutation: Option<Arc<Mutation>>,
+    /// Copy it as a savepoint into this directory (named
+    /// `savepoint-<job id>-<checkpoint id>` there).
+    pub(crate) savepoint: Option<PathBuf>,
     pub(crate) reply: Option<Sender<Result<CheckpointDone, String>>>,
+}
+
+impl Request {
+    /// A request the coordinator makes itself (its interval).
+    fn periodic() -> Request {
+        Request { kind: BarrierKind::Checkpoint, mutation: None, savepoint: None, reply: None }
+    }
 }
 
 /// The checkpoint in progress.
 struct Current {
     id: u64,
-    kind: BarrierKind,
-    reply: Option<Sender<Result<CheckpointDone, String>>>,
+    request: Request,
 }
 
 struct Run {
@@ -138,7 +160,7 @@ impl Run {
             };
             match tick {
                 Tick::Idle => {}
-                Tick::Trigger(id) => self.trigger(id, BarrierKind::Checkpoint, None, None)?,
+                Tick::Trigger(id) => self.trigger(id, Request::periodic())?,
                 Tick::Abort(id) => self.abort(id, "it timed out"),
             }
             if self.current.is_none()
@@ -146,7 +168,7 @@ impl Run {
                 && let Some(request) = self.queued.pop_front()
             {
                 match self.coordinator.trigger_now(Instant::now()) {
-                    Ok(id) => self.trigger(id, request.kind, request.mutation, request.reply)?,
+                    Ok(id) => self.trigger(id, request)?,
                     Err(_) => self.queued.push_front(request),
                 }
             }
@@ -181,18 +203,12 @@ impl Run {
         }
     }
 
-    fn trigger(
-        &mut self,
-        id: u64,
-        kind: BarrierKind,
-        mutation: Option<Arc<Mutation>>,
-        reply: Option<Sender<Result<CheckpointDone, String>>>,
-    ) -> Result<()> {
-        tracing::debug!(checkpoint = id, %kind, "checkpoint triggered");
+    fn trigger(&mut self, id: u64, request: Request) -> Result<()> {
+        tracing::debug!(checkpoint = id, kind = %request.kind, "checkpoint triggered");
         self.last_id = id;
         self.parts.clear();
-        self.current = Some(Current { id, kind, reply });
-        let barrier = CheckpointBarrier { id, kind, mutation };
+        let barrier = CheckpointBarrier { id, kind: request.kind, mutation: request.mutation.clone() };
+        self.current = Some(Current { id, request });
         for &task in &self.job.sources {
             // A source that has finished has no inbox any more; its final
             // part stands for it.
@@ -219,36 +235,71 @@ impl Run {
         tracing::warn!(checkpoint = id, "checkpoint aborted: {why}");
         self.parts.clear();
         if let Some(current) = self.current.take()
-            && let Some(reply) = current.reply
+            && let Some(reply) = current.request.reply
         {
             let _ = reply.send(Err(format!("checkpoint {id} was aborted: {why}")));
         }
         self.broadcast(Control::Aborted(id));
     }
 
-    /// Every task has acknowledged `id`: store it, then tell the tasks.
+    /// Every task has acknowledged `id`: store it (and copy it to a
+    /// savepoint, when one was asked for), then tell the tasks. From a
+    /// checkpoint whose barrier swapped plugins on, its manifest and every
+    /// later one name the new plugins: they run after it.
     fn complete(&mut self, id: u64) -> Result<()> {
         let started = self.coordinator.in_progress().map(|(_, t)| t).unwrap_or_else(Instant::now);
         let parts = std::mem::take(&mut self.parts);
-        let kind = self.current.as_ref().map_or(BarrierKind::Checkpoint, |c| c.kind);
-        let stored = self.write(id, kind, &parts, started.elapsed());
+        let Some(current) = self.current.take() else { return Ok(()) };
+        let request = current.request;
+        let (plugins, versions) = self.plugins_after(request.mutation.as_deref());
+        let stored = self.write(id, request.kind, &parts, started.elapsed(), (&plugins, &versions));
         self.coordinator.finish(id, stored.is_ok(), Instant::now());
-        match stored {
-            Ok(manifest) => {
-                fail::fail_point!("checkpoint-stored", |_| std::process::abort());
-                self.final_stored = manifest.finished;
-                self.completed(&manifest);
-                if let Some(current) = self.current.take()
-                    && let Some(reply) = current.reply
-                {
-                    let _ = reply.send(Ok(CheckpointDone { id, dir: self.store.path(id), kind }));
-                }
-            }
+        let (manifest, files) = match stored {
+            Ok(stored) => stored,
             Err(e) => {
+                self.current = Some(Current { id, request });
                 self.abort(id, &format!("it could not be stored: {e}"));
+                return Ok(());
             }
+        };
+        fail::fail_point!("checkpoint-stored", |_| std::process::abort());
+        (self.job.plugins, self.job.plugin_versions) = (plugins, versions);
+        let savepoint = request.savepoint.as_ref().map(|parent| {
+            let dir = parent.join(weir_checkpoint::savepoint_name(&self.job.id, id));
+            match weir_checkpoint::write_savepoint(&dir, &manifest, &files) {
+                Ok(_) => {
+                    tracing::info!(checkpoint = id, dir = %dir.display(), bytes = manifest.bytes, "savepoint written");
+                    Ok(dir)
+                }
+                Err(e) => Err(format!("checkpoint {id} completed, but its savepoint could not be written: {e}")),
+            }
+        });
+        self.final_stored = manifest.finished;
+        self.completed(&manifest);
+        if let Some(reply) = request.reply {
+            let done = match savepoint {
+                Some(Err(why)) => Err(why),
+                Some(Ok(dir)) => {
+                    Ok(CheckpointDone { id, dir: self.store.path(id), kind: request.kind, savepoint: Some(dir) })
+                }
+                None => Ok(CheckpointDone { id, dir: self.store.path(id), kind: request.kind, savepoint: None }),
+            };
+            let _ = reply.send(done);
         }
         Ok(())
+    }
+
+    /// The plugins (digests, and as their users name them) that run after a
+    /// barrier carrying `mutation`.
+    fn plugins_after(&self, mutation: Option<&Mutation>) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+        let (mut plugins, mut versions) = (self.job.plugins.clone(), self.job.plugin_versions.clone());
+        for (node, update) in mutation.map(|m| &m.updates).into_iter().flatten() {
+            if let Some(digest) = &update.plugin {
+                plugins.insert(node.clone(), digest.clone());
+                versions.insert(node.clone(), update.label.clone().unwrap_or_else(|| digest[..12].to_string()));
+            }
+        }
+        (plugins, versions)
     }
 
     /// The final checkpoint, when every task finished.
@@ -256,7 +307,8 @@ impl Run {
         let id = self.last_id + 1;
         self.last_id = id;
         let parts = self.finished.clone();
-        let manifest = self.write(id, BarrierKind::Checkpoint, &parts, Duration::ZERO)?;
+        let plugins = (&self.job.plugins.clone(), &self.job.plugin_versions.clone());
+        let (manifest, _) = self.write(id, BarrierKind::Checkpoint, &parts, Duration::ZERO, plugins)?;
         self.final_stored = true;
         tracing::info!(checkpoint = id, bytes = manifest.bytes, "final checkpoint completed");
         self.completed(&manifest);
@@ -294,19 +346,16 @@ impl Run {
 
     /// Answers every request still waiting: nothing will complete it.
     fn give_up(&mut self, why: &str) {
-        let replies = self.current.take().and_then(|c| c.reply).into_iter();
+        let replies = self.current.take().and_then(|c| c.request.reply).into_iter();
         for reply in replies.chain(self.queued.drain(..).filter_map(|r| r.reply)) {
             let _ = reply.send(Err(why.to_string()));
         }
     }
 
     fn prune(&self) {
-        let Ok(completed) = self.store.completed() else { return };
-        // Savepoints are the user's: never deleted here.
-        let checkpoints: Vec<u64> = completed
-            .into_iter()
-            .filter(|id| CheckpointStore::load(&self.store.path(*id)).is_ok_and(|m| m.kind != "savepoint"))
-            .collect();
+        // Savepoints are copies in directories of their own: the store's
+        // checkpoints are all under retention.
+        let Ok(checkpoints) = self.store.completed() else { return };
         for old in weir_checkpoint::to_delete(&checkpoints, self.retain) {
             if let Err(e) = self.store.delete(old) {
                 tracing::warn!(checkpoint = old, error = %e, "cannot delete an old checkpoint");
@@ -320,12 +369,7 @@ impl Run {
     /// Stores a native checkpoint: shared files once in the store, private
     /// ones (read now) into the checkpoint's `sub` directory. Returns the
     /// manifest entry, the total size and the bytes newly stored.
-    fn store_native(
-        &self,
-        native: &NativeCheckpoint,
-        sub: &str,
-        files: &mut Vec<(String, Vec<u8>)>,
-    ) -> Result<(StateFiles, u64, u64)> {
+    fn store_native(&self, native: &NativeCheckpoint, sub: &str, files: &mut Files) -> Result<(StateFiles, u64, u64)> {
         let (mut size, mut new) = (0, 0);
         let mut shared = BTreeMap::new();
         for (name, id) in &native.shared {
@@ -344,13 +388,15 @@ impl Run {
         Ok((StateFiles::Rocksdb { dir: sub.to_string(), private: native.private.clone(), shared }, size, new))
     }
 
+    /// Writes checkpoint `id` into the store; returns its manifest and files.
     fn write(
         &self,
         id: u64,
         kind: BarrierKind,
         parts: &HashMap<usize, Arc<TaskPart>>,
         took: Duration,
-    ) -> Result<Manifest> {
+        (plugins, plugin_versions): (&BTreeMap<String, String>, &BTreeMap<String, String>),
+    ) -> Result<(Manifest, Files)> {
         let mut files = Vec::new();
         let (mut bytes, mut incremental, mut alignment) = (0, 0, Duration::ZERO);
         let (mut operators, mut sources, mut sinks) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
@@ -443,14 +489,18 @@ impl Run {
             alignment_ms: alignment.as_millis() as u64,
             spec: self.job.spec.clone(),
             max_parallelism: self.job.max_parallelism,
-            plugins: self.job.plugins.clone(),
+            plugins: plugins.clone(),
             finished: tasks.iter().all(|t| t.finished),
             operators,
             sources,
             sinks,
             tasks,
+            parent: self.job.parent.clone(),
+            restored_from: self.job.restored_from.clone(),
+            plugin_versions: plugin_versions.clone(),
+            checksums: BTreeMap::new(),
         };
         self.store.write(&manifest, &files)?;
-        Ok(manifest)
+        Ok((manifest, files))
     }
 }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use weir_checkpoint::{CheckpointStore, Manifest, StateFiles};
+use weir_checkpoint::{CheckpointStore, Lineage, Manifest, StateFiles};
 use weir_spec::{CheckpointSpec, JobSpec};
 use weir_state::{StateDescriptor, StateEncoding, StateKind};
 use weir_types::Timestamp;
@@ -77,10 +77,35 @@ pub(crate) struct RestoredSource {
 }
 
 impl Restore {
-    /// Reads the checkpoint in `dir`.
+    /// Reads the checkpoint or savepoint in `dir` (a savepoint's files are
+    /// checked against their checksums).
     pub fn load(dir: &Path) -> Result<Restore> {
         let manifest = CheckpointStore::load(dir)?;
+        if !manifest.checksums.is_empty() {
+            weir_checkpoint::verify_savepoint(dir, &manifest)?;
+        }
         Ok(Restore { dir: dir.to_path_buf(), manifest })
+    }
+
+    /// What names this checkpoint from another one.
+    pub fn lineage(&self) -> Lineage {
+        let m = &self.manifest;
+        let name = self.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        Lineage { kind: m.kind.clone(), job: m.job.clone(), job_id: m.job_id.clone(), id: m.id, name }
+    }
+
+    /// Whether it is a savepoint (a self-contained copy with checksums).
+    pub fn is_savepoint(&self) -> bool {
+        self.manifest.kind == "savepoint" && !self.manifest.checksums.is_empty()
+    }
+
+    /// The savepoint state restored from it descends from: itself when it
+    /// is one, else the one its own state descends from.
+    pub fn parent(&self) -> Option<Lineage> {
+        match self.is_savepoint() {
+            true => Some(self.lineage()),
+            false => self.manifest.parent.clone(),
+        }
     }
 
     /// Whether every task had finished: the job ran to its end.
@@ -90,18 +115,6 @@ impl Restore {
 
     fn refuse(&self, message: String) -> RuntimeError {
         RuntimeError::Restore { checkpoint: self.dir.display().to_string(), message }
-    }
-
-    /// Checks that the job can take this checkpoint's state.
-    pub(crate) fn check(&self, spec: &JobSpec) -> Result<()> {
-        if self.manifest.max_parallelism != spec.max_parallelism {
-            return Err(self.refuse(format!(
-                "its state is in {} key groups and the job has max_parallelism {}: key groups cannot be split or \
-                 merged, so restore with `max_parallelism: {}`",
-                self.manifest.max_parallelism, spec.max_parallelism, self.manifest.max_parallelism
-            )));
-        }
-        Ok(())
     }
 
     /// The state parts operator `node` needs for `key_groups`, and the
@@ -177,33 +190,51 @@ impl Restore {
     }
 }
 
-/// Which checkpoint `weir run` starts from: `from` when given, else the
-/// newest in the spec's checkpoint directory unless `fresh`.
+/// Which checkpoint a job starts from: `from` when given; else the newest
+/// in the spec's checkpoint directory (unless `fresh`) — but when the spec
+/// names a `savepoint`, the newest checkpoint only if it descends from that
+/// savepoint (the job ran from it and checkpointed since), the savepoint
+/// otherwise.
 pub fn find_restore(spec: &JobSpec, fresh: bool, from: Option<&Path>) -> Result<Option<Restore>> {
     if let Some(dir) = from {
         return Restore::load(dir).map(Some);
     }
-    let Some(c) = &spec.checkpoint else { return Ok(None) };
-    if fresh {
-        return Ok(None);
-    }
-    // Read only: another job may hold the directory (its start says so).
-    let store = CheckpointStore::open(&c.dir)?;
-    let Some((dir, manifest)) = store.latest()? else {
-        return Ok(None);
+    let savepoint = spec.savepoint.as_ref().map(|s| Restore::load(&s.path)).transpose()?;
+    let latest = match (&spec.checkpoint, fresh) {
+        (Some(c), false) => {
+            // Read only: another job may hold the directory (its start says so).
+            let store = CheckpointStore::open(&c.dir)?;
+            store.latest()?.map(|(dir, manifest)| (c, Restore { dir, manifest }))
+        }
+        _ => None,
     };
-    if manifest.job != spec.name {
+    if let Some(sp) = savepoint {
+        let descends = |r: &Restore| r.manifest.parent.as_ref().is_some_and(|p| p.names(&sp.manifest));
+        return Ok(Some(match latest {
+            Some((_, latest)) if descends(&latest) => {
+                tracing::info!(
+                    checkpoint = latest.manifest.id,
+                    savepoint = %sp.dir.display(),
+                    "the job has checkpointed since it started from its savepoint: resuming from the newest checkpoint"
+                );
+                latest
+            }
+            _ => sp,
+        }));
+    }
+    let Some((c, latest)) = latest else { return Ok(None) };
+    if latest.manifest.job != spec.name {
         return Err(RuntimeError::Restore {
-            checkpoint: dir.display().to_string(),
+            checkpoint: latest.dir.display().to_string(),
             message: format!(
                 "checkpoint dir {} holds checkpoints of job `{}`, not `{}`",
                 c.dir.display(),
-                manifest.job,
+                latest.manifest.job,
                 spec.name
             ),
         });
     }
-    Ok(Some(Restore { dir, manifest }))
+    Ok(Some(latest))
 }
 
 /// Takes `c.dir` for the running job: no other job may write there.

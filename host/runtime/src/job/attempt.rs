@@ -11,6 +11,7 @@ use crossbeam_channel::RecvTimeoutError;
 use weir_connectors::{SinkContext, SplitState, sink_factory, source_factory};
 use weir_spec::TimestampMode;
 use weir_types::{MIN_WATERMARK, TaskInfo, Timestamp};
+use weir_wasm::Plugin;
 
 use super::{CANCEL_POLL, JobOutcome, JobStatus, Supervisor};
 use crate::build::{NodeContext, operator_node, state_root};
@@ -36,8 +37,36 @@ struct OpenedSource {
 }
 
 impl Attempt<'_> {
+    /// Each operator node's plugin and the name its user knows it by. A
+    /// restart from one of this job's own checkpoints runs the plugins that
+    /// checkpoint recorded (a hot swap's new version, from the swap's
+    /// checkpoint on); any other start runs the spec's.
+    fn plugins(&self) -> HashMap<String, (Plugin, String)> {
+        let Supervisor { options, plugins, shared, .. } = self.supervisor;
+        let own = self.restore.filter(|r| r.manifest.job_id == shared.id);
+        let table = shared.plugins.read().unwrap_or_else(|e| e.into_inner());
+        let label = |node: &str, p: &Plugin| {
+            options.plugin_versions.get(node).cloned().unwrap_or_else(|| super::plugin_label(p))
+        };
+        plugins
+            .iter()
+            .map(|(node, spec_plugin)| {
+                let recorded = own.and_then(|r| {
+                    let digest = r.manifest.plugins.get(node)?;
+                    let plugin = table.get(digest).filter(|_| digest != spec_plugin.digest())?;
+                    Some((
+                        plugin.clone(),
+                        r.manifest.plugin_versions.get(node).cloned().unwrap_or_else(|| super::plugin_label(plugin)),
+                    ))
+                });
+                let chosen = recorded.unwrap_or_else(|| (spec_plugin.clone(), label(node, spec_plugin)));
+                (node.clone(), chosen)
+            })
+            .collect()
+    }
+
     pub(super) fn run(&self) -> Result<JobOutcome> {
-        let Supervisor { spec, options, plugins, shared, .. } = self.supervisor;
+        let Supervisor { spec, options, shared, .. } = self.supervisor;
         let (attempt, restore) = (self.attempt, self.restore);
         let plan = Plan::new(spec);
         let backend_kind = options.state_backend.unwrap_or(spec.state.backend);
@@ -98,6 +127,8 @@ impl Attempt<'_> {
         if let Some(r) = restore {
             tracing::info!(checkpoint = r.manifest.id, dir = %r.dir.display(), "restoring from checkpoint");
         }
+        let plugins = self.plugins();
+        *shared.running.lock().unwrap_or_else(|e| e.into_inner()) = plugins.clone();
         let (coord_tx, coord_rx) = crossbeam_channel::unbounded();
         // Stops this attempt's tasks: on the first failure, or on the user's cancel.
         let cancel = Arc::new(AtomicBool::new(false));
@@ -137,7 +168,7 @@ impl Attempt<'_> {
                                 state_root: &state_root,
                                 attempt,
                             };
-                            let built = operator_node(context, o, plugins.get(id))?;
+                            let built = operator_node(context, o, plugins.get(id).map(|(p, _)| p))?;
                             if let Some(w) = built.watermark {
                                 chain_watermark = chain_watermark.max(w);
                             }
@@ -178,6 +209,7 @@ impl Attempt<'_> {
                     plugins: shared.plugins.clone(),
                     cancel: cancel.clone(),
                     last_barrier: restore.map_or(0, |r| r.manifest.id),
+                    upgraded_at: None,
                 };
                 match head.role {
                     NodeRole::Source => {
@@ -222,7 +254,10 @@ impl Attempt<'_> {
                     id: shared.id.clone(),
                     spec: spec.text.clone(),
                     max_parallelism: spec.max_parallelism,
-                    plugins: plugins.iter().map(|(node, p)| (node.clone(), p.digest().to_string())).collect(),
+                    plugins: plugins.iter().map(|(node, (p, _))| (node.clone(), p.digest().to_string())).collect(),
+                    plugin_versions: plugins.iter().map(|(node, (_, label))| (node.clone(), label.clone())).collect(),
+                    parent: restore.and_then(Restore::parent),
+                    restored_from: restore.map(Restore::lineage),
                     tasks: controls,
                     sources: source_tasks,
                     parallelism: plan.nodes.iter().map(|(id, n)| (id.clone(), n.parallelism)).collect(),

@@ -8,6 +8,7 @@
 mod attempt;
 mod plugins;
 mod progress;
+mod upgrade;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -21,6 +22,8 @@ use weir_types::{BarrierKind, Mutation};
 use weir_wasm::{Plugin, PluginEngine};
 
 pub use self::plugins::load_plugins;
+pub(crate) use self::plugins::plugin_label;
+pub use self::upgrade::{PendingUpgrade, Upgrade, Upgraded};
 use crate::checkpointing::Restore;
 use crate::checkpointing::coordinator::Request;
 use crate::control::{CheckpointDone, CoordMsg};
@@ -48,6 +51,10 @@ pub struct JobOptions {
     /// The job's id (a server keeps one id across restarts); a new one
     /// when `None`.
     pub id: Option<String>,
+    /// Per operator node, its plugin as the user names it (`name@version`
+    /// from a registry), for checkpoint manifests; the plugin's file name
+    /// when missing.
+    pub plugin_versions: HashMap<String, String>,
 }
 
 /// How a job ended.
@@ -171,6 +178,11 @@ struct Shared {
     order: Vec<String>,
     started: Instant,
     checkpoints: bool,
+    /// The spec the job runs (its operators' setup, for upgrades).
+    spec: JobSpec,
+    /// Per operator node with a plugin, the plugin it runs now and the
+    /// name its user knows it by.
+    running: Mutex<HashMap<String, (Plugin, String)>>,
 }
 
 impl Shared {
@@ -276,6 +288,15 @@ impl JobControl {
     /// Triggers a checkpoint of `kind` now (after the one in flight, if
     /// any), carrying `mutation` for the tasks it passes.
     pub fn trigger(&self, kind: BarrierKind, mutation: Option<Mutation>) -> Result<PendingCheckpoint> {
+        self.request(kind, mutation, None)
+    }
+
+    fn request(
+        &self,
+        kind: BarrierKind,
+        mutation: Option<Mutation>,
+        savepoint: Option<PathBuf>,
+    ) -> Result<PendingCheckpoint> {
         if !self.shared.checkpoints {
             return Err(RuntimeError::Unavailable(format!(
                 "job `{}` has no `checkpoint` in its spec: nothing to write a checkpoint to",
@@ -291,7 +312,7 @@ impl JobControl {
             )));
         };
         let (reply, rx) = crossbeam_channel::bounded(1);
-        let request = Request { kind, mutation: mutation.map(Arc::new), reply: Some(reply) };
+        let request = Request { kind, mutation: mutation.map(Arc::new), savepoint, reply: Some(reply) };
         tx.send(CoordMsg::Request(request))
             .map_err(|_| RuntimeError::Unavailable(format!("job `{}` has ended", self.shared.name)))?;
         Ok(PendingCheckpoint { rx })
@@ -309,6 +330,20 @@ impl JobControl {
     pub fn stop(&self) -> Result<PendingCheckpoint> {
         let pending = self.trigger(BarrierKind::Stop, None)?;
         self.shared.set_status(JobStatus::Stopping);
+        Ok(pending)
+    }
+
+    /// Takes a savepoint into directory `dir`: a checkpoint in the
+    /// backend-neutral format, copied with its checksums to
+    /// `dir/savepoint-<job id>-<checkpoint id>` (the completed checkpoint
+    /// says where). With `stop`, the job then stops at it, as
+    /// [`stop`](Self::stop) does.
+    pub fn savepoint(&self, dir: &std::path::Path, stop: bool) -> Result<PendingCheckpoint> {
+        let kind = if stop { BarrierKind::Stop } else { BarrierKind::Savepoint };
+        let pending = self.request(kind, None, Some(dir.to_path_buf()))?;
+        if stop {
+            self.shared.set_status(JobStatus::Stopping);
+        }
         Ok(pending)
     }
 
@@ -359,10 +394,16 @@ fn new_job_id() -> String {
 /// repeat (a bad spec, a plugin failing its `init`) is not retried.
 pub fn start(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine) -> Result<JobHandle> {
     let started = Instant::now();
-    if let Some(r) = &options.restore {
-        r.check(spec)?;
-    }
     let plugins = load_plugins(spec, engine)?;
+    // A job's own checkpoint (a server resuming it) fits it; anything else
+    // is checked node by node before anything starts.
+    if let Some(r) = options.restore.as_ref().filter(|r| options.id.as_deref() != Some(r.manifest.job_id.as_str())) {
+        let check = crate::checkpointing::check_restore(r, spec, &plugins, &options.plugin_versions)?;
+        if !check.accepted() {
+            let message = check.reasons().collect::<Vec<_>>().join("; ");
+            return Err(RuntimeError::Restore { checkpoint: r.dir.display().to_string(), message });
+        }
+    }
     // The checkpoint directory is this job's until it ends.
     let lock = spec.checkpoint.as_ref().map(crate::checkpointing::restore::lock).transpose()?;
     let id = options.id.clone().unwrap_or_else(new_job_id);
@@ -388,6 +429,8 @@ pub fn start(spec: &JobSpec, options: &JobOptions, engine: &PluginEngine) -> Res
         order,
         started,
         checkpoints: spec.checkpoint.is_some(),
+        spec: spec.clone(),
+        running: Mutex::new(HashMap::new()),
     });
     let supervisor =
         Supervisor { spec: spec.clone(), options: options.clone(), plugins, shared: shared.clone(), _lock: lock };
@@ -441,7 +484,10 @@ impl Supervisor {
             .map(|_| spec.restart.clone().unwrap_or_else(RestartSpec::default_with_checkpoints));
         // Checkpoints this run writes have ids from here on.
         let first_id = match &spec.checkpoint {
-            Some(c) => crate::checkpointing::restore::next_id(c)?,
+            Some(c) => {
+                let after_restore = self.options.restore.as_ref().map_or(1, |r| r.manifest.id + 1);
+                crate::checkpointing::restore::next_id(c)?.max(after_restore)
+            }
             None => 0,
         };
         let mut restore = self.options.restore.clone();

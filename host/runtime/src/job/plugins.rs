@@ -35,3 +35,10 @@ pub fn load_plugins(spec: &JobSpec, engine: &PluginEngine) -> Result<HashMap<Str
     }
     Ok(plugins)
 }
+
+/// How a plugin loaded from a file is named in manifests and reports when
+/// no registry names it: its file name without `.wasm`.
+pub(crate) fn plugin_label(plugin: &Plugin) -> String {
+    let name = Path::new(plugin.name());
+    name.file_stem().map_or_else(|| plugin.name().to_string(), |s| s.to_string_lossy().into_owned())
+}

@@ -79,6 +79,9 @@ pub(crate) struct Chain {
     pub(crate) cancel: Arc<AtomicBool>,
     /// The newest barrier this task passed.
     pub(crate) last_barrier: u64,
+    /// The barrier at which a node of this chain switched plugins, until
+    /// its checkpoint completed.
+    pub(crate) upgraded_at: Option<u64>,
 }
 
 impl Chain {
@@ -177,8 +180,20 @@ impl Chain {
 
     /// Handles a word from the coordinator that is not for a source.
     fn control(&mut self, control: &Control) -> Result<()> {
-        if let Control::Commit(id) = control {
-            self.commit(*id)?;
+        match control {
+            Control::Commit(id) => {
+                self.commit(*id)?;
+                if self.upgraded_at.is_some_and(|at| at <= *id) {
+                    self.upgraded_at = None;
+                }
+            }
+            // The nodes switched at a barrier whose checkpoint will never
+            // name the new version: back to the checkpoint before, on the
+            // old one (every task of the job restarts there).
+            Control::Aborted(id) if self.upgraded_at == Some(*id) => {
+                return Err(RuntimeError::UpgradeAborted { task: self.task.to_string(), checkpoint: *id });
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -216,7 +231,7 @@ impl Chain {
         if let Some(link) = &self.link {
             let tx = link.tx.clone();
             let task = link.task;
-            let part = self.snapshot(tag, "final", source, true)?;
+            let part = self.snapshot(tag, "final", source, true, false)?;
             pending = !part.sinks.is_empty();
             let _ = tx.send(CoordMsg::Finished { task, part });
         }
@@ -249,10 +264,13 @@ impl Chain {
         }
     }
 
-    /// At a barrier: snapshots the chain, passes the barrier on, sends the
-    /// part to the coordinator, then applies the barrier's mutation (the
-    /// state at the barrier belongs to the old version). Processing goes on
-    /// right after — writing the checkpoint is the coordinator's work —
+    /// At a barrier: snapshots the chain (backend-neutral for a savepoint or
+    /// a stop), applies the barrier's mutation (the state at the barrier
+    /// belongs to the old version; a node that cannot take its update fails
+    /// the task before it acknowledges, so the checkpoint never completes
+    /// and the job restarts from the one before, on the old version), passes
+    /// the barrier on and sends the part to the coordinator. Processing goes
+    /// on right after — writing the checkpoint is the coordinator's work —
     /// unless it is a stop barrier: the task then ends once its sinks
     /// committed. Returns whether the task goes on.
     fn barrier(
@@ -263,19 +281,22 @@ impl Chain {
     ) -> Result<Option<TaskEnd>> {
         self.last_barrier = self.last_barrier.max(barrier.id);
         let Some((tx, task)) = self.link.as_ref().map(|l| (l.tx.clone(), l.task)) else { return Ok(None) };
-        let mut part = self.snapshot(barrier.id, &format!("chk-{}", barrier.id), source, false)?;
+        let label = format!("chk-{}", barrier.id);
+        let mut part = self.snapshot(barrier.id, &label, source, false, barrier.portable())?;
         part.alignment = alignment;
         let pending = !part.sinks.is_empty();
         fail::fail_point!("sink-pre-committed", pending, |_| std::process::abort());
+        if let Some(mutation) = &barrier.mutation
+            && self.apply(barrier.id, mutation)?
+        {
+            self.upgraded_at = Some(barrier.id);
+        }
         let me = self.task.clone();
         for edge in self.edges() {
             edge.broadcast_barrier(&me, barrier)?;
         }
         tracing::debug!(checkpoint = barrier.id, kind = %barrier.kind, "snapshot taken");
         let _ = tx.send(CoordMsg::Ack { task, id: barrier.id, part });
-        if let Some(mutation) = &barrier.mutation {
-            self.apply(barrier.id, mutation)?;
-        }
         if barrier.stops() {
             if pending {
                 self.await_commit(barrier.id)?;
@@ -285,8 +306,10 @@ impl Chain {
         Ok(None)
     }
 
-    /// Applies a barrier's mutation to the nodes of this chain it names.
-    fn apply(&mut self, id: u64, mutation: &weir_types::Mutation) -> Result<()> {
+    /// Applies a barrier's mutation to the nodes of this chain it names;
+    /// returns whether it named any.
+    fn apply(&mut self, id: u64, mutation: &weir_types::Mutation) -> Result<bool> {
+        let mut applied = false;
         for link in &mut self.links {
             let Element::Operator { node, .. } = &mut link.element else { continue };
             let Some(update) = mutation.updates.get(&*node.task().node) else { continue };
@@ -303,18 +326,28 @@ impl Chain {
                 None => None,
             };
             node.update(update, plugin.as_ref())?;
+            applied = true;
             tracing::info!(checkpoint = id, node = %node.task().node, "node updated at the barrier");
         }
-        Ok(())
+        Ok(applied)
     }
 
-    /// The chain's state and pre-committed sink output at barrier `id`.
-    fn snapshot(&mut self, id: u64, label: &str, source: Option<SourcePart>, finished: bool) -> Result<TaskPart> {
+    /// The chain's state and pre-committed sink output at barrier `id`;
+    /// `portable`: every operator's in the backend-neutral format.
+    fn snapshot(
+        &mut self,
+        id: u64,
+        label: &str,
+        source: Option<SourcePart>,
+        finished: bool,
+        portable: bool,
+    ) -> Result<TaskPart> {
         let mut part = TaskPart { source, finished, ..TaskPart::default() };
         for link in &mut self.links {
             match &mut link.element {
                 Element::Operator { node, scratch } => {
-                    part.operators.push(snapshot_operator(node.as_mut(), scratch.as_deref(), label)?);
+                    let scratch = scratch.as_deref().filter(|_| !portable);
+                    part.operators.push(snapshot_operator(node.as_mut(), scratch, label)?);
                 }
                 Element::Sink { sink, metrics } => {
                     let pending = sink.pre_commit(id).map_err(|e| RuntimeError::connector(&self.task, e))?;

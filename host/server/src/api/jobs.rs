@@ -11,7 +11,7 @@ use crate::meta::Failure;
 use crate::view::{JobSummary, JobView};
 
 /// Blocking work (parsing, compiling, starting) off the async threads.
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> ApiResult<T> + Send + 'static) -> ApiResult<T> {
+pub(super) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> ApiResult<T> + Send + 'static) -> ApiResult<T> {
     tokio::task::spawn_blocking(work).await.map_err(|e| ApiError::internal(format!("a request's work failed: {e}")))?
 }
 
@@ -32,6 +32,21 @@ pub(super) async fn submit(
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<JobView>)> {
+    let (text, format) = spec_body(&headers, body)?;
+    let jobs = state.jobs.clone();
+    let view = blocking(move || {
+        let record = jobs.submit(&text, format)?;
+        jobs.view(&record.id)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// A job spec sent as a request's body: its text and format.
+pub(super) fn spec_body(
+    headers: &HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<(String, weir_spec::Format)> {
     let body = body.map_err(|r| match r.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
             r.status(),
@@ -54,13 +69,7 @@ pub(super) async fn submit(
     };
     let text = String::from_utf8(body.to_vec())
         .map_err(|e| ApiError::bad_request("spec_invalid", format!("the spec is not UTF-8: {e}")))?;
-    let jobs = state.jobs.clone();
-    let view = blocking(move || {
-        let record = jobs.submit(&text, format)?;
-        jobs.view(&record.id)
-    })
-    .await?;
-    Ok((StatusCode::CREATED, Json(view)))
+    Ok((text, format))
 }
 
 /// Lists the jobs, oldest first.
@@ -99,4 +108,35 @@ pub(super) async fn failures(State(state): State<AppState>, Path(id): Path<Strin
     security(("bearer" = [])))]
 pub(super) async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
     Ok(Json(state.jobs.cancel(&id)?))
+}
+
+/// Upgrades an operator of a running job to another plugin version in
+/// place, at a checkpoint barrier: records before it go to the old version,
+/// records after it to the new, exactly once. A version that would fail (it
+/// does not initialize, is of another world, declares a state of another
+/// kind) is refused and the old one runs on.
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/nodes/{node}/upgrade", tag = "jobs",
+    params(("id" = String, Path, description = "The job's id"), ("node" = String, Path, description = "The operator node")),
+    request_body(content = crate::upgrades::UpgradeRequest, description = "`{\"plugin\": \"name@version\"}`"),
+    responses((status = 200, description = "Upgraded", body = crate::upgrades::UpgradeView),
+        (status = 400, description = "A malformed body or plugin reference", body = ErrorBody),
+        (status = 401, description = "No or a wrong token", body = ErrorBody),
+        (status = 404, description = "No such job or node", body = ErrorBody),
+        (status = 409, description = "The job has ended or is not running yet, or the upgrade's checkpoint failed", body = ErrorBody),
+        (status = 422, description = "No such plugin version, or it would not run there (the old one runs on)", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn upgrade(
+    State(state): State<AppState>,
+    Path((id, node)): Path<(String, String)>,
+    body: Result<Json<crate::upgrades::UpgradeRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<crate::upgrades::UpgradeView>> {
+    let Json(request) = body.map_err(|r| match r.status() {
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(r.status(), "content_type", r.body_text()),
+        _ => ApiError::bad_request(
+            "body_invalid",
+            format!("an upgrade is `{{\"plugin\": \"name@version\"}}`: {}", r.body_text()),
+        ),
+    })?;
+    let jobs = state.jobs.clone();
+    Ok(Json(blocking(move || jobs.upgrade(&id, &node, request)).await?))
 }

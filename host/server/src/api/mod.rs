@@ -3,6 +3,7 @@
 
 mod jobs;
 mod plugins;
+mod savepoints;
 
 pub use plugins::PluginSummary;
 
@@ -26,10 +27,15 @@ use crate::registry::Registry;
     paths(
         health,
         plugins::list, plugins::versions, plugins::get, plugins::upload, plugins::download, plugins::delete,
-        jobs::submit, jobs::list, jobs::get, jobs::failures, jobs::cancel,
+        jobs::submit, jobs::list, jobs::get, jobs::failures, jobs::cancel, jobs::upgrade,
+        savepoints::take, savepoints::list, savepoints::get, savepoints::check,
     ),
     modifiers(&BearerAuth),
-    tags((name = "plugins", description = "The plugin registry"), (name = "jobs", description = "Jobs"))
+    tags(
+        (name = "plugins", description = "The plugin registry"),
+        (name = "jobs", description = "Jobs"),
+        (name = "savepoints", description = "Savepoints: take, list, check a restore")
+    )
 )]
 pub struct ApiDoc;
 
@@ -76,6 +82,11 @@ pub fn router(state: AppState, auth: Arc<Auth>) -> Router {
         .route("/api/v1/jobs/{id}", get(jobs::get))
         .route("/api/v1/jobs/{id}/failures", get(jobs::failures))
         .route("/api/v1/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/api/v1/jobs/{id}/savepoints", post(savepoints::take))
+        .route("/api/v1/jobs/{id}/nodes/{node}/upgrade", post(jobs::upgrade))
+        .route("/api/v1/savepoints", get(savepoints::list))
+        .route("/api/v1/savepoints/{name}", get(savepoints::get))
+        .route("/api/v1/savepoints/{name}/check", post(savepoints::check).layer(DefaultBodyLimit::max(MAX_SPEC_BYTES)))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
