@@ -42,6 +42,7 @@ bench: build plugins
 	$(CARGO) bench -p weir-tests --bench boundary
 	$(CARGO) bench -p weir-tests --bench restore
 	$(CARGO) bench -p weir-tests --bench server
+	$(CARGO) bench -p weir-tests --bench savepoints
 
 # The boundary fuzzer, longer than in `make test` (FUZZ_CASES to change).
 FUZZ_CASES ?= 20000

@@ -14,8 +14,8 @@ pub enum BarrierKind {
     /// backend-neutral format, and the checkpoint is also copied to a
     /// directory of its own that is never deleted automatically.
     Savepoint,
-    /// The last barrier of a stop: every task snapshots (backend-neutral, as
-    /// for a savepoint), its sinks commit,
+    /// The last barrier of a stop (with a savepoint or without): every task
+    /// snapshots, its sinks commit,
     /// and it ends with nothing in flight. Event time does not advance to
     /// the end, so no window fires early; a later start resumes exactly.
     Stop,
@@ -68,22 +68,19 @@ pub struct CheckpointBarrier {
     pub kind: BarrierKind,
     /// The change the tasks apply at it, if any.
     pub mutation: Option<Arc<Mutation>>,
+    /// Tasks snapshot in the backend-neutral format (a savepoint: state
+    /// that may restore on another backend), not the backend's own.
+    pub portable: bool,
 }
 
 impl CheckpointBarrier {
     /// A plain checkpoint barrier.
     pub fn checkpoint(id: u64) -> Self {
-        CheckpointBarrier { id, kind: BarrierKind::Checkpoint, mutation: None }
+        CheckpointBarrier { id, kind: BarrierKind::Checkpoint, mutation: None, portable: false }
     }
 
     /// Whether tasks end after it.
     pub fn stops(&self) -> bool {
         self.kind == BarrierKind::Stop
-    }
-
-    /// Whether tasks snapshot in the backend-neutral format (a savepoint or
-    /// a stop: state that may restore anywhere), not the backend's own.
-    pub fn portable(&self) -> bool {
-        self.kind != BarrierKind::Checkpoint
     }
 }

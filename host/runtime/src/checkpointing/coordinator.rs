@@ -207,7 +207,8 @@ impl Run {
         tracing::debug!(checkpoint = id, kind = %request.kind, "checkpoint triggered");
         self.last_id = id;
         self.parts.clear();
-        let barrier = CheckpointBarrier { id, kind: request.kind, mutation: request.mutation.clone() };
+        let portable = request.kind == BarrierKind::Savepoint || request.savepoint.is_some();
+        let barrier = CheckpointBarrier { id, kind: request.kind, mutation: request.mutation.clone(), portable };
         self.current = Some(Current { id, request });
         for &task in &self.job.sources {
             // A source that has finished has no inbox any more; its final

@@ -264,8 +264,7 @@ impl Chain {
         }
     }
 
-    /// At a barrier: snapshots the chain (backend-neutral for a savepoint or
-    /// a stop), applies the barrier's mutation (the state at the barrier
+    /// At a barrier: snapshots the chain (backend-neutral for a savepoint), applies the barrier's mutation (the state at the barrier
     /// belongs to the old version; a node that cannot take its update fails
     /// the task before it acknowledges, so the checkpoint never completes
     /// and the job restarts from the one before, on the old version), passes
@@ -282,7 +281,7 @@ impl Chain {
         self.last_barrier = self.last_barrier.max(barrier.id);
         let Some((tx, task)) = self.link.as_ref().map(|l| (l.tx.clone(), l.task)) else { return Ok(None) };
         let label = format!("chk-{}", barrier.id);
-        let mut part = self.snapshot(barrier.id, &label, source, false, barrier.portable())?;
+        let mut part = self.snapshot(barrier.id, &label, source, false, barrier.portable)?;
         part.alignment = alignment;
         let pending = !part.sinks.is_empty();
         fail::fail_point!("sink-pre-committed", pending, |_| std::process::abort());
