@@ -556,6 +556,7 @@ async fn the_server_says_it_is_healthy_and_serves_its_openapi_document() {
             "/api/v1/savepoints",
             "/api/v1/savepoints/{name}",
             "/api/v1/savepoints/{name}/check",
+            "/api/v1/savepoints/{name}/fork",
         ]
     );
     let upload = &doc["paths"]["/api/v1/plugins/{name}/versions/{version}"]["put"];

@@ -161,3 +161,66 @@ fn the_cli_takes_savepoints_stops_a_job_at_one_and_lists_their_tree() {
     assert!(!ok);
     assert!(stderr.contains("there is no job no-such-job"), "{stderr}");
 }
+
+#[test]
+fn a_fork_runs_two_versions_from_one_savepoint_and_diff_tells_their_outputs_apart() {
+    let expected = reference();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Served::start(&dir.path().join("data"));
+    upload(&server);
+    let spec = job(dir.path(), "celsius@1.0.0", "sensor-average@1.0.0", 2000);
+    let id = server.ok(&["job", "submit", &spec.display().to_string()]).trim().to_string();
+    std::thread::sleep(Duration::from_millis(500));
+    let said = server.ok(&["savepoint", &id, "--stop"]);
+    let name = said.split_whitespace().nth(1).unwrap().to_string();
+    server.wait_for_state(&id, "stopped");
+    let (ok, _, stderr) = server.cli(&["savepoint", "fork", &name, "--node", "averages", "a=sensor-average@1.0.0"]);
+    assert!(!ok && stderr.contains("2 values required by"), "{stderr}");
+    let forked = server.ok(&[
+        "savepoint",
+        "fork",
+        &name,
+        "--node",
+        "averages",
+        "a=sensor-average@1.0.0",
+        "b=sensor-average@2.0.0",
+    ]);
+    let lines: Vec<Vec<&str>> = forked.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(lines.len(), 2, "{forked}");
+    assert_eq!((lines[0][0], lines[0][2], lines[0][3]), ("a", "upgraded-a", "averages=sensor-average@1.0.0"));
+    assert_eq!((lines[1][0], lines[1][2], lines[1][3]), ("b", "upgraded-b", "averages=sensor-average@2.0.0"));
+    for l in &lines {
+        server.wait_for_state(l[1], "finished");
+    }
+    let (a, b) = (dir.path().join("out-a"), dir.path().join("out-b"));
+    // Each fork wrote the windows after the savepoint; with what the job
+    // committed before it, each is the whole output.
+    let before = committed_parts(&dir.path().join("out"));
+    let mut whole_a = before.clone();
+    whole_a.extend(committed_parts(&a));
+    let mut whole_b = before;
+    whole_b.extend(committed_parts(&b));
+    assert_eq!(sorted_v1(&whole_a), expected);
+    assert_eq!(sorted_v1(&whole_b), expected);
+
+    let diff = |extra: &[&str]| {
+        let out = Command::new(weir_bin())
+            .arg("diff")
+            .arg(&a)
+            .arg(&b)
+            .args(["--key", "/id", "--time", "/window_end", "--show", "1"])
+            .args(extra)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let n = committed_parts(&a).len();
+    let (code, report) = diff(&[]);
+    assert_eq!(code, Some(1), "{report}");
+    let first = report.lines().next().unwrap();
+    assert_eq!(first, format!("a: {n} records, b: {n} records; 0 only in a, 0 only in b, {n} differ, 0 the same"));
+    assert!(report.contains("\n  b: {") && report.contains("\"version\":2"), "{report}");
+    let (code, report) = diff(&["--ignore", "/version"]);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report, format!("a: {n} records, b: {n} records; 0 only in a, 0 only in b, 0 differ, {n} the same\n"));
+}

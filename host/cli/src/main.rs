@@ -1,5 +1,6 @@
 //! The `weir` command.
 
+mod diff;
 mod remote;
 mod savepoints;
 mod serve;
@@ -67,6 +68,9 @@ enum Command {
     },
     /// Savepoints: take one of a server's job, list them, check a restore.
     Savepoint(savepoints::Savepoint),
+    /// Compares two jobs' JSON-lines outputs record by record (an A/B
+    /// fork's), matched on a key and a time; exits 1 when they differ.
+    Diff(diff::Diff),
     /// Inspects checkpoints.
     Checkpoints {
         #[command(subcommand)]
@@ -319,6 +323,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Savepoint(command) => savepoints::run(command),
+        Command::Diff(d) => match diff::diff(&d)? {
+            true => Ok(()),
+            false => std::process::exit(1),
+        },
         Command::Run {
             spec,
             state_backend,

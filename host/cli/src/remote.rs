@@ -366,6 +366,28 @@ impl Remote {
         Ok(())
     }
 
+    /// `weir savepoint fork NAME --node N label=version…`.
+    pub fn fork(
+        &self,
+        name: &str,
+        node: &str,
+        versions: &std::collections::BTreeMap<String, String>,
+    ) -> anyhow::Result<()> {
+        let url = self.url(&format!("/api/v1/savepoints/{name}/fork"));
+        let request = self.authorize(self.agent().post(url)).header("Content-Type", "application/json");
+        let body = serde_json::json!({ "node": node, "versions": versions }).to_string();
+        let (_, text, view): (_, _, weir_server::forks::ForkView) = self.read(request.send(body))?;
+        if self.json {
+            return self.print_json(&text);
+        }
+        let mut out = std::io::stdout().lock();
+        for (label, job) in &view.jobs {
+            let plugin = job.plugins.get(node).map(|p| format!("{}@{}", p.name, p.version)).unwrap_or_default();
+            writeln!(out, "{label}  {}  {}  {node}={plugin}", job.id, job.name)?;
+        }
+        Ok(())
+    }
+
     /// The server's savepoints (`None` when printed as JSON).
     pub fn savepoints(&self) -> anyhow::Result<Option<Vec<weir_server::view::SavepointView>>> {
         let (text, views) = self.get("/api/v1/savepoints")?;

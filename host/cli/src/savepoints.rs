@@ -33,6 +33,19 @@ enum SavepointCommand {
         /// A directory of savepoints (e.g. `weir run --savepoint-dir`'s).
         dir: Option<PathBuf>,
     },
+    /// Starts one job per version from a server's savepoint, each running
+    /// another version of NODE and writing to sinks of its own (paths get
+    /// `-<label>`), to compare their outputs with `weir diff`.
+    Fork {
+        /// The savepoint's name.
+        name: String,
+        /// The operator node whose version differs.
+        #[arg(long)]
+        node: String,
+        /// `label=name@version`, at least two (e.g. `a=sensor-average@1.0.0 b=sensor-average@2.0.0`).
+        #[arg(required = true, num_args = 2..)]
+        versions: Vec<String>,
+    },
     /// Reports, without starting anything, whether SPEC can start from
     /// SAVEPOINT and what happens to each node's state; exits non-zero when
     /// the restore would be refused.
@@ -67,6 +80,16 @@ pub fn run(command: Savepoint) -> anyhow::Result<()> {
         }
         Some(SavepointCommand::Check { savepoint, spec, allow_non_restored_state }) => {
             check(&savepoint, &spec, allow_non_restored_state)
+        }
+        Some(SavepointCommand::Fork { name, node, versions }) => {
+            let mut by_label = std::collections::BTreeMap::new();
+            for v in versions {
+                let Some((label, plugin)) = v.split_once('=') else {
+                    anyhow::bail!("`{v}` is not `label=name@version`");
+                };
+                by_label.insert(label.to_string(), plugin.to_string());
+            }
+            command.remote.fork(&name, &node, &by_label)
         }
         None => match command.job {
             Some(job) => command.remote.savepoint(&job, command.stop),

@@ -23,6 +23,7 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod forks;
 pub mod jobs;
 pub mod meta;
 pub mod registry;

@@ -93,3 +93,32 @@ pub(super) async fn check(
     let jobs = state.jobs.clone();
     Ok(Json(blocking(move || jobs.check_savepoint(&name, &text, format)).await?))
 }
+
+/// Starts one job per version from the savepoint, each running another
+/// version of one node and writing to sinks of its own (their paths, and
+/// the job's name, get `-<label>`), to compare their outputs (`weir diff`).
+/// All start or none does.
+#[utoipa::path(post, path = "/api/v1/savepoints/{name}/fork", tag = "savepoints",
+    params(("name" = String, Path, description = "The savepoint's name")),
+    request_body(content = crate::forks::ForkRequest,
+        description = "`{\"node\": \"averages\", \"versions\": {\"a\": \"sensor-average@1.0.0\", \"b\": \"sensor-average@2.0.0\"}}`"),
+    responses((status = 201, description = "Every fork started", body = crate::forks::ForkView),
+        (status = 400, description = "A malformed body", body = ErrorBody),
+        (status = 401, description = "No or a wrong token", body = ErrorBody),
+        (status = 404, description = "No such savepoint", body = ErrorBody),
+        (status = 409, description = "The savepoint is damaged, or a fork's checkpoint dir is taken", body = ErrorBody),
+        (status = 422, description = "A fork that would not start (the others are cancelled)", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn fork(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Result<Json<crate::forks::ForkRequest>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<(StatusCode, Json<crate::forks::ForkView>)> {
+    let Json(request) = body.map_err(|r| match r.status() {
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(r.status(), "content_type", r.body_text()),
+        _ => ApiError::bad_request("body_invalid", r.body_text()),
+    })?;
+    let jobs = state.jobs.clone();
+    let view = blocking(move || jobs.fork(&name, &request)).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
