@@ -8,7 +8,7 @@ PLUGIN_DIR := $(CURDIR)/target/plugins
 WASM_OUT := $(CARGO_TARGET_DIR)/wasm32-wasip2/release
 # Operator plugins build together; each window-function plugin builds alone,
 # as each picks another world (feature) of the SDK.
-PLUGINS := celsius sensor-average sensor-average-v2 declare trap-on state-probe hostile noop wrong-world future-version extra-import
+PLUGINS := celsius sensor-average sensor-average-v2 running-sum running-sum-v2 declare trap-on state-probe hostile noop wrong-world future-version extra-import
 WINDOW_PLUGINS := average window-collect
 # Adversarial guests of the sandbox tests (tests/guests: wit-bindgen, no SDK).
 GUESTS := adversary adversary-aggregator adversary-processor

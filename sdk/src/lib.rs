@@ -70,6 +70,8 @@ mod codec;
 #[cfg(feature = "operator")]
 mod context;
 mod error;
+#[cfg(feature = "migrate")]
+mod migrate;
 #[cfg(feature = "process-window")]
 mod process_window;
 mod record;
@@ -93,6 +95,24 @@ pub mod bindings {
         export_macro_name: "__export_world",
         default_bindings_module: "weir_sdk::bindings",
         generate_all,
+    });
+}
+
+#[cfg(feature = "migrate")]
+#[doc(hidden)]
+#[allow(clippy::too_many_arguments, reason = "generated lifting/lowering glue")]
+pub mod migrate_bindings {
+    wit_bindgen::generate!({
+        path: "../wit/v0.2.0",
+        world: "weir:plugin/migrating-operator@0.2.0",
+        pub_export_macro: true,
+        export_macro_name: "__export_migrating_world",
+        default_bindings_module: "weir_sdk::migrate_bindings",
+        with: {
+            "weir:plugin/types@0.1.0": crate::bindings::weir::plugin::types,
+            "weir:plugin/state@0.1.0": crate::bindings::weir::plugin::state,
+            "weir:plugin/logging@0.1.0": crate::bindings::weir::plugin::logging,
+        },
     });
 }
 
@@ -135,6 +155,8 @@ pub use codec::{Bin, Codec, Encoding, Json};
 #[cfg(feature = "operator")]
 pub use context::{Context, InitContext, LogLevel, Timer};
 pub use error::{Error, Result};
+#[cfg(feature = "migrate")]
+pub use migrate::{Migrate, MigratingRunner};
 #[cfg(feature = "process-window")]
 #[doc(hidden)]
 pub use process_window::ProcessWindowRunner;
@@ -178,6 +200,18 @@ macro_rules! export_operator {
     ($operator:ty) => {
         type __WeirRunner = $crate::Runner<$operator>;
         $crate::bindings::__export_world!(__WeirRunner with_types_in $crate::bindings);
+    };
+}
+
+/// Exports an [`Operator`] with a [`Migrate`] hook as the plugin's
+/// `weir:plugin/migrating-operator@0.2.0` implementation (needs the SDK's `migrate`
+/// feature). Use once per plugin crate, instead of [`export_operator!`].
+#[cfg(feature = "migrate")]
+#[macro_export]
+macro_rules! export_migrating_operator {
+    ($operator:ty) => {
+        type __WeirMigratingRunner = $crate::MigratingRunner<$operator>;
+        $crate::migrate_bindings::__export_migrating_world!(__WeirMigratingRunner with_types_in $crate::migrate_bindings);
     };
 }
 

@@ -33,7 +33,7 @@ fn hot_swap_under_load(parallelism: u32) {
 
     let dir = tempfile::tempdir().unwrap();
     let job =
-        start(&sensor_job(dir.path(), parallelism, "rocksdb", 6, 40000), &JobOptions::default(), &engine()).unwrap();
+        start(&sensor_job(dir.path(), parallelism, "rocksdb", 6, 15000), &JobOptions::default(), &engine()).unwrap();
     while job.status() == JobStatus::Starting {
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -121,4 +121,121 @@ fn a_version_that_would_fail_is_refused_and_the_old_one_runs_on_exactly() {
     assert_eq!(report.outcome, JobOutcome::Finished);
     assert_eq!(report.nodes.iter().find(|n| n.node == "averages").unwrap().counters.get("plugin_swaps"), None);
     assert_eq!(sorted(outputs(dir.path())), sorted(expected));
+}
+
+/// Readings keyed by sensor into `running-sum` (`plugin`), into a file sink.
+fn running_sum_job(dir: &std::path::Path, parallelism: u32, backend: &str, plugin: &str) -> weir_spec::JobSpec {
+    let text = format!(
+        "name: sums
+parallelism: {parallelism}
+state: {{ backend: {backend}, dir: {state} }}
+checkpoint: {{ interval: 1h, dir: {checkpoints} }}
+sources:
+  - {{ id: readings, type: generator, generator: sensors, sensors: 12, seed: 3, start: 1700000000000, events: 12000,
+       rate: 6000 }}
+operators:
+  - {{ id: sums, input: readings, key_by: key, plugin: {plugin} }}
+sinks:
+  - {{ id: out, type: file, path: {out}, input: sums }}
+",
+        state = dir.join("state").display(),
+        checkpoints = dir.join("checkpoints").display(),
+        out = dir.join("out").display(),
+        plugin = weir_tests::plugin(plugin).display(),
+    );
+    weir_spec::JobSpec::parse(&text, weir_spec::Format::Yaml).unwrap()
+}
+
+fn sorted_lines(dir: &std::path::Path) -> Vec<String> {
+    let mut lines = weir_tests::committed_parts(&dir.join("out"));
+    lines.sort();
+    lines
+}
+
+fn sums_upgrade(name: &str) -> Upgrade {
+    let plugin = engine().load_file(&weir_tests::plugin(name)).unwrap();
+    Upgrade { node: "sums".into(), plugin, label: name.into(), config: None }
+}
+
+#[test]
+fn a_new_version_migrates_the_state_an_old_one_wrote_at_a_hot_swap_and_a_rollback_past_it_is_refused() {
+    let reference = tempfile::tempdir().unwrap();
+    run_job(&running_sum_job(reference.path(), 1, "memory", "running-sum"), &JobOptions::default(), &engine()).unwrap();
+    let expected = sorted_lines(reference.path());
+    assert_eq!(expected.len(), 12000);
+
+    for backend in ["memory", "rocksdb"] {
+        let dir = tempfile::tempdir().unwrap();
+        let job =
+            start(&running_sum_job(dir.path(), 2, backend, "running-sum"), &JobOptions::default(), &engine()).unwrap();
+        while job.status() == JobStatus::Starting {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        // Version 2 keeps the sums binary: handed version 1's JSON without
+        // migrating it, its first record would fail.
+        let upgraded =
+            job.upgrade(sums_upgrade("running-sum-v2")).unwrap().wait_timeout(Duration::from_secs(30)).unwrap();
+        let store = weir_checkpoint::CheckpointStore::open(&dir.path().join("checkpoints")).unwrap();
+        let at = weir_checkpoint::CheckpointStore::load(&store.path(upgraded.checkpoint)).unwrap();
+        assert_eq!(at.operators["sums"].states[0].schema, 0, "the barrier's state is version 1's");
+        std::thread::sleep(Duration::from_millis(200));
+        // Back to version 1, which cannot read binary sums: refused at the
+        // barrier, the job restarts from the checkpoint before, on version 2.
+        let err = job.upgrade(sums_upgrade("running-sum")).unwrap().wait_timeout(Duration::from_secs(30)).unwrap_err();
+        assert_eq!(err.code(), "upgrade_refused");
+        let text = err.to_string();
+        let barrier = upgraded.checkpoint + 1;
+        let (head, tail) = text.split_once(": cannot switch").unwrap_or_else(|| panic!("{text}"));
+        assert!(head.starts_with("cannot upgrade operator `sums` to running-sum: task sums-"), "{text}");
+        assert_eq!(
+            tail,
+            format!(
+                " operator `sums` at barrier {barrier}: operator `sums`: state `acc` is written at schema 1 and the \
+                 plugin writes schema 0 without a migration: restore a savepoint taken before the state was \
+                 migrated; it runs on with running-sum-v2"
+            )
+        );
+        let report = job.wait().unwrap();
+        assert_eq!(report.outcome, JobOutcome::Finished, "{backend}");
+        assert_eq!(
+            sorted_lines(dir.path()),
+            expected,
+            "{backend}: exact across the migration and the refused rollback"
+        );
+        let (_, latest) = store.latest().unwrap().unwrap();
+        assert_eq!(latest.operators["sums"].states[0].schema, 1, "{backend}");
+        assert_eq!(latest.plugin_versions["sums"], "running-sum-v2");
+    }
+}
+
+#[test]
+fn a_savepoint_of_version_one_restores_into_version_two_through_its_migration_and_the_dry_run_says_so() {
+    let reference = tempfile::tempdir().unwrap();
+    run_job(&running_sum_job(reference.path(), 1, "memory", "running-sum"), &JobOptions::default(), &engine()).unwrap();
+    let expected = sorted_lines(reference.path());
+
+    let dir = tempfile::tempdir().unwrap();
+    let job =
+        start(&running_sum_job(dir.path(), 1, "rocksdb", "running-sum"), &JobOptions::default(), &engine()).unwrap();
+    while job.status() == JobStatus::Starting {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let done = job.savepoint(&dir.path().join("savepoints"), true).unwrap().wait().unwrap();
+    job.wait().unwrap();
+    let savepoint = weir_runtime::Restore::load(done.savepoint.as_ref().unwrap()).unwrap();
+
+    let mut v2 = running_sum_job(dir.path(), 2, "memory", "running-sum-v2");
+    v2.checkpoint.as_mut().unwrap().dir = dir.path().join("after");
+    let plugins = weir_runtime::load_plugins(&v2, &engine()).unwrap();
+    let check = weir_runtime::check_restore(&savepoint, &v2, &plugins, &Default::default()).unwrap();
+    assert!(check.accepted());
+    assert!(
+        check.to_text().contains("    plugin running-sum → running-sum-v2\n    state `acc`: migrated (value) from schema 0 to 1 by the plugin\n"),
+        "{}",
+        check.to_text()
+    );
+    run_job(&v2, &JobOptions { restore: Some(savepoint), ..JobOptions::default() }, &engine()).unwrap();
+    assert_eq!(sorted_lines(dir.path()), expected);
 }

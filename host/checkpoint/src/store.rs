@@ -104,6 +104,14 @@ pub struct StateInfo {
     pub kind: String,
     /// How it is stored.
     pub encoding: String,
+    /// The schema version its content is written at (the plugin's own
+    /// versioning of its format, for migrations; 0 when it never said).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub schema: u32,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }
 
 /// One subtask's part of an operator's state.
@@ -548,7 +556,7 @@ mod tests {
             key_groups: (0, 128),
             watermark: 5,
         };
-        let info = StateInfo { name: "windows".into(), kind: "map".into(), encoding: "packed-map".into() };
+        let info = StateInfo { name: "windows".into(), kind: "map".into(), encoding: "packed-map".into(), schema: 0 };
         m.operators.insert("avg".into(), OperatorState { parallelism: 1, states: vec![info], subtasks: vec![subtask] });
         store.write(&m, &[("avg-0/CURRENT".into(), b"MANIFEST-000005\n".to_vec())]).unwrap();
         assert_eq!(store.collect_shared().unwrap(), 1);

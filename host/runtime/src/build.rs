@@ -188,6 +188,8 @@ pub(crate) struct NodeContext<'a> {
     /// The restored state of the subtask's key groups, and the states the
     /// checkpoint holds for the node.
     pub(crate) restored: (Vec<RestoredPart>, Vec<StateDescriptor>),
+    /// The schema version of each restored state (those not 0).
+    pub(crate) schemas: std::collections::BTreeMap<String, u32>,
     pub(crate) state_root: &'a StateRoot,
     pub(crate) attempt: u32,
 }
@@ -204,7 +206,10 @@ pub(crate) struct BuiltNode {
 pub(crate) fn operator_node(cx: NodeContext<'_>, o: &OperatorSpec, plugin: Option<&Plugin>) -> Result<BuiltNode> {
     let task = &cx.task;
     let (parts, states) = cx.restored;
-    let opened = cx.state_root.open(task, cx.max_parallelism, &parts, states)?;
+    let mut opened = cx.state_root.open(task, cx.max_parallelism, &parts, states)?;
+    for (name, version) in &cx.schemas {
+        opened.state.set_schema(name, *version);
+    }
     let setup = instance_setup(o, task, cx.attempt);
     if let Some(window) = &o.window {
         let function = window_function(o, plugin, task, &setup)?;

@@ -120,6 +120,21 @@ pub enum RuntimeError {
         /// The checkpoint.
         checkpoint: u64,
     },
+    /// A node could not switch plugins at a barrier: the task fails before
+    /// it acknowledges the barrier, so the job restarts from the checkpoint
+    /// before, on the plugins it ran then.
+    #[error("task {task}: cannot switch operator `{node}` at barrier {checkpoint}: {source}")]
+    SwitchFailed {
+        /// The task.
+        task: String,
+        /// The node.
+        node: String,
+        /// The barrier.
+        checkpoint: u64,
+        /// Why.
+        #[source]
+        source: Box<RuntimeError>,
+    },
     /// A checkpoint cannot be restored into this job.
     #[error("checkpoint {checkpoint}: {message}")]
     Restore {
@@ -242,6 +257,7 @@ impl RuntimeError {
             RuntimeError::Restore { .. } => "restore_incompatible",
             RuntimeError::Upgrade { .. } => "upgrade_refused",
             RuntimeError::UpgradeAborted { .. } => "upgrade_aborted",
+            RuntimeError::SwitchFailed { .. } => "upgrade_failed",
             RuntimeError::Io { .. } => "io_failed",
             RuntimeError::Panic { .. } => "internal",
             RuntimeError::Disconnected(_) => "task_disconnected",

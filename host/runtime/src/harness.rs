@@ -181,6 +181,7 @@ impl OperatorHarness {
             task,
             metrics: metrics.clone(),
             restored: (parts, states),
+            schemas: Default::default(),
             state_root: &StateRoot::Memory,
             attempt: 0,
         };

@@ -101,6 +101,35 @@ pub struct WasmOperator {
     pub(crate) on_error: OnError,
 }
 
+/// Hands the states a new instance declared to it at the schema version it
+/// writes: a state written at another version is migrated through the
+/// plugin's `migrate` export (`weir:plugin@0.2.0`); a plugin without it gets
+/// the bytes as they are — unless they were written at a later version than
+/// the one it writes (a rollback past a migration), which is refused.
+fn take_over(task: &TaskInfo, instance: &mut OperatorInstance, state: &mut KeyedState) -> Result<()> {
+    let fail = |e| RuntimeError::plugin(task, e);
+    let writes: std::collections::BTreeMap<String, u32> = instance.state_schemas().map_err(fail)?.into_iter().collect();
+    for name in state.declared().to_vec() {
+        let (from, to) = (state.schema(&name), writes.get(&name).copied().unwrap_or(0));
+        if from == to {
+            continue;
+        }
+        if instance.migrates() {
+            instance.migrate_state(state, &name, from).map_err(fail)?;
+        } else if from > to {
+            return Err(RuntimeError::Config {
+                node: task.node.to_string(),
+                message: format!(
+                    "state `{name}` is written at schema {from} and the plugin writes schema {to} without a \
+                     migration: restore a savepoint taken before the state was migrated"
+                ),
+            });
+        }
+        state.set_schema(&name, to);
+    }
+    Ok(())
+}
+
 /// The most timers a plugin may register for times already due while timers
 /// fire (at one watermark, or one look at the clock): past it, a plugin that
 /// registers the timer firing again would keep the host firing forever.
@@ -120,7 +149,8 @@ impl WasmOperator {
         batch_size: usize,
         metrics: Arc<NodeMetrics>,
     ) -> Result<Self> {
-        let (instance, _) = setup.instantiate(&task, plugin, &mut state)?;
+        let (mut instance, _) = setup.instantiate(&task, plugin, &mut state)?;
+        take_over(&task, &mut instance, &mut state)?;
         let timers = TimerService::restore(state.backend()).map_err(|e| RuntimeError::state(&task, e))?;
         Ok(WasmOperator {
             task,
@@ -147,7 +177,8 @@ impl WasmOperator {
         if let Some(config) = config {
             setup.args.config = config.to_string();
         }
-        let (instance, _) = setup.instantiate(&self.task, plugin, &mut self.state)?;
+        let (mut instance, _) = setup.instantiate(&self.task, plugin, &mut self.state)?;
+        take_over(&self.task, &mut instance, &mut self.state)?;
         self.instance = instance;
         self.plugin = plugin.clone();
         self.setup = setup;

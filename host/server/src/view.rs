@@ -351,6 +351,7 @@ impl RestoreCheckView {
                     .map(|s| {
                         let (fate, reason) = match &s.fate {
                             StateFate::Mapped => ("mapped", None),
+                            StateFate::Migrated { .. } => ("migrated", None),
                             StateFate::New => ("new", None),
                             StateFate::Undeclared => ("undeclared", None),
                             StateFate::Refused(why) => ("refused", Some(why.clone())),

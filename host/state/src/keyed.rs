@@ -5,6 +5,7 @@
 //! declaration against what a checkpoint holds and convert the storage when
 //! only the encoding changed.
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 use crate::{KeyGroup, KeyedStateBackend, Result, StateContent, StateError, StateId, StateKind, packed};
@@ -96,6 +97,9 @@ pub struct KeyedState {
     known: Vec<StateDescriptor>,
     /// The names the running operator declared, in order.
     declared: Vec<String>,
+    /// The schema version each state's content is written at (a plugin's
+    /// own versioning of its format; 0 when it never said).
+    schemas: BTreeMap<String, u32>,
 }
 
 impl std::fmt::Debug for KeyedState {
@@ -112,7 +116,14 @@ impl KeyedState {
     /// State over `backend` for a subtask owning `key_groups` of
     /// `max_parallelism`.
     pub fn new(backend: Box<dyn KeyedStateBackend>, max_parallelism: u32, key_groups: Range<KeyGroup>) -> Self {
-        KeyedState { backend, max_parallelism, key_groups, known: Vec::new(), declared: Vec::new() }
+        KeyedState {
+            backend,
+            max_parallelism,
+            key_groups,
+            known: Vec::new(),
+            declared: Vec::new(),
+            schemas: BTreeMap::new(),
+        }
     }
 
     /// The states a restored checkpoint holds (checked against later
@@ -150,6 +161,29 @@ impl KeyedState {
     /// Every known state: what a snapshot records.
     pub fn descriptors(&self) -> &[StateDescriptor] {
         &self.known
+    }
+
+    /// The names the running operator declared, in order.
+    pub fn declared(&self) -> &[String] {
+        &self.declared
+    }
+
+    /// The schema version state `name` is written at.
+    pub fn schema(&self, name: &str) -> u32 {
+        self.schemas.get(name).copied().unwrap_or(0)
+    }
+
+    /// Every state's schema version that is not 0.
+    pub fn schemas(&self) -> &BTreeMap<String, u32> {
+        &self.schemas
+    }
+
+    /// Records that state `name` is now written at schema `version`.
+    pub fn set_schema(&mut self, name: &str, version: u32) {
+        match version {
+            0 => self.schemas.remove(name),
+            v => self.schemas.insert(name.to_string(), v),
+        };
     }
 
     /// Forgets the running operator's declarations (a new instance is about

@@ -8,6 +8,7 @@ use weir_types::RecordBatch;
 use crate::bindings::{Operator, OperatorPre};
 use crate::convert::{ItemsView, items_to_wit, lend_batch, return_batch};
 use crate::host::{DeclaredState, HostState};
+use crate::migration::MigrationExports;
 use crate::packed;
 use crate::sandbox::Sandbox;
 use crate::wit::{self, StateEntry, TimeContext, UpdateKind};
@@ -53,8 +54,10 @@ impl InitArgs {
 /// its own: the runtime lends it to each call, so the instance can be
 /// replaced (another plugin version) while the state stays.
 pub struct OperatorInstance {
-    sandbox: Sandbox,
+    pub(crate) sandbox: Sandbox,
     bindings: Operator,
+    /// `weir:plugin@0.2.0`'s migration exports, when the plugin has them.
+    pub(crate) migration: Option<MigrationExports>,
     /// Declared handles whose content is sent with every call.
     prefetched: Vec<u32>,
     /// Reused buffer for packing maps.
@@ -64,8 +67,10 @@ pub struct OperatorInstance {
 impl OperatorInstance {
     pub(crate) fn new(pre: &OperatorPre<HostState>, task: &str, limits: &Limits, grants: &Grants) -> Result<Self> {
         let mut sandbox = Sandbox::new(pre.instance_pre(), task, limits, grants)?;
-        let bindings = sandbox.instantiate(|store| pre.instantiate(store))?;
-        Ok(OperatorInstance { sandbox, bindings, prefetched: Vec::new(), scratch: Vec::new() })
+        let instance = sandbox.instantiate(|store| pre.instance_pre().instantiate(store))?;
+        let bindings = sandbox.instantiate(|store| Operator::new(store, &instance))?;
+        let migration = MigrationExports::find(&mut sandbox, &instance)?;
+        Ok(OperatorInstance { sandbox, bindings, migration, prefetched: Vec::new(), scratch: Vec::new() })
     }
 
     /// Calls `init` and declares the plugin's states in `state` (checked

@@ -28,6 +28,7 @@ mod guest_log;
 mod host;
 mod instance;
 mod limits;
+mod migration;
 mod packed;
 mod sandbox;
 mod window_fn;

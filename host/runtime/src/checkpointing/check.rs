@@ -29,6 +29,14 @@ use crate::metrics::Metrics;
 pub enum StateFate {
     /// Restored as it is.
     Mapped,
+    /// Restored, and rewritten by the new plugin's migration from the
+    /// schema version it was written at to the one the plugin writes.
+    Migrated {
+        /// The schema version in the savepoint.
+        from: u32,
+        /// The one the plugin writes.
+        to: u32,
+    },
     /// The plugin declares it and the savepoint has none: it starts empty.
     New,
     /// In the savepoint, not declared by the plugin: carried along unread.
@@ -141,6 +149,9 @@ impl RestoreCheck {
             for s in &n.states {
                 let fate = match &s.fate {
                     StateFate::Mapped => format!("mapped ({})", or_dash(&s.after)),
+                    StateFate::Migrated { from, to } => {
+                        format!("migrated ({}) from schema {from} to {to} by the plugin", or_dash(&s.after))
+                    }
                     StateFate::New => format!("new ({}): starts empty", or_dash(&s.after)),
                     StateFate::Undeclared => {
                         format!("not declared ({}): carried along unread", or_dash(&s.before))
@@ -160,7 +171,7 @@ pub(crate) fn declared_states(
     spec: &JobSpec,
     o: &weir_spec::OperatorSpec,
     plugin: Option<&Plugin>,
-) -> Result<Vec<(String, StateKind)>> {
+) -> Result<Vec<(String, StateKind, u32)>> {
     let task = TaskInfo { node: o.id.as_str().into(), index: 0, parallelism: 1 };
     let metrics = Metrics::new().job("restore-check", &spec.name).task(&o.id, 0);
     let context = NodeContext {
@@ -169,18 +180,20 @@ pub(crate) fn declared_states(
         task,
         metrics,
         restored: (Vec::new(), Vec::new()),
+        schemas: Default::default(),
         state_root: &StateRoot::Memory,
         attempt: 0,
     };
     let mut built = operator_node(context, o, plugin)?;
-    Ok(built.node.state().descriptors().iter().map(|d| (d.name.clone(), d.kind)).collect())
+    let state = built.node.state();
+    Ok(state.descriptors().iter().map(|d| (d.name.clone(), d.kind, state.schema(&d.name))).collect())
 }
 
-fn states_of(manifest: &Manifest, node: &str) -> Vec<(String, String)> {
+fn states_of(manifest: &Manifest, node: &str) -> Vec<(String, String, u32)> {
     manifest
         .operators
         .get(node)
-        .map(|op| op.states.iter().map(|s| (s.name.clone(), s.kind.clone())).collect())
+        .map(|op| op.states.iter().map(|s| (s.name.clone(), s.kind.clone(), s.schema)).collect())
         .unwrap_or_default()
 }
 
@@ -227,21 +240,29 @@ pub fn check_restore(
         let declared = declared_states(spec, o, plugin)?;
         let stored = states_of(m, &o.id);
         let mut states = Vec::new();
-        for (name, kind) in &stored {
-            let now = declared.iter().find(|(n, _)| n == name).map(|(_, k)| k.name().to_string());
+        for (name, kind, from) in &stored {
+            let now = declared.iter().find(|(n, _, _)| n == name).map(|(_, k, to)| (k.name().to_string(), *to));
             let fate = match &now {
                 None => StateFate::Undeclared,
-                Some(k) if k == kind => StateFate::Mapped,
-                Some(k) => StateFate::Refused(format!(
+                Some((k, to)) if k == kind && from == to => StateFate::Mapped,
+                Some((k, to)) if k == kind && *to > 0 => StateFate::Migrated { from: *from, to: *to },
+                Some((k, to)) if k == kind => StateFate::Refused(format!(
+                    "operator `{}` state `{name}` is written at schema {from} in the savepoint and {} writes schema \
+                     {to} without a migration: restore a savepoint taken before the state was migrated",
+                    o.id,
+                    label.as_deref().unwrap_or("the job")
+                )),
+                Some((k, _)) => StateFate::Refused(format!(
                     "operator `{}` state `{name}` is a {kind} state in the savepoint and {} declares it a {k} \
                      state: a state cannot change kind — give the new one another name, or keep its kind",
                     o.id,
                     label.as_deref().unwrap_or("the job")
                 )),
             };
-            states.push(StateCheck { name: name.clone(), before: Some(kind.clone()), after: now, fate });
+            let after = now.map(|(k, _)| k);
+            states.push(StateCheck { name: name.clone(), before: Some(kind.clone()), after, fate });
         }
-        for (name, kind) in declared.iter().filter(|(n, _)| !stored.iter().any(|(s, _)| s == n)) {
+        for (name, kind, _) in declared.iter().filter(|(n, _, _)| !stored.iter().any(|(s, _, _)| s == n)) {
             let after = Some(kind.name().to_string());
             states.push(StateCheck { name: name.clone(), before: None, after, fate: StateFate::New });
         }

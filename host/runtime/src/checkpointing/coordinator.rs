@@ -429,6 +429,7 @@ impl Run {
                             name: s.name.clone(),
                             kind: s.kind.name().into(),
                             encoding: s.encoding.name().into(),
+                            schema: op.schemas.get(&s.name).copied().unwrap_or(0),
                         })
                         .collect(),
                     subtasks: Vec::new(),

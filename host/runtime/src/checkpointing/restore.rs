@@ -156,6 +156,12 @@ impl Restore {
         Ok((parts, states))
     }
 
+    /// The schema version of each state of operator `node` (those not 0).
+    pub(crate) fn schemas(&self, node: &str) -> std::collections::BTreeMap<String, u32> {
+        let states = self.manifest.operators.get(node).map(|op| op.states.as_slice()).unwrap_or_default();
+        states.iter().filter(|s| s.schema != 0).map(|s| (s.name.clone(), s.schema)).collect()
+    }
+
     /// The splits source `node` subtask `index` of `parallelism` resumes,
     /// or `None` when the checkpoint has none of the node (it starts afresh).
     pub(crate) fn source(&self, node: &str, index: u32, parallelism: u32) -> Option<RestoredSource> {

@@ -36,6 +36,8 @@ pub(crate) struct OperatorPart {
     pub(crate) key_groups: (u32, u32),
     pub(crate) watermark: Timestamp,
     pub(crate) states: Vec<StateDescriptor>,
+    /// Each state's schema version (those not 0).
+    pub(crate) schemas: std::collections::BTreeMap<String, u32>,
     pub(crate) state: PartState,
 }
 
@@ -83,6 +85,7 @@ pub(crate) fn snapshot_operator(node: &mut dyn Node, scratch: Option<&Path>, lab
     let state = node.state();
     let groups = state.key_groups();
     let states = state.descriptors().to_vec();
+    let schemas = state.schemas().clone();
     let failed = |e: weir_state::StateError| RuntimeError::state(&task, e);
     let backend = state.backend();
     backend.flush().map_err(failed)?;
@@ -109,6 +112,7 @@ pub(crate) fn snapshot_operator(node: &mut dyn Node, scratch: Option<&Path>, lab
         key_groups: (u32::from(groups.start), u32::from(groups.end)),
         watermark,
         states,
+        schemas,
         state,
     })
 }

@@ -165,6 +165,7 @@ impl Attempt<'_> {
                                 task: node_task.clone(),
                                 metrics,
                                 restored,
+                                schemas: restore.map(|r| r.schemas(id)).unwrap_or_default(),
                                 state_root: &state_root,
                                 attempt,
                             };

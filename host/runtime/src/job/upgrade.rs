@@ -64,10 +64,23 @@ impl PendingUpgrade {
     /// version.
     pub fn wait_timeout(self, timeout: Duration) -> Result<Upgraded> {
         let PendingUpgrade { pending, control, upgrade, from } = self;
+        let seen = control.snapshot().failures.len();
         let checkpoint = match pending.wait_timeout(timeout) {
             Ok(done) => done.id,
             Err(e) => {
-                let (node, plugin, message) = (upgrade.node, upgrade.label, e.to_string());
+                // A task that could not switch failed the attempt: its cause
+                // says more than the checkpoint that never completed.
+                let started = std::time::Instant::now();
+                let mut message = e.to_string();
+                while started.elapsed() < Duration::from_secs(5) {
+                    let failures = control.snapshot().failures;
+                    if let Some(f) = failures.iter().skip(seen).find(|f| f.code == "upgrade_failed") {
+                        message = f.cause.clone();
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                let (node, plugin) = (upgrade.node, upgrade.label);
                 return Err(RuntimeError::Upgrade { node, plugin, current: from, message });
             }
         };
@@ -130,8 +143,8 @@ impl JobControl {
         }
         let before = declared_states(&shared.spec, spec, Some(&current)).map_err(|e| refuse(e.to_string()))?;
         let after = declared_states(&shared.spec, &next, Some(&upgrade.plugin)).map_err(|e| refuse(e.to_string()))?;
-        for (name, kind) in &after {
-            if let Some((_, old)) = before.iter().find(|(n, k)| n == name && k != kind) {
+        for (name, kind, _) in &after {
+            if let Some((_, old, _)) = before.iter().find(|(n, k, _)| n == name && k != kind) {
                 return Err(refuse(format!(
                     "it declares state `{name}` a {} state, and the node holds it as a {} state: a state cannot \
                      change kind",

@@ -324,7 +324,12 @@ impl Chain {
                 }
                 None => None,
             };
-            node.update(update, plugin.as_ref())?;
+            node.update(update, plugin.as_ref()).map_err(|e| RuntimeError::SwitchFailed {
+                task: self.task.to_string(),
+                node: node.task().node.to_string(),
+                checkpoint: id,
+                source: Box::new(e),
+            })?;
             applied = true;
             tracing::info!(checkpoint = id, node = %node.task().node, "node updated at the barrier");
         }
