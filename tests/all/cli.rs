@@ -186,3 +186,94 @@ fn compile_fills_the_cache_and_refuses_what_is_not_a_component() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("error: {} is not a valid Wasm component", junk.display())), "{stderr}");
 }
+
+/// A paced sensor job into part files, checkpointed only when asked.
+fn paced_job(dir: &std::path::Path, with_extra: bool) -> std::path::PathBuf {
+    let extra = match with_extra {
+        true => format!("\n  - {{ id: extra, input: celsius, plugin: {} }}", weir_tests::plugin("declare").display()),
+        false => String::new(),
+    };
+    let text = format!(
+        "name: paced
+checkpoint: {{ interval: 1h, dir: {checkpoints} }}
+sources:
+  - {{ id: readings, type: generator, generator: sensors, sensors: 5, seed: 2, start: 1700000000000, events: 20000,
+       rate: 5000, disorder: 100ms, watermark: {{ max_out_of_orderness: 100ms, interval: 20ms }} }}
+operators:
+  - {{ id: celsius, input: readings, plugin: {celsius} }}{extra}
+  - {{ id: averages, input: celsius, key_by: key, plugin: {average}, config: {{ window_ms: 500 }} }}
+sinks:
+  - {{ id: out, type: file, path: {out}, input: averages }}
+",
+        checkpoints = dir.join("checkpoints").display(),
+        out = dir.join("out").display(),
+        celsius = weir_tests::plugin("celsius").display(),
+        average = weir_tests::plugin("sensor-average").display(),
+    );
+    let path = dir.join(if with_extra { "extra.yaml" } else { "job.yaml" });
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn sigterm_stops_weir_run_with_a_savepoint_that_a_later_run_resumes_exactly() {
+    let reference = tempfile::tempdir().unwrap();
+    let out = weir().args(["run", "--progress", "0"]).arg(paced_job(reference.path(), false)).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let expected = weir_tests::committed_parts(&reference.path().join("out"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let spec = paced_job(dir.path(), false);
+    let savepoints = dir.path().join("savepoints");
+    let child = weir()
+        .args(["run", "--progress", "0", "--savepoint-dir"])
+        .arg(&savepoints)
+        .arg(&spec)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("interrupted: stopping the job with a savepoint"), "{log}");
+    assert!(log.contains("job stopped at a barrier"), "{log}");
+    let taken: Vec<std::path::PathBuf> = std::fs::read_dir(&savepoints).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(taken.len(), 1, "{taken:?}");
+    let before = weir_tests::committed_parts(&dir.path().join("out")).len();
+    assert!(before > 0 && before < expected.len(), "stopped mid-way: {before} of {}", expected.len());
+
+    // The dry run: this spec fits; one without a node the savepoint has does not.
+    let check = weir().args(["savepoint", "check"]).arg(&taken[0]).arg(&spec).output().unwrap();
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(check.status.code(), Some(0), "{report}");
+    assert!(report.starts_with(&format!("the job can start from {}\n", taken[0].display())), "{report}");
+    let with_extra = paced_job(dir.path(), true);
+    let check = weir().args(["savepoint", "check"]).arg(&taken[0]).arg(&with_extra).output().unwrap();
+    assert_eq!(check.status.code(), Some(0), "a new node starts empty");
+    assert!(String::from_utf8_lossy(&check.stdout).contains("  operator `extra`: new: starts empty\n"));
+    let plain = tempfile::tempdir().unwrap();
+    let other = paced_job(plain.path(), false);
+    let text = std::fs::read_to_string(&other).unwrap().replace("input: celsius, key_by", "input: readings, key_by");
+    let without = plain.path().join("without.yaml");
+    std::fs::write(
+        &without,
+        text.replace(
+            &format!("  - {{ id: celsius, input: readings, plugin: {} }}\n", weir_tests::plugin("celsius").display()),
+            "",
+        ),
+    )
+    .unwrap();
+    let check = weir().args(["savepoint", "check"]).arg(&taken[0]).arg(&without).output().unwrap();
+    assert_eq!(check.status.code(), Some(1), "{}", String::from_utf8_lossy(&check.stdout));
+    assert!(String::from_utf8_lossy(&check.stdout).contains("  operator `celsius`: refused: "));
+    assert!(String::from_utf8_lossy(&check.stderr).contains("error: the job cannot start from"));
+
+    let out = weir().args(["run", "--progress", "0", "--from-savepoint"]).arg(&taken[0]).arg(&spec).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(weir_tests::committed_parts(&dir.path().join("out")), expected);
+}
