@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use weir_tests::{committed_parts, plugin, weir_bin};
+use weir_tests::{as_version_one, committed_parts, plugin, weir_bin};
 
 use crate::server_e2e::Served;
 
@@ -35,12 +35,6 @@ sinks:
     let path = dir.join("job.yaml");
     std::fs::write(&path, text).unwrap();
     path
-}
-
-fn sorted_v1(lines: &[String]) -> Vec<String> {
-    let mut v: Vec<String> = lines.iter().map(|l| l.replace(",\"version\":2}", "}")).collect();
-    v.sort();
-    v
 }
 
 fn upload(server: &Served) {
@@ -115,7 +109,7 @@ fn a_server_crashing_right_after_an_upgrade_resumes_on_the_new_version_exactly()
     let (out, job) = crash_during_upgrade("checkpoint-stored=return");
     let v2 = out.iter().filter(|l| l.contains("\"version\":2")).count();
     assert!(v2 > 0 && v2 < out.len(), "both versions wrote some: {v2} of {}", out.len());
-    assert_eq!(sorted_v1(&out), expected);
+    assert_eq!(as_version_one(&out), expected);
     assert_eq!(job["plugins"]["averages"]["version"], "2.0.0");
     let recovered = job["history"].as_array().unwrap().iter().find(|h| h["outcome"] == "recovered").unwrap();
     assert_eq!(recovered["from"], "sensor-average@1.0.0");
@@ -200,8 +194,8 @@ fn a_fork_runs_two_versions_from_one_savepoint_and_diff_tells_their_outputs_apar
     whole_a.extend(committed_parts(&a));
     let mut whole_b = before;
     whole_b.extend(committed_parts(&b));
-    assert_eq!(sorted_v1(&whole_a), expected);
-    assert_eq!(sorted_v1(&whole_b), expected);
+    assert_eq!(as_version_one(&whole_a), expected);
+    assert_eq!(as_version_one(&whole_b), expected);
 
     let diff = |extra: &[&str]| {
         let out = Command::new(weir_bin())

@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::http::{StatusCode, header};
 use serde_json::{Value, json};
 use weir_runtime::{JobOptions, run_job};
-use weir_tests::{committed_parts, plugin};
+use weir_tests::{as_version_one, committed_parts, plugin};
 
 use crate::server_api::{TestServer, error, server};
 
@@ -45,13 +45,6 @@ impl TestServer {
         let (status, value, _) = self.send(request.body(Body::from(body.to_string())).unwrap()).await;
         (status, value)
     }
-}
-
-/// `sensor-average`'s results with version 2's field taken out, sorted.
-fn as_v1(lines: &[String]) -> Vec<String> {
-    let mut v: Vec<String> = lines.iter().map(|l| l.replace(",\"version\":2}", "}")).collect();
-    v.sort();
-    v
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,7 +142,7 @@ async fn a_job_is_upgraded_in_place_and_a_new_one_starts_from_its_savepoint_exac
     let out = committed_parts(&dir.path().join("out"));
     let v2 = out.iter().filter(|l| l.contains("\"version\":2")).count();
     assert!(v2 > 0 && v2 < out.len(), "both versions wrote some: {v2} of {} by version 2", out.len());
-    assert_eq!(as_v1(&out), expected);
+    assert_eq!(as_version_one(&out), expected);
 
     // Checked against specs without starting anything.
     let check = format!("/api/v1/savepoints/{name}/check");
@@ -198,5 +191,5 @@ async fn a_job_is_upgraded_in_place_and_a_new_one_starts_from_its_savepoint_exac
     let mut union: Vec<String> = at_savepoint.lines().map(str::to_string).collect();
     assert!(!union.is_empty() && union.len() < expected.len(), "{} of {}", union.len(), expected.len());
     union.extend(resumed);
-    assert_eq!(as_v1(&union), expected);
+    assert_eq!(as_version_one(&union), expected);
 }

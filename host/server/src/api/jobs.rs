@@ -42,6 +42,18 @@ pub(super) async fn submit(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+/// A JSON request body, or the client's mistake: 415 for another content
+/// type, 400 (saying what the body should be) for anything else.
+pub(super) fn json_body<T>(
+    body: Result<Json<T>, axum::extract::rejection::JsonRejection>,
+    expected: &str,
+) -> ApiResult<T> {
+    body.map(|Json(t)| t).map_err(|r| match r.status() {
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(r.status(), "content_type", r.body_text()),
+        _ => ApiError::bad_request("body_invalid", format!("{expected}: {}", r.body_text())),
+    })
+}
+
 /// A job spec sent as a request's body: its text and format.
 pub(super) fn spec_body(
     headers: &HeaderMap,
@@ -130,13 +142,7 @@ pub(super) async fn upgrade(
     Path((id, node)): Path<(String, String)>,
     body: Result<Json<crate::upgrades::UpgradeRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Json<crate::upgrades::UpgradeView>> {
-    let Json(request) = body.map_err(|r| match r.status() {
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(r.status(), "content_type", r.body_text()),
-        _ => ApiError::bad_request(
-            "body_invalid",
-            format!("an upgrade is `{{\"plugin\": \"name@version\"}}`: {}", r.body_text()),
-        ),
-    })?;
+    let request = json_body(body, "an upgrade is `{\"plugin\": \"name@version\"}`")?;
     let jobs = state.jobs.clone();
     Ok(Json(blocking(move || jobs.upgrade(&id, &node, request)).await?))
 }

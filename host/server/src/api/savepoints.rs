@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 
 use super::AppState;
-use super::jobs::{blocking, spec_body};
+use super::jobs::{blocking, json_body, spec_body};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::view::{RestoreCheckView, SavepointView};
 
@@ -114,10 +114,7 @@ pub(super) async fn fork(
     Path(name): Path<String>,
     body: Result<Json<crate::forks::ForkRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<crate::forks::ForkView>)> {
-    let Json(request) = body.map_err(|r| match r.status() {
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(r.status(), "content_type", r.body_text()),
-        _ => ApiError::bad_request("body_invalid", r.body_text()),
-    })?;
+    let request = json_body(body, "a fork is `{\"node\": …, \"versions\": {\"a\": \"name@version\", …}}`")?;
     let jobs = state.jobs.clone();
     let view = blocking(move || jobs.fork(&name, &request)).await?;
     Ok((StatusCode::CREATED, Json(view)))
