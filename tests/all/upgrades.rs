@@ -180,21 +180,15 @@ fn a_new_version_migrates_the_state_an_old_one_wrote_at_a_hot_swap_and_a_rollbac
         let at = weir_checkpoint::CheckpointStore::load(&store.path(upgraded.checkpoint)).unwrap();
         assert_eq!(at.operators["sums"].states[0].schema, 0, "the barrier's state is version 1's");
         std::thread::sleep(Duration::from_millis(200));
-        // Back to version 1, which cannot read binary sums: refused at the
-        // barrier, the job restarts from the checkpoint before, on version 2.
-        let err = job.upgrade(sums_upgrade("running-sum")).unwrap().wait_timeout(Duration::from_secs(30)).unwrap_err();
+        // Back to version 1, which cannot read binary sums: refused, and
+        // version 2 runs on.
+        let err = job.upgrade(sums_upgrade("running-sum")).unwrap_err();
         assert_eq!(err.code(), "upgrade_refused");
-        let text = err.to_string();
-        let barrier = upgraded.checkpoint + 1;
-        let (head, tail) = text.split_once(": cannot switch").unwrap_or_else(|| panic!("{text}"));
-        assert!(head.starts_with("cannot upgrade operator `sums` to running-sum: task sums-"), "{text}");
         assert_eq!(
-            tail,
-            format!(
-                " operator `sums` at barrier {barrier}: operator `sums`: state `acc` is written at schema 1 and the \
-                 plugin writes schema 0 without a migration: restore a savepoint taken before the state was \
-                 migrated; it runs on with running-sum-v2"
-            )
+            err.to_string(),
+            "cannot upgrade operator `sums` to running-sum: the node writes state `acc` at schema 1 and it writes \
+             schema 0 without a migration: restore a savepoint taken before the state was migrated; it runs on with \
+             running-sum-v2"
         );
         let report = job.wait().unwrap();
         assert_eq!(report.outcome, JobOutcome::Finished, "{backend}");

@@ -143,13 +143,22 @@ impl JobControl {
         }
         let before = declared_states(&shared.spec, spec, Some(&current)).map_err(|e| refuse(e.to_string()))?;
         let after = declared_states(&shared.spec, &next, Some(&upgrade.plugin)).map_err(|e| refuse(e.to_string()))?;
-        for (name, kind, _) in &after {
-            if let Some((_, old, _)) = before.iter().find(|(n, k, _)| n == name && k != kind) {
+        for (name, kind, to) in &after {
+            let Some((_, old, from)) = before.iter().find(|(n, _, _)| n == name) else { continue };
+            if old != kind {
                 return Err(refuse(format!(
                     "it declares state `{name}` a {} state, and the node holds it as a {} state: a state cannot \
                      change kind",
                     kind.name(),
                     old.name()
+                )));
+            }
+            // A plugin that writes schema 0 has no migration: it cannot
+            // read what a later schema wrote.
+            if from > to && *to == 0 {
+                return Err(refuse(format!(
+                    "the node writes state `{name}` at schema {from} and it writes schema {to} without a migration: \
+                     restore a savepoint taken before the state was migrated"
                 )));
             }
         }
