@@ -192,4 +192,42 @@ async fn a_job_is_upgraded_in_place_and_a_new_one_starts_from_its_savepoint_exac
     assert!(!union.is_empty() && union.len() < expected.len(), "{} of {}", union.len(), expected.len());
     union.extend(resumed);
     assert_eq!(as_version_one(&union), expected);
+
+    // Deleted when asked (never by the server): not while a job starts from it.
+    let delete = |name: String| {
+        let s = &s;
+        async move {
+            let request = s.authorized("DELETE", &format!("/api/v1/savepoints/{name}"));
+            let (status, value, _) = s.send(request.body(Body::empty()).unwrap()).await;
+            (status, value)
+        }
+    };
+    let (status, e) = delete("savepoint-none".into()).await;
+    assert_eq!((status, e["code"].as_str()), (StatusCode::NOT_FOUND, Some("savepoint_not_found")));
+    let (status, third) = s
+        .submit(
+            &spec(other.path(), "celsius@1.0.0", "sensor-average@2.0.0", 500, &from)
+                .replace("name: sensors", "name: third")
+                .replace("/out", "/out-3")
+                .replace("/checkpoints", "/checkpoints-3"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{third}");
+    let (status, e) = delete(name.clone()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{e}");
+    assert_eq!(
+        e,
+        error(
+            "savepoint_in_use",
+            &format!(
+                "job {} starts from savepoint {name}: cancel it or let it end first",
+                third["id"].as_str().unwrap()
+            )
+        )
+    );
+    let (status, _) = s.post_json(&format!("/api/v1/jobs/{}/cancel", third["id"].as_str().unwrap()), json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = delete(name.clone()).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(s.get("/api/v1/savepoints").await, (StatusCode::OK, json!([])));
 }

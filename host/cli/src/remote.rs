@@ -388,6 +388,19 @@ impl Remote {
         Ok(())
     }
 
+    /// `weir savepoint rm NAME`.
+    pub fn delete_savepoint(&self, name: &str) -> anyhow::Result<()> {
+        let request = self.authorize(self.agent().delete(self.url(&format!("/api/v1/savepoints/{name}"))));
+        let mut response = request.call().with_context(|| format!("cannot reach the server at {}", self.server))?;
+        let status = response.status().as_u16();
+        if status >= 400 {
+            let text = response.body_mut().read_to_string().context("cannot read the server's answer")?;
+            return Err(refusal(status, &text));
+        }
+        writeln!(std::io::stdout(), "savepoint {name} deleted")?;
+        Ok(())
+    }
+
     /// The server's savepoints (`None` when printed as JSON).
     pub fn savepoints(&self) -> anyhow::Result<Option<Vec<weir_server::view::SavepointView>>> {
         let (text, views) = self.get("/api/v1/savepoints")?;

@@ -46,6 +46,12 @@ enum SavepointCommand {
         #[arg(required = true, num_args = 2..)]
         versions: Vec<String>,
     },
+    /// Deletes one of a server's savepoints (refused while a job that has
+    /// not ended starts from it).
+    Rm {
+        /// The savepoint's name.
+        name: String,
+    },
     /// Reports, without starting anything, whether SPEC can start from
     /// SAVEPOINT and what happens to each node's state; exits non-zero when
     /// the restore would be refused.
@@ -91,6 +97,7 @@ pub fn run(command: Savepoint) -> anyhow::Result<()> {
             }
             command.remote.fork(&name, &node, &by_label)
         }
+        Some(SavepointCommand::Rm { name }) => command.remote.delete_savepoint(&name),
         None => match command.job {
             Some(job) => command.remote.savepoint(&job, command.stop),
             None => anyhow::bail!("name a job (weir savepoint JOB), or a subcommand: list, check"),

@@ -102,6 +102,26 @@ impl JobManager {
         Ok(SavepointView::of(name, &manifest))
     }
 
+    /// Deletes savepoint `name` — refused while a job that has not ended
+    /// starts from it (a restart of the server would need it).
+    pub fn delete_savepoint(&self, name: &str) -> ApiResult<()> {
+        // Damaged or not: it is only looked for.
+        let dir = self.savepoint_dir(name).map_err(|e| ApiError { status: StatusCode::NOT_FOUND, ..e })?;
+        for job in self.meta.jobs()?.iter().filter(|j| !j.state.is_terminal()) {
+            let spec = crate::jobs::parse(&job.spec, crate::jobs::record_format(job))?;
+            if spec.savepoint.as_ref().is_some_and(|s| s.path.as_os_str() == name) {
+                return Err(ApiError::conflict(
+                    "savepoint_in_use",
+                    format!("job {} starts from savepoint {name}: cancel it or let it end first", job.id),
+                ));
+            }
+        }
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| ApiError::internal(format!("cannot delete {}: {e}", dir.display())))?;
+        tracing::info!(savepoint = %name, "savepoint deleted");
+        Ok(())
+    }
+
     /// Whether a job of spec `text` could start from savepoint `name`, node
     /// by node, without starting anything.
     pub fn check_savepoint(&self, name: &str, text: &str, format: Format) -> ApiResult<RestoreCheckView> {

@@ -28,7 +28,7 @@ use crate::registry::Registry;
         health,
         plugins::list, plugins::versions, plugins::get, plugins::upload, plugins::download, plugins::delete,
         jobs::submit, jobs::list, jobs::get, jobs::failures, jobs::cancel, jobs::upgrade,
-        savepoints::take, savepoints::list, savepoints::get, savepoints::check, savepoints::fork,
+        savepoints::take, savepoints::list, savepoints::get, savepoints::delete, savepoints::check, savepoints::fork,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -85,7 +85,7 @@ pub fn router(state: AppState, auth: Arc<Auth>) -> Router {
         .route("/api/v1/jobs/{id}/savepoints", post(savepoints::take))
         .route("/api/v1/jobs/{id}/nodes/{node}/upgrade", post(jobs::upgrade))
         .route("/api/v1/savepoints", get(savepoints::list))
-        .route("/api/v1/savepoints/{name}", get(savepoints::get))
+        .route("/api/v1/savepoints/{name}", get(savepoints::get).delete(savepoints::delete))
         .route("/api/v1/savepoints/{name}/check", post(savepoints::check).layer(DefaultBodyLimit::max(MAX_SPEC_BYTES)))
         .route("/api/v1/savepoints/{name}/fork", post(savepoints::fork))
         .route("/metrics", get(metrics))

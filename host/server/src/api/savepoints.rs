@@ -67,6 +67,20 @@ pub(super) async fn get(State(state): State<AppState>, Path(name): Path<String>)
     Ok(Json(blocking(move || jobs.savepoint_view(&name)).await?))
 }
 
+/// Deletes a savepoint (the server never does on its own).
+#[utoipa::path(delete, path = "/api/v1/savepoints/{name}", tag = "savepoints",
+    params(("name" = String, Path, description = "The savepoint's name")),
+    responses((status = 204, description = "Deleted"),
+        (status = 401, description = "No or a wrong token", body = ErrorBody),
+        (status = 404, description = "No such savepoint", body = ErrorBody),
+        (status = 409, description = "A job that has not ended starts from it", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn delete(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
+    let jobs = state.jobs.clone();
+    blocking(move || jobs.delete_savepoint(&name)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Reports, without starting anything, whether a job of the spec in the
 /// body could start from the savepoint: per node, states mapped, new,
 /// carried along or refused, parallelism and plugin versions before and
