@@ -113,6 +113,23 @@ impl JobManager {
     pub fn submit(self: &Arc<Self>, text: &str, format: Format) -> ApiResult<JobRecord> {
         let spec = parse(text, format)?;
         let plugins = self.pin_plugins(&spec)?;
+        let from_savepoint = match &spec.savepoint {
+            Some(s) => Some(self.savepoint_manifest(&s.path.display().to_string())?.id),
+            None => None,
+        };
+        let submitted_at_ms = now_ms();
+        let history = plugins
+            .iter()
+            .map(|(node, pin)| VersionChange {
+                at_ms: submitted_at_ms,
+                node: node.clone(),
+                from: None,
+                to: pin.label(),
+                checkpoint: from_savepoint,
+                outcome: "started".into(),
+                message: None,
+            })
+            .collect();
         let record = JobRecord {
             id: uuid::Uuid::new_v4().simple().to_string(),
             name: spec.name.clone(),
@@ -123,31 +140,13 @@ impl JobManager {
             },
             plugins,
             state: JobState::Running,
-            submitted_at_ms: now_ms(),
+            submitted_at_ms,
             ended_at_ms: None,
             failures: Vec::new(),
             resumed: 0,
             nodes: Vec::new(),
-            history: Vec::new(),
+            history,
         };
-        let from_savepoint = match &spec.savepoint {
-            Some(s) => Some(self.savepoint_manifest(&s.path.display().to_string())?.id),
-            None => None,
-        };
-        let mut record = record;
-        record.history = record
-            .plugins
-            .iter()
-            .map(|(node, pin)| VersionChange {
-                at_ms: record.submitted_at_ms,
-                node: node.clone(),
-                from: None,
-                to: pin.label(),
-                checkpoint: from_savepoint,
-                outcome: "started".into(),
-                message: None,
-            })
-            .collect();
         // Stored first: a crash from here on resumes it. Refused at its
         // start, it is no job.
         self.meta.put_job(&record)?;

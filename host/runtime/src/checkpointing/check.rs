@@ -10,7 +10,7 @@
 //! parallelism can. A state the new plugin does not declare is carried along
 //! unread (a rollback to the old version finds it).
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use weir_checkpoint::Manifest;
@@ -217,9 +217,9 @@ pub fn check_restore(
     }
     let mut nodes = Vec::new();
     // Nodes of the job, in spec order.
-    let mut known: BTreeMap<(&'static str, String), ()> = BTreeMap::new();
+    let mut known: BTreeSet<(&'static str, String)> = BTreeSet::new();
     for s in &spec.sources {
-        known.insert(("source", s.id.clone()), ());
+        known.insert(("source", s.id.clone()));
         let before = m.sources.get(&s.id);
         nodes.push(NodeCheck {
             node: s.id.clone(),
@@ -231,7 +231,7 @@ pub fn check_restore(
         });
     }
     for o in &spec.operators {
-        known.insert(("operator", o.id.clone()), ());
+        known.insert(("operator", o.id.clone()));
         let before = m.operators.get(&o.id);
         let plugin = plugins.get(&o.id);
         let label = plugin.map(|p| labels.get(&o.id).cloned().unwrap_or_else(|| crate::job::plugin_label(p)));
@@ -276,7 +276,7 @@ pub fn check_restore(
         });
     }
     for s in &spec.sinks {
-        known.insert(("sink", s.id.clone()), ());
+        known.insert(("sink", s.id.clone()));
         let before = m.sinks.get(&s.id);
         nodes.push(NodeCheck {
             node: s.id.clone(),
@@ -295,7 +295,7 @@ pub fn check_restore(
         .chain(m.operators.iter().map(|(id, o)| ("operator", id, o.parallelism, "its state")))
         .chain(m.sinks.iter().map(|(id, s)| ("sink", id, s.parallelism, "its output not yet committed")));
     for (role, id, parallelism, what) in gone {
-        if known.contains_key(&(role, id.clone())) {
+        if known.contains(&(role, id.clone())) {
             continue;
         }
         let fate = match allow {
