@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building Weir needs on a Debian machine, only when missing:
-# clang/libclang (RocksDB bindings), cmake, and the wasm32-wasip2 Rust target.
+# clang/libclang (RocksDB bindings), cmake, a C toolchain (RocksDB,
+# librdkafka), and the wasm32-wasip2 Rust target.
 set -euo pipefail
 
 missing=()
@@ -31,4 +32,12 @@ if ! "$TOOLS/venv/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHES
   echo "setup: installing schemathesis $SCHEMATHESIS_VERSION into $TOOLS/venv" >&2
   python3 -m venv "$TOOLS/venv"
   "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+# The Kafka-protocol broker the Kafka tests start (no Apache Kafka package
+# reaches this machine); pinned: tests/all/kafka_broker.rs checks the
+# behaviour the connectors rely on.
+NOIDA_VERSION=0.2.3
+if ! "$TOOLS/venv/bin/pip" show noida-db 2>/dev/null | grep -qx "Version: $NOIDA_VERSION"; then
+  echo "setup: installing noida-db $NOIDA_VERSION (Kafka broker for tests) into $TOOLS/venv" >&2
+  "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check "noida-db==$NOIDA_VERSION"
 fi

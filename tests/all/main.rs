@@ -7,6 +7,8 @@ mod commit_crash;
 mod failures;
 mod harness;
 mod jobs;
+mod kafka;
+mod kafka_broker;
 mod parity;
 mod recovery;
 mod sandbox;

@@ -147,11 +147,11 @@ impl FileSourceFactory {
 }
 
 impl crate::SourceFactory for FileSourceFactory {
-    fn splits(&self, _parallelism: u32) -> Vec<String> {
-        self.paths.iter().map(|p| p.display().to_string()).collect()
+    fn splits(&self, _parallelism: u32) -> Result<Vec<String>> {
+        Ok(self.paths.iter().map(|p| p.display().to_string()).collect())
     }
 
-    fn reader(&self, splits: Vec<crate::SplitState>, next: usize) -> Result<Box<dyn Source>> {
+    fn reader(&self, splits: Vec<crate::SplitState>, next: usize, _: &weir_types::TaskInfo) -> Result<Box<dyn Source>> {
         let mut readers = Vec::with_capacity(splits.len());
         for split in splits {
             let mut reader = FileSplit::new(std::path::Path::new(&split.id), self.key.clone(), self.timestamps.clone());
@@ -193,15 +193,16 @@ mod tests {
             .collect();
         let spec = weir_spec::FileSource { paths, key: Some("/k".into()), timestamp: Some("/t".into()) };
         let factory = FileSourceFactory::new(&spec, weir_spec::TimestampMode::Event);
-        let ids = factory.splits(4);
+        let ids = factory.splits(4).unwrap();
+        let task = weir_types::TaskInfo { node: "f".into(), index: 0, parallelism: 1 };
         let fresh = |ids: &[String]| ids.iter().map(|id| SplitState { id: id.clone(), position: None }).collect();
-        let mut one = factory.reader(fresh(&ids), 0).unwrap();
+        let mut one = factory.reader(fresh(&ids), 0, &task).unwrap();
         let all = drain(one.as_mut());
         assert_eq!(all.len(), 80);
 
         // Two readers, one file each, stopped part-way; one reader resumes both.
-        let mut first = factory.reader(fresh(&ids[..1]), 0).unwrap();
-        let mut second = factory.reader(fresh(&ids[1..]), 0).unwrap();
+        let mut first = factory.reader(fresh(&ids[..1]), 0, &task).unwrap();
+        let mut second = factory.reader(fresh(&ids[1..]), 0, &task).unwrap();
         let mut seen = Vec::new();
         for reader in [&mut first, &mut second] {
             for _ in 0..2 {
@@ -213,7 +214,7 @@ mod tests {
             .iter()
             .map(|(r, id)| SplitState { id: (*id).clone(), position: Some(r.position(0)) })
             .collect();
-        let mut merged = factory.reader(resumed, 1).unwrap();
+        let mut merged = factory.reader(resumed, 1, &task).unwrap();
         assert_eq!(merged.split_id(0), ids[0]);
         seen.extend(drain(merged.as_mut()));
         let key = |r: &weir_types::Record| (r.key.clone(), r.timestamp);
@@ -223,7 +224,7 @@ mod tests {
         assert_eq!(seen, all, "every line exactly once");
 
         let bad = SplitState { id: ids[0].clone(), position: Some(serde_json::json!({"nonsense": 1})) };
-        let err = factory.reader(vec![bad], 0).err().unwrap().to_string();
+        let err = factory.reader(vec![bad], 0, &task).err().unwrap().to_string();
         assert!(err.ends_with("cannot restore from {\"nonsense\":1}"), "{err}");
     }
 }

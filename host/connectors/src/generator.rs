@@ -358,11 +358,16 @@ impl SplitReader for Box<dyn SplitReader> {
 }
 
 impl crate::SourceFactory for GeneratorFactory {
-    fn splits(&self, parallelism: u32) -> Vec<String> {
-        (0..parallelism).map(|k| split_id(k, parallelism)).collect()
+    fn splits(&self, parallelism: u32) -> Result<Vec<String>> {
+        Ok((0..parallelism).map(|k| split_id(k, parallelism)).collect())
     }
 
-    fn reader(&self, splits: Vec<crate::SplitState>, next: usize) -> Result<Box<dyn crate::Source>> {
+    fn reader(
+        &self,
+        splits: Vec<crate::SplitState>,
+        next: usize,
+        _: &weir_types::TaskInfo,
+    ) -> Result<Box<dyn crate::Source>> {
         // Every split of one reader shares the start time of the walk.
         let start = self.spec.start.unwrap_or_else(weir_types::now_ms);
         let splits = splits.iter().map(|s| self.split(s, start)).collect::<Result<Vec<_>>>()?;

@@ -18,10 +18,12 @@
 //!     "name: demo\nsources: [{id: r, type: generator, generator: sensor-bench, events: 3}]\nsinks: [{id: o, type: blackhole, input: r}]\n",
 //!     weir_spec::Format::Yaml,
 //! ).unwrap();
-//! let factory = source_factory(&spec.sources[0]);
-//! let splits = factory.splits(1);
+//! let factory = source_factory(&spec.sources[0], &spec.name);
+//! let splits = factory.splits(1).unwrap();
 //! assert_eq!(splits, vec!["part-0-of-1".to_string()]);
-//! let mut reader = factory.reader(splits.into_iter().map(|id| weir_connectors::SplitState { id, position: None }).collect(), 0).unwrap();
+//! let task = weir_types::TaskInfo { node: "r".into(), index: 0, parallelism: 1 };
+//! let fresh = splits.into_iter().map(|id| weir_connectors::SplitState { id, position: None }).collect();
+//! let mut reader = factory.reader(fresh, 0, &task).unwrap();
 //! let SourcePoll::Records { records, .. } = reader.poll(10).unwrap() else { panic!() };
 //! assert_eq!(records.len(), 3);
 //! assert_eq!(records.key(1), Some(&b"sensor_1"[..]));
@@ -30,6 +32,7 @@
 
 pub mod file;
 pub mod generator;
+mod kafka;
 mod parts;
 mod registry;
 pub mod sink;
@@ -58,6 +61,26 @@ pub enum ConnectorError {
     /// A checkpointed source position does not fit the source.
     #[error("{0}")]
     Position(String),
+    /// A Kafka client call failed.
+    #[error("{what}: {source}")]
+    Kafka {
+        /// What was being done.
+        what: String,
+        /// librdkafka's error.
+        source: rdkafka::error::KafkaError,
+    },
+    /// An external system is not as the job needs it: unreachable, a
+    /// missing topic, refused credentials.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A record from an external system could not be used.
+    #[error("{at}: {message}")]
+    Record {
+        /// Where it is (e.g. `topic/partition offset 17`).
+        at: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A line of input could not be used.
     #[error("{path} line {line}: {message}")]
     Parse {
@@ -113,6 +136,16 @@ pub trait Source: Send {
     /// The split the reader polls next (so a restore continues the same
     /// interleaving of its splits).
     fn next_split(&self) -> usize;
+    /// At the barrier of checkpoint `checkpoint`, before its positions are
+    /// read.
+    fn barrier(&mut self, checkpoint: u64) {
+        let _ = checkpoint;
+    }
+    /// Checkpoint `checkpoint` completed (a Kafka source commits its
+    /// offsets to the consumer group then, for monitoring).
+    fn committed(&mut self, checkpoint: u64) {
+        let _ = checkpoint;
+    }
 }
 
 /// A split handed to a reader: its identity and, after a restore, where it
@@ -127,11 +160,18 @@ pub struct SplitState {
 
 /// Creates the readers of one source node.
 pub trait SourceFactory: Send + Sync {
-    /// The splits of a fresh start with `parallelism` readers, in order:
-    /// split `k` goes to reader `k % parallelism`.
-    fn splits(&self, parallelism: u32) -> Vec<String>;
-    /// A reader of `splits`, starting with split `next`.
-    fn reader(&self, splits: Vec<SplitState>, next: usize) -> Result<Box<dyn Source>>;
+    /// The splits of a fresh start with `parallelism` readers, in order.
+    fn splits(&self, parallelism: u32) -> Result<Vec<String>>;
+    /// The reader that reads split `split`, the `index`-th of the job's
+    /// split list, at `parallelism` (by default `index % parallelism`). A
+    /// source whose readers find splits on their own (new Kafka
+    /// partitions) decides by the split alone.
+    fn owner(&self, split: &str, index: usize, parallelism: u32) -> u32 {
+        let _ = split;
+        index as u32 % parallelism
+    }
+    /// Reader `task.index` of `splits`, starting with split `next`.
+    fn reader(&self, splits: Vec<SplitState>, next: usize, task: &weir_types::TaskInfo) -> Result<Box<dyn Source>>;
 }
 
 /// Where a sink instance starts.

@@ -36,7 +36,8 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use connectors::{
-    FileSink, FileSource, GeneratorKind, GeneratorSource, Paths, SinkConnector, SinkSpec, SourceConnector, SourceSpec,
+    Delivery, FileSink, FileSource, GeneratorKind, GeneratorSource, KafkaFormat, KafkaSink, KafkaSource, Paths,
+    SinkConnector, SinkSpec, SourceConnector, SourceSpec, StartFrom, StartName, StopAt, Topics,
 };
 pub use model::*;
 pub use plugin_ref::{PluginRef, valid_plugin_name};

@@ -268,7 +268,7 @@ pub(crate) fn validate(spec: &JobSpec, text: &str) -> Result<(), SpecError> {
         for input in &inputs {
             check_input("sinks", &s.id, input)?;
         }
-        s.check().map_err(|(field, message)| v.node("sinks", &s.id, field, message))?;
+        s.check(spec.checkpoint.is_some()).map_err(|(field, message)| v.node("sinks", &s.id, field, message))?;
     }
 
     // No cycles among operators.

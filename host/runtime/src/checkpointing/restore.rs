@@ -162,15 +162,22 @@ impl Restore {
         states.iter().filter(|s| s.schema != 0).map(|s| (s.name.clone(), s.schema)).collect()
     }
 
-    /// The splits source `node` subtask `index` of `parallelism` resumes,
-    /// or `None` when the checkpoint has none of the node (it starts afresh).
-    pub(crate) fn source(&self, node: &str, index: u32, parallelism: u32) -> Option<RestoredSource> {
+    /// The splits source `node` subtask `index` resumes: those `owner`
+    /// (given a split's place in the list and its id) gives it; `None` when
+    /// the checkpoint has none of the node (it starts afresh).
+    pub(crate) fn source(
+        &self,
+        node: &str,
+        index: u32,
+        parallelism: u32,
+        owner: &dyn Fn(usize, &str) -> u32,
+    ) -> Option<RestoredSource> {
         let source = self.manifest.sources.get(node)?;
         let splits: Vec<_> = source
             .splits
             .iter()
             .enumerate()
-            .filter(|(k, _)| *k as u32 % parallelism == index)
+            .filter(|(k, s)| owner(*k, &s.id) == index)
             .map(|(_, s)| (s.id.clone(), s.position.clone(), s.watermark))
             .collect();
         // The same subtask at the same parallelism goes on with the split it

@@ -137,9 +137,9 @@ impl Attempt<'_> {
         let mut source_tasks = Vec::new();
         let mut split_order: HashMap<String, Vec<String>> = HashMap::new();
         let sources: HashMap<&str, Box<dyn weir_connectors::SourceFactory>> =
-            spec.sources.iter().map(|s| (s.id.as_str(), source_factory(s))).collect();
+            spec.sources.iter().map(|s| (s.id.as_str(), source_factory(s, &spec.name))).collect();
         let sinks: HashMap<&str, Box<dyn weir_connectors::SinkFactory>> =
-            spec.sinks.iter().map(|s| (s.id.as_str(), sink_factory(s))).collect();
+            spec.sinks.iter().map(|s| (s.id.as_str(), sink_factory(s, &spec.name))).collect();
         for chain in &plan.chains {
             let head = &plan.nodes[&chain[0]];
             for j in 0..head.parallelism {
@@ -366,9 +366,9 @@ impl Attempt<'_> {
     }
 }
 
-/// Opens source subtask `task`'s reader: the splits `k % parallelism ==
-/// index` of the checkpoint's split list (each resuming from its position),
-/// or of a fresh start's.
+/// Opens source subtask `task`'s reader: the splits of the checkpoint's
+/// split list (each resuming from its position), or of a fresh start's,
+/// that the factory says this subtask owns.
 fn open_source(
     factory: &dyn weir_connectors::SourceFactory,
     node: &str,
@@ -377,11 +377,16 @@ fn open_source(
     split_order: &mut HashMap<String, Vec<String>>,
 ) -> Result<OpenedSource> {
     let fail = |e| RuntimeError::connector(task, e);
-    let restored = restore.and_then(|r| r.source(node, task.index, task.parallelism));
-    let order = restore
-        .and_then(|r| r.manifest.sources.get(node))
-        .map(|s| s.splits.iter().map(|s| s.id.clone()).collect())
-        .unwrap_or_else(|| factory.splits(task.parallelism));
+    let owner = |k: usize, id: &str| factory.owner(id, k, task.parallelism);
+    let restored = restore.and_then(|r| r.source(node, task.index, task.parallelism, &owner));
+    let order = match restore.and_then(|r| r.manifest.sources.get(node)) {
+        Some(s) => s.splits.iter().map(|s| s.id.clone()).collect(),
+        // Asked once per node (a Kafka source looks its partitions up).
+        None => match split_order.get(node) {
+            Some(order) => order.clone(),
+            None => factory.splits(task.parallelism).map_err(fail)?,
+        },
+    };
     let (splits, watermarks, next) = match restored {
         Some(r) => {
             let splits = r.splits.iter().map(|(id, p, _)| SplitState { id: id.clone(), position: Some(p.clone()) });
@@ -391,7 +396,7 @@ fn open_source(
             let mine: Vec<SplitState> = order
                 .iter()
                 .enumerate()
-                .filter(|(k, _)| *k as u32 % task.parallelism == task.index)
+                .filter(|(k, id)| owner(*k, id) == task.index)
                 .map(|(_, id)| SplitState { id: id.clone(), position: None })
                 .collect();
             let watermarks = vec![None; mine.len()];
@@ -399,6 +404,6 @@ fn open_source(
         }
     };
     split_order.insert(node.to_string(), order);
-    let reader = factory.reader(splits, next).map_err(fail)?;
+    let reader = factory.reader(splits, next, task).map_err(fail)?;
     Ok(OpenedSource { reader, watermarks })
 }

@@ -35,35 +35,80 @@ pub(crate) struct SourceTask {
     pub(crate) restored_splits: Vec<Option<(Timestamp, bool)>>,
 }
 
+/// The event-time clock of one split: its watermark generator, and when it
+/// last had data (a split silent for `idle_timeout` stops holding back the
+/// task's watermark until it has data again, as Flink's per-split
+/// idleness).
+struct SplitClock {
+    watermark: BoundedOutOfOrderness,
+    last_data: Instant,
+    idle: bool,
+}
+
+impl SplitClock {
+    fn new(bound_ms: i64) -> Self {
+        SplitClock { watermark: BoundedOutOfOrderness::new(bound_ms), last_data: Instant::now(), idle: false }
+    }
+
+    /// Whether it no longer holds back the watermark.
+    fn out(&self) -> bool {
+        self.idle || self.watermark.is_done()
+    }
+}
+
+/// The task's watermark: the least of the splits that hold it back, or
+/// `None` when none does (every split idle or done).
+fn combined(splits: &[SplitClock]) -> Option<Timestamp> {
+    let active = splits.iter().filter(|s| !s.idle);
+    match splits.iter().all(SplitClock::out) && splits.iter().any(|s| s.idle) {
+        true => None,
+        false => Some(active.map(|s| s.watermark.current()).min().unwrap_or(MAX_WATERMARK)),
+    }
+}
+
 impl SourceTask {
     pub(crate) fn run(mut self) -> Result<TaskEnd> {
         let task = self.chain.task.clone();
-        let mut splits: Vec<BoundedOutOfOrderness> =
-            (0..self.source.splits()).map(|_| BoundedOutOfOrderness::new(self.time.bound_ms)).collect();
+        let bound = self.time.bound_ms;
+        let mut splits: Vec<SplitClock> = (0..self.source.splits()).map(|_| SplitClock::new(bound)).collect();
         for (s, r) in splits.iter_mut().zip(std::mem::take(&mut self.restored_splits)) {
             if let Some(r) = r {
-                s.restore(r);
+                s.watermark.restore(r);
             }
         }
-        let mut last_data = Instant::now();
         let mut idle = false;
         let mut next_emit = Instant::now() + self.time.interval;
         let inbox = self.chain.link.as_ref().map(|l| l.inbox.clone());
         loop {
             while let Some(control) = inbox.as_ref().and_then(|i| i.try_recv().ok()) {
-                let Control::Inject(barrier) = control else {
-                    self.chain.control(&control)?;
-                    continue;
+                let barrier = match control {
+                    Control::Inject(barrier) => barrier,
+                    Control::Commit(id) => {
+                        self.source.committed(id);
+                        self.chain.control(&control)?;
+                        continue;
+                    }
+                    other => {
+                        self.chain.control(&other)?;
+                        continue;
+                    }
                 };
+                self.source.barrier(barrier.id);
                 let position = self.position(&splits);
                 if let Some(end) = self.chain.barrier(&barrier, Some(position), Duration::ZERO)? {
                     return Ok(end);
                 }
             }
             let polled = self.source.poll(self.batch_size).map_err(|e| RuntimeError::connector(&task, e))?;
+            // A source may find new splits (a Kafka partition) as it goes.
+            while splits.len() < self.source.splits() {
+                splits.push(SplitClock::new(bound));
+            }
             match polled {
                 SourcePoll::Records { split, mut records } => {
-                    last_data = Instant::now();
+                    let clock = &mut splits[split];
+                    clock.last_data = Instant::now();
+                    clock.idle = false;
                     idle = false;
                     if self.time.ingestion {
                         records.set_timestamps(weir_types::now_ms());
@@ -73,7 +118,7 @@ impl SourceTask {
                         self.punctuated(&mut splits, split, records)?;
                     } else {
                         for r in records.rows() {
-                            splits[split].observe(r.timestamp);
+                            splits[split].watermark.observe(r.timestamp);
                         }
                         self.chain.push(0, records)?;
                     }
@@ -87,7 +132,7 @@ impl SourceTask {
                     std::thread::sleep(wait.min(CANCEL_CHECK));
                 }
                 SourcePoll::SplitDone(split) => {
-                    splits[split].finish();
+                    splits[split].watermark.finish();
                     if self.time.punctuated {
                         self.emit_min(&splits)?;
                     }
@@ -99,12 +144,18 @@ impl SourceTask {
                     return self.chain.finish(Some(position));
                 }
             }
-            if let Some(timeout) = self.time.idle_timeout
-                && !idle
-                && last_data.elapsed() >= timeout
-            {
-                idle = true;
-                self.chain.advance(Watermark::Idle)?;
+            if let Some(timeout) = self.time.idle_timeout {
+                let mut changed = false;
+                for s in splits.iter_mut().filter(|s| !s.out() && s.last_data.elapsed() >= timeout) {
+                    s.idle = true;
+                    changed = true;
+                }
+                if changed && combined(&splits).is_none() && !idle {
+                    idle = true;
+                    self.chain.advance(Watermark::Idle)?;
+                } else if changed && self.time.punctuated {
+                    self.emit_min(&splits)?;
+                }
             }
             if !self.time.punctuated && Instant::now() >= next_emit {
                 next_emit = Instant::now() + self.time.interval;
@@ -119,14 +170,14 @@ impl SourceTask {
     }
 
     /// Every split's position and watermark state.
-    fn position(&self, splits: &[BoundedOutOfOrderness]) -> SourcePart {
+    fn position(&self, splits: &[SplitClock]) -> SourcePart {
         let parts = splits
             .iter()
             .enumerate()
-            .map(|(i, w)| SplitPart {
+            .map(|(i, s)| SplitPart {
                 id: self.source.split_id(i).to_string(),
                 position: self.source.position(i),
-                watermark: w.state(),
+                watermark: s.watermark.state(),
             })
             .collect();
         let next = (self.source.splits() > 0).then(|| self.source.split_id(self.source.next_split()).to_string());
@@ -134,12 +185,12 @@ impl SourceTask {
     }
 
     /// Emits the watermark after every record that moves it.
-    fn punctuated(&mut self, splits: &mut [BoundedOutOfOrderness], split: usize, records: RecordBatch) -> Result<()> {
+    fn punctuated(&mut self, splits: &mut [SplitClock], split: usize, records: RecordBatch) -> Result<()> {
         let mut run = RecordBatch::new();
         for r in records.iter() {
-            splits[split].observe(r.timestamp);
+            splits[split].watermark.observe(r.timestamp);
             run.push_ref(r);
-            let wm = splits.iter().map(BoundedOutOfOrderness::current).min().unwrap_or(MAX_WATERMARK);
+            let Some(wm) = combined(splits) else { continue };
             if wm > self.chain.watermark {
                 self.chain.push(0, std::mem::take(&mut run))?;
                 self.chain.advance(Watermark::EventTime(wm))?;
@@ -149,8 +200,8 @@ impl SourceTask {
         self.chain.push(0, run)
     }
 
-    fn emit_min(&mut self, splits: &[BoundedOutOfOrderness]) -> Result<()> {
-        let wm = splits.iter().map(BoundedOutOfOrderness::current).min().unwrap_or(MAX_WATERMARK);
+    fn emit_min(&mut self, splits: &[SplitClock]) -> Result<()> {
+        let Some(wm) = combined(splits) else { return Ok(()) };
         self.metrics.watermark.set(wm);
         self.chain.advance(Watermark::EventTime(wm))
     }

@@ -14,6 +14,7 @@
 
 mod file;
 mod generator;
+mod kafka;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -22,6 +23,7 @@ use serde::Deserialize;
 
 pub use self::file::{FileSink, FileSource, Paths};
 pub use self::generator::{GeneratorKind, GeneratorSource};
+pub use self::kafka::{Delivery, KafkaFormat, KafkaSink, KafkaSource, StartFrom, StartName, StopAt, Topics};
 use crate::{Inputs, TimestampMode, WatermarkSpec};
 
 /// A source node: where records come from, and how event time is tracked.
@@ -48,6 +50,8 @@ pub enum SourceConnector {
     Generator(GeneratorSource),
     /// `type: file`: JSON lines from files.
     File(FileSource),
+    /// `type: kafka`: records from Kafka topics.
+    Kafka(KafkaSource),
 }
 
 impl SourceConnector {
@@ -56,16 +60,22 @@ impl SourceConnector {
         match self {
             SourceConnector::Generator(_) => "generator",
             SourceConnector::File(_) => "file",
+            SourceConnector::Kafka(_) => "kafka",
         }
     }
 
     /// The registry: a raw source's connector by its `type`, and the fields
     /// set that belong to other connectors.
     fn from_raw(raw: &RawSource) -> (SourceConnector, Vec<&'static str>) {
-        match raw.kind {
+        let (connector, mut foreign) = match raw.kind {
             SourceType::Generator => generator::from_raw(raw),
             SourceType::File => file::source_from_raw(raw),
+            SourceType::Kafka => kafka::source_from_raw(raw),
+        };
+        if raw.kind != SourceType::Kafka {
+            foreign.extend(raw.kafka_fields());
         }
+        (connector, foreign)
     }
 }
 
@@ -93,6 +103,8 @@ pub enum SinkConnector {
     File(FileSink),
     /// `type: blackhole`: counts and discards (benchmarks).
     Blackhole,
+    /// `type: kafka`: records into a topic, transactionally with checkpoints.
+    Kafka(KafkaSink),
 }
 
 impl SinkConnector {
@@ -102,17 +114,30 @@ impl SinkConnector {
             SinkConnector::Stdout => "stdout",
             SinkConnector::File(_) => "file",
             SinkConnector::Blackhole => "blackhole",
+            SinkConnector::Kafka(_) => "kafka",
         }
     }
 
     /// The registry of sinks (see [`SourceConnector::from_raw`]).
     fn from_raw(raw: &RawSink) -> (SinkConnector, Vec<&'static str>) {
         let path = raw.path.is_some().then_some("path");
-        match raw.kind {
+        let (connector, mut foreign) = match raw.kind {
             SinkType::Stdout => (SinkConnector::Stdout, path.into_iter().collect()),
             SinkType::Blackhole => (SinkConnector::Blackhole, path.into_iter().collect()),
             SinkType::File => (SinkConnector::File(FileSink { path: raw.path.clone().unwrap_or_default() }), vec![]),
+            SinkType::Kafka => kafka::sink_from_raw(raw),
+        };
+        if raw.kind != SinkType::Kafka {
+            let kafka = [
+                ("bootstrap", raw.bootstrap.is_some()),
+                ("topic", raw.topic.is_some()),
+                ("delivery", raw.delivery.is_some()),
+                ("transactional_id", raw.transactional_id.is_some()),
+                ("properties", raw.properties.is_some()),
+            ];
+            foreign.extend(kafka.iter().filter(|(_, set)| *set).map(|(f, _)| *f));
         }
+        (connector, foreign)
     }
 }
 
@@ -122,6 +147,7 @@ impl SinkConnector {
 enum SourceType {
     Generator,
     File,
+    Kafka,
 }
 
 /// The sink types.
@@ -131,6 +157,7 @@ enum SinkType {
     Stdout,
     File,
     Blackhole,
+    Kafka,
 }
 
 /// A source as written: the common fields and every connector's.
@@ -156,10 +183,38 @@ pub(crate) struct RawSource {
     rate: Option<f64>,
     #[serde(default, deserialize_with = "crate::duration::deserialize_opt")]
     disorder: Option<Duration>,
-    // file
+    // file (key and timestamp: kafka too)
     path: Option<Paths>,
     key: Option<String>,
     timestamp: Option<String>,
+    // kafka
+    bootstrap: Option<String>,
+    topics: Option<Topics>,
+    group_id: Option<String>,
+    start_from: Option<StartFrom>,
+    stop_at: Option<StopAt>,
+    format: Option<KafkaFormat>,
+    #[serde(default, deserialize_with = "crate::duration::deserialize_opt")]
+    discovery_interval: Option<Duration>,
+    #[serde(default, deserialize_with = "kafka::deserialize_properties")]
+    properties: Option<std::collections::BTreeMap<String, String>>,
+}
+
+impl RawSource {
+    /// The Kafka fields set (foreign to the other sources).
+    fn kafka_fields(&self) -> impl Iterator<Item = &'static str> + use<> {
+        let set = [
+            ("bootstrap", self.bootstrap.is_some()),
+            ("topics", self.topics.is_some()),
+            ("group_id", self.group_id.is_some()),
+            ("start_from", self.start_from.is_some()),
+            ("stop_at", self.stop_at.is_some()),
+            ("format", self.format.is_some()),
+            ("discovery_interval", self.discovery_interval.is_some()),
+            ("properties", self.properties.is_some()),
+        ];
+        set.into_iter().filter(|(_, set)| *set).map(|(f, _)| f)
+    }
 }
 
 impl<'de> Deserialize<'de> for SourceSpec {
@@ -188,6 +243,13 @@ pub(crate) struct RawSink {
     parallelism: Option<u32>,
     // file
     path: Option<PathBuf>,
+    // kafka
+    bootstrap: Option<String>,
+    topic: Option<String>,
+    delivery: Option<Delivery>,
+    transactional_id: Option<String>,
+    #[serde(default, deserialize_with = "kafka::deserialize_properties")]
+    properties: Option<std::collections::BTreeMap<String, String>>,
 }
 
 impl<'de> Deserialize<'de> for SinkSpec {
@@ -210,18 +272,20 @@ impl SourceSpec {
         match &self.connector {
             SourceConnector::Generator(g) => g.check(),
             SourceConnector::File(f) => f.check(self.timestamps),
+            SourceConnector::Kafka(k) => k.check(),
         }
     }
 }
 
 impl SinkSpec {
     /// The connector's own checks.
-    pub(crate) fn check(&self) -> Result<(), FieldError> {
+    pub(crate) fn check(&self, checkpointing: bool) -> Result<(), FieldError> {
         if let Some(field) = self.foreign.first() {
-            return Err((field, "only applies to `file` sinks".into()));
+            return Err((field, format!("does not apply to a `{}` sink", self.connector.type_name())));
         }
         match &self.connector {
             SinkConnector::File(f) if f.path.as_os_str().is_empty() => Err(("path", "a file sink needs `path`".into())),
+            SinkConnector::Kafka(k) => k.check(checkpointing),
             _ => Ok(()),
         }
     }

@@ -1,0 +1,186 @@
+//! Kafka clients as Weir makes them: configuration, the context that
+//! reports librdkafka's logs and errors, and metadata lookups with errors a
+//! user can act on.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use rdkafka::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{DeliveryResult, ProducerContext};
+use rdkafka::types::RDKafkaErrorCode;
+
+use super::METADATA_TIMEOUT;
+use crate::{ConnectorError, Result};
+
+/// The context of every Weir Kafka client: logs go to `tracing` with the
+/// node named; the last error and the first failed delivery are kept.
+pub(crate) struct Context {
+    node: String,
+    last_error: Mutex<Option<String>>,
+    failed_delivery: Mutex<Option<KafkaError>>,
+}
+
+impl Context {
+    pub(crate) fn new(node: &str) -> Self {
+        Context { node: node.to_string(), last_error: Mutex::new(None), failed_delivery: Mutex::new(None) }
+    }
+
+    /// What librdkafka last reported as an error, if anything.
+    pub(crate) fn last_error(&self) -> Option<String> {
+        self.last_error.lock().expect("not poisoned").clone()
+    }
+
+    /// The first delivery that failed since the last call.
+    pub(crate) fn take_failed_delivery(&self) -> Option<KafkaError> {
+        self.failed_delivery.lock().expect("not poisoned").take()
+    }
+}
+
+impl ClientContext for Context {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        let node = self.node.as_str();
+        match level {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", node, "{fac}: {message}")
+            }
+            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", node, "{fac}: {message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", node, "{fac}: {message}")
+            }
+            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", node, "{fac}: {message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        // Connection trouble repeats while a broker is down: debug level;
+        // what a user must see ends up in the error the node fails with.
+        tracing::debug!(target: "librdkafka", node = self.node.as_str(), "{error}: {reason}");
+        *self.last_error.lock().expect("not poisoned") = Some(reason.to_string());
+    }
+}
+
+impl ConsumerContext for Context {}
+
+impl ProducerContext for Context {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((error, _)) = result {
+            let mut failed = self.failed_delivery.lock().expect("not poisoned");
+            failed.get_or_insert_with(|| error.clone());
+        }
+    }
+}
+
+/// A client configuration: the bootstrap servers, Weir's settings, then
+/// the job's own `properties`.
+pub(crate) fn config(bootstrap: &str, ours: &[(&str, &str)], properties: &BTreeMap<String, String>) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap);
+    config.set("log_level", "6");
+    for (k, v) in ours {
+        config.set(*k, *v);
+    }
+    for (k, v) in properties {
+        config.set(k, v);
+    }
+    config
+}
+
+/// A client call that failed, and what was being done.
+pub(crate) fn kafka(what: impl Into<String>) -> impl FnOnce(KafkaError) -> ConnectorError {
+    let what = what.into();
+    move |source| ConnectorError::Kafka { what, source }
+}
+
+/// Creates a consumer (also used for metadata and group offsets).
+pub(crate) fn consumer(node: &str, config: &ClientConfig) -> Result<BaseConsumer<Context>> {
+    config.create_with_context(Context::new(node)).map_err(kafka(format!("cannot create a Kafka consumer for {node}")))
+}
+
+/// The error for a metadata lookup that failed: the cluster is down or
+/// unreachable, or refused the client.
+pub(crate) fn unreachable(bootstrap: &str, context: &Context, error: &KafkaError) -> ConnectorError {
+    let detail = context.last_error().unwrap_or_else(|| error.to_string());
+    let code = error.rdkafka_error_code();
+    let auth = matches!(
+        code,
+        Some(
+            RDKafkaErrorCode::Authentication
+                | RDKafkaErrorCode::SaslAuthenticationFailed
+                | RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::ClusterAuthorizationFailed
+        )
+    ) || detail.contains("SASL")
+        || detail.contains("uthenticat");
+    let hint = match auth {
+        true => "check the credentials in `properties` (sasl.*, security.protocol)",
+        false => "check `bootstrap` and that the brokers are up",
+    };
+    ConnectorError::Unavailable(format!(
+        "cannot reach the Kafka cluster at {bootstrap} within {}s ({detail}): {hint}",
+        METADATA_TIMEOUT.as_secs()
+    ))
+}
+
+/// The partitions of `topic`, or an error naming it when it does not exist.
+pub(crate) fn partitions_of(
+    consumer: &BaseConsumer<Context>,
+    bootstrap: &str,
+    topic: &str,
+    timeout: std::time::Duration,
+) -> Result<Vec<i32>> {
+    let metadata =
+        consumer.fetch_metadata(Some(topic), timeout).map_err(|e| unreachable(bootstrap, consumer.context(), &e))?;
+    let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else {
+        return Err(missing_topic(topic, bootstrap));
+    };
+    match t.error() {
+        None => {}
+        Some(rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) => {
+            return Err(missing_topic(topic, bootstrap));
+        }
+        Some(e) => {
+            return Err(ConnectorError::Unavailable(format!(
+                "topic `{topic}` on {bootstrap} cannot be read: {}",
+                RDKafkaErrorCode::from(e)
+            )));
+        }
+    }
+    let mut partitions: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
+    partitions.sort_unstable();
+    Ok(partitions)
+}
+
+fn missing_topic(topic: &str, bootstrap: &str) -> ConnectorError {
+    ConnectorError::Unavailable(format!(
+        "topic `{topic}` does not exist on {bootstrap}: create it first (Weir does not create topics)"
+    ))
+}
+
+/// Every topic of the cluster whose whole name matches `pattern`, with its
+/// partitions (internal `__` topics left out).
+pub(crate) fn matching(
+    consumer: &BaseConsumer<Context>,
+    bootstrap: &str,
+    pattern: &regex::Regex,
+    timeout: std::time::Duration,
+) -> Result<Vec<(String, Vec<i32>)>> {
+    let metadata =
+        consumer.fetch_metadata(None, timeout).map_err(|e| unreachable(bootstrap, consumer.context(), &e))?;
+    let mut topics: Vec<(String, Vec<i32>)> = metadata
+        .topics()
+        .iter()
+        .filter(|t| !t.name().starts_with("__") && t.error().is_none() && pattern.is_match(t.name()))
+        .map(|t| {
+            let mut partitions: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
+            partitions.sort_unstable();
+            (t.name().to_string(), partitions)
+        })
+        .collect();
+    topics.sort();
+    Ok(topics)
+}

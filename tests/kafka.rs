@@ -1,0 +1,216 @@
+//! A real Kafka-protocol broker for tests: noida-db (installed by
+//! `scripts/setup.sh` into the tools virtualenv), started on 127.0.0.1 on
+//! a free port with a fresh data directory, stopped when dropped; and
+//! librdkafka clients to make topics, write input and read output.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// The broker version the tests are written against (`scripts/setup.sh`
+/// pins the same).
+pub const BROKER_VERSION: &str = "0.2.3";
+
+/// A record read back: partition, offset, key, value, timestamp.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Read {
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Key, if any.
+    pub key: Option<String>,
+    /// Value.
+    pub value: String,
+    /// Record timestamp (ms), if any.
+    pub timestamp: Option<i64>,
+}
+
+/// A running broker.
+pub struct Broker {
+    child: Child,
+    /// `127.0.0.1:PORT`.
+    pub bootstrap: String,
+    dir: tempfile::TempDir,
+}
+
+/// The broker binary: `$WEIR_TOOLS/venv/bin/noida-db`.
+pub fn broker_bin() -> PathBuf {
+    let tools = std::env::var_os("WEIR_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/weir/tools"));
+    tools.join("venv/bin/noida-db")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Broker {
+    /// Starts a broker and waits until it answers metadata requests.
+    pub fn start() -> Broker {
+        let bin = broker_bin();
+        assert!(
+            bin.exists(),
+            "the test Kafka broker {} is missing: run `make setup` (it installs noida-db {BROKER_VERSION})",
+            bin.display()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("broker.log")).unwrap();
+        let child = Command::new(&bin)
+            .args(["start", "--only", "kafka", "--host", "127.0.0.1"])
+            .arg("--kafka-port")
+            .arg(port.to_string())
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let broker = Broker { child, bootstrap: format!("127.0.0.1:{port}"), dir };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let consumer: BaseConsumer = broker.config().create().unwrap();
+        while consumer.fetch_metadata(None, Duration::from_millis(500)).is_err() {
+            assert!(Instant::now() < deadline, "the broker did not come up: {}", broker.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        broker
+    }
+
+    /// What the broker printed.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("broker.log")).unwrap_or_default()
+    }
+
+    /// A client configuration for this broker.
+    pub fn config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap).set("log_level", "3");
+        c
+    }
+
+    /// Creates `topic` with `partitions` partitions.
+    pub fn create_topic(&self, topic: &str, partitions: i32) {
+        let admin: AdminClient<DefaultClientContext> = self.config().create().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let results = runtime
+            .block_on(admin.create_topics(
+                &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+            ))
+            .unwrap();
+        for r in results {
+            r.unwrap_or_else(|(t, e)| panic!("cannot create topic {t}: {e}"));
+        }
+    }
+
+    /// Writes `records` (partition, key, value, timestamp) and waits until
+    /// every one is acknowledged.
+    pub fn produce(&self, topic: &str, records: &[(i32, Option<&str>, &str, Option<i64>)]) {
+        let producer: BaseProducer = self.config().set("enable.idempotence", "true").create().unwrap();
+        for (partition, key, value, timestamp) in records {
+            let mut record = BaseRecord::<str, str>::to(topic).payload(value).partition(*partition);
+            if let Some(k) = key {
+                record = record.key(k);
+            }
+            if let Some(t) = timestamp {
+                record = record.timestamp(*t);
+            }
+            let mut record = Some(record);
+            while let Some(r) = record.take() {
+                match producer.send(r) {
+                    Ok(()) => {}
+                    Err((KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
+                        producer.poll(Duration::from_millis(10));
+                        record = Some(back);
+                    }
+                    Err((e, _)) => panic!("cannot produce to {topic}: {e}"),
+                }
+            }
+        }
+        producer.flush(Duration::from_secs(30)).unwrap();
+    }
+
+    /// Every record of `topic` (all partitions) as a consumer with
+    /// `isolation.level` sees it, in partition and offset order.
+    pub fn read(&self, topic: &str, isolation: &str) -> Vec<Read> {
+        let consumer: BaseConsumer = self
+            .config()
+            .set("group.id", "weir-tests-reader")
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .set("isolation.level", isolation)
+            .create()
+            .unwrap();
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
+        let partitions: Vec<i32> = metadata.topics()[0].partitions().iter().map(|p| p.id()).collect();
+        let mut list = TopicPartitionList::new();
+        for p in &partitions {
+            list.add_partition_offset(topic, *p, Offset::Beginning).unwrap();
+        }
+        consumer.assign(&list).unwrap();
+        let mut at_end = std::collections::BTreeSet::new();
+        let mut out = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while at_end.len() < partitions.len() {
+            assert!(Instant::now() < deadline, "reading {topic} did not reach its end");
+            match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => {
+                    at_end.remove(&m.partition());
+                    out.push(Read {
+                        partition: m.partition(),
+                        offset: m.offset(),
+                        key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                        value: String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
+                        timestamp: m.timestamp().to_millis(),
+                    });
+                }
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    at_end.insert(p);
+                }
+                Some(Err(e)) => panic!("reading {topic}: {e}"),
+                None => {}
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// The values of `topic` a `read_committed` consumer sees, sorted.
+    pub fn committed_values(&self, topic: &str) -> Vec<String> {
+        let mut values: Vec<String> = self.read(topic, "read_committed").into_iter().map(|r| r.value).collect();
+        values.sort();
+        values
+    }
+
+    /// The offset group `group` committed for partition `partition`.
+    pub fn group_offset(&self, group: &str, topic: &str, partition: i32) -> Option<i64> {
+        let consumer: BaseConsumer = self.config().set("group.id", group).create().unwrap();
+        let mut list = TopicPartitionList::new();
+        list.add_partition(topic, partition);
+        let committed = consumer.committed_offsets(list, Duration::from_secs(10)).unwrap();
+        match committed.find_partition(topic, partition)?.offset() {
+            Offset::Offset(o) => Some(o),
+            _ => None,
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
