@@ -1,1 +1,316 @@
+//! Kafka sources and sinks end to end: `weir run` (a real process) against
+//! a real Kafka-protocol broker the test starts (noida-db on 127.0.0.1),
+//! compared with the same job reading the same records from a file.
 
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use weir_tests::kafka::Broker;
+use weir_tests::{plugin, weir_bin};
+
+/// Sensor readings in event-time order: `sensors` sensors, each every
+/// 100 ms of event time, as JSON lines (the sensor generator's shape).
+fn readings(sensors: usize, per_sensor: usize) -> Vec<(usize, String)> {
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(11);
+    let mut out = Vec::with_capacity(sensors * per_sensor);
+    for i in 0..per_sensor {
+        for s in 0..sensors {
+            let t = 1_700_000_000_000i64 + 100 * i as i64;
+            let f: f64 = 50.0 + rng.random_range(0.0..40.0);
+            out.push((s, format!("{{\"id\":\"sensor_{s}\",\"timestamp\":{t},\"temperature\":{f:.3}}}")));
+        }
+    }
+    out
+}
+
+/// Writes readings into `topic`, sensor `s` into partition `s % partitions`.
+fn fill(broker: &Broker, topic: &str, partitions: i32, readings: &[(usize, String)]) {
+    broker.create_topic(topic, partitions);
+    let records: Vec<(i32, Option<&str>, &str, Option<i64>)> =
+        readings.iter().map(|(s, line)| ((*s as i32) % partitions, None, line.as_str(), None)).collect();
+    broker.produce(topic, &records);
+}
+
+/// A sensor-averages job (°F → °C, 5 s average per sensor) between
+/// `source` and `sink` (YAML of one node each), with `top` lines added.
+fn job(dir: &Path, name: &str, top: &str, source: &str, sink: &str) -> PathBuf {
+    let spec = format!(
+        "name: {name}
+{top}
+sources:
+  - {source}
+operators:
+  - {{ id: celsius, input: in, plugin: {celsius} }}
+  - {{ id: averages, input: celsius, key_by: key, plugin: {average}, config: {{ window_ms: 5000 }} }}
+sinks:
+  - {sink}
+",
+        celsius = plugin("celsius").display(),
+        average = plugin("sensor-average").display(),
+    );
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, spec).unwrap();
+    path
+}
+
+fn weir(job: &Path) -> Command {
+    let mut command = Command::new(weir_bin());
+    command.arg("run").arg(job).args(["--progress", "0"]).env("RUST_LOG", "info").env("NO_COLOR", "1");
+    command.stdout(Stdio::null()).stderr(Stdio::piped());
+    command
+}
+
+/// Runs a job to its end; its log.
+fn run_ok(job: &Path) -> String {
+    let out = weir(job).output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{log}");
+    log
+}
+
+fn sorted_lines(path: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = std::fs::read_to_string(path).unwrap().lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+/// The averages the same readings give read from a file.
+fn file_averages(dir: &Path, readings: &[(usize, String)]) -> Vec<String> {
+    let input = dir.join("readings.jsonl");
+    let text: String = readings.iter().map(|(_, l)| format!("{l}\n")).collect();
+    std::fs::write(&input, text).unwrap();
+    let spec = job(
+        dir,
+        "from-file",
+        "",
+        &format!("{{ id: in, type: file, path: {}, key: /id, timestamp: /timestamp }}", input.display()),
+        "{ id: out, type: file, path: file-out.jsonl, input: averages }",
+    );
+    run_ok(&spec);
+    let lines = sorted_lines(&dir.join("file-out.jsonl"));
+    assert!(lines.len() >= 40, "{} averages", lines.len());
+    lines
+}
+
+#[test]
+fn a_bounded_kafka_source_reads_what_the_topic_held_at_start_with_a_watermark_per_partition() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let data = readings(10, 250);
+    fill(&broker, "readings", 3, &data);
+    let expected = file_averages(dir.path(), &data);
+    let spec = job(
+        dir.path(),
+        "bounded",
+        "parallelism: 2",
+        &format!(
+            "{{ id: in, type: kafka, bootstrap: '{}', topics: [readings], key: /id, timestamp: /timestamp, stop_at: latest }}",
+            broker.bootstrap
+        ),
+        "{ id: out, type: file, path: out.jsonl, input: averages, parallelism: 1 }",
+    );
+    // Records written after the start are not read.
+    let log = run_ok(&spec);
+    assert_eq!(sorted_lines(&dir.path().join("out.jsonl")), expected, "{log}");
+}
+
+#[test]
+fn start_positions_and_committed_offsets() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    broker.create_topic("events", 2);
+    let t0 = 1_700_000_000_000i64;
+    let values: Vec<String> = (0..10).map(|i| format!("v{i}")).collect();
+    let records: Vec<(i32, Option<&str>, &str, Option<i64>)> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| ((i % 2) as i32, Some("k"), v.as_str(), Some(t0 + 1000 * i as i64)))
+        .collect();
+    broker.produce("events", &records);
+    let raw_job = |name: &str, start_from: &str| {
+        let spec = format!(
+            "name: {name}
+checkpoint: {{ interval: 100ms, dir: {name}-checkpoints }}
+sources:
+  - {{ id: in, type: kafka, bootstrap: '{}', topics: events, group_id: readers, format: raw, start_from: {start_from}, stop_at: latest }}
+sinks:
+  - {{ id: out, type: file, path: {name}-out, input: in }}
+",
+            broker.bootstrap
+        );
+        let path = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&path, spec).unwrap();
+        run_ok(&path);
+        let mut got = weir_tests::committed_parts(&dir.path().join(format!("{name}-out")));
+        got.sort();
+        got
+    };
+    assert_eq!(raw_job("earliest", "earliest"), values);
+    assert_eq!(raw_job("from-time", &format!("{{ timestamp: {} }}", t0 + 6500)), ["v7", "v8", "v9"]);
+    assert_eq!(raw_job("latest", "latest"), Vec::<String>::new());
+    // The group's offsets were committed when the job ended (for lag
+    // monitoring), so `committed` reads only what came after.
+    assert_eq!(
+        (broker.group_offset("readers", "events", 0), broker.group_offset("readers", "events", 1)),
+        (Some(5), Some(5))
+    );
+    let more: Vec<(i32, Option<&str>, &str, Option<i64>)> = vec![(0, None, "w0", None), (1, None, "w1", None)];
+    broker.produce("events", &more);
+    assert_eq!(raw_job("committed", "committed"), ["w0", "w1"]);
+}
+
+#[test]
+fn an_unreachable_cluster_and_a_missing_topic_fail_the_job_naming_them_in_bounded_time() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let failing = |name: &str, bootstrap: &str, topic: &str| {
+        let spec = job(
+            dir.path(),
+            name,
+            "",
+            &format!(
+                "{{ id: in, type: kafka, bootstrap: '{bootstrap}', topics: [{topic}], key: /id, timestamp: /timestamp }}"
+            ),
+            "{ id: out, type: stdout, input: averages }",
+        );
+        let started = Instant::now();
+        let out = weir(&spec).output().unwrap();
+        assert!(!out.status.success());
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        (log.lines().last().unwrap_or_default().to_string(), started.elapsed())
+    };
+    let (error, took) = failing("unreachable", "127.0.0.1:1", "readings");
+    assert!(
+        error.starts_with("error: task in-0/1 failed: cannot reach the Kafka cluster at 127.0.0.1:1 within 10s ("),
+        "{error}"
+    );
+    assert!(error.ends_with("): check `bootstrap` and that the brokers are up"), "{error}");
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    let (error, took) = failing("missing", &broker.bootstrap, "nope");
+    assert_eq!(
+        error,
+        format!(
+            "error: task in-0/1 failed: topic `nope` does not exist on {}: create it first (Weir does not create topics)",
+            broker.bootstrap
+        )
+    );
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}
+
+/// The newest completed checkpoint in `dir`.
+fn latest_checkpoint(dir: &Path) -> Option<u64> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".inprogress"))
+        .filter(|n| dir.join(n).join("_manifest.json").exists())
+        .filter_map(|n| n.strip_prefix("chk-")?.parse().ok())
+        .max()
+}
+
+fn in_progress(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .map(|d| d.filter_map(Result::ok).any(|e| e.file_name().to_string_lossy().ends_with(".inprogress")))
+        .unwrap_or(false)
+}
+
+fn spawn(job: &Path) -> Child {
+    weir(job).spawn().unwrap()
+}
+
+/// Kafka → sensor averages → Kafka, SIGKILLed six times (every other kill
+/// while a checkpoint is written), then run to its end.
+fn crash_kafka_to_kafka(delivery: &str) -> (Vec<String>, Vec<String>) {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let data = readings(20, 3000);
+    fill(&broker, "readings", 3, &data);
+    broker.create_topic("averages", 3);
+    broker.create_topic("reference", 3);
+    let source = format!(
+        "{{ id: in, type: kafka, bootstrap: '{}', topics: [readings], key: /id, timestamp: /timestamp, stop_at: latest, rate: 10000, watermark: {{ max_out_of_orderness: 200ms }} }}",
+        broker.bootstrap
+    );
+    let sink = |topic: &str| {
+        format!(
+            "{{ id: out, type: kafka, bootstrap: '{}', topic: {topic}, delivery: {delivery}, input: averages }}",
+            broker.bootstrap
+        )
+    };
+    let reference = job(
+        dir.path(),
+        "reference",
+        "parallelism: 2\ncheckpoint: { interval: 100ms, dir: reference-checkpoints }",
+        &source,
+        &sink("reference"),
+    );
+    run_ok(&reference);
+    let expected = broker.committed_values("reference");
+    assert!(expected.len() >= 20 * 5, "{} averages", expected.len());
+
+    let checkpoints = dir.path().join("checkpoints");
+    let spec = job(
+        dir.path(),
+        "crashing",
+        "parallelism: 2\ncheckpoint: { interval: 100ms, dir: checkpoints }",
+        &source,
+        &sink("averages"),
+    );
+    let seed: u64 = std::env::var("WEIR_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+    });
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
+    let (mut kills, mut during_checkpoint) = (0, 0);
+    while kills < 6 {
+        let before = latest_checkpoint(&checkpoints);
+        let mut child = spawn(&spec);
+        let wait_for_checkpoint = kills % 2 == 1;
+        let mut deadline = None;
+        let caught = loop {
+            if child.try_wait().unwrap().is_some() {
+                panic!("the job ended before kill #{} (seed {seed}): make it longer", kills + 1);
+            }
+            let checkpointed = latest_checkpoint(&checkpoints) > before;
+            if wait_for_checkpoint && checkpointed && in_progress(&checkpoints) {
+                break true;
+            }
+            if !wait_for_checkpoint && deadline.is_none() && checkpointed {
+                deadline = Some(Instant::now() + Duration::from_millis(rng.random_range(0..200)));
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                break false;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        };
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+        if caught && in_progress(&checkpoints) {
+            during_checkpoint += 1;
+        }
+    }
+    let log = run_ok(&spec);
+    assert!(log.contains("resuming from checkpoint"), "{log}");
+    assert!(during_checkpoint >= 1, "no kill landed while a checkpoint was written (seed {seed})");
+    (expected, broker.committed_values("averages"))
+}
+
+#[test]
+fn killed_at_random_an_exactly_once_kafka_job_commits_each_record_once() {
+    let (expected, got) = crash_kafka_to_kafka("exactly-once");
+    assert_eq!(got.len(), expected.len());
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn killed_at_random_an_at_least_once_kafka_job_loses_nothing() {
+    let (expected, got) = crash_kafka_to_kafka("at-least-once");
+    let mut distinct = got.clone();
+    distinct.dedup();
+    assert_eq!(distinct, expected, "every record, none other");
+    // What followed a checkpoint before a kill is written again.
+    assert!(got.len() > expected.len(), "six kills repeated nothing: {} records", got.len());
+}

@@ -66,8 +66,8 @@ pub enum ConnectorError {
     Kafka {
         /// What was being done.
         what: String,
-        /// librdkafka's error.
-        source: rdkafka::error::KafkaError,
+        /// librdkafka's error (boxed: it is large, and errors are rare).
+        source: Box<rdkafka::error::KafkaError>,
     },
     /// An external system is not as the job needs it: unreachable, a
     /// missing topic, refused credentials.

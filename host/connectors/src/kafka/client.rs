@@ -44,7 +44,10 @@ impl ClientContext for Context {
         let node = self.node.as_str();
         match level {
             RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
-                tracing::error!(target: "librdkafka", node, "{fac}: {message}")
+                tracing::error!(target: "librdkafka", node, "{fac}: {message}");
+                // `[thrd:…]: ` says nothing to a user.
+                let text = message.split_once("]: ").map_or(message, |(_, rest)| rest);
+                *self.last_error.lock().expect("not poisoned") = Some(text.to_string());
             }
             RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", node, "{fac}: {message}"),
             RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
@@ -93,7 +96,7 @@ pub(crate) fn config(bootstrap: &str, ours: &[(&str, &str)], properties: &BTreeM
 /// A client call that failed, and what was being done.
 pub(crate) fn kafka(what: impl Into<String>) -> impl FnOnce(KafkaError) -> ConnectorError {
     let what = what.into();
-    move |source| ConnectorError::Kafka { what, source }
+    move |source| ConnectorError::Kafka { what, source: Box::new(source) }
 }
 
 /// Creates a consumer (also used for metadata and group offsets).
@@ -126,6 +129,13 @@ pub(crate) fn unreachable(bootstrap: &str, context: &Context, error: &KafkaError
     ))
 }
 
+/// [`unreachable`], once the consumer's pending error events are served
+/// (they say why: `Connect to ipv4#127.0.0.1:1 failed: Connection refused`).
+pub(crate) fn failed(consumer: &BaseConsumer<Context>, bootstrap: &str, error: &KafkaError) -> ConnectorError {
+    let _ = consumer.poll(std::time::Duration::ZERO);
+    unreachable(bootstrap, consumer.context(), error)
+}
+
 /// The partitions of `topic`, or an error naming it when it does not exist.
 pub(crate) fn partitions_of(
     consumer: &BaseConsumer<Context>,
@@ -133,8 +143,7 @@ pub(crate) fn partitions_of(
     topic: &str,
     timeout: std::time::Duration,
 ) -> Result<Vec<i32>> {
-    let metadata =
-        consumer.fetch_metadata(Some(topic), timeout).map_err(|e| unreachable(bootstrap, consumer.context(), &e))?;
+    let metadata = consumer.fetch_metadata(Some(topic), timeout).map_err(|e| failed(consumer, bootstrap, &e))?;
     let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else {
         return Err(missing_topic(topic, bootstrap));
     };

@@ -67,7 +67,9 @@ impl KafkaSinkFactory {
                 | RDKafkaErrorCode::AllBrokersDown
                 | RDKafkaErrorCode::BrokerTransportFailure,
             ) => client::unreachable(&self.spec.bootstrap, producer.context(), &e),
-            _ => ConnectorError::Kafka { what: format!("cannot start transactional producer {id}"), source: e },
+            _ => {
+                ConnectorError::Kafka { what: format!("cannot start transactional producer {id}"), source: Box::new(e) }
+            }
         })?;
         Ok(producer)
     }

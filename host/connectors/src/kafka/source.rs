@@ -92,12 +92,8 @@ impl KafkaSourceFactory {
         };
         let mut list = TopicPartitionList::new();
         match self.spec.start_from {
-            StartFrom::Named(StartName::Earliest) => {
-                return fresh.iter().map(|(t, p)| Ok(watermarks(t, *p)?.0)).collect();
-            }
-            StartFrom::Named(StartName::Latest) => {
-                return fresh.iter().map(|(t, p)| Ok(watermarks(t, *p)?.1)).collect();
-            }
+            StartFrom::Named(StartName::Earliest) => fresh.iter().map(|(t, p)| Ok(watermarks(t, *p)?.0)).collect(),
+            StartFrom::Named(StartName::Latest) => fresh.iter().map(|(t, p)| Ok(watermarks(t, *p)?.1)).collect(),
             StartFrom::Named(StartName::Committed) => {
                 for (t, p) in fresh {
                     list.add_partition(t, *p);
@@ -196,6 +192,7 @@ impl crate::SourceFactory for KafkaSourceFactory {
             discovery,
             last_discovery: Instant::now(),
             barriers: VecDeque::new(),
+            pace: self.spec.rate.map(|r| (r / f64::from(task.parallelism.max(1)), Instant::now(), 0)),
         };
         reader.add(parts)?;
         reader.next = if reader.parts.is_empty() { 0 } else { next % reader.parts.len() };
@@ -234,6 +231,8 @@ struct KafkaReader {
     last_discovery: Instant,
     /// The offsets at each barrier whose checkpoint has not completed.
     barriers: VecDeque<(u64, TopicPartitionList)>,
+    /// `rate`: this instance's records per second, since when, how many.
+    pace: Option<(f64, Instant, u64)>,
 }
 
 impl KafkaReader {
@@ -333,10 +332,22 @@ impl KafkaReader {
             )
         ) || matches!(error, KafkaError::MessageConsumptionFatal(_));
         if fatal {
-            return Err(ConnectorError::Kafka { what: format!("{} cannot read from Kafka", self.task), source: error });
+            return Err(ConnectorError::Kafka {
+                what: format!("{} cannot read from Kafka", self.task),
+                source: Box::new(error),
+            });
         }
         tracing::warn!(task = %self.task, "Kafka consumer: {error}");
         Ok(())
+    }
+
+    /// Every partition's next offset.
+    fn offsets(&self) -> TopicPartitionList {
+        let mut offsets = TopicPartitionList::new();
+        for p in &self.parts {
+            let _ = offsets.add_partition_offset(&p.state.topic, p.state.partition, Offset::Offset(p.state.offset));
+        }
+        offsets
     }
 
     /// Where partition `i` is after an end-of-partition event (past any
@@ -442,6 +453,14 @@ impl Source for KafkaReader {
     fn poll(&mut self, max: usize) -> Result<SourcePoll> {
         self.serve()?;
         self.discover()?;
+        let mut max = max;
+        if let Some((rate, since, sent)) = self.pace {
+            let allowed = (since.elapsed().as_secs_f64() * rate) as u64;
+            if allowed <= sent {
+                return Ok(SourcePoll::Pending(Duration::from_secs_f64((1.0 / rate).min(0.01))));
+            }
+            max = max.min((allowed - sent) as usize);
+        }
         let n = self.parts.len();
         for _ in 0..n {
             let i = self.next;
@@ -450,6 +469,9 @@ impl Source for KafkaReader {
                 continue;
             }
             let records = self.read(i, max)?;
+            if let Some((_, _, sent)) = &mut self.pace {
+                *sent += records.len() as u64;
+            }
             if !records.is_empty() {
                 return Ok(SourcePoll::Records { split: i, records });
             }
@@ -460,6 +482,14 @@ impl Source for KafkaReader {
             }
         }
         if self.discovery.is_none() && self.parts.iter().all(|p| p.done) {
+            // The ends, for the group: a later `start_from: committed` goes
+            // on from here.
+            let offsets = self.offsets();
+            if offsets.count() > 0
+                && let Err(e) = self.consumer.commit(&offsets, CommitMode::Sync)
+            {
+                tracing::warn!(task = %self.task, "committing offsets to group {} failed: {e}", self.factory.group);
+            }
             return Ok(SourcePoll::End);
         }
         Ok(SourcePoll::Pending(IDLE_WAIT))
@@ -478,10 +508,7 @@ impl Source for KafkaReader {
     }
 
     fn barrier(&mut self, checkpoint: u64) {
-        let mut offsets = TopicPartitionList::new();
-        for p in &self.parts {
-            let _ = offsets.add_partition_offset(&p.state.topic, p.state.partition, Offset::Offset(p.state.offset));
-        }
+        let offsets = self.offsets();
         self.barriers.push_back((checkpoint, offsets));
     }
 

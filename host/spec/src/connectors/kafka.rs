@@ -95,6 +95,9 @@ pub struct KafkaSource {
     pub timestamp: Option<String>,
     /// How often to look for new partitions and topics (default 10s).
     pub discovery_interval: Duration,
+    /// At most this many records per second (all instances together;
+    /// default: as fast as the brokers deliver), e.g. to backfill gently.
+    pub rate: Option<f64>,
     /// Other librdkafka consumer properties.
     pub properties: BTreeMap<String, String>,
 }
@@ -155,11 +158,11 @@ pub(super) fn source_from_raw(raw: &RawSource) -> (SourceConnector, Vec<&'static
         ("seed", raw.seed.is_some()),
         ("interval", raw.interval.is_some()),
         ("start", raw.start.is_some()),
-        ("rate", raw.rate.is_some()),
         ("disorder", raw.disorder.is_some()),
         ("path", raw.path.is_some()),
     ];
     let kafka = KafkaSource {
+        rate: raw.rate,
         bootstrap: raw.bootstrap.clone().unwrap_or_default(),
         topics: raw.topics.clone(),
         group_id: raw.group_id.clone(),
@@ -219,6 +222,11 @@ impl KafkaSource {
             {
                 return Err((field, format!("`{p}` is not a JSON pointer (it must start with `/`, e.g. `/id`)")));
             }
+        }
+        if let Some(rate) = self.rate
+            && !(rate > 0.0 && rate.is_finite())
+        {
+            return Err(("rate", "must be a positive number of records per second".into()));
         }
         if self.discovery_interval.is_zero() {
             return Err(("discovery_interval", "must be positive".into()));
