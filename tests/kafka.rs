@@ -118,6 +118,8 @@ impl Broker {
 
     /// Writes `records` (partition, key, value, timestamp) and waits until
     /// every one is acknowledged.
+    /// Record timestamps older than the broker's retention (a week) are
+    /// deleted as they come: give recent ones.
     pub fn produce(&self, topic: &str, records: &[(i32, Option<&str>, &str, Option<i64>)]) {
         let producer: BaseProducer = self.config().set("enable.idempotence", "true").create().unwrap();
         for (partition, key, value, timestamp) in records {

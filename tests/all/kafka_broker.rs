@@ -17,6 +17,10 @@ use weir_tests::kafka::{BROKER_VERSION, Broker, broker_bin};
 
 const T: Duration = Duration::from_secs(10);
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
 #[test]
 fn the_broker_is_the_pinned_version() {
     let out = std::process::Command::new(broker_bin()).arg("version").output().unwrap();
@@ -95,17 +99,18 @@ fn transactions_markers_fencing_and_offsets_behave_as_the_connectors_need() {
 fn watermarks_times_positions_and_missing_topics_behave_as_the_source_needs() {
     let broker = Broker::start();
     broker.create_topic("in", 2);
-    let records: Vec<(i32, Option<&str>, &str, Option<i64>)> = (0..6)
-        .map(|i| (0, Some("k"), ["a", "b", "c", "d", "e", "f"][i], Some(1_700_000_000_000 + 1000 * i as i64)))
-        .collect();
+    // Recent times: the broker's retention deletes records older than a week.
+    let t0 = now_ms() - 3_600_000;
+    let records: Vec<(i32, Option<&str>, &str, Option<i64>)> =
+        (0..6).map(|i| (0, Some("k"), ["a", "b", "c", "d", "e", "f"][i], Some(t0 + 1000 * i as i64))).collect();
     broker.produce("in", &records);
     let consumer: BaseConsumer =
         broker.config().set("group.id", "g").set("isolation.level", "read_committed").create().unwrap();
     assert_eq!(consumer.fetch_watermarks("in", 0, T).unwrap(), (0, 6));
     assert_eq!(consumer.fetch_watermarks("in", 1, T).unwrap(), (0, 0));
     let mut list = TopicPartitionList::new();
-    list.add_partition_offset("in", 0, Offset::Offset(1_700_000_002_500)).unwrap();
-    list.add_partition_offset("in", 1, Offset::Offset(1_700_000_002_500)).unwrap();
+    list.add_partition_offset("in", 0, Offset::Offset(t0 + 2500)).unwrap();
+    list.add_partition_offset("in", 1, Offset::Offset(t0 + 2500)).unwrap();
     let found = consumer.offsets_for_times(list, T).unwrap();
     assert_eq!(found.find_partition("in", 0).unwrap().offset(), Offset::Offset(3));
     assert_eq!(found.find_partition("in", 1).unwrap().offset(), Offset::End);

@@ -101,6 +101,8 @@ fn send_all(producer: &BaseProducer<Context>, topic: &str, records: &RecordBatch
         if let Some(key) = r.key {
             record = record.key(key);
         }
+        // The record timestamp stays the write time: event times can be
+        // far in the past, and time-based retention would delete them.
         loop {
             match producer.send(record) {
                 Ok(()) => break,

@@ -118,10 +118,17 @@ impl KafkaSourceFactory {
                     .map_err(|e| client::unreachable(bootstrap, consumer.context(), &e))?;
                 fresh
                     .iter()
-                    .map(|(t, p)| match found.find_partition(t, *p).map(|e| e.offset()) {
-                        Some(Offset::Offset(o)) => Ok(o),
-                        // No record at or after the time: the end.
-                        _ => Ok(watermarks(t, *p)?.1),
+                    .map(|(t, p)| {
+                        let elem = found.find_partition(t, *p);
+                        match elem.as_ref().map(|e| (e.offset(), e.error())) {
+                            Some((Offset::Offset(o), Ok(()))) => Ok(o),
+                            // No record at or after the time: the end.
+                            Some((Offset::End, Ok(()))) => Ok(watermarks(t, *p)?.1),
+                            Some((_, Err(e))) => Err(kafka(format!("cannot look up offsets by time in {t}/{p}"))(e)),
+                            other => Err(ConnectorError::Unavailable(format!(
+                                "looking up offsets by time in {t}/{p} gave {other:?}"
+                            ))),
+                        }
                     })
                     .collect()
             }
@@ -241,6 +248,7 @@ impl KafkaReader {
         let mut list = TopicPartitionList::new();
         for state in parts {
             let done = state.stop.is_some_and(|stop| state.offset >= stop);
+            tracing::info!(task = %self.task, split = state.id.as_str(), offset = state.offset, stop = ?state.stop, "reading");
             let queue = self.consumer.split_partition_queue(&state.topic, state.partition).ok_or_else(|| {
                 ConnectorError::Position(format!(
                     "cannot read partition {} of topic `{}`",
