@@ -409,3 +409,38 @@ fn windows_wait_for_a_partition_behind_in_event_time_and_pass_a_silent_one_after
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn the_kafka_sensors_example_gives_the_averages_of_the_plain_sensor_example() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let example = weir_tests::repo().join("examples/kafka-sensors");
+    let adapt = |name: &str| {
+        let text = std::fs::read_to_string(example.join(name))
+            .unwrap()
+            .replace("127.0.0.1:9092", &broker.bootstrap)
+            .replace("/tmp/weir-kafka-sensors", &dir.path().display().to_string())
+            .replace("../../target/plugins", &weir_tests::repo().join("target/plugins").display().to_string());
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    broker.create_topic("sensor-readings", 3);
+    broker.create_topic("sensor-averages", 3);
+    run_ok(&adapt("produce.yaml"));
+    run_ok(&adapt("averages.yaml"));
+    let got = broker.committed_values("sensor-averages");
+    // The same readings straight from the generator (its disorder is within
+    // the watermark bound: nothing is late either way).
+    let plain = Command::new(weir_bin())
+        .arg("run")
+        .arg(weir_tests::repo().join("examples/sensor-averages/job.yaml"))
+        .args(["--progress", "0"])
+        .output()
+        .unwrap();
+    assert!(plain.status.success());
+    let mut expected: Vec<String> = String::from_utf8(plain.stdout).unwrap().lines().map(str::to_string).collect();
+    expected.sort();
+    assert_eq!(expected.len(), 120);
+    assert_eq!(got, expected);
+}
