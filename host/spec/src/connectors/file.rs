@@ -49,22 +49,16 @@ pub struct FileSink {
 }
 
 pub(super) fn source_from_raw(raw: &RawSource) -> (SourceConnector, Vec<&'static str>) {
-    let foreign = [
-        ("generator", raw.generator.is_some()),
-        ("events", raw.events.is_some()),
-        ("sensors", raw.sensors.is_some()),
-        ("seed", raw.seed.is_some()),
-        ("interval", raw.interval.is_some()),
-        ("start", raw.start.is_some()),
-        ("rate", raw.rate.is_some()),
-        ("disorder", raw.disorder.is_some()),
-    ];
+    let mut foreign: Vec<&'static str> = raw.generator_fields().collect();
+    if raw.rate.is_some() {
+        foreign.push("rate");
+    }
     let file = FileSource {
         paths: raw.path.as_ref().map(Paths::to_vec).unwrap_or_default(),
         key: raw.key.clone(),
         timestamp: raw.timestamp.clone(),
     };
-    (SourceConnector::File(file), foreign.iter().filter(|(_, set)| *set).map(|(f, _)| *f).collect())
+    (SourceConnector::File(file), foreign)
 }
 
 impl FileSource {

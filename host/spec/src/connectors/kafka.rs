@@ -151,16 +151,10 @@ fn check_properties(properties: &BTreeMap<String, String>) -> Result<(), FieldEr
 }
 
 pub(super) fn source_from_raw(raw: &RawSource) -> (SourceConnector, Vec<&'static str>) {
-    let foreign = [
-        ("generator", raw.generator.is_some()),
-        ("events", raw.events.is_some()),
-        ("sensors", raw.sensors.is_some()),
-        ("seed", raw.seed.is_some()),
-        ("interval", raw.interval.is_some()),
-        ("start", raw.start.is_some()),
-        ("disorder", raw.disorder.is_some()),
-        ("path", raw.path.is_some()),
-    ];
+    let mut foreign: Vec<&'static str> = raw.generator_fields().collect();
+    if raw.path.is_some() {
+        foreign.push("path");
+    }
     let kafka = KafkaSource {
         rate: raw.rate,
         bootstrap: raw.bootstrap.clone().unwrap_or_default(),
@@ -174,7 +168,7 @@ pub(super) fn source_from_raw(raw: &RawSource) -> (SourceConnector, Vec<&'static
         discovery_interval: raw.discovery_interval.unwrap_or(Duration::from_secs(10)),
         properties: raw.properties.clone().unwrap_or_default(),
     };
-    (SourceConnector::Kafka(kafka), foreign.iter().filter(|(_, set)| *set).map(|(f, _)| *f).collect())
+    (SourceConnector::Kafka(kafka), foreign)
 }
 
 pub(super) fn sink_from_raw(raw: &RawSink) -> (SinkConnector, Vec<&'static str>) {

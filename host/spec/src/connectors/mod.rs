@@ -201,6 +201,20 @@ pub(crate) struct RawSource {
 }
 
 impl RawSource {
+    /// The generator's own fields that are set (`rate` is Kafka's too).
+    fn generator_fields(&self) -> impl Iterator<Item = &'static str> + use<> {
+        let set = [
+            ("generator", self.generator.is_some()),
+            ("events", self.events.is_some()),
+            ("sensors", self.sensors.is_some()),
+            ("seed", self.seed.is_some()),
+            ("interval", self.interval.is_some()),
+            ("start", self.start.is_some()),
+            ("disorder", self.disorder.is_some()),
+        ];
+        set.into_iter().filter(|(_, set)| *set).map(|(f, _)| f)
+    }
+
     /// The Kafka fields set (foreign to the other sources).
     fn kafka_fields(&self) -> impl Iterator<Item = &'static str> + use<> {
         let set = [
