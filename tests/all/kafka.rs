@@ -444,3 +444,39 @@ fn the_kafka_sensors_example_gives_the_averages_of_the_plain_sensor_example() {
     assert_eq!(expected.len(), 120);
     assert_eq!(got, expected);
 }
+
+#[test]
+fn a_kafka_to_kafka_job_killed_at_parallelism_2_finishes_at_parallelism_3_with_each_record_once() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let data = readings(20, 2000);
+    fill(&broker, "readings", 5, &data);
+    broker.create_topic("averages", 3);
+    broker.create_topic("reference", 3);
+    let source = format!(
+        "{{ id: in, type: kafka, bootstrap: '{}', topics: [readings], key: /id, timestamp: /timestamp, stop_at: latest, rate: 10000, watermark: {{ max_out_of_orderness: 200ms }} }}",
+        broker.bootstrap
+    );
+    let sink = |topic: &str| {
+        format!("{{ id: out, type: kafka, bootstrap: '{}', topic: {topic}, input: averages }}", broker.bootstrap)
+    };
+    let top = |p: u32, dir: &str| format!("parallelism: {p}\ncheckpoint: {{ interval: 100ms, dir: {dir} }}");
+    run_ok(&job(dir.path(), "reference", &top(1, "reference-checkpoints"), &source, &sink("reference")));
+    let expected = broker.committed_values("reference");
+
+    let checkpoints = dir.path().join("checkpoints");
+    let mut child = spawn(&job(dir.path(), "rescaled", &top(2, "checkpoints"), &source, &sink("averages")));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while latest_checkpoint(&checkpoints).is_none_or(|id| id < 5) {
+        assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "no checkpoint completed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(150));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let partial = broker.committed_values("averages");
+    assert!(!partial.is_empty() && partial.len() < expected.len(), "{} of {}", partial.len(), expected.len());
+    let log = run_ok(&job(dir.path(), "rescaled", &top(3, "checkpoints"), &source, &sink("averages")));
+    assert!(log.contains("resuming from checkpoint"), "{log}");
+    assert_eq!(broker.committed_values("averages"), expected);
+}

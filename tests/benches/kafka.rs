@@ -104,7 +104,7 @@ fn plain_copy(broker: &Broker, n: u64, to: &str, transactional: bool) -> Duratio
     consume(&c, n, |k, v| {
         send(&producer, BaseRecord::to(to).key(k).payload(v));
         seen += 1;
-        if seen % 1024 == 0 {
+        if seen.is_multiple_of(1024) {
             producer.poll(Duration::ZERO);
         }
         if since.elapsed() >= Duration::from_secs(1) {
@@ -159,7 +159,7 @@ fn main() {
     for i in 0..n {
         let key = format!("key-{}", i % 1000);
         send(&producer, BaseRecord::to("in").key(key.as_bytes()).payload(&value[..]).partition((i % 4) as i32));
-        if i % 1024 == 0 {
+        if i.is_multiple_of(1024) {
             producer.poll(Duration::ZERO);
         }
     }

@@ -184,6 +184,9 @@ pub struct SinkContext<'a> {
     /// Whether the job checkpoints: output must then become visible only
     /// when a checkpoint completes (two-phase commit).
     pub exactly_once: bool,
+    /// With checkpoints: the checkpoint interval plus its timeout, the
+    /// longest a transaction opened after a barrier may wait for its commit.
+    pub checkpoint_span: Option<std::time::Duration>,
     /// The pending states a restored checkpoint holds for this instance to
     /// commit (or discard): of the old instances `k` with
     /// `k % parallelism == index`, as `(k, bytes)`.

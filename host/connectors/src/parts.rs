@@ -206,7 +206,11 @@ mod tests {
     }
 
     fn open(dir: &Path, index: u32, parallelism: u32, restored: &[(u32, Vec<u8>)]) -> PartFileSink {
-        PartFileSink::open(dir, &SinkContext { index, parallelism, exactly_once: true, restored }).unwrap()
+        PartFileSink::open(
+            dir,
+            &SinkContext { index, parallelism, exactly_once: true, checkpoint_span: None, restored },
+        )
+        .unwrap()
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! an unreachable cluster or a missing topic into an error naming them.
 
 mod client;
+mod exactly_once;
 mod sink;
 mod source;
 mod wal;

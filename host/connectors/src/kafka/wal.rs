@@ -39,7 +39,7 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 }
 
 /// The pending state's bytes.
-pub(crate) fn encode(group: &str, base: &str, batches: &[Batch]) -> Vec<u8> {
+pub(crate) fn encode(group: &str, base: &str, batches: &[&Batch]) -> Vec<u8> {
     let size: usize = batches.iter().map(|b| b.records.data().len() + b.records.len() * 16 + 64).sum();
     let mut out = Vec::with_capacity(size + 64);
     out.extend_from_slice(MAGIC);
@@ -149,7 +149,7 @@ mod tests {
     #[test]
     fn pending_state_round_trips_and_refuses_damage() {
         let batches = vec![batch(3, "t3", &["a", "", "ccc"]), batch(4, "t4", &[])];
-        let bytes = encode("g-0", "t2", &batches);
+        let bytes = encode("g-0", "t2", &batches.iter().collect::<Vec<_>>());
         let back = decode(&bytes).unwrap();
         assert_eq!(back, Pending { group: "g-0".into(), base: "t2".into(), batches });
         assert_eq!(decode(&bytes[..bytes.len() - 1]).unwrap_err(), "the Kafka sink's pending state is truncated");

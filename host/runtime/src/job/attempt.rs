@@ -184,6 +184,7 @@ impl Attempt<'_> {
                                 index: j,
                                 parallelism: node_task.parallelism,
                                 exactly_once: spec.checkpoint.is_some(),
+                                checkpoint_span: spec.checkpoint.as_ref().map(|c| c.interval + c.timeout),
                                 restored: &restored,
                             };
                             let sink =

@@ -1,0 +1,250 @@
+//! `delivery: exactly-once`: one Kafka transaction per instance per
+//! checkpoint.
+//!
+//! Records go into an open transaction as they come (on one of two
+//! alternating producers, so the next checkpoint's records flow while the
+//! last one's transaction waits for its checkpoint to complete). At the
+//! barrier the transaction is flushed and its records become a batch in
+//! the instance's pending state, stored with the checkpoint; when the
+//! checkpoint completes the transaction commits, with a *marker* — the
+//! batch's token, committed to the instance's group through
+//! TxnOffsetCommit, atomically with the records.
+//!
+//! librdkafka cannot resume a transaction another session began (Flink does
+//! so on the Java client through reflection), so a crash between the
+//! checkpoint completing and the commit would lose the flushed
+//! transaction: the new session's producers abort it when they fence the
+//! old ones. The batch in the checkpoint covers that: recovery reads the
+//! marker and writes, each in a transaction of its own (on a third
+//! producer), exactly the batches the broker has not committed.
+
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use weir_types::RecordBatch;
+
+use super::client::{Context, kafka};
+use super::sink::{FLUSH_TIMEOUT, KafkaSinkFactory, failed_delivery, send_all};
+use super::{METADATA_TIMEOUT, wal};
+use crate::{ConnectorError, Result, Sink, SinkContext};
+
+/// librdkafka's default `transaction.timeout.ms`.
+const DEFAULT_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A batch pre-committed at a barrier.
+struct Pending {
+    batch: wal::Batch,
+    /// The streaming producer whose open (flushed) transaction holds the
+    /// records; `None`: they were kept in memory only (both producers were
+    /// busy), to be written at the commit.
+    producer: Option<usize>,
+}
+
+/// The exactly-once sink of one instance.
+pub(super) struct ExactlyOnce {
+    /// Two producers that alternate streaming (`<prefix>-<i>-0`, `-1`), and
+    /// one that writes batches at once (`<prefix>-<i>-w`: batches kept in
+    /// memory, and recovery).
+    streaming: [BaseProducer<Context>; 2],
+    writer: BaseProducer<Context>,
+    /// The streaming producer whose transaction takes this interval's records.
+    current: Option<usize>,
+    topic: String,
+    node: String,
+    /// This instance's marker group.
+    group: String,
+    marker: BaseConsumer<Context>,
+    /// The token the marker held when the pending batches were written.
+    base: String,
+    /// Records since the last barrier (also in `current`'s transaction).
+    buffer: RecordBatch,
+    /// Pre-committed, not yet committed, oldest first.
+    pending: Vec<Pending>,
+}
+
+/// Every transactional id instance `instance` uses.
+fn ids(prefix: &str, instance: u32) -> [String; 3] {
+    ["0", "1", "w"].map(|slot| format!("{prefix}-{instance}-{slot}"))
+}
+
+impl ExactlyOnce {
+    pub(super) fn open(factory: &KafkaSinkFactory, cx: &SinkContext<'_>) -> Result<Self> {
+        warn_on_short_timeout(factory, cx);
+        // Opening each id fences an older producer of it and aborts what
+        // that one left open.
+        let [a, b, w] = ids(&factory.prefix, cx.index);
+        let group = format!("{}-{}", factory.prefix, cx.index);
+        let mut sink = ExactlyOnce {
+            streaming: [factory.transactional(&a)?, factory.transactional(&b)?],
+            writer: factory.transactional(&w)?,
+            current: None,
+            topic: factory.spec.topic.clone(),
+            node: factory.node.clone(),
+            marker: factory.marker(&group)?,
+            group,
+            base: String::new(),
+            buffer: RecordBatch::new(),
+            pending: Vec::new(),
+        };
+        // What the restored checkpoint holds, of this instance or (after a
+        // change of parallelism) of others: their producers are fenced and
+        // what the broker has not committed of their batches is written.
+        for (old, bytes) in cx.restored {
+            let state = wal::decode(bytes).map_err(|e| ConnectorError::Position(format!("{}: {e}", factory.node)))?;
+            if *old != cx.index {
+                for id in ids(&factory.prefix, *old) {
+                    drop(factory.transactional(&id)?);
+                }
+            }
+            let other = if state.group == sink.group { None } else { Some(factory.marker(&state.group)?) };
+            let marker = other.as_ref().unwrap_or(&sink.marker);
+            let committed = read_marker(marker, &sink.topic)?;
+            for batch in wal::uncommitted(&state, &committed) {
+                sink.begin(&sink.writer, batch.checkpoint)?;
+                send_all(&sink.writer, &sink.topic, &batch.records, &sink.node)?;
+                sink.finish(&sink.writer, batch, &state.group, marker)?;
+            }
+        }
+        sink.base = read_marker(&sink.marker, &sink.topic)?;
+        Ok(sink)
+    }
+
+    fn what(&self, doing: &str, checkpoint: u64) -> impl FnOnce(rdkafka::error::KafkaError) -> ConnectorError + use<> {
+        kafka(format!("{}: {doing} (checkpoint {checkpoint})", self.node))
+    }
+
+    fn begin(&self, producer: &BaseProducer<Context>, checkpoint: u64) -> Result<()> {
+        producer.begin_transaction().map_err(self.what("cannot begin a transaction", checkpoint))
+    }
+
+    /// Adds `batch`'s marker to `producer`'s transaction and commits it.
+    fn finish(
+        &self,
+        producer: &BaseProducer<Context>,
+        batch: &wal::Batch,
+        group: &str,
+        marker: &BaseConsumer<Context>,
+    ) -> Result<()> {
+        let what = |doing: &str| self.what(doing, batch.checkpoint);
+        let mut offsets = TopicPartitionList::new();
+        offsets
+            .add_partition_offset(&self.topic, 0, Offset::Offset(batch.checkpoint as i64))
+            .map_err(what("bad marker"))?;
+        offsets.find_partition(&self.topic, 0).expect("added").set_metadata(&batch.token);
+        let metadata = marker.group_metadata().ok_or_else(|| {
+            ConnectorError::Position(format!("{}: no group metadata for the marker group {group}", self.node))
+        })?;
+        producer
+            .send_offsets_to_transaction(&offsets, &metadata, FLUSH_TIMEOUT)
+            .map_err(what("cannot add the marker to the transaction"))?;
+        producer.flush(FLUSH_TIMEOUT).map_err(what("cannot flush the transaction"))?;
+        failed_delivery(producer, &self.topic, &self.node)?;
+        producer.commit_transaction(FLUSH_TIMEOUT).map_err(what("cannot commit the transaction"))?;
+        tracing::debug!(
+            node = self.node.as_str(),
+            checkpoint = batch.checkpoint,
+            records = batch.records.len(),
+            "committed"
+        );
+        Ok(())
+    }
+
+    /// A streaming producer with no transaction in flight.
+    fn free(&self) -> Option<usize> {
+        (0..2).find(|k| self.current != Some(*k) && !self.pending.iter().any(|p| p.producer == Some(*k)))
+    }
+}
+
+/// Warns when the broker may abort a streaming transaction before its
+/// checkpoint completes.
+fn warn_on_short_timeout(factory: &KafkaSinkFactory, cx: &SinkContext<'_>) {
+    let Some(span) = cx.checkpoint_span else { return };
+    let timeout = factory
+        .spec
+        .properties
+        .get("transaction.timeout.ms")
+        .and_then(|ms| ms.parse().ok())
+        .map(Duration::from_millis)
+        .unwrap_or(DEFAULT_TRANSACTION_TIMEOUT);
+    if timeout < span && cx.index == 0 {
+        tracing::warn!(
+            node = factory.node.as_str(),
+            "transaction.timeout.ms ({} ms) is shorter than the checkpoint interval plus its timeout ({} ms): \
+             the broker may abort a transaction before its checkpoint completes (the job then restarts from \
+             its checkpoint and writes that output again); raise it in the sink's `properties`",
+            timeout.as_millis(),
+            span.as_millis()
+        );
+    }
+}
+
+/// The token the marker of `marker`'s group holds (empty when none).
+fn read_marker(marker: &BaseConsumer<Context>, topic: &str) -> Result<String> {
+    let mut list = TopicPartitionList::new();
+    list.add_partition(topic, 0);
+    let committed = marker
+        .committed_offsets(list, METADATA_TIMEOUT)
+        .map_err(kafka(format!("cannot read the commit marker of topic `{topic}`")))?;
+    Ok(committed.find_partition(topic, 0).map(|e| e.metadata().to_string()).unwrap_or_default())
+}
+
+impl Sink for ExactlyOnce {
+    fn write(&mut self, records: &RecordBatch) -> Result<()> {
+        self.buffer.extend_from(records);
+        match self.current {
+            Some(k) => send_all(&self.streaming[k], &self.topic, records, &self.node),
+            // A producer is free again: it takes the interval so far.
+            None => match self.free() {
+                Some(k) => {
+                    self.begin(&self.streaming[k], 0)?;
+                    self.current = Some(k);
+                    send_all(&self.streaming[k], &self.topic, &self.buffer, &self.node)
+                }
+                None => Ok(()),
+            },
+        }
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    fn pre_commit(&mut self, checkpoint: u64) -> Result<Option<Vec<u8>>> {
+        let records = std::mem::take(&mut self.buffer);
+        let producer = self.current.take();
+        if let Some(k) = producer {
+            let p = &self.streaming[k];
+            if records.is_empty() {
+                p.abort_transaction(FLUSH_TIMEOUT).map_err(self.what("cannot end an empty transaction", checkpoint))?;
+            } else {
+                p.flush(FLUSH_TIMEOUT).map_err(self.what("cannot flush the transaction", checkpoint))?;
+                failed_delivery(p, &self.topic, &self.node)?;
+            }
+        }
+        if !records.is_empty() {
+            let token = uuid::Uuid::new_v4().simple().to_string();
+            self.pending.push(Pending { batch: wal::Batch { checkpoint, token, records }, producer });
+        }
+        let batches: Vec<&wal::Batch> = self.pending.iter().map(|p| &p.batch).collect();
+        Ok(Some(wal::encode(&self.group, &self.base, &batches)))
+    }
+
+    fn commit(&mut self, checkpoint: u64) -> Result<()> {
+        while self.pending.first().is_some_and(|p| p.batch.checkpoint <= checkpoint) {
+            let p = self.pending.remove(0);
+            let producer = match p.producer {
+                Some(k) => &self.streaming[k],
+                None => {
+                    self.begin(&self.writer, p.batch.checkpoint)?;
+                    send_all(&self.writer, &self.topic, &p.batch.records, &self.node)?;
+                    &self.writer
+                }
+            };
+            self.finish(producer, &p.batch, &self.group, &self.marker)?;
+            self.base = p.batch.token;
+        }
+        Ok(())
+    }
+}
