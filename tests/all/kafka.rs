@@ -480,3 +480,36 @@ fn a_kafka_to_kafka_job_killed_at_parallelism_2_finishes_at_parallelism_3_with_e
     assert!(log.contains("resuming from checkpoint"), "{log}");
     assert_eq!(broker.committed_values("averages"), expected);
 }
+
+#[test]
+fn a_pattern_source_picks_up_a_topic_created_while_it_runs() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    broker.create_topic("sensors-a", 2);
+    broker.create_topic("other", 1);
+    broker.produce("sensors-a", &[(0, None, "a0", None), (1, None, "a1", None)]);
+    broker.produce("other", &[(0, None, "not matched", None)]);
+    let spec = format!(
+        "name: pattern
+checkpoint: {{ interval: 100ms, dir: checkpoints }}
+parallelism: 2
+sources:
+  - {{ id: in, type: kafka, bootstrap: '{}', topics: {{ pattern: 'sensors-.*' }}, format: raw, discovery_interval: 300ms }}
+sinks:
+  - {{ id: out, type: file, path: out, input: in }}
+",
+        broker.bootstrap
+    );
+    let path = dir.path().join("pattern.yaml");
+    std::fs::write(&path, spec).unwrap();
+    let mut child = spawn(&path);
+    let out = dir.path().join("out");
+    await_output(&out, &["a0".to_string(), "a1".to_string()], &mut child);
+    broker.create_topic("sensors-b", 3);
+    broker.produce("sensors-b", &[(0, None, "b0", None), (1, None, "b1", None), (2, None, "b2", None)]);
+    broker.produce("sensors-a", &[(0, None, "a2", None)]);
+    let expected: Vec<String> = ["a0", "a1", "a2", "b0", "b1", "b2"].map(String::from).to_vec();
+    await_output(&out, &expected, &mut child);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -281,3 +281,68 @@ pub(super) fn deserialize_properties<'de, D: serde::Deserializer<'de>>(
             .collect()
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Format, JobSpec, SinkConnector, SourceConnector, StartFrom, Topics};
+
+    const SPEC: &str = "name: k
+checkpoint: { interval: 1s, dir: c }
+sources:
+  - id: in
+    type: kafka
+    bootstrap: 127.0.0.1:9092
+    topics: { pattern: 'sensors-.*' }
+    start_from: { timestamp: 1700000000000 }
+    properties: { fetch.max.bytes: 1048576, check.crcs: true }
+sinks:
+  - id: out
+    type: kafka
+    bootstrap: 127.0.0.1:9092
+    topic: averages
+    input: in
+";
+
+    fn err(text: &str) -> String {
+        JobSpec::parse(text, Format::Yaml).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_kafka_spec_reads_into_typed_settings() {
+        let spec = JobSpec::parse(SPEC, Format::Yaml).unwrap();
+        let SourceConnector::Kafka(k) = &spec.sources[0].connector else { panic!() };
+        assert_eq!(k.topics, Some(Topics::Pattern { pattern: "sensors-.*".into() }));
+        assert_eq!(k.start_from, StartFrom::Timestamp { timestamp: 1_700_000_000_000 });
+        assert_eq!(k.properties["fetch.max.bytes"], "1048576");
+        assert_eq!(k.properties["check.crcs"], "true");
+        let SinkConnector::Kafka(s) = &spec.sinks[0].connector else { panic!() };
+        assert_eq!(s.delivery(true), crate::Delivery::ExactlyOnce);
+        assert_eq!(s.delivery(false), crate::Delivery::AtLeastOnce);
+    }
+
+    #[test]
+    fn kafka_mistakes_are_refused_at_their_line() {
+        assert_eq!(
+            err(&SPEC
+                .replace("checkpoint: { interval: 1s, dir: c }\n", "")
+                .replace("input: in", "input: in\n    delivery: exactly-once")),
+            "invalid job spec at line 15: sinks `out`: field `delivery`: exactly-once commits a transaction per checkpoint: set `checkpoint` on the job, or use `delivery: at-least-once`"
+        );
+        assert_eq!(
+            err(&SPEC.replace("check.crcs: true", "group.id: mine")),
+            "invalid job spec at line 9: sources `in`: field `properties`: `group.id` cannot be set here: set `group_id`"
+        );
+        assert_eq!(
+            err(&SPEC.replace("sensors-.*", "(unclosed")),
+            "invalid job spec at line 7: sources `in`: field `topics`: `(unclosed` is not a regular expression: regex parse error:\n    (unclosed\n    ^\nerror: unclosed group"
+        );
+        assert_eq!(
+            err(&SPEC.replace("start_from", "format: raw\n    key: /id\n    start_from")),
+            "invalid job spec at line 9: sources `in`: field `key`: does not apply to `format: raw` (key and time come from the Kafka record)"
+        );
+        assert_eq!(
+            err(&SPEC.replace("topic: averages\n", "topic: averages\n    path: x\n")),
+            "invalid job spec at line 15: sinks `out`: field `path`: does not apply to a `kafka` sink"
+        );
+    }
+}
