@@ -1,6 +1,7 @@
 //! Helpers for Weir's integration tests: where the built plugins are, and
 //! running specs with their outputs redirected to a temporary directory.
 
+pub mod crash;
 pub mod kafka;
 
 use std::path::{Path, PathBuf};

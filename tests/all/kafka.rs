@@ -200,26 +200,11 @@ fn an_unreachable_cluster_and_a_missing_topic_fail_the_job_naming_them_in_bounde
     assert!(took < Duration::from_secs(10), "{took:?}");
 }
 
-/// The newest completed checkpoint in `dir`.
-fn latest_checkpoint(dir: &Path) -> Option<u64> {
-    std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.ends_with(".inprogress"))
-        .filter(|n| dir.join(n).join("_manifest.json").exists())
-        .filter_map(|n| n.strip_prefix("chk-")?.parse().ok())
-        .max()
-}
-
-fn in_progress(dir: &Path) -> bool {
-    std::fs::read_dir(dir)
-        .map(|d| d.filter_map(Result::ok).any(|e| e.file_name().to_string_lossy().ends_with(".inprogress")))
-        .unwrap_or(false)
-}
-
+/// Starts the job, its log going to `<job>.log` beside the spec (a pipe
+/// nobody reads would block a long-running job once full).
 fn spawn(job: &Path) -> Child {
-    weir(job).spawn().unwrap()
+    let log = std::fs::File::create(job.with_extension("log")).unwrap();
+    weir(job).stderr(log).spawn().unwrap()
 }
 
 /// Kafka → sensor averages → Kafka, SIGKILLed six times (every other kill
@@ -232,7 +217,7 @@ fn crash_kafka_to_kafka(delivery: &str) -> (Vec<String>, Vec<String>) {
     broker.create_topic("averages", 3);
     broker.create_topic("reference", 3);
     let source = format!(
-        "{{ id: in, type: kafka, bootstrap: '{}', topics: [readings], key: /id, timestamp: /timestamp, stop_at: latest, rate: 10000, watermark: {{ max_out_of_orderness: 200ms }} }}",
+        "{{ id: in, type: kafka, bootstrap: '{}', topics: [readings], key: /id, timestamp: /timestamp, stop_at: latest, rate: 5000, watermark: {{ max_out_of_orderness: 200ms }} }}",
         broker.bootstrap
     );
     let sink = |topic: &str| {
@@ -260,39 +245,9 @@ fn crash_kafka_to_kafka(delivery: &str) -> (Vec<String>, Vec<String>) {
         &source,
         &sink("averages"),
     );
-    let seed: u64 = std::env::var("WEIR_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-    });
-    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
-    let (mut kills, mut during_checkpoint) = (0, 0);
-    while kills < 6 {
-        let before = latest_checkpoint(&checkpoints);
-        let mut child = spawn(&spec);
-        let wait_for_checkpoint = kills % 2 == 1;
-        let mut deadline = None;
-        let caught = loop {
-            if child.try_wait().unwrap().is_some() {
-                panic!("the job ended before kill #{} (seed {seed}): make it longer", kills + 1);
-            }
-            let checkpointed = latest_checkpoint(&checkpoints) > before;
-            if wait_for_checkpoint && checkpointed && in_progress(&checkpoints) {
-                break true;
-            }
-            if !wait_for_checkpoint && deadline.is_none() && checkpointed {
-                deadline = Some(Instant::now() + Duration::from_millis(rng.random_range(0..200)));
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                break false;
-            }
-            std::thread::sleep(Duration::from_micros(200));
-        };
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        kills += 1;
-        if caught && in_progress(&checkpoints) {
-            during_checkpoint += 1;
-        }
-    }
+    let seed = weir_tests::crash::seed();
+    let during_checkpoint =
+        weir_tests::crash::kill_repeatedly(|| spawn(&spec), &checkpoints, 6, seed).during_checkpoint;
     let log = run_ok(&spec);
     assert!(log.contains("resuming from checkpoint"), "{log}");
     assert!(during_checkpoint >= 1, "no kill landed while a checkpoint was written (seed {seed})");
@@ -467,7 +422,7 @@ fn a_kafka_to_kafka_job_killed_at_parallelism_2_finishes_at_parallelism_3_with_e
     let checkpoints = dir.path().join("checkpoints");
     let mut child = spawn(&job(dir.path(), "rescaled", &top(2, "checkpoints"), &source, &sink("averages")));
     let deadline = Instant::now() + Duration::from_secs(30);
-    while latest_checkpoint(&checkpoints).is_none_or(|id| id < 5) {
+    while weir_tests::crash::latest_checkpoint(&checkpoints).is_none_or(|id| id < 5) {
         assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "no checkpoint completed");
         std::thread::sleep(Duration::from_millis(5));
     }

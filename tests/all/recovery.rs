@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rand::{Rng, SeedableRng};
 use weir_tests::{committed_parts, plugin, weir_bin};
 
 /// A keyed, stateful job with late data, punctuated watermarks (so results
@@ -85,12 +84,6 @@ fn start_with(job: &Path, args: &[&str]) -> Child {
         .unwrap()
 }
 
-fn in_progress_checkpoint(dir: &Path) -> bool {
-    std::fs::read_dir(dir.join("checkpoints"))
-        .map(|d| d.filter_map(Result::ok).any(|e| e.file_name().to_string_lossy().ends_with(".inprogress")))
-        .unwrap_or(false)
-}
-
 fn crash_and_recover(backend: &str) {
     let reference = tempfile::tempdir().unwrap();
     let job = write_job(reference.path(), backend);
@@ -99,51 +92,12 @@ fn crash_and_recover(backend: &str) {
     let expected = outputs(reference.path());
     assert!(expected.iter().all(|o| o.len() > 5), "every sink gets output: {:?}", expected.each_ref().map(Vec::len));
 
-    // WEIR_TEST_SEED replays a failed run's kill times.
-    let seed: u64 = std::env::var("WEIR_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-    });
-    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
+    let seed = weir_tests::crash::seed();
     let dir = tempfile::tempdir().unwrap();
     let job = write_job(dir.path(), backend);
-    let (mut kills, mut during_checkpoint, mut resumed) = (0, 0, 0);
-    while kills < 6 {
-        let before = latest_checkpoint(dir.path());
-        let mut child = start(&job);
-        // Every kill comes after this run completed a checkpoint of its own
-        // (so the next run has something new to resume from, however slowly a
-        // loaded machine starts the job, and a previous run's unfinished
-        // checkpoint directory has been cleaned away). Then every other kill
-        // waits for a checkpoint being written; the others come at a random
-        // time.
-        let wait_for_checkpoint = kills % 2 == 1;
-        let mut deadline = None;
-        let caught = loop {
-            if child.try_wait().unwrap().is_some() {
-                panic!("the job ended before kill #{} (seed {seed}): make it longer", kills + 1);
-            }
-            let checkpointed = latest_checkpoint(dir.path()) > before;
-            if wait_for_checkpoint && checkpointed && in_progress_checkpoint(dir.path()) {
-                break true;
-            }
-            if !wait_for_checkpoint && deadline.is_none() && checkpointed {
-                deadline = Some(Instant::now() + Duration::from_millis(rng.random_range(0..200)));
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                break false;
-            }
-            std::thread::sleep(Duration::from_micros(200));
-        };
-        child.kill().unwrap(); // SIGKILL
-        let out = child.wait_with_output().unwrap();
-        kills += 1;
-        if caught && in_progress_checkpoint(dir.path()) {
-            during_checkpoint += 1;
-        }
-        if String::from_utf8_lossy(&out.stderr).contains("resuming from checkpoint") {
-            resumed += 1;
-        }
-    }
+    let kills = weir_tests::crash::kill_repeatedly(|| start(&job), &dir.path().join("checkpoints"), 6, seed);
+    let resumed = kills.logs.iter().filter(|log| log.contains("resuming from checkpoint")).count();
+    let during_checkpoint = kills.during_checkpoint;
     let out = start(&job).wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
@@ -196,11 +150,6 @@ fn check_shared_files(checkpoints: &Path) {
 }
 
 /// The complete checkpoints in `dir/checkpoints`.
-/// The id of the newest completed checkpoint in `dir`.
-fn latest_checkpoint(dir: &Path) -> Option<u64> {
-    checkpoints(dir).iter().filter_map(|n| n.strip_prefix("chk-")?.parse().ok()).max()
-}
-
 fn checkpoints(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir.join("checkpoints"))
         .map(|d| {
