@@ -412,8 +412,13 @@ fn a_kafka_to_kafka_job_killed_at_parallelism_2_finishes_at_parallelism_3_with_e
         "{{ id: in, type: kafka, bootstrap: '{}', topics: [readings], key: /id, timestamp: /timestamp, stop_at: latest, rate: 10000, watermark: {{ max_out_of_orderness: 200ms }} }}",
         broker.bootstrap
     );
+    // (A producer property on the sink: the marker consumer takes the
+    // sink's properties too, for credentials, and must ignore such ones.)
     let sink = |topic: &str| {
-        format!("{{ id: out, type: kafka, bootstrap: '{}', topic: {topic}, input: averages }}", broker.bootstrap)
+        format!(
+            "{{ id: out, type: kafka, bootstrap: '{}', topic: {topic}, input: averages, properties: {{ transaction.timeout.ms: 120000 }} }}",
+            broker.bootstrap
+        )
     };
     let top = |p: u32, dir: &str| format!("parallelism: {p}\ncheckpoint: {{ interval: 100ms, dir: {dir} }}");
     run_ok(&job(dir.path(), "reference", &top(1, "reference-checkpoints"), &source, &sink("reference")));

@@ -2,7 +2,6 @@
 //! flushed at every barrier. The exactly-once form is in
 //! [`super::exactly_once`].
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rdkafka::consumer::BaseConsumer;
@@ -58,9 +57,10 @@ impl KafkaSinkFactory {
         Ok(producer)
     }
 
-    /// The consumer that reads and writes the marker of `group`.
+    /// The consumer that reads and writes the marker of `group` (with the
+    /// sink's properties, for credentials; producer-only ones are ignored).
     pub(super) fn marker(&self, group: &str) -> Result<BaseConsumer<Context>> {
-        let config = client::config(&self.spec.bootstrap, &[("group.id", group)], &BTreeMap::new());
+        let config = client::config(&self.spec.bootstrap, &[("group.id", group)], &self.spec.properties);
         client::consumer(&self.node, &config)
     }
 }
