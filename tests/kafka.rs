@@ -116,6 +116,21 @@ impl Broker {
         }
     }
 
+    /// Grows `topic` to `partitions` partitions.
+    pub fn add_partitions(&self, topic: &str, partitions: usize) {
+        let admin: AdminClient<DefaultClientContext> = self.config().create().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let results = runtime
+            .block_on(admin.create_partitions(
+                &[rdkafka::admin::NewPartitions::new(topic, partitions)],
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+            ))
+            .unwrap();
+        for r in results {
+            r.unwrap_or_else(|(t, e)| panic!("cannot add partitions to {t}: {e}"));
+        }
+    }
+
     /// Writes `records` (partition, key, value, timestamp) and waits until
     /// every one is acknowledged.
     /// Record timestamps older than the broker's retention (a week) are

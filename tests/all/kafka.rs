@@ -442,7 +442,7 @@ fn a_kafka_to_kafka_job_killed_at_parallelism_2_finishes_at_parallelism_3_with_e
 }
 
 #[test]
-fn a_pattern_source_picks_up_a_topic_created_while_it_runs() {
+fn a_pattern_source_picks_up_topics_and_partitions_created_while_it_runs() {
     let broker = Broker::start();
     let dir = tempfile::tempdir().unwrap();
     broker.create_topic("sensors-a", 2);
@@ -467,8 +467,10 @@ sinks:
     await_output(&out, &["a0".to_string(), "a1".to_string()], &mut child);
     broker.create_topic("sensors-b", 3);
     broker.produce("sensors-b", &[(0, None, "b0", None), (1, None, "b1", None), (2, None, "b2", None)]);
-    broker.produce("sensors-a", &[(0, None, "a2", None)]);
-    let expected: Vec<String> = ["a0", "a1", "a2", "b0", "b1", "b2"].map(String::from).to_vec();
+    // A partition added to a topic being read is read from its start.
+    broker.add_partitions("sensors-a", 3);
+    broker.produce("sensors-a", &[(0, None, "a2", None), (2, None, "a3", None)]);
+    let expected: Vec<String> = ["a0", "a1", "a2", "a3", "b0", "b1", "b2"].map(String::from).to_vec();
     await_output(&out, &expected, &mut child);
     child.kill().unwrap();
     child.wait().unwrap();
