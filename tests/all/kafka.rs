@@ -475,3 +475,61 @@ sinks:
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn a_kafka_source_reports_its_lag_as_a_prometheus_gauge() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    broker.create_topic("backlog", 2);
+    let values: Vec<String> = (0..4000).map(|i| format!("v{i}")).collect();
+    let records: Vec<(i32, Option<&str>, &str, Option<i64>)> =
+        values.iter().enumerate().map(|(i, v)| ((i % 2) as i32, None, v.as_str(), None)).collect();
+    broker.produce("backlog", &records);
+    let spec = dir.path().join("lag.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "name: lagging\nsources: [{{ id: in, type: kafka, bootstrap: '{}', topics: backlog, format: raw, rate: 500 }}]\n\
+             sinks: [{{ id: out, type: blackhole, input: in }}]\n",
+            broker.bootstrap
+        ),
+    )
+    .unwrap();
+    let mut child = weir(&spec).args(["--metrics-addr", "127.0.0.1:0"]).spawn().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let addr = loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "weir exited before serving metrics");
+        if let Some(rest) = line.split("serving Prometheus metrics at http://").nth(1) {
+            break rest.trim().trim_end_matches("/metrics").to_string();
+        }
+    };
+    // Keep reading the log so the job never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let lag = || -> Option<u64> {
+        let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+        conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+        let mut body = String::new();
+        conn.read_to_string(&mut body).unwrap();
+        body.lines()
+            .find(|l| l.starts_with("weir_source_lag_records{job=\"lagging\"") && l.contains("node=\"in\""))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        assert!(Instant::now() < deadline, "lag seen: {seen:?}");
+        if let Some(l) = lag()
+            && l > 0
+            && seen.last() != Some(&l)
+        {
+            seen.push(l);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Reading 500 records a second, the backlog shrinks.
+    assert!(seen.windows(2).all(|w| w[1] < w[0]) && seen[0] < 4000, "{seen:?}");
+}

@@ -146,6 +146,11 @@ pub trait Source: Send {
     fn committed(&mut self, checkpoint: u64) {
         let _ = checkpoint;
     }
+    /// How many records its splits are behind the end of their input, when
+    /// the source knows (a Kafka source: from the client's statistics).
+    fn lag(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// A split handed to a reader: its identity and, after a restore, where it

@@ -27,6 +27,7 @@ struct Families {
     side_out: Family<Labels, Counter>,
     watermark: Family<Labels, Gauge>,
     backpressured: Family<Labels, Counter>,
+    lag: Family<Labels, Gauge>,
     plugin: Family<Labels, Counter>,
     checkpoints: CheckpointMetrics,
 }
@@ -62,6 +63,12 @@ impl Metrics {
         r.register("records_out", "Records a node subtask emitted on its main output", m.records_out.clone());
         r.register("side_output_records", "Records a node subtask emitted on side outputs", m.side_out.clone());
         r.register("watermark_ms", "A node subtask's event-time watermark (ms since the epoch)", m.watermark.clone());
+        r.register(
+            "source_lag_records",
+            "Records a source subtask is behind the end of its input (Kafka: the last stable offsets of its \
+             partitions, as of the client's last statistics, every second)",
+            m.lag.clone(),
+        );
         r.register(
             "backpressured_us",
             "Time a node subtask waited to send downstream because the channel was full (microseconds): growing by \
@@ -181,6 +188,8 @@ impl JobMetrics {
             side_out: f.side_out.get_or_create(&labels).clone(),
             watermark,
             backpressured: f.backpressured.get_or_create(&labels).clone(),
+            lag_family: f.lag.clone(),
+            lag: OnceLock::new(),
             plugin: f.plugin.clone(),
             labels,
             counter_names: Mutex::new(BTreeMap::new()),
@@ -242,6 +251,7 @@ impl JobMetrics {
             f.side_out.remove(&t.labels);
             f.watermark.remove(&t.labels);
             f.backpressured.remove(&t.labels);
+            f.lag.remove(&t.labels);
             for name in t.counter_names.lock().unwrap_or_else(|e| e.into_inner()).keys() {
                 f.plugin.remove(&t.counter_labels(name));
             }
@@ -273,6 +283,9 @@ pub struct NodeMetrics {
     pub watermark: Gauge,
     /// Time it waited to send downstream because a channel was full (µs).
     pub backpressured: Counter,
+    lag_family: Family<Labels, Gauge>,
+    /// A source's lag, once it reported one.
+    lag: OnceLock<Gauge>,
     plugin: Family<Labels, Counter>,
     labels: Labels,
     /// Plugin counters seen, for reports (locked only for a new name).
@@ -285,6 +298,13 @@ impl NodeMetrics {
     /// Metrics that no registry sees (harnesses and unit tests).
     pub fn detached(node: &str) -> Arc<Self> {
         Metrics::new().job("detached", node).task(node, 0)
+    }
+
+    /// Sets a source subtask's lag (records behind the end of its input);
+    /// the series exists only for sources that report one.
+    pub fn set_lag(&self, records: u64) {
+        let gauge = self.lag.get_or_init(|| self.lag_family.get_or_create(&self.labels).clone());
+        gauge.set(records.min(i64::MAX as u64) as i64);
     }
 
     fn counter_labels(&self, name: &str) -> Labels {

@@ -21,11 +21,24 @@ pub(crate) struct Context {
     node: String,
     last_error: Mutex<Option<String>>,
     failed_delivery: Mutex<Option<KafkaError>>,
+    /// Each partition's end (last stable offset) from the statistics.
+    ends: Mutex<std::collections::HashMap<(String, i32), i64>>,
 }
 
 impl Context {
     pub(crate) fn new(node: &str) -> Self {
-        Context { node: node.to_string(), last_error: Mutex::new(None), failed_delivery: Mutex::new(None) }
+        Context {
+            node: node.to_string(),
+            last_error: Mutex::new(None),
+            failed_delivery: Mutex::new(None),
+            ends: Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// The end of partition `partition` of `topic` as of the last
+    /// statistics (`statistics.interval.ms`), if known.
+    pub(crate) fn end(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.ends.lock().expect("not poisoned").get(&(topic.to_string(), partition)).copied()
     }
 
     /// What librdkafka last reported as an error, if anything.
@@ -54,6 +67,19 @@ impl ClientContext for Context {
                 tracing::info!(target: "librdkafka", node, "{fac}: {message}")
             }
             RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", node, "{fac}: {message}"),
+        }
+    }
+
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let mut ends = self.ends.lock().expect("not poisoned");
+        for (name, topic) in statistics.topics {
+            for (id, p) in topic.partitions {
+                // -1 is librdkafka's internal unassigned partition.
+                let end = if p.ls_offset >= 0 { p.ls_offset } else { p.hi_offset };
+                if id >= 0 && end >= 0 {
+                    ends.insert((name.clone(), id), end);
+                }
+            }
         }
     }
 

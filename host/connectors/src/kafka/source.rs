@@ -59,6 +59,8 @@ impl KafkaSourceFactory {
             // oldest it has, not at its end.
             ("auto.offset.reset", "earliest"),
             ("isolation.level", "read_committed"),
+            // Partition ends for the lag metric.
+            ("statistics.interval.ms", "1000"),
         ];
         let config = client::config(&self.spec.bootstrap, &ours, &self.spec.properties);
         client::consumer(&self.node, &config)
@@ -513,6 +515,19 @@ impl Source for KafkaReader {
 
     fn next_split(&self) -> usize {
         self.next
+    }
+
+    fn lag(&self) -> Option<u64> {
+        let context = self.consumer.context();
+        let mut known = false;
+        let mut lag = 0u64;
+        for p in self.parts.iter().filter(|p| !p.done) {
+            if let Some(end) = context.end(&p.state.topic, p.state.partition) {
+                known = true;
+                lag += (end - p.state.offset).max(0) as u64;
+            }
+        }
+        (known || self.parts.iter().all(|p| p.done)).then_some(lag)
     }
 
     fn barrier(&mut self, checkpoint: u64) {

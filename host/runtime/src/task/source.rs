@@ -14,6 +14,9 @@ use crate::error::{Result, RuntimeError};
 use crate::metrics::NodeMetrics;
 use crate::watermark::BoundedOutOfOrderness;
 
+/// How often a source task reads its source's lag into the metrics.
+const LAG_EVERY: Duration = Duration::from_millis(500);
+
 /// Watermark settings of a source task.
 #[derive(Debug, Clone)]
 pub(crate) struct SourceTime {
@@ -78,6 +81,7 @@ impl SourceTask {
         }
         let mut idle = false;
         let mut next_emit = Instant::now() + self.time.interval;
+        let mut next_lag = Instant::now();
         let inbox = self.chain.link.as_ref().map(|l| l.inbox.clone());
         loop {
             while let Some(control) = inbox.as_ref().and_then(|i| i.try_recv().ok()) {
@@ -161,6 +165,12 @@ impl SourceTask {
                 next_emit = Instant::now() + self.time.interval;
                 if !idle {
                     self.emit_min(&splits)?;
+                }
+            }
+            if Instant::now() >= next_lag {
+                next_lag = Instant::now() + LAG_EVERY;
+                if let Some(lag) = self.source.lag() {
+                    self.metrics.set_lag(lag);
                 }
             }
             if self.chain.cancelled() {
