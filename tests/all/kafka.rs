@@ -207,9 +207,10 @@ fn spawn(job: &Path) -> Child {
     weir(job).stderr(log).spawn().unwrap()
 }
 
-/// Kafka → sensor averages → Kafka, SIGKILLed six times (every other kill
-/// while a checkpoint is written), then run to its end.
-fn crash_kafka_to_kafka(delivery: &str) -> (Vec<String>, Vec<String>) {
+/// Kafka → sensor averages → Kafka, checkpointing every `interval`,
+/// SIGKILLed six times (every other kill while a checkpoint is written),
+/// then run to its end.
+fn crash_kafka_to_kafka(delivery: &str, interval: &str) -> (Vec<String>, Vec<String>) {
     let broker = Broker::start();
     let dir = tempfile::tempdir().unwrap();
     let data = readings(20, 3000);
@@ -241,7 +242,7 @@ fn crash_kafka_to_kafka(delivery: &str) -> (Vec<String>, Vec<String>) {
     let spec = job(
         dir.path(),
         "crashing",
-        "parallelism: 2\ncheckpoint: { interval: 100ms, dir: checkpoints }",
+        &format!("parallelism: 2\ncheckpoint: {{ interval: {interval}, dir: checkpoints }}"),
         &source,
         &sink("averages"),
     );
@@ -256,14 +257,16 @@ fn crash_kafka_to_kafka(delivery: &str) -> (Vec<String>, Vec<String>) {
 
 #[test]
 fn killed_at_random_an_exactly_once_kafka_job_commits_each_record_once() {
-    let (expected, got) = crash_kafka_to_kafka("exactly-once");
+    let (expected, got) = crash_kafka_to_kafka("exactly-once", "100ms");
     assert_eq!(got.len(), expected.len());
     assert_eq!(got, expected);
 }
 
 #[test]
 fn killed_at_random_an_at_least_once_kafka_job_loses_nothing() {
-    let (expected, got) = crash_kafka_to_kafka("at-least-once");
+    // Half a second between checkpoints: a kill while one is written comes
+    // after half a second of output the restart writes again.
+    let (expected, got) = crash_kafka_to_kafka("at-least-once", "500ms");
     let mut distinct = got.clone();
     distinct.dedup();
     assert_eq!(distinct, expected, "every record, none other");
@@ -531,5 +534,5 @@ fn a_kafka_source_reports_its_lag_as_a_prometheus_gauge() {
     child.kill().unwrap();
     child.wait().unwrap();
     // Reading 500 records a second, the backlog shrinks.
-    assert!(seen.windows(2).all(|w| w[1] < w[0]) && seen[0] < 4000, "{seen:?}");
+    assert!(seen.windows(2).all(|w| w[1] < w[0]) && seen[0] <= 4000, "{seen:?}");
 }

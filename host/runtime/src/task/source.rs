@@ -60,8 +60,11 @@ impl SplitClock {
 }
 
 /// The task's watermark: the least of the splits that hold it back, or
-/// `None` when none does (every split idle or done).
+/// `None` when none does (every split idle or done, or no split yet).
 fn combined(splits: &[SplitClock]) -> Option<Timestamp> {
+    if splits.is_empty() {
+        return None;
+    }
     let active = splits.iter().filter(|s| !s.idle);
     match splits.iter().all(SplitClock::out) && splits.iter().any(|s| s.idle) {
         true => None,
@@ -104,9 +107,15 @@ impl SourceTask {
                 }
             }
             let polled = self.source.poll(self.batch_size).map_err(|e| RuntimeError::connector(&task, e))?;
-            // A source may find new splits (a Kafka partition) as it goes.
+            // A source may find new splits (a Kafka partition) as it goes;
+            // one without any yet is idle (as in Flink), so that
+            // downstream operators do not wait for it.
             while splits.len() < self.source.splits() {
                 splits.push(SplitClock::new(bound));
+            }
+            if splits.is_empty() && !idle && !matches!(polled, SourcePoll::End) {
+                idle = true;
+                self.chain.advance(Watermark::Idle)?;
             }
             match polled {
                 SourcePoll::Records { split, mut records } => {
