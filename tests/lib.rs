@@ -104,3 +104,30 @@ pub fn as_version_one(lines: &[String]) -> Vec<String> {
     v.sort();
     v
 }
+
+/// Where a `weir run --metrics-addr 127.0.0.1:0` child (its standard error
+/// piped) serves Prometheus metrics, read from its log; the rest of the log
+/// is drained in the background, so the job never blocks on a full pipe.
+pub fn metrics_addr(child: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("standard error piped"));
+    let addr = loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "weir exited before serving metrics");
+        if let Some(rest) = line.split("serving Prometheus metrics at http://").nth(1) {
+            break rest.trim().trim_end_matches("/metrics").to_string();
+        }
+    };
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    addr
+}
+
+/// The response (status line, headers, text) of `GET /metrics` at `addr`.
+pub fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut body = String::new();
+    conn.read_to_string(&mut body).unwrap();
+    body
+}

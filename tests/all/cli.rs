@@ -92,8 +92,6 @@ fn the_example_prints_every_sensor_average() {
 
 #[test]
 fn metrics_are_served_while_a_job_runs() {
-    use std::io::{BufRead, BufReader, Read, Write};
-
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("job.yaml");
     let celsius = weir_tests::plugin("celsius");
@@ -115,21 +113,8 @@ fn metrics_are_served_while_a_job_runs() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let addr = loop {
-        let mut line = String::new();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "weir exited before serving metrics");
-        if let Some(rest) = line.split("serving Prometheus metrics at http://").nth(1) {
-            break rest.trim().trim_end_matches("/metrics").to_string();
-        }
-    };
-    let scrape = || {
-        let mut conn = std::net::TcpStream::connect(&addr).unwrap();
-        conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
-        let mut body = String::new();
-        conn.read_to_string(&mut body).unwrap();
-        body
-    };
+    let addr = weir_tests::metrics_addr(&mut child);
+    let scrape = || weir_tests::scrape(&addr);
     let count = |text: &str| -> u64 {
         text.lines()
             .find(|l| {

@@ -481,7 +481,6 @@ sinks:
 
 #[test]
 fn a_kafka_source_reports_its_lag_as_a_prometheus_gauge() {
-    use std::io::{BufRead, BufReader, Read, Write};
     let broker = Broker::start();
     let dir = tempfile::tempdir().unwrap();
     broker.create_topic("backlog", 2);
@@ -500,22 +499,10 @@ fn a_kafka_source_reports_its_lag_as_a_prometheus_gauge() {
     )
     .unwrap();
     let mut child = weir(&spec).args(["--metrics-addr", "127.0.0.1:0"]).spawn().unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let addr = loop {
-        let mut line = String::new();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "weir exited before serving metrics");
-        if let Some(rest) = line.split("serving Prometheus metrics at http://").nth(1) {
-            break rest.trim().trim_end_matches("/metrics").to_string();
-        }
-    };
-    // Keep reading the log so the job never blocks on a full pipe.
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let addr = weir_tests::metrics_addr(&mut child);
     let lag = || -> Option<u64> {
-        let mut conn = std::net::TcpStream::connect(&addr).unwrap();
-        conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
-        let mut body = String::new();
-        conn.read_to_string(&mut body).unwrap();
-        body.lines()
+        weir_tests::scrape(&addr)
+            .lines()
             .find(|l| l.starts_with("weir_source_lag_records{job=\"lagging\"") && l.contains("node=\"in\""))
             .and_then(|l| l.rsplit(' ').next()?.parse().ok())
     };
