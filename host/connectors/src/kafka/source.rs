@@ -90,7 +90,7 @@ impl KafkaSourceFactory {
         let watermarks = |topic: &str, partition: i32| {
             consumer
                 .fetch_watermarks(topic, partition, METADATA_TIMEOUT)
-                .map_err(|e| client::unreachable(bootstrap, consumer.context(), &e))
+                .map_err(|e| client::failed(consumer, bootstrap, &e))
         };
         let mut list = TopicPartitionList::new();
         match self.spec.start_from {
@@ -117,7 +117,7 @@ impl KafkaSourceFactory {
                 }
                 let found = consumer
                     .offsets_for_times(list, METADATA_TIMEOUT)
-                    .map_err(|e| client::unreachable(bootstrap, consumer.context(), &e))?;
+                    .map_err(|e| client::failed(consumer, bootstrap, &e))?;
                 fresh
                     .iter()
                     .map(|(t, p)| {
@@ -183,7 +183,7 @@ impl crate::SourceFactory for KafkaSourceFactory {
             if self.spec.stop_at == Some(StopAt::Latest) {
                 let (_, high) = consumer
                     .fetch_watermarks(topic, *partition, METADATA_TIMEOUT)
-                    .map_err(|e| client::unreachable(&self.spec.bootstrap, consumer.context(), &e))?;
+                    .map_err(|e| client::failed(&consumer, &self.spec.bootstrap, &e))?;
                 parts[*i].stop = Some(high);
             }
         }
@@ -303,7 +303,7 @@ impl KafkaReader {
             let (low, _) = self
                 .consumer
                 .fetch_watermarks(&state.topic, state.partition, METADATA_TIMEOUT)
-                .map_err(|e| client::unreachable(&self.factory.spec.bootstrap, self.consumer.context(), &e))?;
+                .map_err(|e| client::failed(&self.consumer, &self.factory.spec.bootstrap, &e))?;
             state.offset = low;
             with_start.push(state);
         }
