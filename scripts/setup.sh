@@ -37,7 +37,15 @@ fi
 # reaches this machine); pinned: tests/all/kafka_broker.rs checks the
 # behaviour the connectors rely on.
 NOIDA_VERSION=0.2.3
-if ! "$TOOLS/venv/bin/pip" show noida-db 2>/dev/null | grep -qx "Version: $NOIDA_VERSION"; then
+# (sed, not grep -q: grep quitting early would fail the pipe under pipefail)
+if [ "$("$TOOLS/venv/bin/pip" show noida-db 2>/dev/null | sed -n 's/^Version: //p')" != "$NOIDA_VERSION" ]; then
   echo "setup: installing noida-db $NOIDA_VERSION (Kafka broker for tests) into $TOOLS/venv" >&2
   "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check "noida-db==$NOIDA_VERSION"
 fi
+# The package's `noida-db` script is a Python wrapper that runs the native
+# server as its child; tests start the server itself, so that stopping it
+# leaves no orphan behind.
+mkdir -p "$TOOLS/bin"
+NOIDA_BIN=$("$TOOLS/venv/bin/python" -c 'from importlib.resources import files; print(files("noida_db") / "noida-db")')
+chmod 755 "$NOIDA_BIN"
+ln -sf "$NOIDA_BIN" "$TOOLS/bin/noida-db"

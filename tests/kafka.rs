@@ -15,6 +15,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 /// The broker version the tests are written against (`scripts/setup.sh`
@@ -44,12 +45,14 @@ pub struct Broker {
     dir: tempfile::TempDir,
 }
 
-/// The broker binary: `$WEIR_TOOLS/venv/bin/noida-db`.
+/// The broker binary: `$WEIR_TOOLS/bin/noida-db`, the native server
+/// `scripts/setup.sh` links there from the noida-db package (not the
+/// package's Python wrapper, whose child would outlive a killed wrapper).
 pub fn broker_bin() -> PathBuf {
     let tools = std::env::var_os("WEIR_TOOLS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/weir/tools"));
-    tools.join("venv/bin/noida-db")
+    tools.join("bin/noida-db")
 }
 
 fn free_port() -> u16 {
@@ -145,19 +148,9 @@ impl Broker {
             if let Some(t) = timestamp {
                 record = record.timestamp(*t);
             }
-            let mut record = Some(record);
-            while let Some(r) = record.take() {
-                match producer.send(r) {
-                    Ok(()) => {}
-                    Err((KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
-                        producer.poll(Duration::from_millis(10));
-                        record = Some(back);
-                    }
-                    Err((e, _)) => panic!("cannot produce to {topic}: {e}"),
-                }
-            }
+            send(&producer, record);
         }
-        producer.flush(Duration::from_secs(30)).unwrap();
+        flush(&producer, Duration::from_secs(30));
     }
 
     /// Every record of `topic` (all partitions) as a consumer with
@@ -169,6 +162,9 @@ impl Broker {
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "true")
             .set("isolation.level", isolation)
+            // noida-db answers a read_committed fetch with everything up
+            // to the stable offset, whatever fetch.max.bytes says.
+            .set("receive.message.max.bytes", "1000000000")
             .create()
             .unwrap();
         let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
@@ -229,5 +225,43 @@ impl Drop for Broker {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Sends `record`, waiting while librdkafka's queue is full.
+pub fn send<K, P>(producer: &BaseProducer, mut record: BaseRecord<'_, K, P>)
+where
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+{
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                producer.poll(Duration::from_millis(5));
+            }
+            Err((e, back)) => panic!("cannot produce to {}: {e}", back.topic),
+        }
+    }
+}
+
+/// Waits until every record sent is acknowledged, serving delivery
+/// reports; panics on a failed one or after `timeout`.
+///
+/// Not `BaseProducer::flush`, which in rdkafka 0.39 takes at least 100 ms
+/// whenever a record is in flight (its poll steps last their whole length).
+pub fn flush(producer: &BaseProducer, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    let _ = producer.flush(Duration::ZERO);
+    let mut left = producer.in_flight_count();
+    while left > 0 {
+        assert!(Instant::now() < deadline, "{left} records not acknowledged within {timeout:?}");
+        producer.poll(Duration::ZERO);
+        let now = producer.in_flight_count();
+        if now == left {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        left = now;
     }
 }

@@ -1,50 +1,50 @@
 //! `make bench` (sixth part): the Kafka connectors against plain rdkafka
-//! loops on the same broker (noida-db on 127.0.0.1, as in the tests), in
-//! one run: `WEIR_BENCH_KAFKA_RECORDS` records (default 1,000,000) of
-//! 100-byte values in a 4-partition topic.
+//! loops, in one run: `WEIR_BENCH_KAFKA_RECORDS` records (default
+//! 1,000,000) each. Every side of every case runs on a fresh broker
+//! (noida-db on 127.0.0.1, as in the tests) and is timed from creating its
+//! clients (Weir: from submitting the job) to the last commit or flush.
 //!
-//! - read: a Weir job `kafka` source (bounded) → `blackhole`, against a
-//!   `BaseConsumer` loop reading every partition to its end;
-//! - copy, at-least-once: `kafka` → `kafka` with a checkpoint a second,
-//!   against a consume → produce loop with the idempotent producer that
-//!   flushes every second (what makes a checkpointed copy at-least-once);
-//! - copy, exactly-once: the same with `delivery: exactly-once`, against a
-//!   consume → produce loop committing a transaction a second with the
+//! - read: a Weir job `kafka` source (bounded) → `blackhole` over a
+//!   4-partition topic of 100-byte values, against a `BaseConsumer` loop
+//!   reading every partition to its end;
+//! - write, at-least-once / exactly-once: the `sensor-bench` generator →
+//!   `kafka` sink with a checkpoint a second, against a loop that polls the
+//!   same generator and produces each record with the idempotent producer,
+//!   flushing every second (at-least-once) or committing a transaction
+//!   every second (exactly-once);
+//! - copy, at-least-once / exactly-once: `kafka` → `kafka` (100-byte
+//!   values) with a checkpoint a second, against a consume → produce loop
+//!   that flushes every second, or commits a transaction a second with the
 //!   consumer's offsets in it (what makes a plain copy exactly-once).
 //!
+//! `WEIR_BENCH_KAFKA_CASES="write,copy exactly-once"` runs only the cases whose names
+//! start with one of those.
+//!
 //! Target: Weir ≥ 0.8× the plain loop. Figures are ratios from one run on
-//! a shared machine; both sides talk to the same local broker, which is
-//! most of the cost.
+//! a shared machine; the broker shares its two cores and is most of the
+//! cost.
+//!
+//! noida-db sends a `read_committed` fetch everything up to the stable
+//! offset, whatever `fetch.max.bytes` says; both sides' consumers raise
+//! `receive.message.max.bytes` so that a large backlog fits.
 
 #![allow(clippy::print_stdout, reason = "a benchmark prints its figures")]
 
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
+use weir_connectors::{SourcePoll, SplitState, source_factory};
 use weir_runtime::{JobOptions, run_job};
 use weir_spec::{Format, JobSpec};
-use weir_tests::kafka::Broker;
+use weir_tests::kafka::{Broker, flush, send};
 
 const PARTITIONS: i32 = 4;
 const VALUE: usize = 100;
-
-fn send(producer: &BaseProducer, mut record: BaseRecord<'_, [u8], [u8]>) {
-    loop {
-        match producer.send(record) {
-            Ok(()) => return,
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                record = back;
-                producer.poll(Duration::from_millis(5));
-            }
-            Err((e, _)) => panic!("produce: {e}"),
-        }
-    }
-}
+/// See the module's last paragraph.
+const RECEIVE_MAX: &str = "1000000000";
 
 /// A consumer of every partition of `topic` from its start.
 fn consumer(broker: &Broker, topic: &str) -> BaseConsumer {
@@ -53,6 +53,7 @@ fn consumer(broker: &Broker, topic: &str) -> BaseConsumer {
         .set("group.id", "bench-plain")
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
+        .set("receive.message.max.bytes", RECEIVE_MAX)
         .create()
         .unwrap();
     let mut list = TopicPartitionList::new();
@@ -79,86 +80,134 @@ fn consume(c: &BaseConsumer, n: u64, mut each: impl FnMut(&[u8], &[u8])) {
 }
 
 fn plain_read(broker: &Broker, n: u64) -> Duration {
-    let c = consumer(broker, "in");
     let t = Instant::now();
+    let c = consumer(broker, "in");
     let mut bytes = 0usize;
     consume(&c, n, |_, v| bytes += v.len());
     std::hint::black_box(bytes);
     t.elapsed()
 }
 
-fn plain_copy(broker: &Broker, n: u64, to: &str, transactional: bool) -> Duration {
-    let c = consumer(broker, "in");
+/// A plain producer: idempotent, and transactional under `id`.
+fn producer(broker: &Broker, id: Option<&str>) -> BaseProducer {
     let mut config = broker.config();
     config.set("enable.idempotence", "true");
-    if transactional {
-        config.set("transactional.id", format!("bench-plain-{to}"));
+    if let Some(id) = id {
+        config.set("transactional.id", id);
     }
     let producer: BaseProducer = config.create().unwrap();
-    let t = Instant::now();
-    if transactional {
+    if id.is_some() {
         producer.init_transactions(Duration::from_secs(10)).unwrap();
         producer.begin_transaction().unwrap();
     }
+    producer
+}
+
+/// Every second: a flush, or a commit of the open transaction (with the
+/// consumer's offsets, for a copy) and a new one.
+fn end_interval(producer: &BaseProducer, transactional: bool, consumer: Option<&BaseConsumer>) {
+    if !transactional {
+        flush(producer, Duration::from_secs(60));
+        return;
+    }
+    if let Some(c) = consumer {
+        let offsets = c.position().unwrap();
+        producer.send_offsets_to_transaction(&offsets, &c.group_metadata().unwrap(), Duration::from_secs(60)).unwrap();
+    }
+    producer.commit_transaction(Duration::from_secs(60)).unwrap();
+    producer.begin_transaction().unwrap();
+}
+
+/// The `sensor-bench` generator's `n` events, written by a plain producer
+/// loop; the time and the value bytes.
+fn plain_write(broker: &Broker, n: u64, transactional: bool) -> (Duration, u64) {
+    let spec = JobSpec::parse(
+        &format!(
+            "name: w\nsources: [{{ id: in, type: generator, generator: sensor-bench, events: {n} }}]\n\
+             sinks: [{{ id: out, type: blackhole, input: in }}]\n"
+        ),
+        Format::Yaml,
+    )
+    .unwrap();
+    let factory = source_factory(&spec.sources[0], "w");
+    let splits = factory.splits(1).unwrap().into_iter().map(|id| SplitState { id, position: None }).collect();
+    let task = weir_types::TaskInfo { node: "in".into(), index: 0, parallelism: 1 };
+    let mut source = factory.reader(splits, 0, &task).unwrap();
+    let t = Instant::now();
+    let producer = producer(broker, transactional.then_some("bench-plain"));
+    let mut since = Instant::now();
+    let mut bytes = 0u64;
+    loop {
+        match source.poll(1024).unwrap() {
+            SourcePoll::Records { records, .. } => {
+                for r in records.iter() {
+                    bytes += r.value.len() as u64;
+                    let mut record = BaseRecord::to("out").payload(r.value);
+                    if let Some(key) = r.key {
+                        record = record.key(key);
+                    }
+                    send(&producer, record);
+                }
+                producer.poll(Duration::ZERO);
+            }
+            SourcePoll::Pending(wait) => std::thread::sleep(wait),
+            SourcePoll::SplitDone(_) => {}
+            SourcePoll::End => break,
+        }
+        if since.elapsed() >= Duration::from_secs(1) {
+            end_interval(&producer, transactional, None);
+            since = Instant::now();
+        }
+    }
+    match transactional {
+        true => producer.commit_transaction(Duration::from_secs(60)).unwrap(),
+        false => flush(&producer, Duration::from_secs(60)),
+    }
+    (t.elapsed(), bytes)
+}
+
+fn plain_copy(broker: &Broker, n: u64, transactional: bool) -> Duration {
+    let t = Instant::now();
+    let c = consumer(broker, "in");
+    let producer = producer(broker, transactional.then_some("bench-plain"));
     let mut since = Instant::now();
     let mut seen = 0u64;
     consume(&c, n, |k, v| {
-        send(&producer, BaseRecord::to(to).key(k).payload(v));
+        send(&producer, BaseRecord::to("out").key(k).payload(v));
         seen += 1;
         if seen.is_multiple_of(1024) {
             producer.poll(Duration::ZERO);
         }
         if since.elapsed() >= Duration::from_secs(1) {
-            if transactional {
-                let offsets = c.position().unwrap();
-                producer
-                    .send_offsets_to_transaction(&offsets, &c.group_metadata().unwrap(), Duration::from_secs(60))
-                    .unwrap();
-                producer.commit_transaction(Duration::from_secs(60)).unwrap();
-                producer.begin_transaction().unwrap();
-            } else {
-                producer.flush(Duration::from_secs(60)).unwrap();
-            }
+            end_interval(&producer, transactional, Some(&c));
             since = Instant::now();
         }
     });
     match transactional {
         true => producer.commit_transaction(Duration::from_secs(60)).unwrap(),
-        false => producer.flush(Duration::from_secs(60)).unwrap(),
+        false => flush(&producer, Duration::from_secs(60)),
     }
     t.elapsed()
 }
 
-fn weir(broker: &Broker, dir: &std::path::Path, name: &str, sink: &str) -> Duration {
+/// A Weir job of `source` → `sink`, checkpointed every second when the
+/// sink is Kafka's; its run time.
+fn weir(dir: &std::path::Path, name: &str, source: &str, sink: &str) -> Duration {
     let checkpoint = if sink.contains("kafka") {
         format!("checkpoint: {{ interval: 1s, dir: {} }}\n", dir.join(name).display())
     } else {
         String::new()
     };
-    let text = format!(
-        "name: {name}
-{checkpoint}sources:
-  - {{ id: in, type: kafka, bootstrap: '{}', topics: [in], format: raw, stop_at: latest }}
-sinks:
-  - {sink}
-",
-        broker.bootstrap
-    );
+    let text = format!("name: {name}\n{checkpoint}sources:\n  - {source}\nsinks:\n  - {sink}\n");
     let spec = JobSpec::parse(&text, Format::Yaml).unwrap();
     let engine = weir_wasm::PluginEngine::new().unwrap();
     let report = run_job(&spec, &JobOptions::default(), &engine).unwrap();
     report.elapsed
 }
 
-fn main() {
-    let n: u64 = std::env::var("WEIR_BENCH_KAFKA_RECORDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
-    let broker = Broker::start();
-    let dir = tempfile::tempdir().unwrap();
-    broker.create_topic("in", PARTITIONS);
-    for t in ["plain-alo", "weir-alo", "plain-eo", "weir-eo"] {
-        broker.create_topic(t, PARTITIONS);
-    }
-    let producer: BaseProducer = broker.config().set("enable.idempotence", "true").create().unwrap();
+/// Fills `in` with `n` records of 100 bytes over its partitions.
+fn fill(broker: &Broker, n: u64) -> Duration {
+    let producer = producer(broker, None);
     let value = [b'x'; VALUE];
     let t = Instant::now();
     for i in 0..n {
@@ -168,55 +217,111 @@ fn main() {
             producer.poll(Duration::ZERO);
         }
     }
-    producer.flush(Duration::from_secs(120)).unwrap();
-    let fill = t.elapsed();
+    flush(&producer, Duration::from_secs(120));
+    t.elapsed()
+}
 
-    let rate = |d: Duration| n as f64 / d.as_secs_f64();
-    let mb = |d: Duration| (n as f64 * VALUE as f64) / d.as_secs_f64() / 1e6;
-    println!("Kafka connectors: {n} records of {VALUE} bytes in {PARTITIONS} partitions (one broker, 127.0.0.1)");
-    println!("  filling the topic (plain idempotent producer): {:.0} records/s", rate(fill));
-    println!("{:<26} {:>14} {:>8} {:>14} {:>8} {:>7}", "", "plain rec/s", "MB/s", "weir rec/s", "MB/s", "ratio");
-    let cases: [(&str, Duration, Duration); 3] = [
-        (
-            "read → blackhole",
-            plain_read(&broker, n),
-            weir(&broker, dir.path(), "read", "{ id: out, type: blackhole, input: in }"),
-        ),
-        (
-            "copy, at-least-once",
-            plain_copy(&broker, n, "plain-alo", false),
-            weir(
-                &broker,
-                dir.path(),
-                "copy-alo",
-                &format!(
-                    "{{ id: out, type: kafka, bootstrap: '{}', topic: weir-alo, delivery: at-least-once, input: in }}",
-                    broker.bootstrap
-                ),
-            ),
-        ),
-        (
-            "copy, exactly-once",
-            plain_copy(&broker, n, "plain-eo", true),
-            weir(
-                &broker,
-                dir.path(),
-                "copy-eo",
-                &format!(
-                    "{{ id: out, type: kafka, bootstrap: '{}', topic: weir-eo, delivery: exactly-once, input: in }}",
-                    broker.bootstrap
-                ),
-            ),
-        ),
-    ];
-    for (name, plain, weir) in cases {
+/// One line of the table.
+struct Case {
+    name: &'static str,
+    /// Value bytes written or read.
+    bytes: u64,
+    plain: Duration,
+    weir: Duration,
+}
+
+/// A fresh broker with the 4-partition topics `in` (holding `n` records of
+/// 100 bytes when `filled`) and `out`. Every side of every case gets its
+/// own: noida-db saves its whole state every few seconds, a cost that
+/// grows with what it holds, so a shared broker would slow whichever side
+/// runs later.
+fn fresh(n: u64, filled: bool) -> Broker {
+    let broker = Broker::start();
+    broker.create_topic("in", PARTITIONS);
+    broker.create_topic("out", PARTITIONS);
+    if filled {
+        fill(&broker, n);
+    }
+    broker
+}
+
+fn main() {
+    let n: u64 = std::env::var("WEIR_BENCH_KAFKA_RECORDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let only = std::env::var("WEIR_BENCH_KAFKA_CASES").unwrap_or_default();
+    let wanted = |name: &str| only.is_empty() || only.split(',').any(|w| name.starts_with(w.trim()));
+    let dir = tempfile::tempdir().unwrap();
+    println!(
+        "Kafka connectors: {n} records per case; each side on a fresh broker (127.0.0.1) with a {PARTITIONS}-partition \
+         topic `in` of {VALUE}-byte values to read"
+    );
+    let kafka_in = |b: &Broker| {
+        format!(
+            "{{ id: in, type: kafka, bootstrap: '{}', topics: [in], format: raw, stop_at: latest, \
+             properties: {{ receive.message.max.bytes: '{RECEIVE_MAX}' }} }}",
+            b.bootstrap
+        )
+    };
+    let kafka_out = |b: &Broker, delivery: &str| {
+        format!("{{ id: out, type: kafka, bootstrap: '{}', topic: out, delivery: {delivery}, input: in }}", b.bootstrap)
+    };
+    let generator = format!("{{ id: in, type: generator, generator: sensor-bench, events: {n} }}");
+    let copied = n * VALUE as u64;
+    let mut cases = Vec::new();
+    if wanted("read") {
+        let plain = plain_read(&fresh(n, true), n);
+        let b = fresh(n, true);
+        let weir = weir(dir.path(), "read", &kafka_in(&b), "{ id: out, type: blackhole, input: in }");
+        cases.push(Case { name: "read → blackhole", bytes: copied, plain, weir });
+    }
+    // Each writing side must leave exactly `n` committed records in `out`.
+    let written = |b: &Broker| assert_eq!(b.read("out", "read_committed").len() as u64, n, "records in `out`");
+    let modes = [("at-least-once", false), ("exactly-once", true)];
+    for (delivery, transactional) in modes {
+        let name = if transactional { "write exactly-once" } else { "write at-least-once" };
+        if !wanted(name) {
+            continue;
+        }
+        let b = fresh(n, false);
+        let (plain, bytes) = plain_write(&b, n, transactional);
+        written(&b);
+        // (Stopped first: it goes on saving what it holds for a while.)
+        drop(b);
+        let b = fresh(n, false);
+        let weir = weir(dir.path(), &format!("write-{delivery}"), &generator, &kafka_out(&b, delivery));
+        written(&b);
+        cases.push(Case { name, bytes, plain, weir });
+    }
+    for (delivery, transactional) in modes {
+        let name = if transactional { "copy exactly-once" } else { "copy at-least-once" };
+        if !wanted(name) {
+            continue;
+        }
+        let b = fresh(n, true);
+        let plain = plain_copy(&b, n, transactional);
+        written(&b);
+        drop(b);
+        let b = fresh(n, true);
+        let weir = weir(dir.path(), &format!("copy-{delivery}"), &kafka_in(&b), &kafka_out(&b, delivery));
+        written(&b);
+        cases.push(Case { name, bytes: copied, plain, weir });
+    }
+
+    println!(
+        "{:<24} {:>9} {:>12} {:>7} {:>12} {:>7} {:>7}",
+        "", "value B", "plain rec/s", "MB/s", "weir rec/s", "MB/s", "ratio"
+    );
+    for c in cases {
+        let rate = |d: Duration| n as f64 / d.as_secs_f64();
+        let mb = |d: Duration| c.bytes as f64 / d.as_secs_f64() / 1e6;
         println!(
-            "{name:<26} {:>14.0} {:>8.1} {:>14.0} {:>8.1} {:>6.2}×",
-            rate(plain),
-            mb(plain),
-            rate(weir),
-            mb(weir),
-            plain.as_secs_f64() / weir.as_secs_f64()
+            "{:<24} {:>9.0} {:>12.0} {:>7.1} {:>12.0} {:>7.1} {:>6.2}×",
+            c.name,
+            c.bytes as f64 / n as f64,
+            rate(c.plain),
+            mb(c.plain),
+            rate(c.weir),
+            mb(c.weir),
+            c.plain.as_secs_f64() / c.weir.as_secs_f64()
         );
     }
 }

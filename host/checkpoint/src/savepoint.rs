@@ -35,7 +35,7 @@ pub fn savepoint_name(job_id: &str, id: u64) -> String {
 /// not exist): the files, their checksums in the manifest (kind
 /// `savepoint`), then one rename. Refuses state that is not logical: a
 /// savepoint holds no references to a checkpoint store's shared files.
-pub fn write_savepoint(dir: &Path, manifest: &Manifest, files: &[(String, Vec<u8>)]) -> Result<Manifest> {
+pub fn write_savepoint<B: AsRef<[u8]>>(dir: &Path, manifest: &Manifest, files: &[(String, B)]) -> Result<Manifest> {
     if dir.exists() {
         return Err(StoreError::Exists { dir: dir.to_path_buf() });
     }
@@ -53,7 +53,7 @@ pub fn write_savepoint(dir: &Path, manifest: &Manifest, files: &[(String, Vec<u8
     }
     let mut manifest = manifest.clone();
     manifest.kind = "savepoint".into();
-    manifest.checksums = files.iter().map(|(name, bytes)| (name.clone(), sha256(bytes))).collect();
+    manifest.checksums = files.iter().map(|(name, bytes)| (name.clone(), sha256(bytes.as_ref()))).collect();
     write_complete(dir, &manifest, files)?;
     if let Some(parent) = dir.parent() {
         sync_dir(parent)?;
@@ -191,7 +191,7 @@ mod tests {
         let mut m = manifest();
         m.operators.get_mut("avg").unwrap().subtasks[0].state =
             StateFiles::Rocksdb { dir: "avg-0".into(), private: vec![], shared: BTreeMap::new() };
-        let err = write_savepoint(&root.path().join("sp"), &m, &[]).unwrap_err().to_string();
+        let err = write_savepoint::<Vec<u8>>(&root.path().join("sp"), &m, &[]).unwrap_err().to_string();
         assert!(err.ends_with("operator `avg` has native state: a savepoint holds logical snapshots only"), "{err}");
     }
 }

@@ -279,7 +279,7 @@ pub(crate) const IN_PROGRESS: &str = ".inprogress";
 /// Writes `files` and then `manifest` into `done` + `.inprogress` (emptied
 /// first), syncs them and renames the directory to `done`: a directory
 /// with a manifest and without the suffix is complete.
-pub(crate) fn write_complete(done: &Path, manifest: &Manifest, files: &[(String, Vec<u8>)]) -> Result<()> {
+pub(crate) fn write_complete<B: AsRef<[u8]>>(done: &Path, manifest: &Manifest, files: &[(String, B)]) -> Result<()> {
     let name = done.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = done.with_file_name(format!("{name}{IN_PROGRESS}"));
     if tmp.exists() {
@@ -295,7 +295,7 @@ pub(crate) fn write_complete(done: &Path, manifest: &Manifest, files: &[(String,
         f.write_all(bytes).and_then(|()| f.sync_all()).map_err(io(&path))
     };
     for (name, bytes) in files {
-        write(name, bytes)?;
+        write(name, bytes.as_ref())?;
     }
     let json = serde_json::to_vec_pretty(manifest).expect("a manifest serializes");
     write(MANIFEST, &json)?;
@@ -347,7 +347,7 @@ impl CheckpointStore {
 
     /// Writes checkpoint `id`: its files, then its manifest, then makes it
     /// complete with one rename.
-    pub fn write(&self, manifest: &Manifest, files: &[(String, Vec<u8>)]) -> Result<PathBuf> {
+    pub fn write<B: AsRef<[u8]>>(&self, manifest: &Manifest, files: &[(String, B)]) -> Result<PathBuf> {
         let done = self.path(manifest.id);
         write_complete(&done, manifest, files)?;
         sync_dir(&self.dir)?;
@@ -518,7 +518,7 @@ mod tests {
         let store = CheckpointStore::open(dir.path()).unwrap();
         assert_eq!(store.latest().unwrap(), None);
         store.write(&manifest(1), &[("a.state".into(), b"xyz".to_vec())]).unwrap();
-        store.write(&manifest(2), &[]).unwrap();
+        store.write::<Vec<u8>>(&manifest(2), &[]).unwrap();
         // A crash while writing 3, and a directory without a manifest.
         std::fs::create_dir_all(dir.path().join("chk-00000003.inprogress")).unwrap();
         std::fs::create_dir_all(dir.path().join("chk-00000004")).unwrap();

@@ -26,7 +26,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use weir_types::RecordBatch;
 
 use super::client::{Context, kafka};
-use super::sink::{FLUSH_TIMEOUT, KafkaSinkFactory, failed_delivery, send_all};
+use super::sink::{FLUSH_TIMEOUT, KafkaSinkFactory, failed_delivery, flush, rows, send_all};
 use super::{METADATA_TIMEOUT, wal};
 use crate::{ConnectorError, Result, Sink, SinkContext};
 
@@ -59,7 +59,7 @@ pub(super) struct ExactlyOnce {
     /// The token the marker held when the pending batches were written.
     base: String,
     /// Records since the last barrier (also in `current`'s transaction).
-    buffer: RecordBatch,
+    buffer: wal::Records,
     /// Pre-committed, not yet committed, oldest first.
     pending: Vec<Pending>,
 }
@@ -71,21 +71,22 @@ fn ids(prefix: &str, instance: u32) -> [String; 3] {
 
 impl ExactlyOnce {
     pub(super) fn open(factory: &KafkaSinkFactory, cx: &SinkContext<'_>) -> Result<Self> {
-        warn_on_short_timeout(factory, cx);
+        let timeout = transaction_timeout(factory, cx).map(|t| t.as_millis().to_string());
+        let timeout = timeout.as_deref();
         // Opening each id fences an older producer of it and aborts what
         // that one left open.
-        let [a, b, w] = ids(&factory.prefix, cx.index);
+        let [a, b, w] = factory.fence(&ids(&factory.prefix, cx.index), timeout)?;
         let group = format!("{}-{}", factory.prefix, cx.index);
         let mut sink = ExactlyOnce {
-            streaming: [factory.transactional(&a)?, factory.transactional(&b)?],
-            writer: factory.transactional(&w)?,
+            streaming: [a, b],
+            writer: w,
             current: None,
             topic: factory.spec.topic.clone(),
             node: factory.node.clone(),
             marker: factory.marker(&group)?,
             group,
             base: String::new(),
-            buffer: RecordBatch::new(),
+            buffer: wal::Records::default(),
             pending: Vec::new(),
         };
         // What the restored checkpoint holds, of this instance or (after a
@@ -94,16 +95,14 @@ impl ExactlyOnce {
         for (old, bytes) in cx.restored {
             let state = wal::decode(bytes).map_err(|e| ConnectorError::Position(format!("{}: {e}", factory.node)))?;
             if *old != cx.index {
-                for id in ids(&factory.prefix, *old) {
-                    drop(factory.transactional(&id)?);
-                }
+                drop(factory.fence(&ids(&factory.prefix, *old), timeout)?);
             }
             let other = if state.group == sink.group { None } else { Some(factory.marker(&state.group)?) };
             let marker = other.as_ref().unwrap_or(&sink.marker);
             let committed = read_marker(marker, &sink.topic)?;
             for batch in wal::uncommitted(&state, &committed) {
                 sink.begin(&sink.writer, batch.checkpoint)?;
-                send_all(&sink.writer, &sink.topic, &batch.records, &sink.node)?;
+                send_all(&sink.writer, &sink.topic, batch.records.iter(), &sink.node)?;
                 sink.finish(&sink.writer, batch, &state.group, marker)?;
             }
         }
@@ -139,7 +138,7 @@ impl ExactlyOnce {
         producer
             .send_offsets_to_transaction(&offsets, &metadata, FLUSH_TIMEOUT)
             .map_err(what("cannot add the marker to the transaction"))?;
-        producer.flush(FLUSH_TIMEOUT).map_err(what("cannot flush the transaction"))?;
+        flush(producer, FLUSH_TIMEOUT).map_err(what("cannot flush the transaction"))?;
         failed_delivery(producer, &self.topic, &self.node)?;
         producer.commit_transaction(FLUSH_TIMEOUT).map_err(what("cannot commit the transaction"))?;
         tracing::debug!(
@@ -157,27 +156,40 @@ impl ExactlyOnce {
     }
 }
 
-/// Warns when the broker may abort a streaming transaction before its
-/// checkpoint completes.
-fn warn_on_short_timeout(factory: &KafkaSinkFactory, cx: &SinkContext<'_>) {
-    let Some(span) = cx.checkpoint_span else { return };
-    let timeout = factory
-        .spec
-        .properties
-        .get("transaction.timeout.ms")
-        .and_then(|ms| ms.parse().ok())
-        .map(Duration::from_millis)
-        .unwrap_or(DEFAULT_TRANSACTION_TIMEOUT);
+/// Kafka's default `transaction.max.timeout.ms`: the longest transaction
+/// timeout a broker grants unless configured otherwise.
+const BROKER_MAX_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// The `transaction.timeout.ms` the sink asks for when its properties set
+/// none: long enough for a streaming transaction to stay open from the
+/// first record after a barrier until the next checkpoint completes
+/// (interval plus checkpoint timeout), within what a broker grants by
+/// default. Warns (once per sink) when that cannot be, or when the
+/// configured timeout is shorter.
+fn transaction_timeout(factory: &KafkaSinkFactory, cx: &SinkContext<'_>) -> Option<Duration> {
+    let span = cx.checkpoint_span?;
+    let set = factory.spec.properties.get("transaction.timeout.ms");
+    let timeout = match set {
+        Some(ms) => ms.parse().ok().map(Duration::from_millis).unwrap_or(DEFAULT_TRANSACTION_TIMEOUT),
+        None => span.clamp(DEFAULT_TRANSACTION_TIMEOUT, BROKER_MAX_TRANSACTION_TIMEOUT),
+    };
     if timeout < span && cx.index == 0 {
         tracing::warn!(
             node = factory.node.as_str(),
             "transaction.timeout.ms ({} ms) is shorter than the checkpoint interval plus its timeout ({} ms): \
              the broker may abort a transaction before its checkpoint completes (the job then restarts from \
-             its checkpoint and writes that output again); raise it in the sink's `properties`",
+             its checkpoint and writes that output again); {}",
             timeout.as_millis(),
-            span.as_millis()
+            span.as_millis(),
+            match set {
+                Some(_) => "raise it in the sink's `properties`",
+                None =>
+                    "set it in the sink's `properties` (and the brokers' transaction.max.timeout.ms), or \
+                         shorten the checkpoint timeout",
+            }
         );
     }
+    set.is_none().then_some(timeout)
 }
 
 /// The token the marker of `marker`'s group holds (empty when none).
@@ -192,15 +204,15 @@ fn read_marker(marker: &BaseConsumer<Context>, topic: &str) -> Result<String> {
 
 impl Sink for ExactlyOnce {
     fn write(&mut self, records: &RecordBatch) -> Result<()> {
-        self.buffer.extend_from(records);
+        self.buffer.extend(records);
         match self.current {
-            Some(k) => send_all(&self.streaming[k], &self.topic, records, &self.node),
+            Some(k) => send_all(&self.streaming[k], &self.topic, rows(records), &self.node),
             // A producer is free again: it takes the interval so far.
             None => match self.free() {
                 Some(k) => {
                     self.begin(&self.streaming[k], 0)?;
                     self.current = Some(k);
-                    send_all(&self.streaming[k], &self.topic, &self.buffer, &self.node)
+                    send_all(&self.streaming[k], &self.topic, self.buffer.iter(), &self.node)
                 }
                 None => Ok(()),
             },
@@ -219,7 +231,7 @@ impl Sink for ExactlyOnce {
             if records.is_empty() {
                 p.abort_transaction(FLUSH_TIMEOUT).map_err(self.what("cannot end an empty transaction", checkpoint))?;
             } else {
-                p.flush(FLUSH_TIMEOUT).map_err(self.what("cannot flush the transaction", checkpoint))?;
+                flush(p, FLUSH_TIMEOUT).map_err(self.what("cannot flush the transaction", checkpoint))?;
                 failed_delivery(p, &self.topic, &self.node)?;
             }
         }
@@ -238,7 +250,7 @@ impl Sink for ExactlyOnce {
                 Some(k) => &self.streaming[k],
                 None => {
                     self.begin(&self.writer, p.batch.checkpoint)?;
-                    send_all(&self.writer, &self.topic, &p.batch.records, &self.node)?;
+                    send_all(&self.writer, &self.topic, p.batch.records.iter(), &self.node)?;
                     &self.writer
                 }
             };

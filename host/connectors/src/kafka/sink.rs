@@ -41,8 +41,13 @@ impl KafkaSinkFactory {
 
     /// A transactional producer under `id`, initialized: any older
     /// producer of that id is fenced, its open transaction aborted.
-    pub(super) fn transactional(&self, id: &str) -> Result<BaseProducer<Context>> {
-        let producer = self.producer(&[("transactional.id", id), ("enable.idempotence", "true")])?;
+    ///
+    /// `timeout`: the `transaction.timeout.ms` to ask for when the sink's
+    /// properties do not set one.
+    pub(super) fn transactional(&self, id: &str, timeout: Option<&str>) -> Result<BaseProducer<Context>> {
+        let mut ours = vec![("transactional.id", id), ("enable.idempotence", "true")];
+        ours.extend(timeout.map(|ms| ("transaction.timeout.ms", ms)));
+        let producer = self.producer(&ours)?;
         producer.init_transactions(METADATA_TIMEOUT).map_err(|e| match e.rdkafka_error_code() {
             Some(
                 RDKafkaErrorCode::Fail
@@ -55,6 +60,22 @@ impl KafkaSinkFactory {
             }
         })?;
         Ok(producer)
+    }
+
+    /// Transactional producers under `ids`, initialized at once (each
+    /// initialization is a round trip to the transaction coordinator, which
+    /// waits for an older producer's open transaction to be aborted).
+    pub(super) fn fence<const N: usize>(
+        &self,
+        ids: &[String; N],
+        timeout: Option<&str>,
+    ) -> Result<[BaseProducer<Context>; N]> {
+        let opened: Vec<Result<BaseProducer<Context>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = ids.iter().map(|id| scope.spawn(move || self.transactional(id, timeout))).collect();
+            handles.into_iter().map(|h| h.join().expect("opening a producer does not panic")).collect()
+        });
+        let opened: Vec<BaseProducer<Context>> = opened.into_iter().collect::<Result<_>>()?;
+        Ok(opened.try_into().unwrap_or_else(|_| unreachable!("one producer per id")))
     }
 
     /// The consumer that reads and writes the marker of `group` (with the
@@ -77,12 +98,22 @@ impl crate::SinkFactory for KafkaSinkFactory {
     }
 }
 
-/// Sends every record of `records` to `topic` (waiting while librdkafka's
-/// queue is full), keyed by the record key.
-pub(super) fn send_all(producer: &BaseProducer<Context>, topic: &str, records: &RecordBatch, node: &str) -> Result<()> {
-    for r in records.iter() {
-        let mut record = BaseRecord::<[u8], [u8]>::to(topic).payload(r.value);
-        if let Some(key) = r.key {
+/// A batch's keys and values, as [`send_all`] takes them.
+pub(super) fn rows(records: &RecordBatch) -> impl Iterator<Item = (Option<&[u8]>, &[u8])> {
+    records.iter().map(|r| (r.key, r.value))
+}
+
+/// Sends every record (key, value) to `topic`, waiting while librdkafka's
+/// queue is full.
+pub(super) fn send_all<'a>(
+    producer: &BaseProducer<Context>,
+    topic: &str,
+    records: impl Iterator<Item = (Option<&'a [u8]>, &'a [u8])>,
+    node: &str,
+) -> Result<()> {
+    for (key, value) in records {
+        let mut record = BaseRecord::<[u8], [u8]>::to(topic).payload(value);
+        if let Some(key) = key {
             record = record.key(key);
         }
         // The record timestamp stays the write time: event times can be
@@ -102,6 +133,33 @@ pub(super) fn send_all(producer: &BaseProducer<Context>, topic: &str, records: &
     failed_delivery(producer, topic, node)
 }
 
+/// Waits until librdkafka has every record `producer` was given
+/// acknowledged (or failed), serving the delivery reports.
+///
+/// Not `BaseProducer::flush`: in rdkafka 0.39 it polls in steps of 100 ms
+/// that last their whole length, so every flush with a record in flight
+/// took at least 100 ms — a tenth of a one-second checkpoint interval.
+pub(super) fn flush(producer: &BaseProducer<Context>, timeout: Duration) -> std::result::Result<(), KafkaError> {
+    let deadline = std::time::Instant::now() + timeout;
+    // A flush with no wait: librdkafka sends what it holds at once
+    // instead of lingering.
+    let _ = producer.flush(Duration::ZERO);
+    let mut left = producer.in_flight_count();
+    while left > 0 {
+        if std::time::Instant::now() >= deadline {
+            return Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut));
+        }
+        // Serves one event (a batch of delivery reports) if there is one.
+        producer.poll(Duration::ZERO);
+        let now = producer.in_flight_count();
+        if now == left {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        left = now;
+    }
+    Ok(())
+}
+
 pub(super) fn failed_delivery(producer: &BaseProducer<Context>, topic: &str, node: &str) -> Result<()> {
     match producer.context().take_failed_delivery() {
         Some(e) => Err(kafka(format!("{node}: a record could not be delivered to topic `{topic}`"))(e)),
@@ -118,12 +176,11 @@ struct AtLeastOnce {
 
 impl Sink for AtLeastOnce {
     fn write(&mut self, records: &RecordBatch) -> Result<()> {
-        send_all(&self.producer, &self.topic, records, &self.node)
+        send_all(&self.producer, &self.topic, rows(records), &self.node)
     }
 
     fn flush(&mut self) -> Result<()> {
-        self.producer
-            .flush(FLUSH_TIMEOUT)
+        flush(&self.producer, FLUSH_TIMEOUT)
             .map_err(kafka(format!("{} cannot flush to topic `{}`", self.node, self.topic)))?;
         failed_delivery(&self.producer, &self.topic, &self.node)
     }

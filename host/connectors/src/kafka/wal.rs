@@ -12,6 +12,52 @@ use weir_types::RecordBatch;
 
 const MAGIC: &[u8; 4] = b"WKS1";
 
+/// Records in the pending state's encoding, appended as the sink gets
+/// them: pre-committing a batch is then one copy, not an encoding pass.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Records {
+    bytes: Vec<u8>,
+    count: u32,
+}
+
+impl Records {
+    pub(crate) fn push(&mut self, key: Option<&[u8]>, value: &[u8], timestamp: i64) {
+        match key {
+            Some(k) => {
+                self.bytes.extend_from_slice(&(k.len() as i32).to_le_bytes());
+                self.bytes.extend_from_slice(k);
+            }
+            None => self.bytes.extend_from_slice(&(-1i32).to_le_bytes()),
+        }
+        self.bytes.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        self.bytes.extend_from_slice(value);
+        self.bytes.extend_from_slice(&timestamp.to_le_bytes());
+        self.count += 1;
+    }
+
+    pub(crate) fn extend(&mut self, records: &RecordBatch) {
+        self.bytes.reserve(records.data().len() + 16 * records.len());
+        for r in records.iter() {
+            self.push(r.key, r.value, r.timestamp);
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Each record's key and value.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Option<&[u8]>, &[u8])> + '_ {
+        let mut r = Reader(&self.bytes);
+        // Well formed: built by `push`, or checked by `decode`.
+        std::iter::from_fn(move || r.record().ok()).take(self.len()).map(|(key, value, _)| (key, value))
+    }
+}
+
 /// Records pre-committed at one barrier.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Batch {
@@ -19,7 +65,7 @@ pub(crate) struct Batch {
     pub(crate) checkpoint: u64,
     /// Names the batch in the marker once its transaction committed.
     pub(crate) token: String,
-    pub(crate) records: RecordBatch,
+    pub(crate) records: Records,
 }
 
 /// A restored pending state.
@@ -40,8 +86,8 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 
 /// The pending state's bytes.
 pub(crate) fn encode(group: &str, base: &str, batches: &[&Batch]) -> Vec<u8> {
-    let size: usize = batches.iter().map(|b| b.records.data().len() + b.records.len() * 16 + 64).sum();
-    let mut out = Vec::with_capacity(size + 64);
+    let size: usize = batches.iter().map(|b| b.records.bytes.len() + b.token.len() + 16).sum();
+    let mut out = Vec::with_capacity(size + group.len() + base.len() + 16);
     out.extend_from_slice(MAGIC);
     put_str(&mut out, group);
     put_str(&mut out, base);
@@ -49,22 +95,14 @@ pub(crate) fn encode(group: &str, base: &str, batches: &[&Batch]) -> Vec<u8> {
     for b in batches {
         out.extend_from_slice(&b.checkpoint.to_le_bytes());
         put_str(&mut out, &b.token);
-        out.extend_from_slice(&(b.records.len() as u32).to_le_bytes());
-        for r in b.records.iter() {
-            match r.key {
-                Some(k) => {
-                    out.extend_from_slice(&(k.len() as i32).to_le_bytes());
-                    out.extend_from_slice(k);
-                }
-                None => out.extend_from_slice(&(-1i32).to_le_bytes()),
-            }
-            out.extend_from_slice(&(r.value.len() as u32).to_le_bytes());
-            out.extend_from_slice(r.value);
-            out.extend_from_slice(&r.timestamp.to_le_bytes());
-        }
+        out.extend_from_slice(&b.records.count.to_le_bytes());
+        out.extend_from_slice(&b.records.bytes);
     }
     out
 }
+
+/// A record read back: key, value, timestamp.
+type Row<'a> = (Option<&'a [u8]>, &'a [u8], i64);
 
 /// Reads bytes off the front of a slice, failing on a short one.
 struct Reader<'a>(&'a [u8]);
@@ -83,6 +121,15 @@ impl<'a> Reader<'a> {
     }
     fn u64(&mut self) -> Result<u64, String> {
         Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+    /// One record: key, value and timestamp.
+    fn record(&mut self) -> Result<Row<'a>, String> {
+        let key_len = self.u32()? as i32;
+        let key = if key_len < 0 { None } else { Some(self.take(key_len as usize)?) };
+        let value_len = self.u32()? as usize;
+        let value = self.take(value_len)?;
+        let timestamp = self.u64()? as i64;
+        Ok((key, value, timestamp))
     }
     fn string(&mut self) -> Result<String, String> {
         let n = self.u32()? as usize;
@@ -105,17 +152,13 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Pending, String> {
     for _ in 0..count {
         let checkpoint = r.u64()?;
         let token = r.string()?;
-        let n = r.u32()?;
-        let mut records = RecordBatch::new();
-        for _ in 0..n {
-            let key_len = r.u32()? as i32;
-            let key = if key_len < 0 { None } else { Some(r.take(key_len as usize)?) };
-            let value_len = r.u32()? as usize;
-            let value = r.take(value_len)?;
-            let timestamp = r.u64()? as i64;
-            records.push(key, value, timestamp);
+        let count = r.u32()?;
+        let start = r.0;
+        for _ in 0..count {
+            r.record()?;
         }
-        batches.push(Batch { checkpoint, token, records });
+        let bytes = start[..start.len() - r.0.len()].to_vec();
+        batches.push(Batch { checkpoint, token, records: Records { bytes, count } });
     }
     Ok(Pending { group, base, batches })
 }
@@ -139,10 +182,12 @@ mod tests {
     use super::*;
 
     fn batch(checkpoint: u64, token: &str, values: &[&str]) -> Batch {
-        let mut records = RecordBatch::new();
+        let mut batch = RecordBatch::new();
         for (i, v) in values.iter().enumerate() {
-            records.push((i % 2 == 0).then_some(b"k".as_slice()), v.as_bytes(), i as i64 - 1);
+            batch.push((i % 2 == 0).then_some(b"k".as_slice()), v.as_bytes(), i as i64 - 1);
         }
+        let mut records = Records::default();
+        records.extend(&batch);
         Batch { checkpoint, token: token.into(), records }
     }
 
@@ -151,6 +196,9 @@ mod tests {
         let batches = vec![batch(3, "t3", &["a", "", "ccc"]), batch(4, "t4", &[])];
         let bytes = encode("g-0", "t2", &batches.iter().collect::<Vec<_>>());
         let back = decode(&bytes).unwrap();
+        let read: Vec<(Option<&[u8]>, &[u8])> = back.batches[0].records.iter().collect();
+        let want: [(Option<&[u8]>, &[u8]); 3] = [(Some(b"k"), b"a"), (None, b""), (Some(b"k"), b"ccc")];
+        assert_eq!(read, want);
         assert_eq!(back, Pending { group: "g-0".into(), base: "t2".into(), batches });
         assert_eq!(decode(&bytes[..bytes.len() - 1]).unwrap_err(), "the Kafka sink's pending state is truncated");
         assert!(decode(b"WPF1....").unwrap_err().starts_with("this is not a Kafka sink's pending state"));

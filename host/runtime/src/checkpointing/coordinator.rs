@@ -9,6 +9,7 @@
 //! The decisions (when to trigger, when a checkpoint is complete or timed
 //! out) are `weir_checkpoint::Coordinator`'s; this thread does the I/O.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,7 +31,8 @@ use crate::error::{Result, RuntimeError};
 use crate::metrics::JobMetrics;
 
 /// A checkpoint's files: name (relative to its directory) and bytes.
-type Files = Vec<(String, Vec<u8>)>;
+/// A checkpoint's files: the parts' bytes as they are, read RocksDB files.
+type Files<'a> = Vec<(String, Cow<'a, [u8]>)>;
 
 /// What the coordinator needs to know about the job.
 pub(crate) struct JobInfo {
@@ -384,20 +386,20 @@ impl Run {
             let data = std::fs::read(&path).map_err(RuntimeError::io("cannot read", &path))?;
             size += data.len() as u64;
             new += data.len() as u64;
-            files.push((format!("{sub}/{name}"), data));
+            files.push((format!("{sub}/{name}"), Cow::Owned(data)));
         }
         Ok((StateFiles::Rocksdb { dir: sub.to_string(), private: native.private.clone(), shared }, size, new))
     }
 
     /// Writes checkpoint `id` into the store; returns its manifest and files.
-    fn write(
+    fn write<'a>(
         &self,
         id: u64,
         kind: BarrierKind,
-        parts: &HashMap<usize, Arc<TaskPart>>,
+        parts: &'a HashMap<usize, Arc<TaskPart>>,
         took: Duration,
         (plugins, plugin_versions): (&BTreeMap<String, String>, &BTreeMap<String, String>),
-    ) -> Result<(Manifest, Files)> {
+    ) -> Result<(Manifest, Files<'a>)> {
         let mut files = Vec::new();
         let (mut bytes, mut incremental, mut alignment) = (0, 0, Duration::ZERO);
         let (mut operators, mut sources, mut sinks) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
@@ -413,7 +415,7 @@ impl Run {
                 let (state, size, new) = match &op.state {
                     PartState::Logical(data) => {
                         let file = format!("{sub}.state");
-                        files.push((file.clone(), data.clone()));
+                        files.push((file.clone(), Cow::Borrowed(data.as_slice())));
                         (StateFiles::Logical { file }, data.len() as u64, data.len() as u64)
                     }
                     PartState::Native(native) => self.store_native(&native.0, &sub, &mut files)?,
@@ -460,7 +462,9 @@ impl Run {
             }
             for sink in &part.sinks {
                 let file = format!("{}-{}.pending", sink.node, sink.subtask);
-                files.push((file.clone(), sink.pending.clone()));
+                bytes += sink.pending.len() as u64;
+                incremental += sink.pending.len() as u64;
+                files.push((file.clone(), Cow::Borrowed(sink.pending.as_slice())));
                 let entry = sinks
                     .entry(sink.node.clone())
                     .or_insert_with(|| SinkState { parallelism: parallelism(&sink.node), subtasks: Vec::new() });
