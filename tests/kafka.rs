@@ -55,13 +55,20 @@ pub fn broker_bin() -> PathBuf {
     tools.join("bin/noida-db")
 }
 
-fn free_port() -> u16 {
+/// A port nothing listens on now.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl Broker {
-    /// Starts a broker and waits until it answers metadata requests.
+    /// Starts a broker on a free port and waits until it answers metadata
+    /// requests.
     pub fn start() -> Broker {
+        Broker::start_at(free_port())
+    }
+
+    /// Starts a broker on `port` (one a job already tries to reach).
+    pub fn start_at(port: u16) -> Broker {
         let bin = broker_bin();
         assert!(
             bin.exists(),
@@ -69,7 +76,6 @@ impl Broker {
             bin.display()
         );
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
         let log = std::fs::File::create(dir.path().join("broker.log")).unwrap();
         let child = Command::new(&bin)
             .args(["start", "--only", "kafka", "--host", "127.0.0.1"])

@@ -200,6 +200,52 @@ fn an_unreachable_cluster_and_a_missing_topic_fail_the_job_naming_them_in_bounde
     assert!(took < Duration::from_secs(10), "{took:?}");
 }
 
+/// The restart delay leaves the test time to bring the broker up and fill
+/// the topic before the next attempt (a bounded source reading a topic
+/// half filled would end early).
+#[test]
+fn a_job_started_while_its_brokers_are_down_restarts_under_its_strategy_and_finishes_once_they_are_up() {
+    let port = weir_tests::kafka::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let data = readings(10, 100);
+    let expected = file_averages(dir.path(), &data);
+    let spec = job(
+        dir.path(),
+        "down",
+        &format!(
+            "checkpoint: {{ interval: 1s, dir: {} }}\nrestart: {{ strategy: fixed-delay, attempts: 3, delay: 8s }}",
+            dir.path().join("ck").display()
+        ),
+        &format!(
+            "{{ id: in, type: kafka, bootstrap: '127.0.0.1:{port}', topics: [readings], key: /id, timestamp: /timestamp, stop_at: latest }}"
+        ),
+        "{ id: out, type: file, path: out, input: averages }",
+    );
+    let mut child = spawn(&spec);
+    let log = || std::fs::read_to_string(spec.with_extension("log")).unwrap_or_default();
+    let started = Instant::now();
+    while !log().contains("a task failed; restarting the job from its latest checkpoint") {
+        assert!(started.elapsed() < Duration::from_secs(30), "no restart within 30 s:\n{}", log());
+        assert!(child.try_wait().unwrap().is_none(), "the job ended instead of restarting:\n{}", log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let failed = started.elapsed();
+    let first = log();
+    let cause = format!("task in-0/1 failed: cannot reach the Kafka cluster at 127.0.0.1:{port} within 10s (");
+    assert!(first.contains(&cause), "{first}");
+    assert!(first.contains("attempt=1") && first.contains("delay=8s"), "{first}");
+    assert!(failed < Duration::from_secs(20), "{failed:?}");
+    let broker = Broker::start_at(port);
+    fill(&broker, "readings", 2, &data);
+    assert!(!log().contains("attempt=2"), "the broker came up after the restart delay: the test needs a longer one");
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{}", log());
+    assert!(!log().contains("attempt=2"), "{}", log());
+    let mut got = weir_tests::committed_parts(&dir.path().join("out"));
+    got.sort();
+    assert_eq!(got, expected);
+}
+
 /// Starts the job, its log going to `<job>.log` beside the spec (a pipe
 /// nobody reads would block a long-running job once full).
 fn spawn(job: &Path) -> Child {
