@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building Weir needs on a Debian machine, only when missing:
 # clang/libclang (RocksDB bindings), cmake, a C toolchain (RocksDB,
-# librdkafka), and the wasm32-wasip2 Rust target.
+# librdkafka), OpenSSL's headers and pkg-config (librdkafka's TLS and
+# SASL/SCRAM), and the wasm32-wasip2 Rust target.
 set -euo pipefail
 
 missing=()
@@ -9,6 +10,8 @@ command -v clang >/dev/null 2>&1 || missing+=(clang)
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v c++ >/dev/null 2>&1 || missing+=(g++)
 ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || missing+=(libclang-dev)
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+[ -f /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
 # The API fuzzer (schemathesis) runs from a virtualenv.
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)

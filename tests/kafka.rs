@@ -145,7 +145,23 @@ impl Broker {
     /// Record timestamps older than the broker's retention (a week) are
     /// deleted as they come: give recent ones.
     pub fn produce(&self, topic: &str, records: &[(i32, Option<&str>, &str, Option<i64>)]) {
-        let producer: BaseProducer = self.config().set("enable.idempotence", "true").create().unwrap();
+        self.produce_with(topic, records, &[]);
+    }
+
+    /// [`Broker::produce`] with more producer settings (e.g.
+    /// `compression.type`).
+    pub fn produce_with(
+        &self,
+        topic: &str,
+        records: &[(i32, Option<&str>, &str, Option<i64>)],
+        settings: &[(&str, &str)],
+    ) {
+        let mut config = self.config();
+        config.set("enable.idempotence", "true");
+        for (k, v) in settings {
+            config.set(*k, *v);
+        }
+        let producer: BaseProducer = config.create().unwrap();
         for (partition, key, value, timestamp) in records {
             let mut record = BaseRecord::<str, str>::to(topic).payload(value).partition(*partition);
             if let Some(k) = key {

@@ -163,41 +163,112 @@ sinks:
 }
 
 #[test]
-fn an_unreachable_cluster_and_a_missing_topic_fail_the_job_naming_them_in_bounded_time() {
+fn an_unreachable_cluster_a_missing_topic_a_tls_mismatch_and_refused_sasl_fail_the_job_naming_them_in_bounded_time() {
     let broker = Broker::start();
+    broker.create_topic("readings", 1);
     let dir = tempfile::tempdir().unwrap();
-    let failing = |name: &str, bootstrap: &str, topic: &str| {
-        let spec = job(
-            dir.path(),
-            name,
-            "",
-            &format!(
-                "{{ id: in, type: kafka, bootstrap: '{bootstrap}', topics: [{topic}], key: /id, timestamp: /timestamp }}"
-            ),
-            "{ id: out, type: stdout, input: averages }",
-        );
-        let started = Instant::now();
-        let out = weir(&spec).output().unwrap();
-        assert!(!out.status.success());
-        let log = String::from_utf8_lossy(&out.stderr).into_owned();
-        (log.lines().last().unwrap_or_default().to_string(), started.elapsed())
-    };
-    let (error, took) = failing("unreachable", "127.0.0.1:1", "readings");
-    assert!(
-        error.starts_with("error: task in-0/1 failed: cannot reach the Kafka cluster at 127.0.0.1:1 within 10s ("),
-        "{error}"
-    );
+    let b = broker.bootstrap.as_str();
+    // (name, bootstrap, topic, properties); all run at once.
+    let cases = [
+        ("unreachable", "127.0.0.1:1", "readings", "{}"),
+        ("missing", b, "nope", "{}"),
+        ("tls", b, "readings", "{ security.protocol: ssl }"),
+        (
+            "sasl",
+            b,
+            "readings",
+            "{ security.protocol: sasl_plaintext, sasl.mechanism: SCRAM-SHA-256, sasl.username: u, sasl.password: p }",
+        ),
+    ];
+    let results: Vec<(String, Duration)> = std::thread::scope(|scope| {
+        let runs: Vec<_> = cases
+            .iter()
+            .map(|(name, bootstrap, topic, properties)| {
+                let spec = job(
+                    dir.path(),
+                    name,
+                    "",
+                    &format!(
+                        "{{ id: in, type: kafka, bootstrap: '{bootstrap}', topics: [{topic}], key: /id, timestamp: /timestamp, properties: {properties} }}"
+                    ),
+                    "{ id: out, type: stdout, input: averages }",
+                );
+                scope.spawn(move || {
+                    let started = Instant::now();
+                    let out = weir(&spec).output().unwrap();
+                    assert!(!out.status.success());
+                    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+                    (log.lines().last().unwrap_or_default().to_string(), started.elapsed())
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let reach = |at: &str| format!("error: task in-0/1 failed: cannot reach the Kafka cluster at {at} within 10s (");
+    let (error, took) = &results[0];
+    assert!(error.starts_with(&reach("127.0.0.1:1")), "{error}");
+    assert!(error.contains("127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused"), "{error}");
     assert!(error.ends_with("): check `bootstrap` and that the brokers are up"), "{error}");
-    assert!(took < Duration::from_secs(20), "{took:?}");
-    let (error, took) = failing("missing", &broker.bootstrap, "nope");
+    assert!(*took < Duration::from_secs(20), "{took:?}");
+    let (error, took) = &results[1];
     assert_eq!(
-        error,
+        *error,
         format!(
-            "error: task in-0/1 failed: topic `nope` does not exist on {}: create it first (Weir does not create topics)",
-            broker.bootstrap
+            "error: task in-0/1 failed: topic `nope` does not exist on {b}: create it first (Weir does not create topics)"
         )
     );
-    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert!(*took < Duration::from_secs(10), "{took:?}");
+    let (error, took) = &results[2];
+    assert!(error.starts_with(&format!("{}ssl://{b}/bootstrap: SSL handshake failed:", reach(b))), "{error}");
+    assert!(
+        error.ends_with(
+            "): check the TLS settings in `properties` (security.protocol, ssl.*) against the brokers' listener"
+        ),
+        "{error}"
+    );
+    assert!(*took < Duration::from_secs(20), "{took:?}");
+    let (error, took) = &results[3];
+    assert!(
+        error.starts_with(&format!("{}sasl_plaintext://{b}/bootstrap: SASL authentication error:", reach(b))),
+        "{error}"
+    );
+    assert!(error.ends_with("): check the credentials in `properties` (sasl.*, security.protocol)"), "{error}");
+    assert!(*took < Duration::from_secs(20), "{took:?}");
+}
+
+/// Records compressed by the producer (each codec librdkafka offers) are
+/// read, and the sink compresses with the codec its properties name.
+#[test]
+fn compressed_topics_are_read_and_written_with_every_codec() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let codecs = ["gzip", "snappy", "lz4", "zstd"];
+    let values: Vec<String> = (0..300).map(|i| format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(i % 50))).collect();
+    let mut sources = String::new();
+    let mut sinks = String::new();
+    for codec in codecs {
+        broker.create_topic(&format!("in-{codec}"), 2);
+        broker.create_topic(&format!("out-{codec}"), 2);
+        let records: Vec<(i32, Option<&str>, &str, Option<i64>)> =
+            values.iter().enumerate().map(|(i, v)| ((i % 2) as i32, Some("k"), v.as_str(), None)).collect();
+        broker.produce_with(&format!("in-{codec}"), &records, &[("compression.type", codec)]);
+        sources += &format!(
+            "  - {{ id: in-{codec}, type: kafka, bootstrap: '{}', topics: [in-{codec}], format: raw, stop_at: latest }}\n",
+            broker.bootstrap
+        );
+        sinks += &format!(
+            "  - {{ id: out-{codec}, type: kafka, bootstrap: '{}', topic: out-{codec}, delivery: at-least-once, input: in-{codec}, properties: {{ compression.type: {codec} }} }}\n",
+            broker.bootstrap
+        );
+    }
+    let spec = dir.path().join("copy.yaml");
+    std::fs::write(&spec, format!("name: copy\nsources:\n{sources}sinks:\n{sinks}")).unwrap();
+    run_ok(&spec);
+    let mut expected = values.clone();
+    expected.sort();
+    for codec in codecs {
+        assert_eq!(broker.committed_values(&format!("out-{codec}")), expected, "{codec}");
+    }
 }
 
 /// The restart delay leaves the test time to bring the broker up and fill

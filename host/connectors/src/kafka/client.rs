@@ -87,7 +87,12 @@ impl ClientContext for Context {
         // Connection trouble repeats while a broker is down: debug level;
         // what a user must see ends up in the error the node fails with.
         tracing::debug!(target: "librdkafka", node = self.node.as_str(), "{error}: {reason}");
-        *self.last_error.lock().expect("not poisoned") = Some(reason.to_string());
+        // "1/1 brokers are down" only sums up the reasons logged before it.
+        let summary = error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown);
+        let mut last = self.last_error.lock().expect("not poisoned");
+        if !summary || last.is_none() {
+            *last = Some(reason.to_string());
+        }
     }
 }
 
@@ -145,9 +150,12 @@ pub(crate) fn unreachable(bootstrap: &str, context: &Context, error: &KafkaError
         )
     ) || detail.contains("SASL")
         || detail.contains("uthenticat");
-    let hint = match auth {
-        true => "check the credentials in `properties` (sasl.*, security.protocol)",
-        false => "check `bootstrap` and that the brokers are up",
+    let hint = if auth {
+        "check the credentials in `properties` (sasl.*, security.protocol)"
+    } else if detail.contains("SSL") {
+        "check the TLS settings in `properties` (security.protocol, ssl.*) against the brokers' listener"
+    } else {
+        "check `bootstrap` and that the brokers are up"
     };
     ConnectorError::Unavailable(format!(
         "cannot reach the Kafka cluster at {bootstrap} within {}s ({detail}): {hint}",
@@ -158,7 +166,17 @@ pub(crate) fn unreachable(bootstrap: &str, context: &Context, error: &KafkaError
 /// [`unreachable`], once the consumer's pending error events are served
 /// (they say why: `Connect to ipv4#127.0.0.1:1 failed: Connection refused`).
 pub(crate) fn failed(consumer: &BaseConsumer<Context>, bootstrap: &str, error: &KafkaError) -> ConnectorError {
-    let _ = consumer.poll(std::time::Duration::ZERO);
+    // The logs queued with the errors say why. A poll returns at each
+    // error event, and one with no wait serves a single log event: poll
+    // for a moment instead (the node is failing anyway).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(100);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let _ = consumer.poll(left);
+    }
     unreachable(bootstrap, consumer.context(), error)
 }
 
@@ -204,8 +222,7 @@ pub(crate) fn matching(
     pattern: &regex::Regex,
     timeout: std::time::Duration,
 ) -> Result<Vec<(String, Vec<i32>)>> {
-    let metadata =
-        consumer.fetch_metadata(None, timeout).map_err(|e| unreachable(bootstrap, consumer.context(), &e))?;
+    let metadata = consumer.fetch_metadata(None, timeout).map_err(|e| failed(consumer, bootstrap, &e))?;
     let mut topics: Vec<(String, Vec<i32>)> = metadata
         .topics()
         .iter()

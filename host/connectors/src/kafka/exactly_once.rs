@@ -100,8 +100,20 @@ impl ExactlyOnce {
             let other = if state.group == sink.group { None } else { Some(factory.marker(&state.group)?) };
             let marker = other.as_ref().unwrap_or(&sink.marker);
             let committed = read_marker(marker, &sink.topic)?;
-            for batch in wal::uncommitted(&state, &committed) {
-                sink.begin(&sink.writer, batch.checkpoint)?;
+            let left = wal::uncommitted(&state, &committed);
+            if committed.is_empty() && !state.base.is_empty() && !left.is_empty() {
+                tracing::warn!(
+                    node = factory.node.as_str(),
+                    group = state.group.as_str(),
+                    "the commit marker of group {} is gone (its offsets expired after offsets.retention.minutes, or \
+                     the group was deleted), so whether the checkpoint's {} pending batches were committed is \
+                     unknown: they are written again, which repeats them if they were",
+                    state.group,
+                    left.len()
+                );
+            }
+            for batch in left {
+                sink.begin(&sink.writer, Some(batch.checkpoint))?;
                 send_all(&sink.writer, &sink.topic, batch.records.iter(), &sink.node)?;
                 sink.finish(&sink.writer, batch, &state.group, marker)?;
             }
@@ -110,11 +122,21 @@ impl ExactlyOnce {
         Ok(sink)
     }
 
-    fn what(&self, doing: &str, checkpoint: u64) -> impl FnOnce(rdkafka::error::KafkaError) -> ConnectorError + use<> {
-        kafka(format!("{}: {doing} (checkpoint {checkpoint})", self.node))
+    /// Names what failed; `checkpoint`: the batch's, `None` for the records
+    /// since the last barrier.
+    fn what(
+        &self,
+        doing: &str,
+        checkpoint: Option<u64>,
+    ) -> impl FnOnce(rdkafka::error::KafkaError) -> ConnectorError + use<> {
+        let of = match checkpoint {
+            Some(id) => format!("checkpoint {id}"),
+            None => "the records since the last barrier".to_string(),
+        };
+        kafka(format!("{}: {doing} ({of})", self.node))
     }
 
-    fn begin(&self, producer: &BaseProducer<Context>, checkpoint: u64) -> Result<()> {
+    fn begin(&self, producer: &BaseProducer<Context>, checkpoint: Option<u64>) -> Result<()> {
         producer.begin_transaction().map_err(self.what("cannot begin a transaction", checkpoint))
     }
 
@@ -126,7 +148,7 @@ impl ExactlyOnce {
         group: &str,
         marker: &BaseConsumer<Context>,
     ) -> Result<()> {
-        let what = |doing: &str| self.what(doing, batch.checkpoint);
+        let what = |doing: &str| self.what(doing, Some(batch.checkpoint));
         let mut offsets = TopicPartitionList::new();
         offsets
             .add_partition_offset(&self.topic, 0, Offset::Offset(batch.checkpoint as i64))
@@ -210,7 +232,7 @@ impl Sink for ExactlyOnce {
             // A producer is free again: it takes the interval so far.
             None => match self.free() {
                 Some(k) => {
-                    self.begin(&self.streaming[k], 0)?;
+                    self.begin(&self.streaming[k], None)?;
                     self.current = Some(k);
                     send_all(&self.streaming[k], &self.topic, self.buffer.iter(), &self.node)
                 }
@@ -229,9 +251,10 @@ impl Sink for ExactlyOnce {
         if let Some(k) = producer {
             let p = &self.streaming[k];
             if records.is_empty() {
-                p.abort_transaction(FLUSH_TIMEOUT).map_err(self.what("cannot end an empty transaction", checkpoint))?;
+                p.abort_transaction(FLUSH_TIMEOUT)
+                    .map_err(self.what("cannot end an empty transaction", Some(checkpoint)))?;
             } else {
-                flush(p, FLUSH_TIMEOUT).map_err(self.what("cannot flush the transaction", checkpoint))?;
+                flush(p, FLUSH_TIMEOUT).map_err(self.what("cannot flush the transaction", Some(checkpoint)))?;
                 failed_delivery(p, &self.topic, &self.node)?;
             }
         }
@@ -249,7 +272,7 @@ impl Sink for ExactlyOnce {
             let producer = match p.producer {
                 Some(k) => &self.streaming[k],
                 None => {
-                    self.begin(&self.writer, p.batch.checkpoint)?;
+                    self.begin(&self.writer, Some(p.batch.checkpoint))?;
                     send_all(&self.writer, &self.topic, p.batch.records.iter(), &self.node)?;
                     &self.writer
                 }

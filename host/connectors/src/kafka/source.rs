@@ -4,7 +4,7 @@
 //! in bounded mode where to stop); after a checkpoint completes they are
 //! also committed to the consumer group, for lag monitoring only.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -84,14 +84,15 @@ impl KafkaSourceFactory {
         Ok(all)
     }
 
-    /// Where a fresh partition starts, per `start_from`.
-    fn start_offsets(&self, consumer: &BaseConsumer<Context>, fresh: &[(String, i32)]) -> Result<Vec<i64>> {
+    /// Where a fresh partition starts, per `start_from`; `watermarks` gives
+    /// a partition's low and high watermarks.
+    fn start_offsets(
+        &self,
+        consumer: &BaseConsumer<Context>,
+        fresh: &[(String, i32)],
+        mut watermarks: impl FnMut(&str, i32) -> Result<(i64, i64)>,
+    ) -> Result<Vec<i64>> {
         let bootstrap = &self.spec.bootstrap;
-        let watermarks = |topic: &str, partition: i32| {
-            consumer
-                .fetch_watermarks(topic, partition, METADATA_TIMEOUT)
-                .map_err(|e| client::failed(consumer, bootstrap, &e))
-        };
         let mut list = TopicPartitionList::new();
         match self.spec.start_from {
             StartFrom::Named(StartName::Earliest) => fresh.iter().map(|(t, p)| Ok(watermarks(t, *p)?.0)).collect(),
@@ -176,15 +177,25 @@ impl crate::SourceFactory for KafkaSourceFactory {
             };
             parts.push(PartitionState { id: split.id.clone(), topic: topic.to_string(), partition, offset, stop });
         }
+        // Each fresh partition's watermarks, asked for once (for its start
+        // and, bounded, its stop).
+        let mut marks: HashMap<(String, i32), (i64, i64)> = HashMap::new();
+        let mut watermarks = |topic: &str, partition: i32| -> Result<(i64, i64)> {
+            if let Some(m) = marks.get(&(topic.to_string(), partition)) {
+                return Ok(*m);
+            }
+            let m = consumer
+                .fetch_watermarks(topic, partition, METADATA_TIMEOUT)
+                .map_err(|e| client::failed(&consumer, &self.spec.bootstrap, &e))?;
+            marks.insert((topic.to_string(), partition), m);
+            Ok(m)
+        };
         let fresh_ids: Vec<(String, i32)> = fresh.iter().map(|(_, tp)| tp.clone()).collect();
-        let starts = self.start_offsets(&consumer, &fresh_ids)?;
+        let starts = self.start_offsets(&consumer, &fresh_ids, &mut watermarks)?;
         for ((i, (topic, partition)), start) in fresh.iter().zip(starts) {
             parts[*i].offset = start;
             if self.spec.stop_at == Some(StopAt::Latest) {
-                let (_, high) = consumer
-                    .fetch_watermarks(topic, *partition, METADATA_TIMEOUT)
-                    .map_err(|e| client::failed(&consumer, &self.spec.bootstrap, &e))?;
-                parts[*i].stop = Some(high);
+                parts[*i].stop = Some(watermarks(topic, *partition)?.1);
             }
         }
         let discovery = match self.spec.stop_at {

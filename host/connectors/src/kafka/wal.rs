@@ -166,9 +166,11 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Pending, String> {
 /// The batches of `pending` the broker has not committed, given the token
 /// its marker holds: all when it holds the base, those after the batch it
 /// names, none when it names something later (the batches were committed
-/// and more after them: a job restored from an older savepoint).
+/// and more after them: a job restored from an older savepoint). All when
+/// it holds nothing: the marker expired, and writing a batch again is the
+/// lesser harm than losing it.
 pub(crate) fn uncommitted<'a>(pending: &'a Pending, marker: &str) -> &'a [Batch] {
-    if marker == pending.base {
+    if marker == pending.base || marker.is_empty() {
         return &pending.batches;
     }
     match pending.batches.iter().position(|b| b.token == marker) {
@@ -216,5 +218,6 @@ mod tests {
         assert_eq!(checkpoints("t3"), vec![4]);
         assert_eq!(checkpoints("t4"), Vec::<u64>::new());
         assert_eq!(checkpoints("t9"), Vec::<u64>::new());
+        assert_eq!(checkpoints(""), vec![3, 4]);
     }
 }

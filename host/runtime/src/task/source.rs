@@ -72,6 +72,16 @@ fn combined(splits: &[SplitClock]) -> Option<Timestamp> {
     }
 }
 
+/// The least watermark of the splits that had data (or ended), `None`
+/// when none did.
+fn reached(splits: &[SplitClock]) -> Option<Timestamp> {
+    splits
+        .iter()
+        .filter(|s| s.watermark.is_done() || s.watermark.state().0 > weir_types::MIN_WATERMARK)
+        .map(|s| s.watermark.current())
+        .min()
+}
+
 impl SourceTask {
     pub(crate) fn run(mut self) -> Result<TaskEnd> {
         let task = self.chain.task.clone();
@@ -164,6 +174,14 @@ impl SourceTask {
                     changed = true;
                 }
                 if changed && combined(&splits).is_none() && !idle {
+                    // The last splits went idle together: what those with
+                    // data reached was held back only by splits now idle.
+                    if let Some(wm) = reached(&splits)
+                        && wm > self.chain.watermark
+                    {
+                        self.metrics.watermark.set(wm);
+                        self.chain.advance(Watermark::EventTime(wm))?;
+                    }
                     idle = true;
                     self.chain.advance(Watermark::Idle)?;
                 } else if changed && self.time.punctuated {
