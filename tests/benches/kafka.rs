@@ -7,18 +7,18 @@
 //! - read: a Weir job `kafka` source (bounded) → `blackhole` over a
 //!   4-partition topic of 100-byte values, against a `BaseConsumer` loop
 //!   reading every partition to its end;
-//! - write, at-least-once / exactly-once: the `sensor-bench` generator →
-//!   `kafka` sink with a checkpoint a second, against a loop that polls the
-//!   same generator and produces each record with the idempotent producer,
-//!   flushing every second (at-least-once) or committing a transaction
-//!   every second (exactly-once);
+//! - write, at-least-once / exactly-once: the `bytes` generator (100-byte
+//!   values) → `kafka` sink with a checkpoint a second, against a loop
+//!   that polls the same generator and produces each record with the
+//!   idempotent producer, flushing every second (at-least-once) or
+//!   committing a transaction every second (exactly-once);
 //! - copy, at-least-once / exactly-once: `kafka` → `kafka` (100-byte
 //!   values) with a checkpoint a second, against a consume → produce loop
 //!   that flushes every second, or commits a transaction a second with the
 //!   consumer's offsets in it (what makes a plain copy exactly-once).
 //!
-//! `WEIR_BENCH_KAFKA_CASES="write,copy exactly-once"` runs only the cases whose names
-//! start with one of those.
+//! `WEIR_BENCH_KAFKA_CASES="write,copy exactly-once"` runs only the cases
+//! whose names start with one of those.
 //!
 //! Target: Weir ≥ 0.8× the plain loop. Figures are ratios from one run on
 //! a shared machine; the broker shares its two cores and is most of the
@@ -118,12 +118,12 @@ fn end_interval(producer: &BaseProducer, transactional: bool, consumer: Option<&
     producer.begin_transaction().unwrap();
 }
 
-/// The `sensor-bench` generator's `n` events, written by a plain producer
+/// The `bytes` generator's `n` events, written by a plain producer
 /// loop; the time and the value bytes.
 fn plain_write(broker: &Broker, n: u64, transactional: bool) -> (Duration, u64) {
     let spec = JobSpec::parse(
         &format!(
-            "name: w\nsources: [{{ id: in, type: generator, generator: sensor-bench, events: {n} }}]\n\
+            "name: w\nsources: [{{ id: in, type: generator, generator: bytes, size: {VALUE}, events: {n} }}]\n\
              sinks: [{{ id: out, type: blackhole, input: in }}]\n"
         ),
         Format::Yaml,
@@ -264,7 +264,7 @@ fn main() {
     let kafka_out = |b: &Broker, delivery: &str| {
         format!("{{ id: out, type: kafka, bootstrap: '{}', topic: out, delivery: {delivery}, input: in }}", b.bootstrap)
     };
-    let generator = format!("{{ id: in, type: generator, generator: sensor-bench, events: {n} }}");
+    let generator = format!("{{ id: in, type: generator, generator: bytes, size: {VALUE}, events: {n} }}");
     let copied = n * VALUE as u64;
     let mut cases = Vec::new();
     if wanted("read") {

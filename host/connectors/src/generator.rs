@@ -12,6 +12,16 @@ use crate::Result;
 use crate::split::{SplitPoll, SplitReader};
 
 /// Writes a reading as JSON: `{"id":"sensor_7","timestamp":1700000000000,"temperature":71.3}`.
+/// `n` in decimal, left-padded with `0` to `size` bytes (its last `size`
+/// digits when longer).
+fn write_padded(out: &mut Vec<u8>, n: u64, size: usize) {
+    let mut buffer = itoa::Buffer::new();
+    let digits = buffer.format(n).as_bytes();
+    let digits = &digits[digits.len().saturating_sub(size)..];
+    out.resize(out.len() + size - digits.len(), b'0');
+    out.extend_from_slice(digits);
+}
+
 fn write_reading(out: &mut Vec<u8>, id: &[u8], timestamp: i64, temperature: f64) {
     out.extend_from_slice(b"{\"id\":\"");
     out.extend_from_slice(id);
@@ -227,6 +237,11 @@ impl SplitReader for SensorGenerator {
 /// with `temp_f = 40 + 60 * ((i * 2654435761) mod 1000003) / 1000003`.
 /// Instance `j` of `p` (split `part-j-of-p`) produces the events with
 /// `i % p == j`.
+///
+/// With [`SensorBench::bytes`] it is the `bytes` generator instead: event
+/// `i` has key `key-<i % 1000>`, the same timestamp, and as value `i` in
+/// decimal, left-padded with `0` to `size` bytes (its last `size` digits
+/// when longer).
 #[derive(Debug)]
 pub struct SensorBench {
     id: String,
@@ -234,6 +249,8 @@ pub struct SensorBench {
     step: u64,
     events: u64,
     ended: bool,
+    /// `Some(size)`: the `bytes` generator.
+    bytes: Option<usize>,
 }
 
 impl SensorBench {
@@ -245,7 +262,14 @@ impl SensorBench {
             step: u64::from(parallelism.max(1)),
             events,
             ended: false,
+            bytes: None,
         }
+    }
+
+    /// The `bytes` generator's instance `index` of `parallelism`: values of
+    /// `size` bytes.
+    pub fn bytes(events: u64, index: u32, parallelism: u32, size: usize) -> Self {
+        SensorBench { bytes: Some(size), ..SensorBench::new(events, index, parallelism) }
     }
 
     /// Event `i`: (sensor id, timestamp, °F).
@@ -285,14 +309,17 @@ impl SplitReader for SensorBench {
             self.ended = true;
             return Ok(SplitPoll::Done);
         }
-        let mut records = RecordBatch::with_capacity(max, 72 * max);
+        let mut records = RecordBatch::with_capacity(max, self.bytes.map_or(72, |size| size + 8) * max);
         let mut id = Vec::with_capacity(16);
         while records.len() < max && self.next < self.events {
             let (sensor, ts, temp) = Self::event(self.next);
             id.clear();
-            id.extend_from_slice(b"sensor_");
+            id.extend_from_slice(if self.bytes.is_some() { &b"key-"[..] } else { &b"sensor_"[..] });
             id.extend_from_slice(itoa::Buffer::new().format(sensor).as_bytes());
-            records.push_with(Some(&id), ts, |out| write_reading(out, &id, ts, temp));
+            match self.bytes {
+                None => records.push_with(Some(&id), ts, |out| write_reading(out, &id, ts, temp)),
+                Some(size) => records.push_with(Some(&id), ts, |out| write_padded(out, self.next, size)),
+            }
             self.next += self.step;
         }
         Ok(SplitPoll::Records(records))
@@ -318,8 +345,12 @@ impl GeneratorFactory {
         })?;
         let g = &self.spec;
         Ok(match g.generator.unwrap_or(weir_spec::GeneratorKind::SensorBench) {
-            weir_spec::GeneratorKind::SensorBench => {
-                let mut s = SensorBench::new(g.events.unwrap_or(u64::MAX), index, parts);
+            kind @ (weir_spec::GeneratorKind::SensorBench | weir_spec::GeneratorKind::Bytes) => {
+                let events = g.events.unwrap_or(u64::MAX);
+                let mut s = match kind {
+                    weir_spec::GeneratorKind::Bytes => SensorBench::bytes(events, index, parts, g.value_size()),
+                    _ => SensorBench::new(events, index, parts),
+                };
                 if let Some(p) = &split.position {
                     s.restore(p)?;
                 }
@@ -386,6 +417,25 @@ mod tests {
         let mut out = Vec::new();
         write_reading(&mut out, b"sensor_7", 1_700_000_000_000, 71.3);
         assert_eq!(out, br#"{"id":"sensor_7","timestamp":1700000000000,"temperature":71.3}"#);
+    }
+
+    #[test]
+    fn the_bytes_generator_gives_fixed_size_values() {
+        let mut split = SensorBench::bytes(1003, 1, 2, 6);
+        let records = drain(&mut split);
+        assert_eq!(records.len(), 501);
+        assert_eq!(records[0].key.as_deref(), Some(&b"key-1"[..]));
+        assert_eq!(records[0].value, b"000001");
+        assert_eq!(records[0].timestamp, 1_700_000_000_000);
+        assert_eq!(records[500].key.as_deref(), Some(&b"key-1"[..]));
+        assert_eq!(records[500].value, b"001001");
+        assert_eq!(records[500].timestamp, 1_700_000_000_100);
+        let mut out = Vec::new();
+        write_padded(&mut out, 1_234_567, 3);
+        assert_eq!(out, b"567");
+        out.clear();
+        write_padded(&mut out, 7, 0);
+        assert!(out.is_empty());
     }
 
     fn drain(split: &mut dyn SplitReader) -> Vec<Record> {

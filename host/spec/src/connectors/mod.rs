@@ -183,6 +183,7 @@ pub(crate) struct RawSource {
     rate: Option<f64>,
     #[serde(default, deserialize_with = "crate::duration::deserialize_opt")]
     disorder: Option<Duration>,
+    size: Option<usize>,
     // file (key and timestamp: kafka too)
     path: Option<Paths>,
     key: Option<String>,
@@ -211,6 +212,7 @@ impl RawSource {
             ("interval", self.interval.is_some()),
             ("start", self.start.is_some()),
             ("disorder", self.disorder.is_some()),
+            ("size", self.size.is_some()),
         ];
         set.into_iter().filter(|(_, set)| *set).map(|(f, _)| f)
     }
