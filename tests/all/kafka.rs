@@ -391,6 +391,47 @@ fn killed_at_random_an_at_least_once_kafka_job_loses_nothing() {
     assert!(got.len() > expected.len(), "six kills repeated nothing: {} records", got.len());
 }
 
+/// A crash right after a checkpoint is stored and before its
+/// transactions commit (the window where librdkafka cannot resume them):
+/// the new session aborts them, finds their records in the output topic
+/// at the offsets the checkpoint names, and commits them again, once.
+#[test]
+fn a_crash_between_a_checkpoint_and_its_commit_is_recovered_from_the_records_in_the_topic() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    fill(&broker, "readings", 2, &readings(10, 1500));
+    broker.create_topic("averages", 2);
+    broker.create_topic("reference", 2);
+    let source = format!(
+        "{{ id: in, type: kafka, bootstrap: '{}', topics: [readings], key: /id, timestamp: /timestamp, stop_at: latest, rate: 5000 }}",
+        broker.bootstrap
+    );
+    let sink = |topic: &str| {
+        format!(
+            "{{ id: out, type: kafka, bootstrap: '{}', topic: {topic}, delivery: exactly-once, input: averages }}",
+            broker.bootstrap
+        )
+    };
+    let top = |dir: &str| format!("parallelism: 2\ncheckpoint: {{ interval: 200ms, dir: {dir} }}");
+    run_ok(&job(dir.path(), "reference", &top("reference-checkpoints"), &source, &sink("reference")));
+    let expected = broker.committed_values("reference");
+    assert!(expected.len() >= 10 * 25, "{} averages", expected.len());
+
+    let spec = job(dir.path(), "crashing", &top("checkpoints"), &source, &sink("averages"));
+    let crashed = weir(&spec).env("FAILPOINTS", "checkpoint-stored=5*off->return").output().unwrap();
+    let log = String::from_utf8_lossy(&crashed.stderr);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(crashed.status.signal(), Some(6), "aborted at the fault point: {log}");
+    // The sixth checkpoint's batches were flushed and never committed.
+    let committed = broker.committed_values("averages").len();
+    let flushed = broker.read("averages", "read_uncommitted").len();
+    assert!(flushed > committed && committed < expected.len(), "{flushed} flushed, {committed} committed");
+
+    let log = run_ok(&spec);
+    assert!(log.contains("records of an uncommitted transaction read back from the topic"), "{log}");
+    assert_eq!(broker.committed_values("averages"), expected);
+}
+
 /// The averages of `data` (from a file) for windows ending at or before
 /// `until`, of the sensors in `sensors`.
 fn expected_windows(all: &[String], sensors: &[&str], until: i64) -> Vec<String> {

@@ -8,10 +8,13 @@
 //! a producer aborted a transaction does not see that producer's later
 //! committed records (a consumer reading from before the abort does).
 
+use std::sync::Mutex;
 use std::time::Duration;
 
+use rdkafka::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{Offset, TopicPartitionList};
 use weir_tests::kafka::{BROKER_VERSION, Broker, broker_bin};
 
@@ -93,6 +96,64 @@ fn transactions_markers_fencing_and_offsets_behave_as_the_connectors_need() {
     list.add_partition("out", 0);
     let fresh: BaseConsumer = broker.config().set("group.id", "never-used").create().unwrap();
     assert_eq!(fresh.committed_offsets(list, T).unwrap().find_partition("out", 0).unwrap().offset(), Offset::Invalid);
+}
+
+/// Where a transactional producer's delivery reports say each record went.
+struct Reported(Mutex<Vec<(String, i32, i64)>>);
+
+impl ClientContext for Reported {}
+
+impl ProducerContext for Reported {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        let m = result.as_ref().expect("delivered");
+        let value = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
+        self.0.lock().unwrap().push((value, m.partition(), m.offset()));
+    }
+}
+
+/// The exactly-once sink's recovery: a flushed transaction that a new
+/// producer of its id aborted keeps its records in the topic, readable
+/// `read_uncommitted` at the offsets the delivery reports named, one
+/// producer's records of a produce request at consecutive offsets.
+#[test]
+fn an_aborted_transactions_records_stay_at_the_offsets_its_delivery_reports_named() {
+    let broker = Broker::start();
+    broker.create_topic("out", 2);
+    let other: BaseProducer = broker.config().set("enable.idempotence", "true").create().unwrap();
+    let txn: BaseProducer<Reported> = broker
+        .config()
+        .set("transactional.id", "conformance-1")
+        .create_with_context(Reported(Mutex::new(Vec::new())))
+        .unwrap();
+    txn.init_transactions(T).unwrap();
+    txn.begin_transaction().unwrap();
+    let send_to = |p: &BaseProducer<Reported>, values: &[&str], partition: i32| {
+        for v in values {
+            p.send(BaseRecord::<str, str>::to("out").key("k").payload(*v).partition(partition)).unwrap();
+        }
+        p.flush(T).unwrap();
+    };
+    send_to(&txn, &["a-0", "a-1", "a-2"], 0);
+    other.send(BaseRecord::<str, str>::to("out").key("k").payload("other").partition(0)).unwrap();
+    other.flush(T).unwrap();
+    send_to(&txn, &["a-3"], 0);
+    send_to(&txn, &["b-0", "b-1"], 1);
+    let successor: BaseProducer = broker.config().set("transactional.id", "conformance-1").create().unwrap();
+    successor.init_transactions(T).unwrap();
+
+    let mut reported = txn.context().0.lock().unwrap().clone();
+    reported.sort();
+    let offsets: Vec<(i32, i64)> = reported.iter().map(|(_, p, o)| (*p, *o)).collect();
+    assert_eq!(offsets, [(0, 0), (0, 1), (0, 2), (0, 4), (1, 0), (1, 1)]);
+    let mut read: Vec<(String, i32, i64)> =
+        broker.read("out", "read_uncommitted").into_iter().map(|r| (r.value, r.partition, r.offset)).collect();
+    read.sort();
+    let mut want = reported.clone();
+    want.push(("other".into(), 0, 3));
+    want.sort();
+    assert_eq!(read, want);
+    assert_eq!(broker.committed_values("out"), ["other"]);
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! `make bench` (sixth part): the Kafka connectors against plain rdkafka
 //! loops, in one run: `WEIR_BENCH_KAFKA_RECORDS` records (default
-//! 1,000,000) each. Every side of every case runs on a fresh broker
+//! 2,000,000) each. Every side of every case runs on a fresh broker
 //! (noida-db on 127.0.0.1, as in the tests) and is timed from creating its
 //! clients (Weir: from submitting the job) to the last commit or flush.
 //!
@@ -18,7 +18,11 @@
 //!   consumer's offsets in it (what makes a plain copy exactly-once).
 //!
 //! `WEIR_BENCH_KAFKA_CASES="write,copy exactly-once"` runs only the cases
-//! whose names start with one of those.
+//! whose names start with one of those. Each case runs
+//! `WEIR_BENCH_KAFKA_RUNS` times per side (default 3), the sides
+//! alternating, and the table shows the medians: the broker's own pauses
+//! (it saves its whole state every few seconds) make single runs vary by
+//! ±30 % here.
 //!
 //! Target: Weir ≥ 0.8× the plain loop. Figures are ratios from one run on
 //! a shared machine; the broker shares its two cores and is most of the
@@ -96,6 +100,11 @@ fn producer(broker: &Broker, id: Option<&str>) -> BaseProducer {
         config.set("transactional.id", id);
     }
     let producer: BaseProducer = config.create().unwrap();
+    // As the sinks do: connections up before the producer asks for its id
+    // (else librdkafka may wait 500 ms to ask again).
+    for _ in 0..2 {
+        producer.client().fetch_metadata(Some("out"), Duration::from_secs(10)).unwrap();
+    }
     if id.is_some() {
         producer.init_transactions(Duration::from_secs(10)).unwrap();
         producer.begin_transaction().unwrap();
@@ -221,13 +230,30 @@ fn fill(broker: &Broker, n: u64) -> Duration {
     t.elapsed()
 }
 
+/// The cases, in the order they run: `read`, `write` or `copy`, then the
+/// delivery.
+const CASES: [(&str, &str); 5] = [
+    ("read", "blackhole"),
+    ("write", "at-least-once"),
+    ("write", "exactly-once"),
+    ("copy", "at-least-once"),
+    ("copy", "exactly-once"),
+];
+
 /// One line of the table.
 struct Case {
-    name: &'static str,
+    name: String,
     /// Value bytes written or read.
     bytes: u64,
-    plain: Duration,
-    weir: Duration,
+    /// Each run's time.
+    plain: Vec<Duration>,
+    weir: Vec<Duration>,
+}
+
+fn median(runs: &[Duration]) -> Duration {
+    let mut sorted = runs.to_vec();
+    sorted.sort();
+    sorted[sorted.len() / 2]
 }
 
 /// A fresh broker with the 4-partition topics `in` (holding `n` records of
@@ -246,7 +272,8 @@ fn fresh(n: u64, filled: bool) -> Broker {
 }
 
 fn main() {
-    let n: u64 = std::env::var("WEIR_BENCH_KAFKA_RECORDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let n: u64 = std::env::var("WEIR_BENCH_KAFKA_RECORDS").ok().and_then(|s| s.parse().ok()).unwrap_or(2_000_000);
+    let runs: usize = std::env::var("WEIR_BENCH_KAFKA_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(3).max(1);
     let only = std::env::var("WEIR_BENCH_KAFKA_CASES").unwrap_or_default();
     let wanted = |name: &str| only.is_empty() || only.split(',').any(|w| name.starts_with(w.trim()));
     let dir = tempfile::tempdir().unwrap();
@@ -266,62 +293,74 @@ fn main() {
     };
     let generator = format!("{{ id: in, type: generator, generator: bytes, size: {VALUE}, events: {n} }}");
     let copied = n * VALUE as u64;
-    let mut cases = Vec::new();
-    if wanted("read") {
-        let plain = plain_read(&fresh(n, true), n);
-        let b = fresh(n, true);
-        let weir = weir(dir.path(), "read", &kafka_in(&b), "{ id: out, type: blackhole, input: in }");
-        cases.push(Case { name: "read → blackhole", bytes: copied, plain, weir });
-    }
     // Each writing side must leave exactly `n` committed records in `out`.
     let written = |b: &Broker| assert_eq!(b.read("out", "read_committed").len() as u64, n, "records in `out`");
-    let modes = [("at-least-once", false), ("exactly-once", true)];
-    for (delivery, transactional) in modes {
-        let name = if transactional { "write exactly-once" } else { "write at-least-once" };
-        if !wanted(name) {
+    let mut cases = Vec::new();
+    for (kind, delivery) in CASES {
+        let name = format!("{kind} {delivery}");
+        if !wanted(&name) {
             continue;
         }
-        let b = fresh(n, false);
-        let (plain, bytes) = plain_write(&b, n, transactional);
-        written(&b);
-        // (Stopped first: it goes on saving what it holds for a while.)
-        drop(b);
-        let b = fresh(n, false);
-        let weir = weir(dir.path(), &format!("write-{delivery}"), &generator, &kafka_out(&b, delivery));
-        written(&b);
-        cases.push(Case { name, bytes, plain, weir });
-    }
-    for (delivery, transactional) in modes {
-        let name = if transactional { "copy exactly-once" } else { "copy at-least-once" };
-        if !wanted(name) {
-            continue;
+        let transactional = delivery == "exactly-once";
+        let mut case = Case { name, bytes: copied, plain: Vec::new(), weir: Vec::new() };
+        for run in 0..runs {
+            // Each side on its own broker, the last one stopped first: it
+            // goes on saving what it holds for a while.
+            let b = fresh(n, kind != "write");
+            case.plain.push(match kind {
+                "read" => plain_read(&b, n),
+                "write" => {
+                    let (took, bytes) = plain_write(&b, n, transactional);
+                    case.bytes = bytes;
+                    took
+                }
+                _ => plain_copy(&b, n, transactional),
+            });
+            if kind != "read" {
+                written(&b);
+            }
+            drop(b);
+            let b = fresh(n, kind != "write");
+            // (A checkpoint dir of its own: a job that ran to its end
+            // would not run again.)
+            let job = format!("{kind}-{delivery}-{run}");
+            case.weir.push(match kind {
+                "read" => weir(dir.path(), &job, &kafka_in(&b), "{ id: out, type: blackhole, input: in }"),
+                "write" => weir(dir.path(), &job, &generator, &kafka_out(&b, delivery)),
+                _ => weir(dir.path(), &job, &kafka_in(&b), &kafka_out(&b, delivery)),
+            });
+            if kind != "read" {
+                written(&b);
+            }
         }
-        let b = fresh(n, true);
-        let plain = plain_copy(&b, n, transactional);
-        written(&b);
-        drop(b);
-        let b = fresh(n, true);
-        let weir = weir(dir.path(), &format!("copy-{delivery}"), &kafka_in(&b), &kafka_out(&b, delivery));
-        written(&b);
-        cases.push(Case { name, bytes: copied, plain, weir });
+        cases.push(case);
     }
 
+    println!("(medians of {runs} runs per side, the sides alternating)");
     println!(
         "{:<24} {:>9} {:>12} {:>7} {:>12} {:>7} {:>7}",
         "", "value B", "plain rec/s", "MB/s", "weir rec/s", "MB/s", "ratio"
     );
-    for c in cases {
+    for c in &cases {
+        let (plain, weir) = (median(&c.plain), median(&c.weir));
         let rate = |d: Duration| n as f64 / d.as_secs_f64();
         let mb = |d: Duration| c.bytes as f64 / d.as_secs_f64() / 1e6;
         println!(
             "{:<24} {:>9.0} {:>12.0} {:>7.1} {:>12.0} {:>7.1} {:>6.2}×",
             c.name,
             c.bytes as f64 / n as f64,
-            rate(c.plain),
-            mb(c.plain),
-            rate(c.weir),
-            mb(c.weir),
-            c.plain.as_secs_f64() / c.weir.as_secs_f64()
+            rate(plain),
+            mb(plain),
+            rate(weir),
+            mb(weir),
+            plain.as_secs_f64() / weir.as_secs_f64()
         );
+    }
+    println!("each run, k rec/s:");
+    for c in &cases {
+        let each = |runs: &[Duration]| {
+            runs.iter().map(|d| format!("{:.0}", n as f64 / d.as_secs_f64() / 1e3)).collect::<Vec<_>>().join(" ")
+        };
+        println!("  {:<22} plain {}; weir {}", c.name, each(&c.plain), each(&c.weir));
     }
 }

@@ -9,10 +9,12 @@ use rdkafka::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryResult, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::METADATA_TIMEOUT;
+use super::wal::Written;
 use crate::{ConnectorError, Result};
 
 /// The context of every Weir Kafka client: logs go to `tracing` with the
@@ -23,6 +25,8 @@ pub(crate) struct Context {
     failed_delivery: Mutex<Option<KafkaError>>,
     /// Each partition's end (last stable offset) from the statistics.
     ends: Mutex<std::collections::HashMap<(String, i32), i64>>,
+    /// Where delivered records went, for producers that keep track.
+    delivered: Option<Mutex<Written>>,
 }
 
 impl Context {
@@ -32,7 +36,20 @@ impl Context {
             last_error: Mutex::new(None),
             failed_delivery: Mutex::new(None),
             ends: Mutex::new(std::collections::HashMap::new()),
+            delivered: None,
         }
+    }
+
+    /// The context of a producer that keeps track of where its delivered
+    /// records went ([`Context::take_delivered`]).
+    pub(crate) fn tracking(node: &str) -> Self {
+        Context { delivered: Some(Mutex::new(Written::default())), ..Context::new(node) }
+    }
+
+    /// Where the records delivered since the last call went (empty when
+    /// the producer does not keep track).
+    pub(crate) fn take_delivered(&self) -> Written {
+        self.delivered.as_ref().map(|d| std::mem::take(&mut *d.lock().expect("not poisoned"))).unwrap_or_default()
     }
 
     /// The end of partition `partition` of `topic` as of the last
@@ -102,9 +119,16 @@ impl ProducerContext for Context {
     type DeliveryOpaque = ();
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((error, _)) = result {
-            let mut failed = self.failed_delivery.lock().expect("not poisoned");
-            failed.get_or_insert_with(|| error.clone());
+        match result {
+            Ok(message) => {
+                if let Some(delivered) = &self.delivered {
+                    delivered.lock().expect("not poisoned").record(message.partition(), message.offset());
+                }
+            }
+            Err((error, _)) => {
+                let mut failed = self.failed_delivery.lock().expect("not poisoned");
+                failed.get_or_insert_with(|| error.clone());
+            }
         }
     }
 }

@@ -4,19 +4,26 @@
 //! Records go into an open transaction as they come (on one of two
 //! alternating producers, so the next checkpoint's records flow while the
 //! last one's transaction waits for its checkpoint to complete). At the
-//! barrier the transaction is flushed and its records become a batch in
-//! the instance's pending state, stored with the checkpoint; when the
-//! checkpoint completes the transaction commits, with a *marker* — the
-//! batch's token, committed to the instance's group through
-//! TxnOffsetCommit, atomically with the records.
+//! barrier the transaction is flushed and becomes a batch in the
+//! instance's pending state, stored with the checkpoint: its token and
+//! where its records lie in the topic (per partition, the offset runs the
+//! delivery reports named). When the checkpoint completes the transaction
+//! commits with a *marker* — the batch's token, committed to the
+//! instance's group through TxnOffsetCommit, atomically with the records.
 //!
 //! librdkafka cannot resume a transaction another session began (Flink does
 //! so on the Java client through reflection), so a crash between the
-//! checkpoint completing and the commit would lose the flushed
-//! transaction: the new session's producers abort it when they fence the
-//! old ones. The batch in the checkpoint covers that: recovery reads the
-//! marker and writes, each in a transaction of its own (on a third
-//! producer), exactly the batches the broker has not committed.
+//! checkpoint completing and the commit leaves a flushed transaction that
+//! the new session's producers abort when they fence the old ones. Its
+//! records are still in the topic, though: recovery reads the marker and,
+//! for each batch the broker has not committed, reads the aborted records
+//! back (`read_uncommitted`, at the checkpoint's offsets: [`super::replay`])
+//! and writes them again in a transaction of their own (on a third
+//! producer), with the batch's marker.
+//!
+//! When both streaming producers are busy (checkpoints complete slower than
+//! they start), the interval's records wait in memory, go into the
+//! checkpoint as they are, and are written at the commit.
 
 use std::time::Duration;
 
@@ -27,7 +34,8 @@ use weir_types::RecordBatch;
 
 use super::client::{Context, kafka};
 use super::sink::{FLUSH_TIMEOUT, KafkaSinkFactory, failed_delivery, flush, rows, send_all};
-use super::{METADATA_TIMEOUT, wal};
+use super::wal::Content;
+use super::{METADATA_TIMEOUT, replay, wal};
 use crate::{ConnectorError, Result, Sink, SinkContext};
 
 /// librdkafka's default `transaction.timeout.ms`.
@@ -37,7 +45,7 @@ const DEFAULT_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
 struct Pending {
     batch: wal::Batch,
     /// The streaming producer whose open (flushed) transaction holds the
-    /// records; `None`: they were kept in memory only (both producers were
+    /// records; `None`: they were kept in memory (both producers were
     /// busy), to be written at the commit.
     producer: Option<usize>,
 }
@@ -58,8 +66,10 @@ pub(super) struct ExactlyOnce {
     marker: BaseConsumer<Context>,
     /// The token the marker held when the pending batches were written.
     base: String,
-    /// Records since the last barrier (also in `current`'s transaction).
+    /// Records since the last barrier while no producer is free.
     buffer: wal::Records,
+    /// How many records came since the last barrier.
+    count: u64,
     /// Pre-committed, not yet committed, oldest first.
     pending: Vec<Pending>,
 }
@@ -87,6 +97,7 @@ impl ExactlyOnce {
             group,
             base: String::new(),
             buffer: wal::Records::default(),
+            count: 0,
             pending: Vec::new(),
         };
         // What the restored checkpoint holds, of this instance or (after a
@@ -114,7 +125,14 @@ impl ExactlyOnce {
             }
             for batch in left {
                 sink.begin(&sink.writer, Some(batch.checkpoint))?;
-                send_all(&sink.writer, &sink.topic, batch.records.iter(), &sink.node)?;
+                match &batch.content {
+                    Content::Records(records) => {
+                        send_all(&sink.writer, &sink.topic, records.iter(), &sink.node)?;
+                    }
+                    Content::InTopic(written) => {
+                        replay::rewrite(factory, &sink.topic, written, batch.checkpoint, &sink.writer)?;
+                    }
+                }
                 sink.finish(&sink.writer, batch, &state.group, marker)?;
             }
         }
@@ -137,7 +155,10 @@ impl ExactlyOnce {
     }
 
     fn begin(&self, producer: &BaseProducer<Context>, checkpoint: Option<u64>) -> Result<()> {
-        producer.begin_transaction().map_err(self.what("cannot begin a transaction", checkpoint))
+        producer.begin_transaction().map_err(self.what("cannot begin a transaction", checkpoint))?;
+        // What it delivered before belongs to committed transactions.
+        drop(producer.context().take_delivered());
+        Ok(())
     }
 
     /// Adds `batch`'s marker to `producer`'s transaction and commits it.
@@ -163,13 +184,28 @@ impl ExactlyOnce {
         flush(producer, FLUSH_TIMEOUT).map_err(what("cannot flush the transaction"))?;
         failed_delivery(producer, &self.topic, &self.node)?;
         producer.commit_transaction(FLUSH_TIMEOUT).map_err(what("cannot commit the transaction"))?;
-        tracing::debug!(
-            node = self.node.as_str(),
-            checkpoint = batch.checkpoint,
-            records = batch.records.len(),
-            "committed"
-        );
+        tracing::debug!(node = self.node.as_str(), checkpoint = batch.checkpoint, records = batch.len(), "committed");
         Ok(())
+    }
+
+    /// Flushes streaming producer `k`'s transaction of `count` records:
+    /// where they went.
+    fn flushed(&self, k: usize, checkpoint: u64, count: u64) -> Result<wal::Written> {
+        let p = &self.streaming[k];
+        flush(p, FLUSH_TIMEOUT).map_err(self.what("cannot flush the transaction", Some(checkpoint)))?;
+        failed_delivery(p, &self.topic, &self.node)?;
+        let written = p.context().take_delivered();
+        // Recovery depends on both: it reads back exactly these records.
+        if written.unknown || written.count != count {
+            return Err(ConnectorError::Position(format!(
+                "{}: checkpoint {checkpoint}: the brokers acknowledged {} of {count} records{}, so recovery could not \
+                 find them again",
+                self.node,
+                written.count,
+                if written.unknown { " and left offsets out" } else { "" }
+            )));
+        }
+        Ok(written)
     }
 
     /// A streaming producer with no transaction in flight.
@@ -226,19 +262,19 @@ fn read_marker(marker: &BaseConsumer<Context>, topic: &str) -> Result<String> {
 
 impl Sink for ExactlyOnce {
     fn write(&mut self, records: &RecordBatch) -> Result<()> {
-        self.buffer.extend(records);
-        match self.current {
-            Some(k) => send_all(&self.streaming[k], &self.topic, rows(records), &self.node),
-            // A producer is free again: it takes the interval so far.
-            None => match self.free() {
-                Some(k) => {
-                    self.begin(&self.streaming[k], None)?;
-                    self.current = Some(k);
-                    send_all(&self.streaming[k], &self.topic, self.buffer.iter(), &self.node)
-                }
-                None => Ok(()),
-            },
+        self.count += records.len() as u64;
+        if let Some(k) = self.current {
+            return send_all(&self.streaming[k], &self.topic, rows(records), &self.node);
         }
+        self.buffer.extend(records);
+        // A producer is free again: it takes the interval so far.
+        if let Some(k) = self.free() {
+            self.begin(&self.streaming[k], None)?;
+            self.current = Some(k);
+            send_all(&self.streaming[k], &self.topic, self.buffer.iter(), &self.node)?;
+            self.buffer = wal::Records::default();
+        }
+        Ok(())
     }
 
     fn flush(&mut self) -> Result<()> {
@@ -246,21 +282,22 @@ impl Sink for ExactlyOnce {
     }
 
     fn pre_commit(&mut self, checkpoint: u64) -> Result<Option<Vec<u8>>> {
-        let records = std::mem::take(&mut self.buffer);
+        let count = std::mem::take(&mut self.count);
         let producer = self.current.take();
-        if let Some(k) = producer {
-            let p = &self.streaming[k];
-            if records.is_empty() {
-                p.abort_transaction(FLUSH_TIMEOUT)
+        let content = match producer {
+            Some(k) if count == 0 => {
+                self.streaming[k]
+                    .abort_transaction(FLUSH_TIMEOUT)
                     .map_err(self.what("cannot end an empty transaction", Some(checkpoint)))?;
-            } else {
-                flush(p, FLUSH_TIMEOUT).map_err(self.what("cannot flush the transaction", Some(checkpoint)))?;
-                failed_delivery(p, &self.topic, &self.node)?;
+                None
             }
-        }
-        if !records.is_empty() {
+            Some(k) => Some(Content::InTopic(self.flushed(k, checkpoint, count)?)),
+            None if count == 0 => None,
+            None => Some(Content::Records(std::mem::take(&mut self.buffer))),
+        };
+        if let Some(content) = content {
             let token = uuid::Uuid::new_v4().simple().to_string();
-            self.pending.push(Pending { batch: wal::Batch { checkpoint, token, records }, producer });
+            self.pending.push(Pending { batch: wal::Batch { checkpoint, token, content }, producer });
         }
         let batches: Vec<&wal::Batch> = self.pending.iter().map(|p| &p.batch).collect();
         Ok(Some(wal::encode(&self.group, &self.base, &batches)))
@@ -269,13 +306,14 @@ impl Sink for ExactlyOnce {
     fn commit(&mut self, checkpoint: u64) -> Result<()> {
         while self.pending.first().is_some_and(|p| p.batch.checkpoint <= checkpoint) {
             let p = self.pending.remove(0);
-            let producer = match p.producer {
-                Some(k) => &self.streaming[k],
-                None => {
+            let producer = match (p.producer, &p.batch.content) {
+                (Some(k), _) => &self.streaming[k],
+                (None, Content::Records(records)) => {
                     self.begin(&self.writer, Some(p.batch.checkpoint))?;
-                    send_all(&self.writer, &self.topic, p.batch.records.iter(), &self.node)?;
+                    send_all(&self.writer, &self.topic, records.iter(), &self.node)?;
                     &self.writer
                 }
+                (None, Content::InTopic(_)) => unreachable!("a batch in the topic has its producer"),
             };
             self.finish(producer, &p.batch, &self.group, &self.marker)?;
             self.base = p.batch.token;

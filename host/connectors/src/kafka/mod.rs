@@ -9,6 +9,7 @@
 
 mod client;
 mod exactly_once;
+mod replay;
 mod sink;
 mod source;
 mod wal;

@@ -32,22 +32,24 @@ impl KafkaSinkFactory {
         KafkaSinkFactory { spec: spec.clone(), node: node.to_string(), prefix }
     }
 
-    fn producer(&self, ours: &[(&str, &str)]) -> Result<BaseProducer<Context>> {
+    /// `tracking`: the producer keeps track of where its records went.
+    fn producer(&self, ours: &[(&str, &str)], tracking: bool) -> Result<BaseProducer<Context>> {
         let config = client::config(&self.spec.bootstrap, ours, &self.spec.properties);
-        config
-            .create_with_context(Context::new(&self.node))
-            .map_err(kafka(format!("cannot create a Kafka producer for {}", self.node)))
+        let context = if tracking { Context::tracking(&self.node) } else { Context::new(&self.node) };
+        config.create_with_context(context).map_err(kafka(format!("cannot create a Kafka producer for {}", self.node)))
     }
 
     /// A transactional producer under `id`, initialized: any older
-    /// producer of that id is fenced, its open transaction aborted.
+    /// producer of that id is fenced, its open transaction aborted. It
+    /// keeps track of where its records went.
     ///
     /// `timeout`: the `transaction.timeout.ms` to ask for when the sink's
     /// properties do not set one.
     pub(super) fn transactional(&self, id: &str, timeout: Option<&str>) -> Result<BaseProducer<Context>> {
         let mut ours = vec![("transactional.id", id), ("enable.idempotence", "true")];
         ours.extend(timeout.map(|ms| ("transaction.timeout.ms", ms)));
-        let producer = self.producer(&ours)?;
+        let producer = self.producer(&ours, true)?;
+        self.connect(&producer)?;
         producer.init_transactions(METADATA_TIMEOUT).map_err(|e| match e.rdkafka_error_code() {
             Some(
                 RDKafkaErrorCode::Fail
@@ -60,6 +62,27 @@ impl KafkaSinkFactory {
             }
         })?;
         Ok(producer)
+    }
+
+    /// Brings `producer`'s connection to the cluster up before it asks for
+    /// a producer id: librdkafka asks at once, and when no broker is up
+    /// yet it asks again only after 500 ms — a third of the sinks opened
+    /// here took half a second for that. A metadata request goes through
+    /// the bootstrap server and names the brokers; a second one waits for
+    /// the connection to them. (Metadata for the sink's topic creates it
+    /// where the cluster creates topics on first write, as a write would.)
+    fn connect(&self, producer: &BaseProducer<Context>) -> Result<()> {
+        for _ in 0..2 {
+            if let Err(e) = producer.client().fetch_metadata(Some(&self.spec.topic), METADATA_TIMEOUT) {
+                // The queued logs say why (see `client::failed`).
+                let deadline = std::time::Instant::now() + Duration::from_millis(100);
+                while std::time::Instant::now() < deadline {
+                    producer.poll(Duration::from_millis(10));
+                }
+                return Err(client::unreachable(&self.spec.bootstrap, producer.context(), &e));
+            }
+        }
+        Ok(())
     }
 
     /// Transactional producers under `ids`, initialized at once (each
@@ -90,7 +113,9 @@ impl crate::SinkFactory for KafkaSinkFactory {
     fn open(&self, cx: &SinkContext<'_>) -> Result<Box<dyn Sink>> {
         match self.spec.delivery(cx.exactly_once) {
             Delivery::AtLeastOnce => {
-                let producer = self.producer(&[("enable.idempotence", "true")])?;
+                let producer = self.producer(&[("enable.idempotence", "true")], false)?;
+                // (An idempotent producer asks for a producer id too.)
+                self.connect(&producer)?;
                 Ok(Box::new(AtLeastOnce { producer, topic: self.spec.topic.clone(), node: self.node.clone() }))
             }
             Delivery::ExactlyOnce => Ok(Box::new(super::exactly_once::ExactlyOnce::open(self, cx)?)),
@@ -112,25 +137,36 @@ pub(super) fn send_all<'a>(
     node: &str,
 ) -> Result<()> {
     for (key, value) in records {
-        let mut record = BaseRecord::<[u8], [u8]>::to(topic).payload(value);
-        if let Some(key) = key {
-            record = record.key(key);
-        }
-        // The record timestamp stays the write time: event times can be
-        // far in the past, and time-based retention would delete them.
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    producer.poll(Duration::from_millis(10));
-                }
-                Err((e, _)) => return Err(kafka(format!("{node} cannot write to topic `{topic}`"))(e)),
-            }
-        }
+        send_one(producer, topic, key, value, node)?;
     }
     producer.poll(Duration::ZERO);
     failed_delivery(producer, topic, node)
+}
+
+/// Sends one record, waiting while librdkafka's queue is full.
+pub(super) fn send_one(
+    producer: &BaseProducer<Context>,
+    topic: &str,
+    key: Option<&[u8]>,
+    value: &[u8],
+    node: &str,
+) -> Result<()> {
+    let mut record = BaseRecord::<[u8], [u8]>::to(topic).payload(value);
+    if let Some(key) = key {
+        record = record.key(key);
+    }
+    // The record timestamp stays the write time: event times can be far
+    // in the past, and time-based retention would delete them.
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                producer.poll(Duration::from_millis(10));
+            }
+            Err((e, _)) => return Err(kafka(format!("{node} cannot write to topic `{topic}`"))(e)),
+        }
+    }
 }
 
 /// Waits until librdkafka has every record `producer` was given
