@@ -4,7 +4,7 @@
 //! librdkafka clients to make topics, write input and read output.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -69,13 +69,25 @@ impl Broker {
 
     /// Starts a broker on `port` (one a job already tries to reach).
     pub fn start_at(port: u16) -> Broker {
+        Broker::start_with(port, tempfile::tempdir().unwrap())
+    }
+
+    /// Starts a broker whose data lives in memory (`/dev/shm`, where there
+    /// is one): for benchmarks, so that the broker's periodic saves do not
+    /// measure the machine's disk.
+    pub fn start_in_memory() -> Broker {
+        let shm = Path::new("/dev/shm");
+        let dir = if shm.is_dir() { tempfile::tempdir_in(shm) } else { tempfile::tempdir() };
+        Broker::start_with(free_port(), dir.unwrap())
+    }
+
+    fn start_with(port: u16, dir: tempfile::TempDir) -> Broker {
         let bin = broker_bin();
         assert!(
             bin.exists(),
             "the test Kafka broker {} is missing: run `make setup` (it installs noida-db {BROKER_VERSION})",
             bin.display()
         );
-        let dir = tempfile::tempdir().unwrap();
         let log = std::fs::File::create(dir.path().join("broker.log")).unwrap();
         let child = Command::new(&bin)
             .args(["start", "--only", "kafka", "--host", "127.0.0.1"])

@@ -19,7 +19,7 @@
 //!
 //! `WEIR_BENCH_KAFKA_CASES="write,copy exactly-once"` runs only the cases
 //! whose names start with one of those. Each case runs
-//! `WEIR_BENCH_KAFKA_RUNS` times per side (default 3), the sides
+//! `WEIR_BENCH_KAFKA_RUNS` times per side (default 5), the sides
 //! alternating, and the table shows the medians: the broker's own pauses
 //! (it saves its whole state every few seconds) make single runs vary by
 //! ±30 % here.
@@ -260,9 +260,10 @@ fn median(runs: &[Duration]) -> Duration {
 /// 100 bytes when `filled`) and `out`. Every side of every case gets its
 /// own: noida-db saves its whole state every few seconds, a cost that
 /// grows with what it holds, so a shared broker would slow whichever side
-/// runs later.
+/// runs later. Its data is in memory (`/dev/shm`): the saves then cost
+/// CPU only, not the shared disk's latency.
 fn fresh(n: u64, filled: bool) -> Broker {
-    let broker = Broker::start();
+    let broker = Broker::start_in_memory();
     broker.create_topic("in", PARTITIONS);
     broker.create_topic("out", PARTITIONS);
     if filled {
@@ -273,7 +274,7 @@ fn fresh(n: u64, filled: bool) -> Broker {
 
 fn main() {
     let n: u64 = std::env::var("WEIR_BENCH_KAFKA_RECORDS").ok().and_then(|s| s.parse().ok()).unwrap_or(2_000_000);
-    let runs: usize = std::env::var("WEIR_BENCH_KAFKA_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(3).max(1);
+    let runs: usize = std::env::var("WEIR_BENCH_KAFKA_RUNS").ok().and_then(|s| s.parse().ok()).unwrap_or(5).max(1);
     let only = std::env::var("WEIR_BENCH_KAFKA_CASES").unwrap_or_default();
     let wanted = |name: &str| only.is_empty() || only.split(',').any(|w| name.starts_with(w.trim()));
     let dir = tempfile::tempdir().unwrap();
