@@ -324,26 +324,39 @@ fn spawn(job: &Path) -> Child {
     weir(job).stderr(log).spawn().unwrap()
 }
 
+/// A broker with topic `readings` holding `data` and empty `averages` and
+/// `reference`, `partitions` each; a directory for the jobs.
+fn copy_setup(partitions: i32, data: &[(usize, String)]) -> (Broker, tempfile::TempDir) {
+    let broker = Broker::start();
+    fill(&broker, "readings", partitions, data);
+    broker.create_topic("averages", partitions);
+    broker.create_topic("reference", partitions);
+    (broker, tempfile::tempdir().unwrap())
+}
+
+/// A bounded source of `readings` at 5000 records/s, with `extra` fields.
+fn readings_source(broker: &Broker, extra: &str) -> String {
+    format!(
+        "{{ id: in, type: kafka, bootstrap: '{}', topics: [readings], key: /id, timestamp: /timestamp, stop_at: latest, rate: 5000{extra} }}",
+        broker.bootstrap
+    )
+}
+
+/// A sink of the averages into `topic`.
+fn averages_sink(broker: &Broker, topic: &str, delivery: &str) -> String {
+    format!(
+        "{{ id: out, type: kafka, bootstrap: '{}', topic: {topic}, delivery: {delivery}, input: averages }}",
+        broker.bootstrap
+    )
+}
+
 /// Kafka → sensor averages → Kafka, checkpointing every `interval`,
 /// SIGKILLed six times (every other kill while a checkpoint is written),
 /// then run to its end.
 fn crash_kafka_to_kafka(delivery: &str, interval: &str) -> (Vec<String>, Vec<String>) {
-    let broker = Broker::start();
-    let dir = tempfile::tempdir().unwrap();
-    let data = readings(20, 3000);
-    fill(&broker, "readings", 3, &data);
-    broker.create_topic("averages", 3);
-    broker.create_topic("reference", 3);
-    let source = format!(
-        "{{ id: in, type: kafka, bootstrap: '{}', topics: [readings], key: /id, timestamp: /timestamp, stop_at: latest, rate: 5000, watermark: {{ max_out_of_orderness: 200ms }} }}",
-        broker.bootstrap
-    );
-    let sink = |topic: &str| {
-        format!(
-            "{{ id: out, type: kafka, bootstrap: '{}', topic: {topic}, delivery: {delivery}, input: averages }}",
-            broker.bootstrap
-        )
-    };
+    let (broker, dir) = copy_setup(3, &readings(20, 3000));
+    let source = readings_source(&broker, ", watermark: { max_out_of_orderness: 200ms }");
+    let sink = |topic: &str| averages_sink(&broker, topic, delivery);
     let reference = job(
         dir.path(),
         "reference",
@@ -397,21 +410,9 @@ fn killed_at_random_an_at_least_once_kafka_job_loses_nothing() {
 /// at the offsets the checkpoint names, and commits them again, once.
 #[test]
 fn a_crash_between_a_checkpoint_and_its_commit_is_recovered_from_the_records_in_the_topic() {
-    let broker = Broker::start();
-    let dir = tempfile::tempdir().unwrap();
-    fill(&broker, "readings", 2, &readings(10, 1500));
-    broker.create_topic("averages", 2);
-    broker.create_topic("reference", 2);
-    let source = format!(
-        "{{ id: in, type: kafka, bootstrap: '{}', topics: [readings], key: /id, timestamp: /timestamp, stop_at: latest, rate: 5000 }}",
-        broker.bootstrap
-    );
-    let sink = |topic: &str| {
-        format!(
-            "{{ id: out, type: kafka, bootstrap: '{}', topic: {topic}, delivery: exactly-once, input: averages }}",
-            broker.bootstrap
-        )
-    };
+    let (broker, dir) = copy_setup(2, &readings(10, 1500));
+    let source = readings_source(&broker, "");
+    let sink = |topic: &str| averages_sink(&broker, topic, "exactly-once");
     let top = |dir: &str| format!("parallelism: 2\ncheckpoint: {{ interval: 200ms, dir: {dir} }}");
     run_ok(&job(dir.path(), "reference", &top("reference-checkpoints"), &source, &sink("reference")));
     let expected = broker.committed_values("reference");
