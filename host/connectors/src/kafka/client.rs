@@ -190,6 +190,24 @@ pub(crate) fn unreachable(bootstrap: &str, context: &Context, error: &KafkaError
 /// [`unreachable`], once the consumer's pending error events are served
 /// (they say why: `Connect to ipv4#127.0.0.1:1 failed: Connection refused`).
 pub(crate) fn failed(consumer: &BaseConsumer<Context>, bootstrap: &str, error: &KafkaError) -> ConnectorError {
+    failed_with(
+        |left| {
+            let _ = consumer.poll(left);
+        },
+        consumer.context(),
+        bootstrap,
+        error,
+    )
+}
+
+/// [`failed`] for any client: `poll` serves its events for at most the
+/// time given.
+pub(crate) fn failed_with(
+    poll: impl Fn(std::time::Duration),
+    context: &Context,
+    bootstrap: &str,
+    error: &KafkaError,
+) -> ConnectorError {
     // The logs queued with the errors say why. A poll returns at each
     // error event, and one with no wait serves a single log event: poll
     // for a moment instead (the node is failing anyway).
@@ -199,9 +217,9 @@ pub(crate) fn failed(consumer: &BaseConsumer<Context>, bootstrap: &str, error: &
         if left.is_zero() {
             break;
         }
-        let _ = consumer.poll(left);
+        poll(left);
     }
-    unreachable(bootstrap, consumer.context(), error)
+    unreachable(bootstrap, context, error)
 }
 
 /// The partitions of `topic`, or an error naming it when it does not exist.

@@ -37,14 +37,12 @@ pub(super) fn rewrite(
 ) -> Result<()> {
     let node = factory.node.as_str();
     let gone = |partition: i32, detail: String| {
-        let runs = &written.runs[&partition];
+        let (first, end) = span(&written.runs[&partition]);
         ConnectorError::Position(format!(
-            "{node}: checkpoint {checkpoint}'s records in partition {partition} of topic `{topic}` (offsets {}..{}) \
+            "{node}: checkpoint {checkpoint}'s records in partition {partition} of topic `{topic}` (offsets {first}..{end}) \
              cannot be read back to commit them again: {detail}; they were deleted (retention, or the cleaner of a \
              compacted topic) before the job recovered, so that checkpoint's output is lost: start the job without \
-             its checkpoints (a new checkpoint `dir`) to go on",
-            runs.first().map_or(0, |r| r.0),
-            runs.last().map_or(0, |r| r.1)
+             its checkpoints (a new checkpoint `dir`) to go on"
         ))
     };
     let config = client::config(
@@ -61,8 +59,7 @@ pub(super) fn rewrite(
     let consumer: BaseConsumer<Context> = client::consumer(node, &config)?;
     let mut list = TopicPartitionList::new();
     for (partition, runs) in &written.runs {
-        let start = runs.first().map_or(0, |r| r.0);
-        list.add_partition_offset(topic, *partition, Offset::Offset(start))
+        list.add_partition_offset(topic, *partition, Offset::Offset(span(runs).0))
             .map_err(kafka(format!("{node}: cannot read back checkpoint {checkpoint}")))?;
     }
     consumer.assign(&list).map_err(kafka(format!("{node}: cannot read back checkpoint {checkpoint}")))?;
@@ -103,7 +100,7 @@ pub(super) fn rewrite(
                 producer.poll(Duration::ZERO);
             }
         }
-        if offset + 1 >= runs.last().map_or(0, |r| r.1) {
+        if offset + 1 >= span(runs).1 {
             left.remove(&partition);
         }
     }
@@ -116,4 +113,9 @@ pub(super) fn rewrite(
     }
     tracing::info!(node, checkpoint, records = sent, "records of an uncommitted transaction read back from the topic");
     Ok(())
+}
+
+/// The first offset of a partition's runs and the one after its last.
+fn span(runs: &[(i64, i64)]) -> (i64, i64) {
+    (runs.first().map_or(0, |r| r.0), runs.last().map_or(0, |r| r.1))
 }

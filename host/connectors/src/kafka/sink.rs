@@ -74,12 +74,8 @@ impl KafkaSinkFactory {
     fn connect(&self, producer: &BaseProducer<Context>) -> Result<()> {
         for _ in 0..2 {
             if let Err(e) = producer.client().fetch_metadata(Some(&self.spec.topic), METADATA_TIMEOUT) {
-                // The queued logs say why (see `client::failed`).
-                let deadline = std::time::Instant::now() + Duration::from_millis(100);
-                while std::time::Instant::now() < deadline {
-                    producer.poll(Duration::from_millis(10));
-                }
-                return Err(client::unreachable(&self.spec.bootstrap, producer.context(), &e));
+                let poll = |left| producer.poll(left);
+                return Err(client::failed_with(poll, producer.context(), &self.spec.bootstrap, &e));
             }
         }
         Ok(())
