@@ -2,7 +2,8 @@
 # Installs what building Weir needs on a Debian machine, only when missing:
 # clang/libclang (RocksDB bindings), cmake, a C toolchain (RocksDB,
 # librdkafka), OpenSSL's headers and pkg-config (librdkafka's TLS and
-# SASL/SCRAM), and the wasm32-wasip2 Rust target.
+# SASL/SCRAM), the wasm32-wasip2 Rust target, Debian's Chromium (the web
+# console's browser tests) and the test tools from PyPI.
 set -euo pipefail
 
 missing=()
@@ -15,6 +16,9 @@ command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 # The API fuzzer (schemathesis) runs from a virtualenv.
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+# The console's tests drive Debian's Chromium (Playwright's own browser
+# download does not reach this network).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2
   sudo=""
@@ -44,6 +48,12 @@ NOIDA_VERSION=0.2.3
 if [ "$("$TOOLS/venv/bin/pip" show noida-db 2>/dev/null | sed -n 's/^Version: //p')" != "$NOIDA_VERSION" ]; then
   echo "setup: installing noida-db $NOIDA_VERSION (Kafka broker for tests) into $TOOLS/venv" >&2
   "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check "noida-db==$NOIDA_VERSION"
+fi
+# Playwright for Python drives the Chromium above (tests/console/console.py).
+PLAYWRIGHT_VERSION=1.65.2
+if [ "$("$TOOLS/venv/bin/pip" show playwright 2>/dev/null | sed -n 's/^Version: //p')" != "$PLAYWRIGHT_VERSION" ]; then
+  echo "setup: installing playwright $PLAYWRIGHT_VERSION (browser tests) into $TOOLS/venv" >&2
+  "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check "playwright==$PLAYWRIGHT_VERSION"
 fi
 # The package's `noida-db` script is a Python wrapper that runs the native
 # server as its child; tests start the server itself, so that stopping it

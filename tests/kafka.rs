@@ -49,10 +49,7 @@ pub struct Broker {
 /// `scripts/setup.sh` links there from the noida-db package (not the
 /// package's Python wrapper, whose child would outlive a killed wrapper).
 pub fn broker_bin() -> PathBuf {
-    let tools = std::env::var_os("WEIR_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/weir/tools"));
-    tools.join("bin/noida-db")
+    crate::tools().join("bin/noida-db")
 }
 
 /// A port nothing listens on now.

@@ -72,6 +72,14 @@ pub fn read_lines(dir: &Path, prefix: &str) -> Vec<String> {
         .collect()
 }
 
+/// Where `scripts/setup.sh` puts the test tools from PyPI (`WEIR_TOOLS`,
+/// else `~/.cache/weir/tools`).
+pub fn tools() -> PathBuf {
+    std::env::var_os("WEIR_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/weir/tools"))
+}
+
 /// The `weir` binary next to the test executable (built by `cargo test`).
 pub fn weir_bin() -> PathBuf {
     // target/<profile>/deps/all-<hash> → target/<profile>/weir

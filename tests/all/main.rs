@@ -4,6 +4,7 @@ mod adversary;
 mod boundary_fuzz;
 mod cli;
 mod commit_crash;
+mod console;
 mod failures;
 mod harness;
 mod jobs;

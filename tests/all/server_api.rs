@@ -483,7 +483,10 @@ async fn bad_jobs_are_refused_naming_what_is_wrong() {
     assert_eq!(s.get("/api/v1/jobs").await, (StatusCode::OK, json!([])));
     assert_eq!(
         s.get("/api/v1/nowhere").await,
-        (StatusCode::NOT_FOUND, error("not_found", "there is no /api/v1/nowhere here: the API is under /api/v1"))
+        (
+            StatusCode::NOT_FOUND,
+            error("not_found", "there is no /api/v1/nowhere here: the API is under /api/v1, the console at /")
+        )
     );
     let (status, e, _) = s.send(s.authorized("PATCH", "/api/v1/jobs").body(Body::empty()).unwrap()).await;
     assert_eq!(

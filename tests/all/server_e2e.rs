@@ -9,13 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::{Rng as _, SeedableRng as _};
-use weir_tests::{committed_parts, plugin, weir_bin};
+use weir_tests::{committed_parts, plugin, tools, weir_bin};
 
 /// A running `weir serve`.
 pub(crate) struct Served {
     pub(crate) child: Child,
-    url: String,
-    token: String,
+    pub(crate) url: String,
+    pub(crate) token: String,
     pub(crate) log: Arc<Mutex<String>>,
 }
 
@@ -303,13 +303,6 @@ fn killed_at_random_a_server_resumes_its_job_and_commits_exactly_a_crash_free_ou
     assert_eq!(got.len(), expected.len(), "seed {seed}");
     assert_eq!(got, expected, "seed {seed}");
     server.kill();
-}
-
-/// Where `scripts/setup.sh` puts the test tools from PyPI.
-fn tools() -> PathBuf {
-    std::env::var_os("WEIR_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/weir/tools"))
 }
 
 #[test]

@@ -140,7 +140,7 @@ fn restore_part(
 }
 
 /// An operator's limits: the spec's, over the defaults.
-fn operator_limits(o: &OperatorSpec) -> weir_wasm::Limits {
+pub fn operator_limits(o: &OperatorSpec) -> weir_wasm::Limits {
     let d = weir_wasm::Limits::default();
     weir_wasm::Limits {
         memory_bytes: o.limits.memory.unwrap_or(d.memory_bytes),

@@ -35,6 +35,7 @@ pub mod timers;
 pub mod watermark;
 mod window;
 
+pub use build::operator_limits;
 pub use checkpointing::{
     NodeCheck, NodeFate, Restore, RestoreCheck, StateCheck, StateFate, check_restore, find_restore,
 };
@@ -44,7 +45,7 @@ pub use job::{
     JobControl, JobHandle, JobOptions, JobOutcome, JobReport, JobSnapshot, JobStatus, PendingCheckpoint,
     PendingUpgrade, Restarted, Upgrade, Upgraded, load_plugins, run_job, start,
 };
-pub use metrics::{Metrics, NodeReport};
+pub use metrics::{CHECKPOINT_HISTORY, CheckpointRecord, CheckpointStats, Metrics, NodeReport};
 
 /// Turns on the fault-injection points named in `FAILPOINTS` (crash tests;
 /// a no-op unless built with the `failpoints` feature). Returns a guard to

@@ -115,7 +115,12 @@ impl Metrics {
         for family in [&checkpoints.completed, &checkpoints.aborted, &checkpoints.restarts] {
             drop(family.get_or_create(&labels));
         }
-        JobMetrics { families: self.families.clone(), labels, tasks: Mutex::new(Vec::new()) }
+        JobMetrics {
+            families: self.families.clone(),
+            labels,
+            tasks: Mutex::new(Vec::new()),
+            history: Mutex::new(std::collections::VecDeque::new()),
+        }
     }
 }
 
@@ -137,6 +142,7 @@ pub(crate) struct JobMetrics {
     families: Arc<Families>,
     labels: Labels,
     tasks: Mutex<Vec<Arc<NodeMetrics>>>,
+    history: Mutex<std::collections::VecDeque<CheckpointRecord>>,
 }
 
 /// A job's checkpoint figures.
@@ -154,9 +160,45 @@ pub struct CheckpointStats {
     pub last_bytes: u64,
     /// Restarts after a task failure.
     pub restarts: u64,
+    /// The last [`CHECKPOINT_HISTORY`] checkpoints, completed or aborted,
+    /// oldest first.
+    pub history: Vec<CheckpointRecord>,
+}
+
+/// How many checkpoints a job's history keeps.
+pub const CHECKPOINT_HISTORY: usize = 100;
+
+/// One checkpoint of a job's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointRecord {
+    /// Its id.
+    pub id: u64,
+    /// `checkpoint`, `savepoint` or `stop` (`checkpoint` when aborted).
+    pub kind: String,
+    /// When it completed or was aborted (ms since the epoch).
+    pub at_ms: i64,
+    /// Trigger to stored (ms); 0 when aborted.
+    pub duration_ms: u64,
+    /// The longest barrier alignment of a task (ms).
+    pub alignment_ms: u64,
+    /// Its state size (bytes).
+    pub bytes: u64,
+    /// What it stored that no earlier one had (bytes).
+    pub incremental_bytes: u64,
+    /// Why it was aborted; `None` when it completed.
+    pub aborted: Option<String>,
 }
 
 impl JobMetrics {
+    /// Adds `record` to the job's checkpoint history.
+    pub(crate) fn record_checkpoint(&self, record: CheckpointRecord) {
+        let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        if history.len() == CHECKPOINT_HISTORY {
+            history.pop_front();
+        }
+        history.push_back(record);
+    }
+
     /// The checkpoint families.
     pub(crate) fn checkpoints(&self) -> &CheckpointMetrics {
         &self.families.checkpoints
@@ -238,6 +280,7 @@ impl JobMetrics {
             last_duration_ms: c.last_duration_ms.get_or_create(labels).get().max(0) as u64,
             last_bytes: c.last_bytes.get_or_create(labels).get().max(0) as u64,
             restarts: c.restarts.get_or_create(labels).get(),
+            history: self.history.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect(),
         }
     }
 

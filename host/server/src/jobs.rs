@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use weir_runtime::graph::Plan;
 use weir_runtime::{ErrorClass, JobControl, JobOptions, JobOutcome, Metrics, RuntimeError};
 use weir_spec::{CheckpointSpec, Format, JobSpec, PluginRef};
 
@@ -18,7 +17,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::meta::{Failure, JobRecord, JobState, Metadata, NodeFigures, PinnedPlugin, VersionChange};
 use crate::now_ms;
 use crate::registry::{Registry, requirement};
-use crate::view::{self, JobSummary, JobView};
+use crate::view::{self, CheckpointRecordView, JobShape, JobSummary, JobView};
 
 /// How often a job's supervisor looks at it (restarts, rates).
 const SUPERVISE_TICK: Duration = Duration::from_millis(100);
@@ -38,8 +37,8 @@ type Counts = HashMap<String, (u64, u64, u64)>;
 pub(crate) struct Live {
     pub(crate) control: JobControl,
     rates: Arc<Mutex<Rates>>,
-    /// Its plan, made once (status reads are frequent).
-    plan: Arc<Plan>,
+    /// Its plan and limits, made once (status reads are frequent).
+    shape: Arc<JobShape>,
 }
 
 /// The jobs of one server.
@@ -303,8 +302,8 @@ impl JobManager {
         let engine = self.engine(&spec)?;
         let handle = weir_runtime::start(&spec, &options, &engine).map_err(start_error)?;
         let rates = Arc::new(Mutex::new(Rates::new()));
-        let plan = Arc::new(Plan::new(&spec));
-        self.live().insert(record.id.clone(), Live { control: handle.control(), rates: rates.clone(), plan });
+        let shape = Arc::new(JobShape::of(&spec));
+        self.live().insert(record.id.clone(), Live { control: handle.control(), rates: rates.clone(), shape });
         let manager = self.clone();
         let id = record.id.clone();
         std::thread::Builder::new()
@@ -434,9 +433,19 @@ impl JobManager {
 
     /// Every job, oldest first.
     pub fn list(&self) -> ApiResult<Vec<JobSummary>> {
-        let live = self.live();
         let jobs = self.meta.jobs()?;
-        Ok(jobs.iter().map(|j| view::summary(j, live.get(&j.id).map(|l| l.control.status()))).collect())
+        let live = self.live();
+        let running: HashMap<&str, (weir_runtime::JobSnapshot, Rates, Arc<JobShape>)> = live
+            .iter()
+            .map(|(id, l)| {
+                let rates = l.rates.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                (id.as_str(), (l.control.snapshot(), rates, l.shape.clone()))
+            })
+            .collect();
+        Ok(jobs
+            .iter()
+            .map(|j| view::summary(j, running.get(j.id.as_str()).map(|(s, r, shape)| (s, r, &shape.plan))))
+            .collect())
     }
 
     /// One job, with its live figures when it runs here.
@@ -445,14 +454,22 @@ impl JobManager {
         let live = self.live();
         let running = live.get(id).map(|l| {
             let rates = l.rates.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            (l.control.snapshot(), rates, l.plan.clone())
+            (l.control.snapshot(), rates, l.shape.clone())
         });
         drop(live);
-        let (running, plan) = match running {
-            Some((snapshot, rates, plan)) => (Some((snapshot, rates)), plan),
-            None => (None, Arc::new(Plan::new(&parse(&record.spec, record_format(&record))?))),
+        let (running, shape) = match running {
+            Some((snapshot, rates, shape)) => (Some((snapshot, rates)), shape),
+            None => (None, Arc::new(JobShape::of(&parse(&record.spec, record_format(&record))?))),
         };
-        Ok(view::job(&record, &plan, running))
+        Ok(view::job(&record, &shape, running))
+    }
+
+    /// A job's checkpoint history in this run of the server, oldest first
+    /// (empty once it ended, or before it runs here).
+    pub fn checkpoints(&self, id: &str) -> ApiResult<Vec<CheckpointRecordView>> {
+        self.record(id)?;
+        let history = self.live().get(id).map(|l| l.control.snapshot().checkpoints.history).unwrap_or_default();
+        Ok(history.iter().map(CheckpointRecordView::from).collect())
     }
 
     /// The failures of a job, oldest first.

@@ -1,6 +1,7 @@
 //! The Weir control plane behind `weir serve`: a plugin registry, a job
 //! manager and their metadata in a data directory, served over HTTP (axum)
-//! under `/api/v1`, with Prometheus metrics at `/metrics`.
+//! under `/api/v1`, with Prometheus metrics at `/metrics` and a web console
+//! at `/` ([`ui`]).
 //!
 //! The HTTP layer drives jobs only through the runtime's job handles;
 //! [`api::router`] builds the API over a [`Server`] so tests can call it
@@ -28,6 +29,7 @@ pub mod jobs;
 pub mod meta;
 pub mod registry;
 mod savepoints;
+pub mod ui;
 pub mod upgrades;
 pub mod view;
 

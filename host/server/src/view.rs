@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use weir_runtime::graph::{NodeRole, Plan};
+use weir_runtime::graph::{NodeRole, Partitioning, Plan};
 use weir_runtime::{JobSnapshot, JobStatus, NodeReport};
+use weir_spec::KeyBy;
 
 use crate::jobs::Rates;
 use crate::meta::{Failure, JobRecord, JobState, NodeFigures, PinnedPlugin, VersionChange};
@@ -26,6 +27,14 @@ pub struct JobSummary {
     pub submitted_at: String,
     /// Its failures so far.
     pub failures: usize,
+    /// Restarts after task failures, in this run of the server.
+    pub restarts: u32,
+    /// Time since it started in this run of the server (ms), while it runs.
+    pub uptime_ms: Option<u64>,
+    /// Records its sources read per second, over the last second.
+    pub records_in_per_s: f64,
+    /// Records its sinks wrote per second, over the last second.
+    pub records_out_per_s: f64,
 }
 
 /// One job, whole.
@@ -52,8 +61,10 @@ pub struct JobView {
     pub resumed: u32,
     /// Time since it started in this run of the server (ms).
     pub uptime_ms: Option<u64>,
-    /// Its nodes, in spec order.
+    /// Its nodes, in task order.
     pub nodes: Vec<NodeView>,
+    /// Its edges: which node feeds which, and how records are spread.
+    pub edges: Vec<EdgeView>,
     /// Its checkpoints in this run of the server.
     pub checkpoints: Option<CheckpointView>,
     /// Its failures, oldest first.
@@ -91,8 +102,114 @@ pub struct NodeView {
     /// spent blocked sending downstream because a channel was full. Near
     /// 1000, a node after it is the bottleneck.
     pub backpressured_ms_per_s: f64,
+    /// How far its watermark is behind the wall clock (ms), while the job
+    /// runs here and once there is a watermark.
+    pub watermark_lag_ms: Option<i64>,
     /// Plugin counters.
     pub counters: BTreeMap<String, u64>,
+    /// An operator's plugin, `name@version`.
+    pub plugin: Option<String>,
+    /// An operator's sandbox limits (the spec's over the defaults).
+    pub limits: Option<LimitsView>,
+}
+
+/// An edge of a job's graph.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct EdgeView {
+    /// The upstream node.
+    pub from: String,
+    /// The upstream node's side output, or `None` for its main output.
+    pub side: Option<String>,
+    /// The downstream node.
+    pub to: String,
+    /// `forward` (task i to task i, chained when it can be), `hash` (by
+    /// key group) or `rebalance` (round robin).
+    pub partitioning: String,
+    /// What a `hash` edge keys by: `key` or a JSON pointer.
+    pub key_by: Option<String>,
+}
+
+/// An operator's sandbox limits.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct LimitsView {
+    /// Most linear memory of an instance (bytes).
+    pub memory_bytes: u64,
+    /// Longest one call may run (ms).
+    pub call_timeout_ms: u64,
+    /// Fuel per call, when metered.
+    pub fuel: Option<u64>,
+    /// Most records one call may emit.
+    pub max_emitted: u64,
+    /// Most bytes the host copies out of one call's results.
+    pub max_output_bytes: u64,
+}
+
+impl From<&weir_wasm::Limits> for LimitsView {
+    fn from(l: &weir_wasm::Limits) -> LimitsView {
+        LimitsView {
+            memory_bytes: l.memory_bytes,
+            call_timeout_ms: l.call_timeout.as_millis() as u64,
+            fuel: l.fuel,
+            max_emitted: l.max_emitted,
+            max_output_bytes: l.max_output_bytes,
+        }
+    }
+}
+
+/// One checkpoint of a job's history.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct CheckpointRecordView {
+    /// Its id.
+    pub id: u64,
+    /// `checkpoint`, `savepoint` or `stop`.
+    pub kind: String,
+    /// `completed` or `aborted`.
+    pub status: String,
+    /// When it completed or was aborted (RFC 3339).
+    pub at: String,
+    /// Trigger to stored (ms).
+    pub duration_ms: u64,
+    /// The longest barrier alignment of a task (ms).
+    pub alignment_ms: u64,
+    /// Its state size (bytes).
+    pub bytes: u64,
+    /// What it stored that no earlier checkpoint had (bytes).
+    pub incremental_bytes: u64,
+    /// Why it was aborted.
+    pub reason: Option<String>,
+}
+
+impl From<&weir_runtime::CheckpointRecord> for CheckpointRecordView {
+    fn from(c: &weir_runtime::CheckpointRecord) -> CheckpointRecordView {
+        CheckpointRecordView {
+            id: c.id,
+            kind: c.kind.clone(),
+            status: if c.aborted.is_some() { "aborted" } else { "completed" }.to_string(),
+            at: rfc3339(c.at_ms),
+            duration_ms: c.duration_ms,
+            alignment_ms: c.alignment_ms,
+            bytes: c.bytes,
+            incremental_bytes: c.incremental_bytes,
+            reason: c.aborted.clone(),
+        }
+    }
+}
+
+/// What a job's views need of its spec, made once per run.
+#[derive(Debug, Clone)]
+pub struct JobShape {
+    /// Its plan.
+    pub plan: Plan,
+    /// Each operator's limits.
+    pub limits: BTreeMap<String, weir_wasm::Limits>,
+}
+
+impl JobShape {
+    /// The shape of `spec`.
+    pub fn of(spec: &weir_spec::JobSpec) -> JobShape {
+        let limits = spec.operators.iter().map(|o| (o.id.clone(), weir_runtime::operator_limits(o))).collect();
+        JobShape { plan: Plan::new(spec), limits }
+    }
 }
 
 /// A job's checkpoints.
@@ -137,15 +254,25 @@ fn phase_of(record: &JobRecord, status: Option<&JobStatus>) -> String {
     }
 }
 
-/// A job in a list.
-pub fn summary(record: &JobRecord, status: Option<JobStatus>) -> JobSummary {
+/// A job in a list: the record and, while it runs here, its snapshot and
+/// rates.
+pub fn summary(record: &JobRecord, running: Option<(&JobSnapshot, &Rates, &Plan)>) -> JobSummary {
+    let rate = |role: NodeRole, pick: fn(&(f64, f64, f64)) -> f64| -> f64 {
+        running.map_or(0.0, |(_, rates, plan)| {
+            plan.nodes.values().filter(|n| n.role == role).filter_map(|n| rates.get(&n.id)).map(pick).sum()
+        })
+    };
     JobSummary {
         id: record.id.clone(),
         name: record.name.clone(),
         state: record.state.as_str().to_string(),
-        phase: phase_of(record, status.as_ref()),
+        phase: phase_of(record, running.map(|(s, _, _)| &s.status)),
         submitted_at: rfc3339(record.submitted_at_ms),
         failures: record.failures.len(),
+        restarts: running.map_or(0, |(s, _, _)| s.restarts),
+        uptime_ms: running.map(|(s, _, _)| s.uptime.as_millis() as u64),
+        records_in_per_s: rate(NodeRole::Source, |r| r.1),
+        records_out_per_s: rate(NodeRole::Sink, |r| r.0),
     }
 }
 
@@ -163,8 +290,10 @@ pub fn figures(nodes: &[NodeReport]) -> Vec<NodeFigures> {
         .collect()
 }
 
-/// One job: the record, the plan and, while it runs, its snapshot.
-pub fn job(record: &JobRecord, plan: &Plan, running: Option<(JobSnapshot, Rates)>) -> JobView {
+/// One job: the record, its shape and, while it runs, its snapshot.
+pub fn job(record: &JobRecord, shape: &JobShape, running: Option<(JobSnapshot, Rates)>) -> JobView {
+    let plan = &shape.plan;
+    let now = crate::now_ms();
     let (snapshot, rates) = match running {
         Some((s, r)) => (Some(s), r),
         None => (None, Rates::new()),
@@ -205,7 +334,29 @@ pub fn job(record: &JobRecord, plan: &Plan, running: Option<(JobSnapshot, Rates)
                 records_out_per_s: rate_out,
                 watermark,
                 backpressured_ms_per_s: backpressured,
+                watermark_lag_ms: watermark.filter(|_| snapshot.is_some()).map(|w| now - w),
                 counters,
+                plugin: record.plugins.get(id.as_str()).map(PinnedPlugin::label),
+                limits: shape.limits.get(id.as_str()).map(LimitsView::from),
+            }
+        })
+        .collect();
+    let edges = plan
+        .edges
+        .iter()
+        .map(|e| {
+            let (partitioning, key_by) = match &e.partitioning {
+                Partitioning::Forward => ("forward", None),
+                Partitioning::Rebalance => ("rebalance", None),
+                Partitioning::Hash(KeyBy::RecordKey) => ("hash", Some("key".to_string())),
+                Partitioning::Hash(KeyBy::Pointer(p)) => ("hash", Some(p.clone())),
+            };
+            EdgeView {
+                from: e.from.clone(),
+                side: e.side.clone(),
+                to: e.to.clone(),
+                partitioning: partitioning.to_string(),
+                key_by,
             }
         })
         .collect();
@@ -221,6 +372,7 @@ pub fn job(record: &JobRecord, plan: &Plan, running: Option<(JobSnapshot, Rates)
         resumed: record.resumed,
         uptime_ms: snapshot.as_ref().map(|s| s.uptime.as_millis() as u64),
         nodes,
+        edges,
         checkpoints: snapshot.as_ref().map(|s| CheckpointView {
             completed: s.checkpoints.completed,
             aborted: s.checkpoints.aborted,

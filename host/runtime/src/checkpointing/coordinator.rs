@@ -28,7 +28,7 @@ use super::restore::open_store;
 use super::snapshot::{PartState, TaskPart};
 use crate::control::{CheckpointDone, Control, CoordMsg};
 use crate::error::{Result, RuntimeError};
-use crate::metrics::JobMetrics;
+use crate::metrics::{CheckpointRecord, JobMetrics};
 
 /// A checkpoint's files: name (relative to its directory) and bytes.
 /// A checkpoint's files: the parts' bytes as they are, read RocksDB files.
@@ -235,6 +235,16 @@ impl Run {
 
     fn abort(&mut self, id: u64, why: &str) {
         self.job.metrics.checkpoints().aborted.get_or_create(self.job.metrics.labels()).inc();
+        self.job.metrics.record_checkpoint(CheckpointRecord {
+            id,
+            kind: self.current.as_ref().map_or(BarrierKind::Checkpoint, |c| c.request.kind).name().to_string(),
+            at_ms: weir_types::now_ms(),
+            duration_ms: 0,
+            alignment_ms: 0,
+            bytes: 0,
+            incremental_bytes: 0,
+            aborted: Some(why.to_string()),
+        });
         tracing::warn!(checkpoint = id, "checkpoint aborted: {why}");
         self.parts.clear();
         if let Some(current) = self.current.take()
@@ -338,6 +348,16 @@ impl Run {
         m.last_bytes.get_or_create(labels).set(manifest.bytes as i64);
         m.last_incremental_bytes.get_or_create(labels).set(manifest.incremental_bytes as i64);
         m.last_alignment_ms.get_or_create(labels).set(manifest.alignment_ms as i64);
+        self.job.metrics.record_checkpoint(CheckpointRecord {
+            id: manifest.id,
+            kind: manifest.kind.clone(),
+            at_ms: manifest.completed_at_ms,
+            duration_ms: manifest.duration_ms,
+            alignment_ms: manifest.alignment_ms,
+            bytes: manifest.bytes,
+            incremental_bytes: manifest.incremental_bytes,
+            aborted: None,
+        });
         self.prune();
     }
 

@@ -27,7 +27,7 @@ use crate::registry::Registry;
     paths(
         health,
         plugins::list, plugins::versions, plugins::get, plugins::upload, plugins::download, plugins::delete,
-        jobs::submit, jobs::list, jobs::get, jobs::failures, jobs::cancel, jobs::upgrade,
+        jobs::submit, jobs::list, jobs::get, jobs::failures, jobs::checkpoints, jobs::cancel, jobs::upgrade,
         savepoints::take, savepoints::list, savepoints::get, savepoints::delete, savepoints::check, savepoints::fork,
     ),
     modifiers(&BearerAuth),
@@ -81,6 +81,7 @@ pub fn router(state: AppState, auth: Arc<Auth>) -> Router {
         .route("/api/v1/jobs", get(jobs::list).post(jobs::submit).layer(DefaultBodyLimit::max(MAX_SPEC_BYTES)))
         .route("/api/v1/jobs/{id}", get(jobs::get))
         .route("/api/v1/jobs/{id}/failures", get(jobs::failures))
+        .route("/api/v1/jobs/{id}/checkpoints", get(jobs::checkpoints))
         .route("/api/v1/jobs/{id}/cancel", post(jobs::cancel))
         .route("/api/v1/jobs/{id}/savepoints", post(savepoints::take))
         .route("/api/v1/jobs/{id}/nodes/{node}/upgrade", post(jobs::upgrade))
@@ -92,7 +93,9 @@ pub fn router(state: AppState, auth: Arc<Auth>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
-    api.layer(axum::middleware::from_fn_with_state(auth, require_token)).layer(axum::middleware::from_fn(log_request))
+    crate::ui::router()
+        .merge(api.layer(axum::middleware::from_fn_with_state(auth, require_token)))
+        .layer(axum::middleware::from_fn(log_request))
 }
 
 /// Logs every request with its status and duration (`weir_server::api`
@@ -126,7 +129,10 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError::not_found("not_found", format!("there is no {} here: the API is under /api/v1", uri.path()))
+    ApiError::not_found(
+        "not_found",
+        format!("there is no {} here: the API is under /api/v1, the console at /", uri.path()),
+    )
 }
 
 async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {

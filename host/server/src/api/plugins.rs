@@ -21,6 +21,8 @@ pub struct PluginSummary {
     pub versions: Vec<String>,
     /// The newest version's world.
     pub world: String,
+    /// Per version, the jobs that have not ended and run it (their ids).
+    pub used_by: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// Lists the plugins, each with its versions.
@@ -34,7 +36,22 @@ pub(super) async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<Pl
                 last.versions.push(v.version);
                 last.world = v.world;
             }
-            _ => list.push(PluginSummary { name: v.name, versions: vec![v.version], world: v.world }),
+            _ => list.push(PluginSummary {
+                name: v.name,
+                versions: vec![v.version],
+                world: v.world,
+                used_by: Default::default(),
+            }),
+        }
+    }
+    for job in state.jobs.meta.jobs()?.into_iter().filter(|j| !j.state.is_terminal()) {
+        for pinned in job.plugins.values() {
+            if let Some(p) = list.iter_mut().find(|p| p.name == pinned.name) {
+                let users = p.used_by.entry(pinned.version.clone()).or_default();
+                if !users.contains(&job.id) {
+                    users.push(job.id.clone());
+                }
+            }
         }
     }
     Ok(Json(list))
