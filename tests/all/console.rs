@@ -117,7 +117,7 @@ fn the_console_shows_and_steers_a_running_job_in_a_real_browser() {
     let savepoints: serde_json::Value = serde_json::from_str(&served.ok(&["savepoint", "list", "--json"])).unwrap();
     let taken: Vec<&str> = savepoints.as_array().unwrap().iter().map(|s| s["job_id"].as_str().unwrap()).collect();
     assert_eq!(taken, [id.as_str()], "{savepoints}");
-    for shot in ["job", "savepoints", "plugins", "upgraded", "cancelled", "jobs-phone"] {
+    for shot in ["jobs", "job", "savepoints", "plugins", "upgraded", "cancelled", "forked", "jobs-phone"] {
         let path = artifacts("journey").join(format!("{shot}.png"));
         assert!(std::fs::metadata(&path).is_ok_and(|m| m.len() > 10_000), "no screenshot {}", path.display());
     }

@@ -19,6 +19,7 @@ mod server_api;
 mod server_e2e;
 mod server_upgrade_crash;
 mod server_upgrades;
+mod server_views;
 mod snapshots;
 mod state_kinds;
 mod upgrades;

@@ -14,8 +14,8 @@ use weir_tests::plugin;
 
 /// A server on a fresh data dir, and its token.
 pub(crate) struct TestServer {
-    dir: tempfile::TempDir,
-    router: axum::Router,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) router: axum::Router,
     token: String,
 }
 
@@ -139,8 +139,8 @@ async fn a_version_is_uploaded_listed_downloaded_and_deleted() {
     assert_eq!(
         list,
         json!([
-            { "name": "average", "versions": ["0.1.0"], "world": "aggregator" },
-            { "name": "celsius", "versions": ["1.0.0", "1.2.0", "1.10.0"], "world": "operator" },
+            { "name": "average", "versions": ["0.1.0"], "world": "aggregator", "used_by": {} },
+            { "name": "celsius", "versions": ["1.0.0", "1.2.0", "1.10.0"], "world": "operator", "used_by": {} },
         ])
     );
     let (status, versions) = s.get("/api/v1/plugins/celsius/versions").await;
@@ -328,7 +328,7 @@ fn a_server_off_loopback_needs_a_token_file() {
 }
 
 /// The sensor job naming `celsius` and `average` as given, into `out`.
-fn sensor_job(out: &Path, celsius: &str, averages: &str, events: u64, rate: u64) -> String {
+pub(crate) fn sensor_job(out: &Path, celsius: &str, averages: &str, events: u64, rate: u64) -> String {
     format!(
         "name: sensors
 sources:
@@ -549,6 +549,7 @@ async fn the_server_says_it_is_healthy_and_serves_its_openapi_document() {
             "/api/v1/jobs",
             "/api/v1/jobs/{id}",
             "/api/v1/jobs/{id}/cancel",
+            "/api/v1/jobs/{id}/checkpoints",
             "/api/v1/jobs/{id}/failures",
             "/api/v1/jobs/{id}/nodes/{node}/upgrade",
             "/api/v1/jobs/{id}/savepoints",

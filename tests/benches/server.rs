@@ -4,7 +4,13 @@
 //! sensor-bench job to its first output; and the job's throughput
 //! submitted to `weir serve` against `weir run` of the same spec (target:
 //! within 5%), both timed from the request to the job's end, alternated,
-//! best of two. `WEIR_BENCH_EVENTS` sets the events (default 10,000,000).
+//! best of two; and the same job with the web console open on its page
+//! (headless Chromium polling it every second, as a person watching it
+//! would) against without (target: within 2%), alternated, medians of five;
+//! for that part the server runs on CPU 0 and the browser on CPU 1, as a
+//! browser runs on another machine: what is measured is what serving the
+//! console costs the job. `WEIR_BENCH_EVENTS` sets the events (default
+//! 10,000,000).
 
 #![allow(clippy::print_stdout, reason = "a benchmark prints its figures")]
 
@@ -126,6 +132,64 @@ fn main() {
     println!("  weir run        {:>6.2} s  {:>5.2} M events/s", best_run.as_secs_f64(), rate(best_run));
     println!("  weir serve      {:>6.2} s  {:>5.2} M events/s", best_server.as_secs_f64(), rate(best_server));
     println!("  server / run    {:>6.2}× throughput (target ≥ 0.95)", rate(best_server) / rate(best_run));
+
+    // The console open on the job's page, against no browser at all: the
+    // server (every thread, and the ones it starts) on CPU 0, the browser on 1.
+    let pinned = Command::new("taskset")
+        .args(["--all-tasks", "--pid", "--cpu-list", "0"])
+        .arg(server.id().to_string())
+        .stdout(Stdio::null())
+        .status()
+        .expect("taskset (util-linux)");
+    assert!(pinned.success(), "taskset could not pin the server");
+    let mut browser = Command::new("taskset")
+        .args(["--cpu-list", "1"])
+        .arg(weir_tests::tools().join("venv/bin/python"))
+        .arg(weir_tests::repo().join("tests/console/console.py"))
+        .arg("watch")
+        .env("WEIR_URL", &url)
+        .env("WEIR_TOKEN", &token)
+        .env("WEIR_ARTIFACTS", dir.path().join("shots"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the tools' Python (scripts/setup.sh installs it)");
+    let mut to_browser = browser.stdin.take().unwrap();
+    let mut from_browser = BufReader::new(browser.stdout.take().unwrap()).lines();
+    let mut expect_line = |word: &str| {
+        let line = from_browser.next().unwrap_or_else(|| panic!("the browser ended before saying {word}")).unwrap();
+        assert_eq!(line, word, "the browser said {line}");
+    };
+    expect_line("ready");
+    let timed = |id: &str| {
+        let job = job_status(id);
+        let at = |field: &str| humantime::parse_rfc3339(job[field].as_str().unwrap()).unwrap();
+        at("ended_at").duration_since(at("submitted_at")).unwrap()
+    };
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        let (id, _) = submit(events);
+        wait_finished(&id);
+        without.push(timed(&id));
+        let (id, _) = submit(events);
+        std::io::Write::write_all(&mut to_browser, format!("{id}\n").as_bytes()).unwrap();
+        wait_finished(&id);
+        expect_line("finished");
+        with.push(timed(&id));
+    }
+    drop(to_browser);
+    let _ = browser.wait();
+    let median = |mut runs: Vec<Duration>| {
+        runs.sort();
+        runs[runs.len() / 2]
+    };
+    let secs = |runs: &[Duration]| runs.iter().map(|d| format!("{:.2}", d.as_secs_f64())).collect::<Vec<_>>().join(" ");
+    println!("  runs without: {} s; with: {} s", secs(&without), secs(&with));
+    let (without, with) = (median(without), median(with));
+    println!("sensor-bench, {events} events, the console open on the job's page or not (medians of 5, alternated):");
+    println!("  no browser      {:>6.2} s  {:>5.2} M events/s", without.as_secs_f64(), rate(without));
+    println!("  console open    {:>6.2} s  {:>5.2} M events/s", with.as_secs_f64(), rate(with));
+    println!("  open / none     {:>6.3}× throughput (target ≥ 0.98)", rate(with) / rate(without));
     let _ = server.kill();
     let _ = server.wait();
 }

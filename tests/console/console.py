@@ -52,6 +52,8 @@ def journey(page):
     row = page.locator(f'tr[data-job="{job}"]')
     expect(row).to_contain_text("sensor-averages")
     expect(row).to_contain_text("running")
+    expect(row.locator("td").nth(3)).not_to_have_text("0")
+    shot(page, "jobs")
     row.get_by_role("link").click()
     expect(page).to_have_url(f"{URL}/#/jobs/{job}")
 
@@ -116,6 +118,21 @@ def journey(page):
     assert api(f"/api/v1/jobs/{job}")["state"] == "cancelled"
     shot(page, "cancelled")
 
+    # Fork A/B from the savepoint: one job per version, each linked.
+    page.click("nav >> text=Savepoints")
+    page.select_option("#fork-savepoint", name)
+    page.fill("#fork-node", "averages")
+    page.fill("#fork-a", "sensor-average@1.0.0")
+    page.fill("#fork-b", "sensor-average@2.0.0")
+    page.click("form[aria-labelledby=fork-title] button")
+    forked = page.locator("form[aria-labelledby=fork-title] .result.ok")
+    expect(forked).to_contain_text("Started a: sensor-averages-a b: sensor-averages-b")
+    forks = {a.inner_text(): a.get_attribute("href") for a in forked.get_by_role("link").all()}
+    for label, version in [("a", "1.0.0"), ("b", "2.0.0")]:
+        fork = api("/api/v1/jobs/" + forks[f"{label}: sensor-averages-{label}"].split("/")[-1])
+        assert fork["plugins"]["averages"]["version"] == version, fork
+    shot(page, "forked")
+
     # Phone width: the page reflows, nothing but tables scrolls sideways.
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"{URL}/#/jobs")
@@ -167,6 +184,19 @@ def errors(page):
     shot(page, "unreachable")
 
 
+def watch(page):
+    """For the benchmark: keeps each job page given on stdin open (polling,
+    as a person watching it would) until the job has finished."""
+    page.goto(f"{URL}/#/jobs")
+    expect(page.locator("h1")).to_have_text("Jobs")
+    print("ready", flush=True)
+    for line in sys.stdin:
+        job = line.strip()
+        page.goto(f"{URL}/#/jobs/{job}")
+        expect(page.locator("h1 .state")).to_have_text("finished", timeout=600_000)
+        print("finished", flush=True)
+
+
 def main():
     mode = sys.argv[1]
     os.makedirs(ARTIFACTS, exist_ok=True)
@@ -174,7 +204,7 @@ def main():
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1366, "height": 900})
         try:
-            {"journey": journey, "errors": errors}[mode](page)
+            {"journey": journey, "errors": errors, "watch": watch}[mode](page)
         except Exception:
             shot(page, f"{mode}-failure")
             raise

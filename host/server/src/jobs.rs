@@ -14,10 +14,10 @@ use weir_runtime::{ErrorClass, JobControl, JobOptions, JobOutcome, Metrics, Runt
 use weir_spec::{CheckpointSpec, Format, JobSpec, PluginRef};
 
 use crate::error::{ApiError, ApiResult};
-use crate::meta::{Failure, JobRecord, JobState, Metadata, NodeFigures, PinnedPlugin, VersionChange};
+use crate::meta::{CheckpointEntry, Failure, JobRecord, JobState, Metadata, NodeFigures, PinnedPlugin, VersionChange};
 use crate::now_ms;
 use crate::registry::{Registry, requirement};
-use crate::view::{self, CheckpointRecordView, JobShape, JobSummary, JobView};
+use crate::view::{self, JobShape, JobSummary, JobView};
 
 /// How often a job's supervisor looks at it (restarts, rates).
 const SUPERVISE_TICK: Duration = Duration::from_millis(100);
@@ -32,6 +32,19 @@ pub type Rates = HashMap<String, (f64, f64, f64)>;
 
 /// Per node so far: records in and out, µs back-pressured.
 type Counts = HashMap<String, (u64, u64, u64)>;
+
+/// A job's checkpoint history: `earlier` runs' entries, then this run's,
+/// the last [`weir_runtime::CHECKPOINT_HISTORY`] of them.
+fn checkpoint_history(
+    earlier: Vec<CheckpointEntry>,
+    this_run: &[weir_runtime::CheckpointRecord],
+) -> Vec<CheckpointEntry> {
+    let mut all = earlier;
+    all.extend(this_run.iter().map(CheckpointEntry::from));
+    let keep = all.len().saturating_sub(weir_runtime::CHECKPOINT_HISTORY);
+    all.drain(..keep);
+    all
+}
 
 /// A job running in this process.
 pub(crate) struct Live {
@@ -145,6 +158,7 @@ impl JobManager {
             resumed: 0,
             nodes: Vec::new(),
             history,
+            checkpoints: Vec::new(),
         };
         // Stored first: a crash from here on resumes it. Refused at its
         // start, it is no job.
@@ -345,6 +359,7 @@ impl JobManager {
         let snapshot = handle.snapshot();
         self.record_restarts(id, &snapshot.failures, seen_restarts);
         let nodes = view::figures(&snapshot.nodes);
+        let checkpoints = snapshot.checkpoints.history;
         let (state, failure) = match handle.wait() {
             Ok(report) => match report.outcome {
                 JobOutcome::Finished => (JobState::Finished, None),
@@ -356,6 +371,12 @@ impl JobManager {
         match &failure {
             Some((code, message)) => tracing::warn!(job_id = %id, %code, %message, "job failed"),
             None => tracing::info!(job_id = %id, state = ?state, "job ended"),
+        }
+        if let Err(e) = self
+            .meta
+            .update_job(id, |j| j.checkpoints = checkpoint_history(std::mem::take(&mut j.checkpoints), &checkpoints))
+        {
+            tracing::error!(job_id = %id, "cannot record the job's checkpoints: {e}");
         }
         self.live().remove(id);
         self.end(id, state, failure, nodes);
@@ -464,12 +485,12 @@ impl JobManager {
         Ok(view::job(&record, &shape, running))
     }
 
-    /// A job's checkpoint history in this run of the server, oldest first
-    /// (empty once it ended, or before it runs here).
-    pub fn checkpoints(&self, id: &str) -> ApiResult<Vec<CheckpointRecordView>> {
-        self.record(id)?;
-        let history = self.live().get(id).map(|l| l.control.snapshot().checkpoints.history).unwrap_or_default();
-        Ok(history.iter().map(CheckpointRecordView::from).collect())
+    /// A job's last checkpoints, oldest first: those of its earlier runs
+    /// and, while it runs here, this run's.
+    pub fn checkpoints(&self, id: &str) -> ApiResult<Vec<CheckpointEntry>> {
+        let record = self.record(id)?;
+        let live = self.live().get(id).map(|l| l.control.snapshot().checkpoints.history).unwrap_or_default();
+        Ok(checkpoint_history(record.checkpoints, &live))
     }
 
     /// The failures of a job, oldest first.

@@ -185,6 +185,49 @@ pub struct JobRecord {
     /// first.
     #[serde(default)]
     pub history: Vec<VersionChange>,
+    /// Its last checkpoints in earlier runs (of the server, or before it
+    /// ended), oldest first; a running job's view adds this run's.
+    #[serde(default)]
+    pub checkpoints: Vec<CheckpointEntry>,
+}
+
+/// One checkpoint of a job's history.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct CheckpointEntry {
+    /// Its id.
+    pub id: u64,
+    /// `checkpoint`, `savepoint` or `stop`.
+    pub kind: String,
+    /// `completed` or `aborted`.
+    pub status: String,
+    /// When it completed or was aborted (RFC 3339).
+    pub at: String,
+    /// Trigger to stored (ms).
+    pub duration_ms: u64,
+    /// The longest barrier alignment of a task (ms).
+    pub alignment_ms: u64,
+    /// Its state size (bytes).
+    pub bytes: u64,
+    /// What it stored that no earlier checkpoint had (bytes).
+    pub incremental_bytes: u64,
+    /// Why it was aborted.
+    pub reason: Option<String>,
+}
+
+impl From<&weir_runtime::CheckpointRecord> for CheckpointEntry {
+    fn from(c: &weir_runtime::CheckpointRecord) -> CheckpointEntry {
+        CheckpointEntry {
+            id: c.id,
+            kind: c.kind.clone(),
+            status: if c.aborted.is_some() { "aborted" } else { "completed" }.to_string(),
+            at: crate::view::rfc3339(c.at_ms),
+            duration_ms: c.duration_ms,
+            alignment_ms: c.alignment_ms,
+            bytes: c.bytes,
+            incremental_bytes: c.incremental_bytes,
+            reason: c.aborted.clone(),
+        }
+    }
 }
 
 /// What a node of a job did (kept when the job ends).
@@ -423,6 +466,7 @@ mod tests {
             history: Vec::new(),
             resumed: 0,
             nodes: Vec::new(),
+            checkpoints: Vec::new(),
         };
         meta.put_job(&job).unwrap();
         assert_eq!(meta.delete_plugin("avg", "1.2.0").unwrap(), Some(Err(vec!["j1".to_string()])));

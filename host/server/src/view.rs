@@ -156,45 +156,6 @@ impl From<&weir_wasm::Limits> for LimitsView {
     }
 }
 
-/// One checkpoint of a job's history.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
-pub struct CheckpointRecordView {
-    /// Its id.
-    pub id: u64,
-    /// `checkpoint`, `savepoint` or `stop`.
-    pub kind: String,
-    /// `completed` or `aborted`.
-    pub status: String,
-    /// When it completed or was aborted (RFC 3339).
-    pub at: String,
-    /// Trigger to stored (ms).
-    pub duration_ms: u64,
-    /// The longest barrier alignment of a task (ms).
-    pub alignment_ms: u64,
-    /// Its state size (bytes).
-    pub bytes: u64,
-    /// What it stored that no earlier checkpoint had (bytes).
-    pub incremental_bytes: u64,
-    /// Why it was aborted.
-    pub reason: Option<String>,
-}
-
-impl From<&weir_runtime::CheckpointRecord> for CheckpointRecordView {
-    fn from(c: &weir_runtime::CheckpointRecord) -> CheckpointRecordView {
-        CheckpointRecordView {
-            id: c.id,
-            kind: c.kind.clone(),
-            status: if c.aborted.is_some() { "aborted" } else { "completed" }.to_string(),
-            at: rfc3339(c.at_ms),
-            duration_ms: c.duration_ms,
-            alignment_ms: c.alignment_ms,
-            bytes: c.bytes,
-            incremental_bytes: c.incremental_bytes,
-            reason: c.aborted.clone(),
-        }
-    }
-}
-
 /// What a job's views need of its spec, made once per run.
 #[derive(Debug, Clone)]
 pub struct JobShape {
@@ -259,7 +220,13 @@ fn phase_of(record: &JobRecord, status: Option<&JobStatus>) -> String {
 pub fn summary(record: &JobRecord, running: Option<(&JobSnapshot, &Rates, &Plan)>) -> JobSummary {
     let rate = |role: NodeRole, pick: fn(&(f64, f64, f64)) -> f64| -> f64 {
         running.map_or(0.0, |(_, rates, plan)| {
-            plan.nodes.values().filter(|n| n.role == role).filter_map(|n| rates.get(&n.id)).map(pick).sum()
+            // (`sum` of no f64 is -0.0)
+            plan.nodes
+                .values()
+                .filter(|n| n.role == role)
+                .filter_map(|n| rates.get(&n.id))
+                .map(pick)
+                .fold(0.0, |a, b| a + b)
         })
     };
     JobSummary {

@@ -27,7 +27,7 @@ export function jobPage(root, ctx, id) {
   replace(root,
     h("p", {}, h("a", { href: "#/jobs" }, "← Jobs")),
     head, notice,
-    h("div", { class: "actions", role: "group", "aria-label": "Job actions" },
+    h("div", { class: "actions", id: "job-actions", role: "group", "aria-label": "Job actions" },
       actionButton("Take savepoint", { id: "savepoint" }, out, async () => {
         const sp = await post(`/api/v1/jobs/${id}/savepoints`, { stop: false });
         return `Savepoint ${sp.name} taken at checkpoint ${sp.checkpoint_id} (${bytes(sp.bytes)}).`;
@@ -78,6 +78,10 @@ export function jobPage(root, ctx, id) {
           `${job.checkpoints.completed} done, ${job.checkpoints.aborted} aborted` : "–"),
         job.ended_at ? kv("Ended", time(job.ended_at)) : null));
     replace(notice, jobNotice(job));
+    // Actions and live charts only while it runs; what it did stays readable.
+    const live = job.state === "running";
+    root.querySelector("#job-actions").hidden = !live;
+    charts.hidden = !live;
     replace(graph, dag(job));
     replace(charts,
       chart("Records per second", [{ name: "in", values: series.in }, { name: "out", values: series.out }], rate),
@@ -102,8 +106,7 @@ export function jobPage(root, ctx, id) {
       h("td", {}, time(c.at)), h("td", { class: "num" }, `${c.duration_ms} ms`),
       h("td", { class: "num" }, `${c.alignment_ms} ms`), h("td", { class: "num" }, bytes(c.bytes)),
       h("td", { class: "num" }, bytes(c.incremental_bytes)))) :
-      h("tr", {}, h("td", { colspan: 8, class: "muted" }, job.phase === "running" || job.phase === "starting" ?
-        "No checkpoint yet in this run of the server." : "The job is not running here: its checkpoint history is gone.")));
+      h("tr", {}, h("td", { colspan: 8, class: "muted" }, "No checkpoint yet.")));
     replace(history, job.history.slice().reverse().map((v) => h("tr", {},
       h("td", {}, time(new Date(v.at_ms).toISOString())), h("td", {}, v.node), h("td", { class: "mono" }, v.from || "–"),
       h("td", { class: "mono" }, v.to), h("td", { class: "num" }, v.checkpoint ?? "–"),

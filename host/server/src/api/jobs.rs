@@ -7,8 +7,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 
 use super::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::meta::CheckpointEntry;
 use crate::meta::Failure;
-use crate::view::{CheckpointRecordView, JobSummary, JobView};
+use crate::view::{JobSummary, JobView};
 
 /// Blocking work (parsing, compiling, starting) off the async threads.
 pub(super) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> ApiResult<T> + Send + 'static) -> ApiResult<T> {
@@ -110,16 +111,16 @@ pub(super) async fn failures(State(state): State<AppState>, Path(id): Path<Strin
     Ok(Json(state.jobs.failures(&id)?))
 }
 
-/// A job's last checkpoints in this run of the server (completed and
-/// aborted, at most 100), oldest first; empty once it has ended.
+/// A job's last checkpoints (completed and aborted, at most 100), oldest
+/// first: kept when it ends and across restarts of the server.
 #[utoipa::path(get, path = "/api/v1/jobs/{id}/checkpoints", tag = "jobs",
     params(("id" = String, Path, description = "The job's id")),
-    responses((status = 200, description = "Its checkpoints", body = Vec<CheckpointRecordView>),
+    responses((status = 200, description = "Its checkpoints", body = Vec<CheckpointEntry>),
         (status = 404, description = "No such job", body = ErrorBody)))]
 pub(super) async fn checkpoints(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Vec<CheckpointRecordView>>> {
+) -> ApiResult<Json<Vec<CheckpointEntry>>> {
     Ok(Json(state.jobs.checkpoints(&id)?))
 }
 
