@@ -65,7 +65,7 @@ def journey(page):
     expect(page.locator('.dag g[data-node="averages"]')).to_contain_text("sensor-average@1.0.0")
     # Live, non-zero rates, in the graph and in the nodes table.
     expect(page.locator('.dag g[data-node="readings"]')).to_contain_text(re.compile(r"out [1-9][0-9.]* ?k?/s"))
-    expect(page.locator('tr[data-node="averages"] td').nth(4)).not_to_have_text("0")
+    expect(page.locator('tr[data-node="averages"] td').nth(5)).not_to_have_text("0")
     expect(page.locator('tr[data-node="celsius"]')).to_contain_text("memory 256.0 MiB")
     expect(page.locator("table[aria-label=Checkpoints] tbody tr").first).to_contain_text("completed")
     expect(page.locator(".chart figcaption").first).to_contain_text("Records per second: in")
