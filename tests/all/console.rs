@@ -137,20 +137,7 @@ fn the_console_says_what_is_wrong_when_a_job_failed_the_token_is_wrong_or_the_se
     );
     let running = submit(&served, &long_sensor_job(dir.path()));
     let failing = dir.path().join("failing.yaml");
-    std::fs::write(
-        &failing,
-        "name: failing
-restart: { strategy: fixed-delay, attempts: 1, delay: 10ms }
-sources:
-  - { id: readings, type: generator, generator: sensors, sensors: 4, seed: 3, start: 1700000000000, events: 100,
-      watermark: { punctuated: true } }
-operators:
-  - { id: trap, input: readings, plugin: trap-on@1.0.0, config: { panic_on: sensor_1 } }
-sinks:
-  - { id: out, type: blackhole, input: trap }
-",
-    )
-    .unwrap();
+    std::fs::write(&failing, crate::server_api::FAILING_JOB).unwrap();
     let failed = submit(&served, &failing);
     served.wait_for_state(&failed, "failed");
     let mut child = console("errors", &served, &[("WEIR_JOB", running), ("WEIR_FAILED_JOB", failed)])

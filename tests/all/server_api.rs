@@ -495,13 +495,9 @@ async fn bad_jobs_are_refused_naming_what_is_wrong() {
     );
 }
 
-#[tokio::test]
-async fn a_failing_job_fails_alone_with_its_causes_recorded() {
-    let s = server();
-    assert_eq!(s.upload_plugin("celsius", "1.0.0", "celsius").await.0, StatusCode::CREATED);
-    assert_eq!(s.upload_plugin("sensor-average", "1.0.0", "sensor-average").await.0, StatusCode::CREATED);
-    assert_eq!(s.upload_plugin("trap-on", "1.0.0", "trap-on").await.0, StatusCode::CREATED);
-    let failing = "name: failing
+/// A job whose plugin (`trap-on@1.0.0`) traps on `sensor_1`'s first
+/// reading, restarted once: it fails with two `plugin_trapped` failures.
+pub(crate) const FAILING_JOB: &str = "name: failing
 restart: { strategy: fixed-delay, attempts: 1, delay: 10ms }
 sources:
   - { id: readings, type: generator, generator: sensors, sensors: 4, seed: 3, start: 1700000000000, events: 100,
@@ -511,6 +507,14 @@ operators:
 sinks:
   - { id: out, type: blackhole, input: trap }
 ";
+
+#[tokio::test]
+async fn a_failing_job_fails_alone_with_its_causes_recorded() {
+    let s = server();
+    assert_eq!(s.upload_plugin("celsius", "1.0.0", "celsius").await.0, StatusCode::CREATED);
+    assert_eq!(s.upload_plugin("sensor-average", "1.0.0", "sensor-average").await.0, StatusCode::CREATED);
+    assert_eq!(s.upload_plugin("trap-on", "1.0.0", "trap-on").await.0, StatusCode::CREATED);
+    let failing = FAILING_JOB;
     let out = s.dir.path().join("out");
     let (status, healthy) = s.submit(&sensor_job(&out, "celsius@1.0.0", "sensor-average@1.0.0", 800, 400)).await;
     assert_eq!(status, StatusCode::CREATED, "{healthy}");
