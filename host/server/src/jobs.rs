@@ -299,7 +299,7 @@ impl JobManager {
         }
         let restore = weir_runtime::find_restore(&spec, false, None).map_err(start_error)?;
         if restore.as_ref().is_some_and(weir_runtime::Restore::job_finished) {
-            self.end(&record.id, JobState::Finished, None, Vec::new());
+            self.end(&record.id, JobState::Finished, None, Vec::new(), &[]);
             return Ok(());
         }
         if let Some(r) = &restore {
@@ -372,14 +372,8 @@ impl JobManager {
             Some((code, message)) => tracing::warn!(job_id = %id, %code, %message, "job failed"),
             None => tracing::info!(job_id = %id, state = ?state, "job ended"),
         }
-        if let Err(e) = self
-            .meta
-            .update_job(id, |j| j.checkpoints = checkpoint_history(std::mem::take(&mut j.checkpoints), &checkpoints))
-        {
-            tracing::error!(job_id = %id, "cannot record the job's checkpoints: {e}");
-        }
         self.live().remove(id);
-        self.end(id, state, failure, nodes);
+        self.end(id, state, failure, nodes, &checkpoints);
     }
 
     /// Records the restarts past the first `seen`; returns how many there are.
@@ -394,9 +388,18 @@ impl JobManager {
         restarts.len()
     }
 
-    /// Records that a job ended (a cancelled job stays cancelled).
-    fn end(&self, id: &str, state: JobState, failure: Option<(&str, String)>, nodes: Vec<NodeFigures>) {
+    /// Records that a job ended (a cancelled job stays cancelled), with its
+    /// last run's node figures and checkpoints.
+    fn end(
+        &self,
+        id: &str,
+        state: JobState,
+        failure: Option<(&str, String)>,
+        nodes: Vec<NodeFigures>,
+        checkpoints: &[weir_runtime::CheckpointRecord],
+    ) {
         let result = self.meta.update_job(id, |j| {
+            j.checkpoints = checkpoint_history(std::mem::take(&mut j.checkpoints), checkpoints);
             if j.state != JobState::Cancelled {
                 j.state = state;
             }
@@ -422,7 +425,7 @@ impl JobManager {
                 Ok(()) => resumed += 1,
                 Err(e) => {
                     tracing::error!(job = %job.name, job_id = %job.id, "cannot resume the job: {}", e.message);
-                    self.end(&job.id, JobState::Failed, Some((e.code, e.message)), Vec::new());
+                    self.end(&job.id, JobState::Failed, Some((e.code, e.message)), Vec::new(), &[]);
                 }
             }
         }

@@ -7,8 +7,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 
 use super::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::meta::CheckpointEntry;
-use crate::meta::Failure;
+use crate::meta::{CheckpointEntry, Failure};
 use crate::view::{JobSummary, JobView};
 
 /// Blocking work (parsing, compiling, starting) off the async threads.
