@@ -115,8 +115,16 @@ fn the_console_shows_and_steers_a_running_job_in_a_real_browser() {
         .collect();
     assert_eq!(upgrades, [("averages", "sensor-average@1.0.0", "sensor-average@2.0.0")], "{job}");
     let savepoints: serde_json::Value = serde_json::from_str(&served.ok(&["savepoint", "list", "--json"])).unwrap();
-    let taken: Vec<&str> = savepoints.as_array().unwrap().iter().map(|s| s["job_id"].as_str().unwrap()).collect();
-    assert_eq!(taken, [id.as_str()], "{savepoints}");
+    // One taken of the job, one that stopped fork b: a child of the first.
+    let taken: Vec<(&str, &str)> = savepoints
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["job"].as_str().unwrap(), s["parent"].as_str().unwrap_or("-")))
+        .collect();
+    let first = savepoints[0]["name"].as_str().unwrap();
+    assert_eq!(taken, [("sensor-averages", "-"), ("sensor-averages-b", first)], "{savepoints}");
+    assert_eq!(savepoints[0]["job_id"], id.as_str());
     for shot in ["jobs", "job", "savepoints", "plugins", "upgraded", "cancelled", "forked", "jobs-phone"] {
         let path = artifacts("journey").join(format!("{shot}.png"));
         assert!(std::fs::metadata(&path).is_ok_and(|m| m.len() > 10_000), "no screenshot {}", path.display());

@@ -133,6 +133,19 @@ def journey(page):
         assert fork["plugins"]["averages"]["version"] == version, fork
     shot(page, "forked")
 
+    # Stop fork b at a savepoint: it ends `stopped`, its savepoint under the one it forked from.
+    forked.get_by_role("link", name="b: sensor-averages-b").click()
+    expect(page.locator("h1")).to_contain_text("sensor-averages-b")
+    expect(page.locator('.dag g[data-node="averages"]')).to_contain_text("sensor-average@2.0.0")
+    page.click("#stop")
+    expect(page.locator(".result.ok").first).to_contain_text(re.compile(r"Stopped at savepoint \S+\."))
+    stopped = re.search(r"savepoint (\S+)\.", page.locator(".result.ok").first.inner_text()).group(1)
+    expect(page.locator("h1 .state")).to_have_text("stopped")
+    expect(page.locator("#job-actions")).to_be_hidden()
+    page.click("nav >> text=Savepoints")
+    expect(page.locator(f'li[data-savepoint="{name}"] li[data-savepoint="{stopped}"]')).to_contain_text(
+        "averages: sensor-average@2.0.0")
+
     # Phone width: the page reflows, nothing but tables scrolls sideways.
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(f"{URL}/#/jobs")
