@@ -35,7 +35,7 @@ run: build plugins
 
 test: build plugins
 	$(CARGO) test --release --workspace
-	$(CARGO) test --release --manifest-path sdk/Cargo.toml --doc --all-features
+	$(CARGO) test --release --manifest-path sdk/rust/Cargo.toml --doc --all-features
 
 bench: build plugins
 	$(CARGO) bench -p weir-tests --bench pipeline
@@ -53,18 +53,18 @@ fuzz: build plugins
 lint: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) fmt --manifest-path plugins/Cargo.toml --all --check
-	$(CARGO) fmt --manifest-path sdk/Cargo.toml --check
+	$(CARGO) fmt --manifest-path sdk/rust/Cargo.toml --check
 	$(CARGO) fmt --manifest-path tests/guests/Cargo.toml --all --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml --all-targets -- -D warnings
-	$(CARGO) clippy --release --target wasm32-wasip2 --manifest-path sdk/Cargo.toml -- -D warnings
-	$(CARGO) clippy --release --target wasm32-wasip2 --manifest-path sdk/Cargo.toml --all-features -- -D warnings
+	$(CARGO) clippy --release --target wasm32-wasip2 --manifest-path sdk/rust/Cargo.toml -- -D warnings
+	$(CARGO) clippy --release --target wasm32-wasip2 --manifest-path sdk/rust/Cargo.toml --all-features -- -D warnings
 	$(CARGO) clippy --release --target wasm32-wasip2 --manifest-path tests/guests/Cargo.toml -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
 	$(CARGO) fmt --manifest-path plugins/Cargo.toml --all
-	$(CARGO) fmt --manifest-path sdk/Cargo.toml
+	$(CARGO) fmt --manifest-path sdk/rust/Cargo.toml
 	$(CARGO) fmt --manifest-path tests/guests/Cargo.toml --all
 
 clean:

@@ -89,7 +89,7 @@ mod window;
 #[allow(clippy::too_many_arguments, reason = "generated lifting/lowering glue")]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "../../wit",
         world: "weir:plugin/operator",
         pub_export_macro: true,
         export_macro_name: "__export_world",
@@ -103,7 +103,7 @@ pub mod bindings {
 #[allow(clippy::too_many_arguments, reason = "generated lifting/lowering glue")]
 pub mod migrate_bindings {
     wit_bindgen::generate!({
-        path: "../wit/v0.2.0",
+        path: "../../wit/v0.2.0",
         world: "weir:plugin/migrating-operator@0.2.0",
         pub_export_macro: true,
         export_macro_name: "__export_migrating_world",
@@ -121,7 +121,7 @@ pub mod migrate_bindings {
 #[allow(clippy::too_many_arguments, reason = "generated lifting/lowering glue")]
 pub mod aggregate_bindings {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "../../wit",
         world: "weir:plugin/aggregator",
         pub_export_macro: true,
         export_macro_name: "__export_aggregator",
@@ -135,7 +135,7 @@ pub mod aggregate_bindings {
 #[allow(clippy::too_many_arguments, reason = "generated lifting/lowering glue")]
 pub mod process_window_bindings {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "../../wit",
         world: "weir:plugin/window-processor",
         pub_export_macro: true,
         export_macro_name: "__export_window_processor",
