@@ -12,6 +12,12 @@ PLUGINS := celsius sensor-average sensor-average-v2 running-sum running-sum-v2 d
 WINDOW_PLUGINS := average window-collect
 # Adversarial guests of the sandbox tests (tests/guests: wit-bindgen, no SDK).
 GUESTS := adversary adversary-aggregator adversary-processor
+# Python plugins (plugins/python/NAME/app.py over sdk/python), built by
+# componentize-py from the tools virtualenv into target/plugins/python/.
+PY_PLUGINS := celsius sensor-average
+WEIR_TOOLS ?= $(HOME)/.cache/weir/tools
+COMPONENTIZE_PY := $(WEIR_TOOLS)/venv/bin/componentize-py
+PY_SDK := $(wildcard sdk/python/weir/*.py)
 
 .PHONY: setup build plugins run test bench fuzz lint fmt clean
 
@@ -24,6 +30,13 @@ plugins: setup
 	@$(CARGO) build --release --target wasm32-wasip2 --manifest-path tests/guests/Cargo.toml
 	@mkdir -p $(PLUGIN_DIR)
 	@for p in $(PLUGINS) $(WINDOW_PLUGINS) $(GUESTS); do cp $(WASM_OUT)/$${p//-/_}.wasm $(PLUGIN_DIR)/$$p.wasm; done
+	@$(MAKE) -s --no-print-directory $(PY_PLUGINS:%=$(PLUGIN_DIR)/python/%.wasm)
+
+$(PLUGIN_DIR)/python/%.wasm: plugins/python/%/app.py $(PY_SDK) wit/operator.wit
+	@mkdir -p $(@D)
+	@test -x $(COMPONENTIZE_PY) || { echo "$(COMPONENTIZE_PY) is missing: run scripts/setup.sh (make setup)" >&2; exit 1; }
+	@echo "componentize-py: plugins/python/$* -> $@" >&2
+	@$(COMPONENTIZE_PY) -d wit -w operator componentize app -p plugins/python/$* -p sdk/python -o $@ >/dev/null
 
 build: setup
 	@$(CARGO) build --release --workspace

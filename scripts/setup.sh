@@ -55,6 +55,13 @@ if [ "$("$TOOLS/venv/bin/pip" show playwright 2>/dev/null | sed -n 's/^Version: 
   echo "setup: installing playwright $PLAYWRIGHT_VERSION (browser tests) into $TOOLS/venv" >&2
   "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check "playwright==$PLAYWRIGHT_VERSION"
 fi
+# componentize-py builds the Python plugins (sdk/python, plugins/python):
+# CPython and the bindings of wit/ in one component.
+COMPONENTIZE_PY_VERSION=0.25.1
+if [ "$("$TOOLS/venv/bin/pip" show componentize-py 2>/dev/null | sed -n 's/^Version: //p')" != "$COMPONENTIZE_PY_VERSION" ]; then
+  echo "setup: installing componentize-py $COMPONENTIZE_PY_VERSION (Python plugins) into $TOOLS/venv" >&2
+  "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check "componentize-py==$COMPONENTIZE_PY_VERSION"
+fi
 # The package's `noida-db` script is a Python wrapper that runs the native
 # server as its child; tests start the server itself, so that stopping it
 # leaves no orphan behind.

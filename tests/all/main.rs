@@ -10,6 +10,7 @@ mod harness;
 mod jobs;
 mod kafka;
 mod kafka_broker;
+mod languages;
 mod parity;
 mod recovery;
 mod sandbox;

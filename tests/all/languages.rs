@@ -1,0 +1,183 @@
+//! Operators written with the Python SDK (`sdk/python`, built by
+//! componentize-py: `plugins/python/`) give the Rust plugins' results, and
+//! fail the way the Rust ones do.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use weir_runtime::{JobOptions, run_job};
+use weir_spec::{Format, JobSpec, StateBackendKind};
+use weir_tests::{plugin, read_lines};
+
+/// 20 sensors × 300 readings out of order by up to `disorder`, a watermark
+/// bound of 300 ms after every reading (punctuated: with periodic
+/// watermarks, which readings are late depends on how fast the job runs).
+fn sensor_job(parallelism: u32, disorder: &str, celsius: &str, average: &str, out: &Path) -> JobSpec {
+    let text = format!(
+        "name: languages
+parallelism: {parallelism}
+batch_size: 100
+sources:
+  - {{ id: readings, type: generator, generator: sensors, sensors: 20, seed: 5, start: 1700000000000, events: 6000,
+       disorder: {disorder}, watermark: {{ max_out_of_orderness: 300ms, punctuated: true }} }}
+operators:
+  - {{ id: celsius, input: readings, plugin: {celsius} }}
+  - {{ id: averages, input: celsius, key_by: key, plugin: {average}, config: {{ window_ms: 2000 }} }}
+sinks:
+  - {{ id: out, type: file, path: {out}, input: averages }}
+",
+        celsius = plugin(celsius).display(),
+        average = plugin(average).display(),
+        out = out.join("out.jsonl").display(),
+    );
+    JobSpec::parse(&text, Format::Yaml).unwrap()
+}
+
+/// Per (sensor, window end): the count and the average.
+type Averages = BTreeMap<(String, i64), (u64, f64)>;
+
+/// At parallelism 1 the readings are out of order by up to 800 ms: some are
+/// late, and which ones is decided by the one source's watermark alone. At
+/// 4 the averaging node's watermark is the least of four inputs', so which
+/// readings are late depends on how the inputs interleave (as in Flink):
+/// there the readings stay within the bound, out of order but never late.
+fn run(parallelism: u32, backend: StateBackendKind, celsius: &str, average: &str) -> (Averages, u64) {
+    let disorder = if parallelism == 1 { "800ms" } else { "300ms" };
+    let dir = tempfile::tempdir().unwrap();
+    let engine = weir_wasm::PluginEngine::new().unwrap();
+    let options = JobOptions { state_backend: Some(backend), ..JobOptions::default() };
+    let report = run_job(&sensor_job(parallelism, disorder, celsius, average, dir.path()), &options, &engine).unwrap();
+    let late = report
+        .nodes
+        .iter()
+        .filter(|n| n.node == "averages")
+        .map(|n| n.counters.get("late_records_dropped").copied().unwrap_or(0))
+        .sum();
+    let mut averages = Averages::new();
+    for line in read_lines(dir.path(), "out") {
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let key = (v["id"].as_str().unwrap().to_string(), v["window_end"].as_i64().unwrap());
+        let old = averages.insert(key, (v["count"].as_u64().unwrap(), v["avg_c"].as_f64().unwrap()));
+        assert!(old.is_none(), "one average per sensor and window: {line}");
+    }
+    (averages, late)
+}
+
+fn assert_same(got: &(Averages, u64), expected: &(Averages, u64), what: &str) {
+    assert_eq!(got.1, expected.1, "{what}: late readings dropped");
+    assert_eq!(got.0.len(), expected.0.len(), "{what}: windows");
+    for ((key, (count, avg)), (expected_key, (expected_count, expected_avg))) in got.0.iter().zip(&expected.0) {
+        assert_eq!((key, count), (expected_key, expected_count), "{what}");
+        assert!((avg - expected_avg).abs() <= 1e-9, "{what}: {key:?} {avg} vs {expected_avg}");
+    }
+}
+
+#[test]
+fn python_plugins_give_the_rust_averages_with_late_data_on_both_backends_at_parallelism_1_and_4() {
+    for (parallelism, backend) in [
+        (1, StateBackendKind::Memory),
+        (1, StateBackendKind::Rocksdb),
+        (4, StateBackendKind::Memory),
+        (4, StateBackendKind::Rocksdb),
+    ] {
+        let what = format!("parallelism {parallelism}, {backend:?}");
+        let rust = run(parallelism, backend, "celsius", "sensor-average");
+        let counted: u64 = rust.0.values().map(|(c, _)| c).sum();
+        assert_eq!(counted + rust.1, 6000, "{what}: each reading is late or in one average");
+        assert_eq!(rust.1 > 0, parallelism == 1, "{what}: late readings only at parallelism 1: {}", rust.1);
+        assert_same(
+            &run(parallelism, backend, "python/celsius", "python/sensor-average"),
+            &rust,
+            &format!("{what}, Python"),
+        );
+        assert_same(
+            &run(parallelism, backend, "python/celsius", "sensor-average"),
+            &rust,
+            &format!("{what}, Python celsius → Rust"),
+        );
+        assert_same(
+            &run(parallelism, backend, "celsius", "python/sensor-average"),
+            &rust,
+            &format!("{what}, Rust → Python average"),
+        );
+    }
+}
+
+fn failing_job(dir: &Path, input: &str, celsius_config: &str, on_error: &str) -> JobSpec {
+    std::fs::write(dir.join("in.jsonl"), input).unwrap();
+    let text = format!(
+        "name: failing
+sources: [{{ id: src, type: file, path: {input}, key: /id, timestamp: /timestamp }}]
+operators:
+  - {{ id: celsius, input: src, plugin: {celsius}, config: {celsius_config}, on_error: {on_error} }}
+sinks:
+  - {{ id: out, type: file, path: {out}, input: celsius }}
+{dead}",
+        input = dir.join("in.jsonl").display(),
+        celsius = plugin("python/celsius").display(),
+        out = dir.join("out.jsonl").display(),
+        dead = if on_error == "dead-letter" {
+            format!(
+                "  - {{ id: dead, type: file, path: {}, input: celsius.errors }}\n",
+                dir.join("dead.jsonl").display()
+            )
+        } else {
+            String::new()
+        },
+    );
+    JobSpec::parse(&text, Format::Yaml).unwrap()
+}
+
+const READINGS: &str = "{\"id\":\"a\",\"timestamp\":1,\"temperature\":212}\n{\"id\":\"b\",\"timestamp\":2}\n{\"id\":\"c\",\"timestamp\":3,\"temperature\":32}\n";
+
+#[test]
+fn a_python_exception_fails_the_record_with_its_type_text_and_line_under_on_error() {
+    let engine = weir_wasm::PluginEngine::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let err = run_job(&failing_job(dir.path(), READINGS, "null", "fail"), &JobOptions::default(), &engine).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "task celsius-0/1 failed: plugin failed on record #1 of its batch: KeyError: 'temperature' (at app.py:15 in process)"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let report =
+        run_job(&failing_job(dir.path(), READINGS, "null", "dead-letter"), &JobOptions::default(), &engine).unwrap();
+    let out = read_lines(dir.path(), "out");
+    assert_eq!(
+        out,
+        [r#"{"id":"a","timestamp":1,"temperature":100.0}"#, r#"{"id":"c","timestamp":3,"temperature":0.0}"#]
+    );
+    let dead: Vec<serde_json::Value> =
+        read_lines(dir.path(), "dead").iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(
+        dead,
+        [
+            serde_json::json!({"node": "celsius", "error": "KeyError: 'temperature' (at app.py:15 in process)", "timestamp": 2,
+            "key": "b", "value": {"id": "b", "timestamp": 2}})
+        ]
+    );
+    let node = report.nodes.iter().find(|n| n.node == "celsius").unwrap();
+    assert_eq!(node.counters.get("records_failed"), Some(&1));
+}
+
+#[test]
+fn a_python_exception_in_open_fails_the_task_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "name: bad-config
+sources: [{{ id: readings, type: generator, generator: sensors, sensors: 2, seed: 1, start: 1700000000000, events: 10 }}]
+operators:
+  - {{ id: averages, input: readings, key_by: key, plugin: {average}, config: {{ window_ms: -5 }} }}
+sinks: [{{ id: out, type: file, path: {out}, input: averages }}]
+",
+        average = plugin("python/sensor-average").display(),
+        out = dir.path().join("out.jsonl").display(),
+    );
+    let engine = weir_wasm::PluginEngine::new().unwrap();
+    let err = run_job(&JobSpec::parse(&text, Format::Yaml).unwrap(), &JobOptions::default(), &engine).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "task averages-0/1 failed: plugin failed in `init`: ValueError: window_ms must be positive, got -5 (at app.py:33 in open)"
+    );
+}
