@@ -181,3 +181,78 @@ sinks: [{{ id: out, type: file, path: {out}, input: averages }}]
         "task averages-0/1 failed: plugin failed in `init`: ValueError: window_ms must be positive, got -5 (at app.py:33 in open)"
     );
 }
+
+/// The Rust state-probe's script through the Python one: value, list and map
+/// state, prefetched or through host calls, on memory and RocksDB.
+fn check_python_state(mut h: weir_runtime::harness::OperatorHarness) {
+    use weir_state::StateContent;
+    let (batches, expected) = crate::state_kinds::script();
+    for batch in batches {
+        h.process(batch).unwrap();
+    }
+    let seen: Vec<serde_json::Value> =
+        h.take_output().iter().map(|r| serde_json::from_slice(&r.value).unwrap()).collect();
+    assert_eq!(seen, expected);
+    // Every value is JSON.
+    let contents = |h: &mut weir_runtime::harness::OperatorHarness, name| crate::state_kinds::contents(h, name);
+    assert_eq!(
+        contents(&mut h, "count"),
+        [("a".into(), StateContent::Value(b"4".to_vec())), ("b".into(), StateContent::Value(b"1".to_vec()))]
+    );
+    assert_eq!(contents(&mut h, "items"), [("b".into(), StateContent::List(vec![b"\"w\"".to_vec()]))]);
+    assert_eq!(
+        contents(&mut h, "tags"),
+        [
+            (
+                "a".into(),
+                StateContent::Map(vec![(b"\"r\"".to_vec(), b"4".to_vec()), (b"\"x\"".to_vec(), b"3".to_vec())])
+            ),
+            ("b".into(), StateContent::Map(vec![(b"\"w\"".to_vec(), b"1".to_vec())])),
+        ]
+    );
+}
+
+#[test]
+fn python_state_of_every_kind_prefetched_or_through_the_host_on_both_backends() {
+    use weir_runtime::harness::OperatorHarness;
+    let probe = plugin("python/state-probe");
+    for config in [serde_json::Value::Null, serde_json::json!({"large": true})] {
+        check_python_state(OperatorHarness::new(&probe, config.clone()).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let backend = Box::new(weir_state_rocksdb::RocksDbBackend::open(dir.path(), 128).unwrap());
+        check_python_state(OperatorHarness::with_backend(&probe, config, backend).unwrap());
+    }
+}
+
+#[test]
+fn python_event_and_processing_timers_fire_once_and_deleted_ones_never() {
+    let mut h =
+        weir_runtime::harness::OperatorHarness::new(&plugin("python/state-probe"), serde_json::Value::Null).unwrap();
+    let cmd = |key: &str, op: &str, at: i64, domain: &str| {
+        let value = serde_json::json!({"op": op, "at": at, "domain": domain}).to_string().into_bytes();
+        weir_types::Record::new(Some(key.as_bytes().to_vec()), value, 0)
+    };
+    h.process(vec![
+        cmd("a", "timer", 10, "event"),
+        cmd("b", "timer", 20, "event"),
+        cmd("a", "timer", 30, "event"),
+        cmd("a", "timer", 1000, "processing"),
+        cmd("b", "timer", 2000, "processing"),
+    ])
+    .unwrap();
+    h.process(vec![cmd("a", "untimer", 30, "event"), cmd("b", "untimer", 2000, "processing")]).unwrap();
+    assert_eq!(h.timers().unwrap().len(), 3, "three timers left");
+    let fired = |h: &mut weir_runtime::harness::OperatorHarness| -> Vec<serde_json::Value> {
+        h.take_output().iter().map(|r| serde_json::from_slice(&r.value).unwrap()).collect()
+    };
+    h.watermark(15).unwrap();
+    assert_eq!(fired(&mut h), [serde_json::json!({"key": "a", "fired": 10, "event_time": true})]);
+    h.watermark(100).unwrap();
+    assert_eq!(fired(&mut h), [serde_json::json!({"key": "b", "fired": 20, "event_time": true})]);
+    h.set_processing_time(5000).unwrap();
+    assert_eq!(fired(&mut h), [serde_json::json!({"key": "a", "fired": 1000, "event_time": false})]);
+    h.watermark(i64::MAX).unwrap();
+    h.set_processing_time(10_000).unwrap();
+    assert_eq!(fired(&mut h), Vec::<serde_json::Value>::new(), "deleted timers never fire");
+    assert_eq!(h.timers().unwrap().len(), 0);
+}

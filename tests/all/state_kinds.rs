@@ -15,7 +15,7 @@ fn command(key: &str, cmd: Value) -> Record {
 }
 
 /// Commands in batches, and what the plugin must see after each.
-fn script() -> (Vec<Vec<Record>>, Vec<Value>) {
+pub(crate) fn script() -> (Vec<Vec<Record>>, Vec<Value>) {
     let batches = vec![
         vec![
             command("a", json!({"op": "add", "item": "x"})),
@@ -52,7 +52,7 @@ fn script() -> (Vec<Vec<Record>>, Vec<Value>) {
 }
 
 /// A state's (key, content) pairs, without key groups.
-fn contents(h: &mut OperatorHarness, name: &str) -> Vec<(String, StateContent)> {
+pub(crate) fn contents(h: &mut OperatorHarness, name: &str) -> Vec<(String, StateContent)> {
     let mut all: Vec<_> =
         h.state(name).unwrap().into_iter().map(|(_, k, c)| (String::from_utf8(k).unwrap(), c)).collect();
     all.sort_by(|a, b| a.0.cmp(&b.0));
