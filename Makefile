@@ -14,7 +14,7 @@ WINDOW_PLUGINS := average window-collect
 GUESTS := adversary adversary-aggregator adversary-processor
 # Python plugins (plugins/python/NAME/app.py over sdk/python), built by
 # componentize-py from the tools virtualenv into target/plugins/python/.
-PY_PLUGINS := celsius sensor-average state-probe
+PY_PLUGINS := celsius sensor-average state-probe hostile
 WEIR_TOOLS ?= $(HOME)/.cache/weir/tools
 COMPONENTIZE_PY := $(WEIR_TOOLS)/venv/bin/componentize-py
 PY_SDK := $(wildcard sdk/python/weir/*.py)

@@ -256,3 +256,40 @@ fn python_event_and_processing_timers_fire_once_and_deleted_ones_never() {
     assert_eq!(fired(&mut h), Vec::<serde_json::Value>::new(), "deleted timers never fire");
     assert_eq!(h.timers().unwrap().len(), 0);
 }
+
+#[test]
+fn a_python_plugin_that_loops_or_hoards_memory_fails_its_job_alone() {
+    use crate::sandbox::{healthy_job, hostile_job_of};
+    let engine = weir_wasm::PluginEngine::new().unwrap();
+    // The Python runtime itself takes memory: 128 MiB leaves it room.
+    let limits = "{memory: 128MiB, call_timeout: 1s}";
+    let cases = [
+        (
+            "loop",
+            "task bad-0/1 failed: plugin went past a limit in `process`: call deadline of 1s passed: the call was interrupted",
+        ),
+        (
+            "grow",
+            "task bad-0/1 failed: plugin went past a limit in `process`: memory limit of 128 MiB reached: the plugin asked to grow its memory from ",
+        ),
+    ];
+    let alone = tempfile::tempdir().unwrap();
+    run_job(&healthy_job(alone.path()), &JobOptions::default(), &engine).unwrap();
+    let beside_dir = tempfile::tempdir().unwrap();
+    let healthy = healthy_job(beside_dir.path());
+    std::thread::scope(|scope| {
+        let beside = scope.spawn(|| run_job(&healthy, &JobOptions::default(), &engine));
+        for (mode, expected) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let started = std::time::Instant::now();
+            let err =
+                run_job(&hostile_job_of("python/hostile", dir.path(), mode, limits), &JobOptions::default(), &engine)
+                    .unwrap_err()
+                    .to_string();
+            assert!(err.starts_with(expected), "{mode}: {err}");
+            assert!(started.elapsed() < std::time::Duration::from_secs(20), "{mode} took {:?}", started.elapsed());
+        }
+        beside.join().unwrap().expect("the healthy job beside them");
+    });
+    assert_eq!(read_lines(beside_dir.path(), "out"), read_lines(alone.path(), "out"));
+}

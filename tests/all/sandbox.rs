@@ -20,6 +20,11 @@ fn job(dir: &Path, text: &str) -> JobSpec {
 
 /// Three records; the hostile plugin attacks on the second.
 fn hostile_job(dir: &Path, mode: &str, limits: &str) -> JobSpec {
+    hostile_job_of("hostile", dir, mode, limits)
+}
+
+/// The same with the hostile plugin `name` (`python/hostile`…).
+pub(crate) fn hostile_job_of(name: &str, dir: &Path, mode: &str, limits: &str) -> JobSpec {
     std::fs::write(dir.join("in.jsonl"), "\"a\"\n\"attack\"\n\"b\"\n").unwrap();
     job(
         dir,
@@ -30,14 +35,14 @@ operators:
   - {{id: bad, input: src, plugin: {plugin}, config: {{mode: {mode}}}, limits: {limits}}}
 sinks: [{{id: out, type: blackhole, input: bad}}]
 ",
-            plugin = plugin("hostile").display()
+            plugin = plugin(name).display()
         ),
     )
 }
 
 /// A well-behaved job: 1.5 s of paced sensor readings through `celsius`
 /// into a file.
-fn healthy_job(dir: &Path) -> JobSpec {
+pub(crate) fn healthy_job(dir: &Path) -> JobSpec {
     job(
         dir,
         &format!(
