@@ -57,6 +57,7 @@ bench: build plugins
 	$(CARGO) bench -p weir-tests --bench server
 	$(CARGO) bench -p weir-tests --bench savepoints
 	$(CARGO) bench -p weir-tests --bench kafka
+	$(CARGO) bench -p weir-tests --bench languages
 
 # The boundary fuzzer, longer than in `make test` (FUZZ_CASES to change).
 FUZZ_CASES ?= 20000
