@@ -15,6 +15,7 @@ mod parity;
 mod recovery;
 mod sandbox;
 mod savepoints;
+mod scaffold;
 mod scenarios;
 mod server_api;
 mod server_e2e;

@@ -3,6 +3,7 @@
 mod diff;
 mod remote;
 mod savepoints;
+mod scaffold;
 mod serve;
 
 use std::io::{IsTerminal as _, Write as _};
@@ -90,7 +91,7 @@ enum Command {
     },
     /// Runs the control plane: a plugin registry and jobs over HTTP.
     Serve(serve::Serve),
-    /// Plugins of a server: upload, list, versions, rm.
+    /// Plugins: a new project (`new`); a server's: upload, list, versions, rm.
     Plugin {
         #[command(flatten)]
         remote: remote::Remote,

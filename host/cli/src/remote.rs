@@ -45,6 +45,21 @@ pub enum PluginCommand {
         /// The plugin's name.
         name: String,
     },
+    /// Writes a new operator project (a keyed counter) with its build
+    /// command, in DIR/NAME.
+    New {
+        /// The plugin's name (its folder's).
+        name: String,
+        /// Its language.
+        #[arg(long, value_enum)]
+        lang: crate::scaffold::Lang,
+        /// Where to write it.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The Rust SDK's folder (else this build's `sdk/rust`).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
     /// Deletes a version of a plugin (refused while a running job uses it).
     Rm {
         /// The plugin's name.
@@ -185,6 +200,11 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) -> anyhow::Result<()> {
 pub fn plugin(remote: &Remote, command: PluginCommand) -> anyhow::Result<()> {
     match command {
         PluginCommand::Upload { file, name, version } => upload(remote, &file, &name, &version),
+        PluginCommand::New { name, lang, dir, sdk } => {
+            let (root, build) = crate::scaffold::new(&name, lang, &dir, sdk.as_deref())?;
+            println!("wrote {}: build it with `cd {} && {build}`", root.display(), root.display());
+            Ok(())
+        }
         PluginCommand::List => {
             let (text, list): (String, Vec<PluginSummary>) = remote.get("/api/v1/plugins")?;
             if remote.json {

@@ -1,0 +1,154 @@
+//! `weir plugin new NAME --lang L`: writes a buildable operator project (a
+//! keyed counter) with its build command, as `cargo component new` or
+//! `spin new` do.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+
+/// The languages `weir plugin new` writes projects for.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lang {
+    /// Rust, with `weir-sdk` (sdk/rust).
+    Rust,
+    /// Python, with the `weir` package (sdk/python) and componentize-py.
+    Python,
+    /// JavaScript: no SDK yet.
+    Js,
+    /// Go: no SDK yet.
+    Go,
+    /// C: no SDK yet.
+    C,
+}
+
+/// Where this build of `weir` found its repository: the Rust SDK and the
+/// WIT are taken from there.
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+const RUST_LIB: &str = r#"//! A keyed counter: how many records each key has had so far.
+
+use serde::Serialize;
+use weir_sdk::{Context, InitContext, Operator, Record, Result, ValueState, export_operator};
+
+#[derive(Serialize)]
+struct Count<'a> {
+    key: &'a str,
+    count: u64,
+}
+
+struct Counter {
+    count: ValueState<u64>,
+}
+
+impl Operator for Counter {
+    fn init(ctx: &mut InitContext) -> Result<Self> {
+        Ok(Counter { count: ctx.value_state("count")? })
+    }
+
+    fn process(&mut self, record: Record<'_>, ctx: &mut Context<'_>) -> Result<()> {
+        let n = self.count.get(ctx)?.unwrap_or(0) + 1;
+        self.count.set(ctx, &n)?;
+        let key = record.key_str().unwrap_or_default().to_string();
+        ctx.emit_json(&Count { key: &key, count: n })
+    }
+}
+
+export_operator!(Counter);
+"#;
+
+const PYTHON_APP: &str = r#""""A keyed counter: how many records each key has had so far."""
+
+from weir import Operator, export
+
+
+class Counter(Operator):
+    def open(self, ctx):
+        self.count = ctx.value_state("count")
+
+    def process(self, record, ctx):
+        n = (self.count.value() or 0) + 1
+        self.count.update(n)
+        ctx.emit_json({"key": record.key_str(), "count": n})
+
+
+WitWorld = export(Counter)
+"#;
+
+/// The Python SDK and the WIT, copied into a Python project so it builds on
+/// its own.
+const PYTHON_FILES: &[(&str, &str)] = &[
+    ("weir/__init__.py", include_str!("../../../sdk/python/weir/__init__.py")),
+    ("weir/_api.py", include_str!("../../../sdk/python/weir/_api.py")),
+    ("weir/_runtime.py", include_str!("../../../sdk/python/weir/_runtime.py")),
+    ("wit/operator.wit", include_str!("../../../wit/operator.wit")),
+];
+
+/// Writes project `name` in `dir/name`; returns its directory and its
+/// build command.
+pub fn new(name: &str, lang: Lang, dir: &Path, sdk: Option<&Path>) -> anyhow::Result<(PathBuf, String)> {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_') {
+        bail!("`{name}` is not a plugin name: use lowercase letters, digits, `-` and `_`");
+    }
+    let root = dir.join(name);
+    if root.exists() {
+        bail!("{} exists: pick another name or directory", root.display());
+    }
+    let files: Vec<(String, String)> = match lang {
+        Lang::Rust => {
+            let sdk = match sdk {
+                Some(p) => p.to_path_buf(),
+                None => repo().join("sdk/rust").canonicalize().context(
+                    "the Rust SDK of this build of weir is not where it was built: give its folder with --sdk",
+                )?,
+            };
+            let manifest = format!(
+                "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[lib]\n\
+                 crate-type = [\"cdylib\"]\n\n[dependencies]\nweir-sdk = {{ path = \"{}\" }}\nserde = {{ version = \"1\", features = [\"derive\"] }}\n\n\
+                 # A project of its own, not a member of an enclosing workspace.\n[workspace]\n",
+                sdk.display()
+            );
+            vec![("Cargo.toml".into(), manifest), ("src/lib.rs".into(), RUST_LIB.into())]
+        }
+        Lang::Python => {
+            let mut files: Vec<(String, String)> =
+                PYTHON_FILES.iter().map(|(p, t)| (p.to_string(), t.to_string())).collect();
+            files.push(("app.py".into(), PYTHON_APP.into()));
+            files.push((
+                "build.sh".into(),
+                format!(
+                    "#!/bin/sh\n# Builds {name}.wasm (componentize-py 0.25.1: pip install componentize-py==0.25.1).\n\
+                     set -e\ncd \"$(dirname \"$0\")\"\n\
+                     componentize-py -d wit -w operator componentize app -p . -o {name}.wasm\n"
+                ),
+            ));
+            files
+        }
+        Lang::Js | Lang::Go | Lang::C => {
+            let language = match lang {
+                Lang::Js => "JavaScript",
+                Lang::Go => "Go",
+                _ => "C",
+            };
+            bail!(
+                "there is no {language} SDK yet: `weir plugin new` writes rust and python projects (docs/languages.md)"
+            )
+        }
+    };
+    for (path, text) in &files {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().expect("a file in the project"))
+            .with_context(|| format!("cannot make {}", root.display()))?;
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let build = match lang {
+        Lang::Rust => "cargo build --release --target wasm32-wasip2".to_string(),
+        _ => {
+            #[cfg(unix)]
+            std::fs::set_permissions(root.join("build.sh"), std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+            "./build.sh".to_string()
+        }
+    };
+    Ok((root, build))
+}
