@@ -202,7 +202,7 @@ pub fn plugin(remote: &Remote, command: PluginCommand) -> anyhow::Result<()> {
         PluginCommand::Upload { file, name, version } => upload(remote, &file, &name, &version),
         PluginCommand::New { name, lang, dir, sdk } => {
             let (root, build) = crate::scaffold::new(&name, lang, &dir, sdk.as_deref())?;
-            println!("wrote {}: build it with `cd {} && {build}`", root.display(), root.display());
+            writeln!(std::io::stdout(), "wrote {}: build it with `cd {} && {build}`", root.display(), root.display())?;
             Ok(())
         }
         PluginCommand::List => {
