@@ -14,7 +14,9 @@ WINDOW_PLUGINS := average window-collect
 GUESTS := adversary adversary-aggregator adversary-processor
 # Python plugins (plugins/python/NAME/app.py over sdk/python), built by
 # componentize-py from the tools virtualenv into target/plugins/python/.
-PY_PLUGINS := celsius sensor-average state-probe hostile
+PY_PLUGINS := celsius sensor-average state-probe hostile average
+# …of the aggregator world (the others are operators).
+PY_AGGREGATES := average
 WEIR_TOOLS ?= $(HOME)/.cache/weir/tools
 COMPONENTIZE_PY := $(WEIR_TOOLS)/venv/bin/componentize-py
 PY_SDK := $(wildcard sdk/python/weir/*.py)
@@ -36,7 +38,7 @@ $(PLUGIN_DIR)/python/%.wasm: plugins/python/%/app.py $(PY_SDK) wit/operator.wit
 	@mkdir -p $(@D)
 	@test -x $(COMPONENTIZE_PY) || { echo "$(COMPONENTIZE_PY) is missing: run scripts/setup.sh (make setup)" >&2; exit 1; }
 	@echo "componentize-py: plugins/python/$* -> $@" >&2
-	@$(COMPONENTIZE_PY) -d wit -w operator componentize app -p plugins/python/$* -p sdk/python -o $@ >/dev/null
+	@$(COMPONENTIZE_PY) -d wit -w $(if $(filter $*,$(PY_AGGREGATES)),aggregator,operator) componentize app -p plugins/python/$* -p sdk/python -o $@ >/dev/null
 
 build: setup
 	@$(CARGO) build --release --workspace

@@ -293,3 +293,64 @@ fn a_python_plugin_that_loops_or_hoards_memory_fails_its_job_alone() {
     });
     assert_eq!(read_lines(beside_dir.path(), "out"), read_lines(alone.path(), "out"));
 }
+
+/// Readings (celsius, in Rust) into a host window per sensor, averaged by
+/// the `average` aggregate plugin `average`: the lines it writes, sorted.
+fn windowed(window: &str, average: &str) -> Vec<serde_json::Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "name: windowed
+sources:
+  - {{ id: readings, type: generator, generator: sensors, sensors: 8, seed: 9, start: 1700000000000, events: 3000,
+       disorder: 800ms, watermark: {{ max_out_of_orderness: 300ms, punctuated: true }} }}
+operators:
+  - {{ id: celsius, input: readings, plugin: {celsius} }}
+  - {{ id: averages, input: celsius, key_by: key, window: {window}, plugin: {average} }}
+sinks:
+  - {{ id: out, type: file, path: {out}, input: averages }}
+  - {{ id: late, type: file, path: {late}, input: averages.late }}
+",
+        celsius = plugin("celsius").display(),
+        average = plugin(average).display(),
+        out = dir.path().join("out.jsonl").display(),
+        late = dir.path().join("late.jsonl").display(),
+    );
+    let engine = weir_wasm::PluginEngine::new().unwrap();
+    run_job(&JobSpec::parse(&text, Format::Yaml).unwrap(), &JobOptions::default(), &engine).unwrap();
+    let mut lines: Vec<serde_json::Value> =
+        read_lines(dir.path(), "out").iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let late = read_lines(dir.path(), "late").len();
+    lines.sort_by_key(|v| {
+        (v["id"].as_str().unwrap().to_string(), v["window_end"].as_i64().unwrap(), v["count"].as_u64().unwrap())
+    });
+    lines.push(serde_json::json!({ "late": late }));
+    lines
+}
+
+#[test]
+fn the_python_average_aggregate_gives_the_rust_ones_results_in_tumbling_sliding_and_session_windows() {
+    for window in [
+        "{ tumbling: 2s, allowed_lateness: 200ms, late_output: late }",
+        "{ sliding: { size: 2s, slide: 500ms }, late_output: late }",
+        "{ session: { gap: 150ms }, late_output: late }",
+    ] {
+        let rust = windowed(window, "average");
+        let python = windowed(window, "python/average");
+        assert!(rust.len() > 10, "{window}: {} windows", rust.len());
+        if window.contains("tumbling") {
+            assert!(rust.last().unwrap()["late"].as_u64() > Some(0), "some readings are late: {:?}", rust.last());
+        }
+        assert_eq!(python.len(), rust.len(), "{window}");
+        for (p, r) in python.iter().zip(&rust) {
+            let strip = |v: &serde_json::Value| {
+                let mut v = v.clone();
+                v.as_object_mut().unwrap().remove("avg_c");
+                v
+            };
+            assert_eq!(strip(p), strip(r), "{window}");
+            if let (Some(a), Some(b)) = (p["avg_c"].as_f64(), r["avg_c"].as_f64()) {
+                assert!((a - b).abs() <= 1e-9, "{window}: {p} vs {r}");
+            }
+        }
+    }
+}

@@ -23,10 +23,15 @@ Example (``app.py``, built with ``componentize-py``; see docs/languages.md)::
 
 State values are JSON by default (anything ``json.dumps`` takes); pass
 ``codec=BYTES`` to keep raw bytes. The names follow PyFlink's state API.
+
+A window function for the host's windows (the ``aggregator`` world, built
+with ``-w aggregator``) subclasses ``Aggregate`` and is exported with
+``export_aggregate``.
 """
 
 from ._api import (
     BYTES,
+    Aggregate,
     JSON,
     Context,
     InitContext,
@@ -36,11 +41,28 @@ from ._api import (
     Record,
     Timer,
     ValueState,
+    Window,
 )
-from ._runtime import export
+
+
+def export(operator_class):
+    """The ``WitWorld`` class of an ``operator``-world component running
+    ``operator_class`` (an ``Operator``)."""
+    from ._runtime import export as export_operator
+
+    return export_operator(operator_class)
+
+
+def export_aggregate(aggregate_class):
+    """The ``WitWorld`` class of an ``aggregator``-world component running
+    ``aggregate_class`` (an ``Aggregate``)."""
+    from ._aggregate import export as export_aggregator
+
+    return export_aggregator(aggregate_class)
 
 __all__ = [
     "BYTES",
+    "Aggregate",
     "JSON",
     "Context",
     "InitContext",
@@ -50,5 +72,7 @@ __all__ = [
     "Record",
     "Timer",
     "ValueState",
+    "Window",
     "export",
+    "export_aggregate",
 ]

@@ -2,7 +2,12 @@
 
 import json
 
-from . import _runtime
+
+def _current():
+    # The operator world's runtime (imported only by components of it).
+    from ._runtime import current
+
+    return current()
 
 
 class Codec:
@@ -66,6 +71,44 @@ class Operator:
 
     def on_timer(self, timer, ctx):
         """Called for every timer that fired, in time order."""
+
+
+class Window:
+    """A window of one key: ``[start, end)`` of event time (ms)."""
+
+    __slots__ = ("key", "start", "end")
+
+    def __init__(self, key, start, end):
+        self.key, self.start, self.end = key, start, end
+
+    def key_str(self):
+        return self.key.decode()
+
+
+class Aggregate:
+    """An incremental window function (Flink's ``AggregateFunction``): the
+    host keeps one accumulator per window — any JSON value — and asks for
+    the result when the window fires. ``export_aggregate(YourAggregate)``."""
+
+    def open(self, ctx):
+        """Called once per instance: ``ctx.config``."""
+
+    def create_accumulator(self):
+        """A new, empty accumulator."""
+        return None
+
+    def add(self, accumulator, record):
+        """Returns the accumulator with ``record`` added. Raising refuses
+        the record: the node's ``on_error`` decides."""
+        raise NotImplementedError("an aggregate must define add(accumulator, record)")
+
+    def merge(self, accumulator, other):
+        """Returns the two merged (session windows that touch)."""
+        raise NotImplementedError("session windows need merge(accumulator, other)")
+
+    def result(self, accumulator, window):
+        """The window's output value: bytes or str as is, anything else as JSON."""
+        raise NotImplementedError("an aggregate must define result(accumulator, window)")
 
 
 class InitContext:
@@ -166,7 +209,7 @@ class _State:
         self._codec, self._prefetch, self._index = codec, prefetch, None
 
     def _slot(self):
-        return _runtime.current().slot(self._index)
+        return _current().slot(self._index)
 
 
 class ValueState(_State):
@@ -175,13 +218,13 @@ class ValueState(_State):
     def value(self):
         """The value, or None."""
         if not self._prefetch:
-            return _runtime.current().remote_value(self._index, self._codec)
+            return _current().remote_value(self._index, self._codec)
         return self._slot().value(self._codec)
 
     def update(self, value):
         """Sets the value (None clears it)."""
         if not self._prefetch:
-            return _runtime.current().remote_set(self._index, None if value is None else self._codec.encode(value))
+            return _current().remote_set(self._index, None if value is None else self._codec.encode(value))
         self._slot().set(value)
 
     def clear(self):
@@ -194,19 +237,19 @@ class ListState(_State):
     def get(self):
         """Every value, in order (a new list)."""
         if not self._prefetch:
-            return _runtime.current().remote_list(self._index, self._codec)
+            return _current().remote_list(self._index, self._codec)
         return list(self._slot().items(self._codec))
 
     def add(self, value):
         """Appends a value."""
         if not self._prefetch:
-            return _runtime.current().remote_append(self._index, [self._codec.encode(value)])
+            return _current().remote_append(self._index, [self._codec.encode(value)])
         self._slot().append(value)
 
     def update(self, values):
         """Replaces the whole list."""
         if not self._prefetch:
-            call = _runtime.current()
+            call = _current()
             call.remote_clear(self._index)
             return call.remote_append(self._index, [self._codec.encode(v) for v in values])
         self._slot().replace(list(values))
@@ -223,12 +266,12 @@ class MapState(_State):
 
     def get(self, key, default=None):
         if not self._prefetch:
-            return _runtime.current().remote_map_get(self._index, self._key_codec.encode(key), self._codec, default)
+            return _current().remote_map_get(self._index, self._key_codec.encode(key), self._codec, default)
         return self._map().get(key, default)
 
     def put(self, key, value):
         if not self._prefetch:
-            return _runtime.current().remote_map_put(self._index, self._key_codec.encode(key), self._codec.encode(value))
+            return _current().remote_map_put(self._index, self._key_codec.encode(key), self._codec.encode(value))
         self._map()[key] = value
         self._slot().dirty = True
 
@@ -237,14 +280,14 @@ class MapState(_State):
 
     def remove(self, key):
         if not self._prefetch:
-            return _runtime.current().remote_map_remove(self._index, self._key_codec.encode(key))
+            return _current().remote_map_remove(self._index, self._key_codec.encode(key))
         if self._map().pop(key, _MISSING) is not _MISSING:
             self._slot().dirty = True
 
     def items(self):
         """Every entry as (key, value), in the order of their encoded keys."""
         if not self._prefetch:
-            return _runtime.current().remote_map_items(self._index, self._key_codec, self._codec)
+            return _current().remote_map_items(self._index, self._key_codec, self._codec)
         return list(self._map().items())
 
     def keys(self):
@@ -258,7 +301,7 @@ class MapState(_State):
 
     def clear(self):
         if not self._prefetch:
-            return _runtime.current().remote_clear(self._index)
+            return _current().remote_clear(self._index)
         self._map().clear()
         self._slot().dirty = True
 

@@ -2,14 +2,13 @@
 once, calls the operator per record, packs its output, state changes and
 timers into one answer."""
 
-import os
-import traceback
-
 from componentize_py_types import Err
 
 import wit_world
 from wit_world.imports import state as host_state
 from wit_world.imports import types as t
+
+from ._runtime_common import message as _message
 
 NO_KEY = 0xFFFFFFFF
 _KINDS = {"value": t.StateKind.VALUE, "list": t.StateKind.LIST, "map": t.StateKind.MAP}
@@ -21,13 +20,6 @@ def current():
     if _current is None:
         raise RuntimeError("state is read and written only inside process() and on_timer()")
     return _current
-
-
-def _message(e):
-    """An exception as the host shows it: type, text and where it was raised."""
-    where = traceback.extract_tb(e.__traceback__)
-    at = f" (at {os.path.basename(where[-1].filename)}:{where[-1].lineno} in {where[-1].name})" if where else ""
-    return f"{type(e).__name__}: {e}{at}"
 
 
 class _Batch:
