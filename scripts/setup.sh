@@ -62,6 +62,14 @@ if [ "$("$TOOLS/venv/bin/pip" show componentize-py 2>/dev/null | sed -n 's/^Vers
   echo "setup: installing componentize-py $COMPONENTIZE_PY_VERSION (Python plugins) into $TOOLS/venv" >&2
   "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check "componentize-py==$COMPONENTIZE_PY_VERSION"
 fi
+# componentize-js builds the JavaScript plugins (sdk/js, plugins/js), with
+# the machine's Node.js and npm, into $TOOLS/node.
+COMPONENTIZE_JS_VERSION=0.23.0
+command -v npm >/dev/null 2>&1 || { echo "setup: npm is missing (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+if [ "$(node -p "require('$TOOLS/node/node_modules/@bytecodealliance/componentize-js/package.json').version" 2>/dev/null)" != "$COMPONENTIZE_JS_VERSION" ]; then
+  echo "setup: installing componentize-js $COMPONENTIZE_JS_VERSION (JavaScript plugins) into $TOOLS/node" >&2
+  npm install --silent --no-audit --no-fund --prefix "$TOOLS/node" "@bytecodealliance/componentize-js@$COMPONENTIZE_JS_VERSION" >/dev/null
+fi
 # The package's `noida-db` script is a Python wrapper that runs the native
 # server as its child; tests start the server itself, so that stopping it
 # leaves no orphan behind.

@@ -1,6 +1,7 @@
 //! Operators written with the Python SDK (`sdk/python`, built by
-//! componentize-py: `plugins/python/`) give the Rust plugins' results, and
-//! fail the way the Rust ones do.
+//! componentize-py: `plugins/python/`) and the JavaScript SDK (`sdk/js`,
+//! componentize-js: `plugins/js/`) give the Rust plugins' results, and fail
+//! the way the Rust ones do.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -73,7 +74,7 @@ fn assert_same(got: &(Averages, u64), expected: &(Averages, u64), what: &str) {
 }
 
 #[test]
-fn python_plugins_give_the_rust_averages_with_late_data_on_both_backends_at_parallelism_1_and_4() {
+fn python_and_js_plugins_give_the_rust_averages_with_late_data_on_both_backends_at_parallelism_1_and_4() {
     for (parallelism, backend) in [
         (1, StateBackendKind::Memory),
         (1, StateBackendKind::Rocksdb),
@@ -100,6 +101,14 @@ fn python_plugins_give_the_rust_averages_with_late_data_on_both_backends_at_para
             &rust,
             &format!("{what}, Rust → Python average"),
         );
+        for (celsius, average) in [
+            ("js/celsius", "js/sensor-average"),
+            ("js/celsius", "sensor-average"),
+            ("celsius", "js/sensor-average"),
+            ("python/celsius", "js/sensor-average"),
+        ] {
+            assert_same(&run(parallelism, backend, celsius, average), &rust, &format!("{what}, {celsius} → {average}"));
+        }
     }
 }
 
@@ -353,4 +362,69 @@ fn the_python_average_aggregate_gives_the_rust_ones_results_in_tumbling_sliding_
             }
         }
     }
+}
+
+#[test]
+fn a_js_throw_fails_the_record_or_init_with_its_name_message_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("in.jsonl"),
+        "{\"id\":\"a\",\"timestamp\":1,\"temperature\":21}\n{\"id\":\"b\",\"temperature\":20}\n",
+    )
+    .unwrap();
+    let job = |config: &str| {
+        let text = format!(
+            "name: js-errors
+sources: [{{ id: src, type: file, path: {input}, key: /id, timestamps: ingestion }}]
+operators: [{{ id: averages, input: src, key_by: key, plugin: {average}, config: {config} }}]
+sinks: [{{ id: out, type: blackhole, input: averages }}]
+",
+            input = dir.path().join("in.jsonl").display(),
+            average = plugin("js/sensor-average").display(),
+        );
+        let engine = weir_wasm::PluginEngine::new().unwrap();
+        run_job(&JobSpec::parse(&text, Format::Yaml).unwrap(), &JobOptions::default(), &engine).unwrap_err().to_string()
+    };
+    // A reading without a timestamp: the window end is NaN, and the timer for it throws.
+    assert_eq!(
+        job("null"),
+        "task averages-0/1 failed: plugin failed on record #1 of its batch: RangeError: NaN can't be converted to BigInt because it isn't an integer (at app.js:28:11)"
+    );
+    assert_eq!(
+        job("{ window_ms: -5 }"),
+        "task averages-0/1 failed: plugin failed in `init`: RangeError: window_ms must be positive, got -5 (at app.js:14:37)"
+    );
+}
+
+#[test]
+fn a_js_plugin_that_loops_or_hoards_memory_fails_its_job_alone() {
+    use crate::sandbox::{healthy_job, hostile_job_of};
+    let engine = weir_wasm::PluginEngine::new().unwrap();
+    let limits = "{memory: 64MiB, call_timeout: 1s}";
+    let cases = [
+        (
+            "loop",
+            "task bad-0/1 failed: plugin went past a limit in `process`: call deadline of 1s passed: the call was interrupted",
+        ),
+        (
+            "grow",
+            "task bad-0/1 failed: plugin went past a limit in `process`: memory limit of 64 MiB reached: the plugin asked to grow its memory from ",
+        ),
+    ];
+    let alone = tempfile::tempdir().unwrap();
+    run_job(&healthy_job(alone.path()), &JobOptions::default(), &engine).unwrap();
+    let beside_dir = tempfile::tempdir().unwrap();
+    let healthy = healthy_job(beside_dir.path());
+    std::thread::scope(|scope| {
+        let beside = scope.spawn(|| run_job(&healthy, &JobOptions::default(), &engine));
+        for (mode, expected) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let err = run_job(&hostile_job_of("js/hostile", dir.path(), mode, limits), &JobOptions::default(), &engine)
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(expected), "{mode}: {err}");
+        }
+        beside.join().unwrap().expect("the healthy job beside them");
+    });
+    assert_eq!(read_lines(beside_dir.path(), "out"), read_lines(alone.path(), "out"));
 }
