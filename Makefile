@@ -23,7 +23,9 @@ PY_SDK := $(wildcard sdk/python/weir/*.py)
 # JavaScript plugins (plugins/js/NAME/app.js over sdk/js/weir.js), built by
 # componentize-js into target/plugins/js/ (each from a folder of its own
 # holding the app, the SDK and the WIT: what componentize-js reads).
-JS_PLUGINS := celsius sensor-average hostile
+JS_PLUGINS := celsius sensor-average hostile state-probe average
+JS_AGGREGATES := average
+JS_SDK := $(wildcard sdk/js/*.js)
 COMPONENTIZE_JS := $(WEIR_TOOLS)/node/node_modules/.bin/componentize-js
 
 .PHONY: setup build plugins run test bench fuzz lint fmt clean
@@ -39,12 +41,12 @@ plugins: setup
 	@for p in $(PLUGINS) $(WINDOW_PLUGINS) $(GUESTS); do cp $(WASM_OUT)/$${p//-/_}.wasm $(PLUGIN_DIR)/$$p.wasm; done
 	@$(MAKE) -s --no-print-directory $(PY_PLUGINS:%=$(PLUGIN_DIR)/python/%.wasm) $(JS_PLUGINS:%=$(PLUGIN_DIR)/js/%.wasm)
 
-$(PLUGIN_DIR)/js/%.wasm: plugins/js/%/app.js sdk/js/weir.js wit/operator.wit
+$(PLUGIN_DIR)/js/%.wasm: plugins/js/%/app.js $(JS_SDK) wit/operator.wit
 	@test -x $(COMPONENTIZE_JS) || { echo "$(COMPONENTIZE_JS) is missing: run scripts/setup.sh (make setup)" >&2; exit 1; }
 	@echo "componentize-js: plugins/js/$* -> $@" >&2
 	@rm -rf $(CARGO_TARGET_DIR)/js-build/$* && mkdir -p $(CARGO_TARGET_DIR)/js-build/$*/wit $(@D)
-	@cp plugins/js/$*/app.js sdk/js/weir.js $(CARGO_TARGET_DIR)/js-build/$*/ && cp wit/operator.wit $(CARGO_TARGET_DIR)/js-build/$*/wit/
-	@cd $(CARGO_TARGET_DIR)/js-build/$* && $(COMPONENTIZE_JS) app.js --wit wit --world-name operator -d http fetch-event -o $@ >/dev/null
+	@cp plugins/js/$*/app.js $(JS_SDK) $(CARGO_TARGET_DIR)/js-build/$*/ && cp wit/operator.wit $(CARGO_TARGET_DIR)/js-build/$*/wit/
+	@cd $(CARGO_TARGET_DIR)/js-build/$* && $(COMPONENTIZE_JS) app.js --wit wit --world-name $(if $(filter $*,$(JS_AGGREGATES)),aggregator,operator) -d http fetch-event -o $@ >/dev/null
 
 $(PLUGIN_DIR)/python/%.wasm: plugins/python/%/app.py $(PY_SDK) wit/operator.wit
 	@mkdir -p $(@D)

@@ -191,9 +191,9 @@ sinks: [{{ id: out, type: file, path: {out}, input: averages }}]
     );
 }
 
-/// The Rust state-probe's script through the Python one: value, list and map
-/// state, prefetched or through host calls, on memory and RocksDB.
-fn check_python_state(mut h: weir_runtime::harness::OperatorHarness) {
+/// The Rust state-probe's script through a Python or JS one: value, list
+/// and map state, prefetched or through host calls, on memory and RocksDB.
+fn check_state(mut h: weir_runtime::harness::OperatorHarness) {
     use weir_state::StateContent;
     let (batches, expected) = crate::state_kinds::script();
     for batch in batches {
@@ -222,21 +222,28 @@ fn check_python_state(mut h: weir_runtime::harness::OperatorHarness) {
 }
 
 #[test]
-fn python_state_of_every_kind_prefetched_or_through_the_host_on_both_backends() {
+fn python_and_js_state_of_every_kind_prefetched_or_through_the_host_on_both_backends() {
     use weir_runtime::harness::OperatorHarness;
-    let probe = plugin("python/state-probe");
-    for config in [serde_json::Value::Null, serde_json::json!({"large": true})] {
-        check_python_state(OperatorHarness::new(&probe, config.clone()).unwrap());
-        let dir = tempfile::tempdir().unwrap();
-        let backend = Box::new(weir_state_rocksdb::RocksDbBackend::open(dir.path(), 128).unwrap());
-        check_python_state(OperatorHarness::with_backend(&probe, config, backend).unwrap());
+    for probe in ["python/state-probe", "js/state-probe"] {
+        let probe = plugin(probe);
+        for config in [serde_json::Value::Null, serde_json::json!({"large": true})] {
+            check_state(OperatorHarness::new(&probe, config.clone()).unwrap());
+            let dir = tempfile::tempdir().unwrap();
+            let backend = Box::new(weir_state_rocksdb::RocksDbBackend::open(dir.path(), 128).unwrap());
+            check_state(OperatorHarness::with_backend(&probe, config, backend).unwrap());
+        }
     }
 }
 
 #[test]
-fn python_event_and_processing_timers_fire_once_and_deleted_ones_never() {
-    let mut h =
-        weir_runtime::harness::OperatorHarness::new(&plugin("python/state-probe"), serde_json::Value::Null).unwrap();
+fn python_and_js_event_and_processing_timers_fire_once_and_deleted_ones_never() {
+    for probe in ["python/state-probe", "js/state-probe"] {
+        timers_fire_once(probe);
+    }
+}
+
+fn timers_fire_once(probe: &str) {
+    let mut h = weir_runtime::harness::OperatorHarness::new(&plugin(probe), serde_json::Value::Null).unwrap();
     let cmd = |key: &str, op: &str, at: i64, domain: &str| {
         let value = serde_json::json!({"op": op, "at": at, "domain": domain}).to_string().into_bytes();
         weir_types::Record::new(Some(key.as_bytes().to_vec()), value, 0)
@@ -337,28 +344,30 @@ sinks:
 }
 
 #[test]
-fn the_python_average_aggregate_gives_the_rust_ones_results_in_tumbling_sliding_and_session_windows() {
+fn the_python_and_js_average_aggregates_give_the_rust_ones_results_in_tumbling_sliding_and_session_windows() {
     for window in [
         "{ tumbling: 2s, allowed_lateness: 200ms, late_output: late }",
         "{ sliding: { size: 2s, slide: 500ms }, late_output: late }",
         "{ session: { gap: 150ms }, late_output: late }",
     ] {
         let rust = windowed(window, "average");
-        let python = windowed(window, "python/average");
-        assert!(rust.len() > 10, "{window}: {} windows", rust.len());
-        if window.contains("tumbling") {
-            assert!(rust.last().unwrap()["late"].as_u64() > Some(0), "some readings are late: {:?}", rust.last());
-        }
-        assert_eq!(python.len(), rust.len(), "{window}");
-        for (p, r) in python.iter().zip(&rust) {
-            let strip = |v: &serde_json::Value| {
-                let mut v = v.clone();
-                v.as_object_mut().unwrap().remove("avg_c");
-                v
-            };
-            assert_eq!(strip(p), strip(r), "{window}");
-            if let (Some(a), Some(b)) = (p["avg_c"].as_f64(), r["avg_c"].as_f64()) {
-                assert!((a - b).abs() <= 1e-9, "{window}: {p} vs {r}");
+        for average in ["python/average", "js/average"] {
+            let python = windowed(window, average);
+            assert!(rust.len() > 10, "{window}: {} windows", rust.len());
+            if window.contains("tumbling") {
+                assert!(rust.last().unwrap()["late"].as_u64() > Some(0), "some readings are late: {:?}", rust.last());
+            }
+            assert_eq!(python.len(), rust.len(), "{window}, {average}");
+            for (p, r) in python.iter().zip(&rust) {
+                let strip = |v: &serde_json::Value| {
+                    let mut v = v.clone();
+                    v.as_object_mut().unwrap().remove("avg_c");
+                    v
+                };
+                assert_eq!(strip(p), strip(r), "{window}");
+                if let (Some(a), Some(b)) = (p["avg_c"].as_f64(), r["avg_c"].as_f64()) {
+                    assert!((a - b).abs() <= 1e-9, "{window}: {p} vs {r}");
+                }
             }
         }
     }
