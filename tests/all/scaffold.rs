@@ -56,6 +56,18 @@ fn a_new_python_project_builds_with_its_command_and_counts_per_key() {
 }
 
 #[test]
+fn a_new_js_project_builds_with_its_command_and_counts_per_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, build) = new("counter-js", "js", dir.path());
+    assert_eq!(build, "./build.sh");
+    let path =
+        format!("{}:{}", tools().join("node/node_modules/.bin").display(), std::env::var("PATH").unwrap_or_default());
+    let out = Command::new("sh").arg("-c").arg(&build).current_dir(&root).env("PATH", path).output().unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    counts(&root.join("counter-js.wasm"), dir.path());
+}
+
+#[test]
 fn a_new_rust_project_builds_with_its_command_and_counts_per_key() {
     let dir = tempfile::tempdir().unwrap();
     let (root, build) = new("counter-rs", "rust", dir.path());
@@ -78,8 +90,8 @@ fn plugin_new_refuses_a_language_without_an_sdk_a_bad_name_and_an_existing_folde
         String::from_utf8_lossy(&out.stderr).trim_end().to_string()
     };
     assert_eq!(
-        refused(&["x", "--lang", "js"]),
-        "error: there is no JavaScript SDK yet: `weir plugin new` writes rust and python projects (docs/languages.md)"
+        refused(&["x", "--lang", "go"]),
+        "error: there is no Go SDK yet: `weir plugin new` writes rust, python and js projects (docs/languages.md)"
     );
     assert_eq!(
         refused(&["Bad Name", "--lang", "python"]),

@@ -15,11 +15,14 @@ use weir_runtime::{JobOptions, run_job};
 use weir_spec::{Format, JobSpec, StateBackendKind};
 
 /// (row, celsius plugin, sensor-average plugin)
-const ROWS: [(&str, &str, &str); 4] = [
+const ROWS: [(&str, &str, &str); 7] = [
     ("Rust", "celsius", "sensor-average"),
     ("Python", "python/celsius", "python/sensor-average"),
     ("Python celsius → Rust average", "python/celsius", "sensor-average"),
     ("Rust celsius → Python average", "celsius", "python/sensor-average"),
+    ("JavaScript", "js/celsius", "js/sensor-average"),
+    ("JS celsius → Rust average", "js/celsius", "sensor-average"),
+    ("Rust celsius → JS average", "celsius", "js/sensor-average"),
 ];
 
 fn peak_rss_mb() -> f64 {
@@ -94,7 +97,9 @@ fn main() {
         println!("{name:<32} {rate:>12.0} {:>8.3}× {rss:>14.1}", rate / rust);
     }
     println!("component load time: cold (compiled into an empty cache) / warm (from the cache)");
-    for plugin in ["celsius", "sensor-average", "python/celsius", "python/sensor-average"] {
+    for plugin in
+        ["celsius", "sensor-average", "python/celsius", "python/sensor-average", "js/celsius", "js/sensor-average"]
+    {
         let cache = tempfile::tempdir().unwrap();
         let size = std::fs::metadata(weir_tests::plugin(plugin)).unwrap().len() as f64 / (1 << 20) as f64;
         let (cold, warm) = (load(plugin, cache.path()), load(plugin, cache.path()));

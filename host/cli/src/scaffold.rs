@@ -13,7 +13,7 @@ pub enum Lang {
     Rust,
     /// Python, with the `weir` package (sdk/python) and componentize-py.
     Python,
-    /// JavaScript: no SDK yet.
+    /// JavaScript, with `weir.js` (sdk/js) and componentize-js.
     Js,
     /// Go: no SDK yet.
     Go,
@@ -58,6 +58,32 @@ impl Operator for Counter {
 export_operator!(Counter);
 "#;
 
+const JS_APP: &str = r#"// A keyed counter: how many records each key has had so far.
+import { Operator, exportOperator } from "./weir.js";
+
+class Counter extends Operator {
+  open(ctx) {
+    this.count = ctx.valueState("count");
+  }
+
+  process(record, ctx) {
+    const n = (this.count.value() ?? 0) + 1;
+    this.count.update(n);
+    ctx.emitJson({ key: record.keyString(), count: n });
+  }
+}
+
+export const { init, process, onTimer } = exportOperator(Counter);
+"#;
+
+/// The JavaScript SDK and the WIT, copied into a JavaScript project.
+const JS_FILES: &[(&str, &str)] = &[
+    ("weir.js", include_str!("../../../sdk/js/weir.js")),
+    ("weir-common.js", include_str!("../../../sdk/js/weir-common.js")),
+    ("weir-aggregate.js", include_str!("../../../sdk/js/weir-aggregate.js")),
+    ("wit/operator.wit", include_str!("../../../wit/operator.wit")),
+];
+
 const PYTHON_APP: &str = r#""""A keyed counter: how many records each key has had so far."""
 
 from weir import Operator, export
@@ -82,6 +108,8 @@ const PYTHON_FILES: &[(&str, &str)] = &[
     ("weir/__init__.py", include_str!("../../../sdk/python/weir/__init__.py")),
     ("weir/_api.py", include_str!("../../../sdk/python/weir/_api.py")),
     ("weir/_runtime.py", include_str!("../../../sdk/python/weir/_runtime.py")),
+    ("weir/_runtime_common.py", include_str!("../../../sdk/python/weir/_runtime_common.py")),
+    ("weir/_aggregate.py", include_str!("../../../sdk/python/weir/_aggregate.py")),
     ("wit/operator.wit", include_str!("../../../wit/operator.wit")),
 ];
 
@@ -125,14 +153,24 @@ pub fn new(name: &str, lang: Lang, dir: &Path, sdk: Option<&Path>) -> anyhow::Re
             ));
             files
         }
-        Lang::Js | Lang::Go | Lang::C => {
-            let language = match lang {
-                Lang::Js => "JavaScript",
-                Lang::Go => "Go",
-                _ => "C",
-            };
+        Lang::Js => {
+            let mut files: Vec<(String, String)> =
+                JS_FILES.iter().map(|(p, t)| (p.to_string(), t.to_string())).collect();
+            files.push(("app.js".into(), JS_APP.into()));
+            files.push((
+                "build.sh".into(),
+                format!(
+                    "#!/bin/sh\n# Builds {name}.wasm (componentize-js 0.23.0: npm install \
+                     @bytecodealliance/componentize-js@0.23.0).\nset -e\ncd \"$(dirname \"$0\")\"\n\
+                     componentize-js app.js --wit wit --world-name operator -d http fetch-event -o {name}.wasm\n"
+                ),
+            ));
+            files
+        }
+        Lang::Go | Lang::C => {
+            let language = if lang == Lang::Go { "Go" } else { "C" };
             bail!(
-                "there is no {language} SDK yet: `weir plugin new` writes rust and python projects (docs/languages.md)"
+                "there is no {language} SDK yet: `weir plugin new` writes rust, python and js projects (docs/languages.md)"
             )
         }
     };
@@ -151,4 +189,31 @@ pub fn new(name: &str, lang: Lang, dir: &Path, sdk: Option<&Path>) -> anyhow::Re
         }
     };
     Ok((root, build))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every file of an SDK's folder is copied into a new project.
+    fn assert_all_copied(folder: &str, files: &[(&str, &str)], prefix: &str) {
+        let dir = repo().join(folder);
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".py") || n.ends_with(".js"))
+            .map(|n| format!("{prefix}{n}"))
+            .collect();
+        on_disk.sort();
+        let mut copied: Vec<String> =
+            files.iter().map(|(p, _)| p.to_string()).filter(|p| !p.starts_with("wit/")).collect();
+        copied.sort();
+        assert_eq!(copied, on_disk, "{folder}");
+    }
+
+    #[test]
+    fn new_projects_get_every_file_of_their_sdk() {
+        assert_all_copied("sdk/python/weir", PYTHON_FILES, "weir/");
+        assert_all_copied("sdk/js", JS_FILES, "");
+    }
 }
