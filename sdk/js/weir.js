@@ -209,7 +209,7 @@ class BatchBuilder {
     }
     this.parts.push(v);
     this.len += v.length;
-    this.stamps.push(BigInt(timestamp));
+    this.stamps.push(typeof timestamp === "bigint" ? timestamp : BigInt(timestamp));
   }
   finish() {
     const data = new Uint8Array(this.len);
@@ -310,10 +310,14 @@ function compareBytes(a, b) {
 
 /** What `process` and `onTimer` get: output, timers and time for the current key. */
 export class Context {
-  constructor(c) { this.c = c; this.key = null; this.timestamp = 0; }
+  constructor(c) { this.c = c; this.key = null; this.timestamp = 0; this.raw = 0n; }
   get watermark() { return this.c.watermark; }
   get processingTime() { return this.c.processingTime; }
-  emit(value, { key = this.key, timestamp = this.timestamp } = {}) { this.c.out.add(key, value, timestamp); }
+  // (The current timestamp goes out as the host's BigInt, unconverted.)
+  emit(value, options) {
+    if (options === undefined) this.c.out.add(this.key, value, this.raw);
+    else this.c.out.add(options.key === undefined ? this.key : options.key, value, options.timestamp ?? this.raw);
+  }
   emitJson(value, options) { this.emit(JSON.stringify(value), options); }
   emitTo(output, value, { key = this.key, timestamp = this.timestamp } = {}) {
     let b = this.c.sides.get(output);
@@ -372,10 +376,12 @@ export function exportOperator(OperatorClass) {
       return run(batch.state, batch.time, keyOf, timestamps.length, (i, c, ctx) => {
         const kl = spans[4 * i + 1], vo = spans[4 * i + 2];
         const key = kl === NO_KEY ? null : data.subarray(spans[4 * i], spans[4 * i] + kl);
-        const ts = s64(timestamps[i]);
+        // A BigInt64Array's elements are signed already.
+        const raw = timestamps[i], ts = Number(raw);
         c.at(i, key);
         ctx.key = key;
         ctx.timestamp = ts;
+        ctx.raw = raw;
         operator.process(new Record(key, data.subarray(vo, vo + spans[4 * i + 3]), ts), ctx);
       });
     },
@@ -386,6 +392,7 @@ export function exportOperator(OperatorClass) {
         c.at(i, t.key);
         ctx.key = t.key;
         ctx.timestamp = ts;
+        ctx.raw = BigInt(ts);
         operator.onTimer(new Timer(t.key, ts, t.domain === "event-time"), ctx);
       });
     },
