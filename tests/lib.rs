@@ -80,6 +80,17 @@ pub fn tools() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache/weir/tools"))
 }
 
+/// This process's peak resident set (VmHWM), in MB (NaN where /proc has none).
+pub fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
 /// The `weir` binary next to the test executable (built by `cargo test`).
 pub fn weir_bin() -> PathBuf {
     // target/<profile>/deps/all-<hash> → target/<profile>/weir

@@ -273,43 +273,6 @@ fn timers_fire_once(probe: &str) {
     assert_eq!(h.timers().unwrap().len(), 0);
 }
 
-#[test]
-fn a_python_plugin_that_loops_or_hoards_memory_fails_its_job_alone() {
-    use crate::sandbox::{healthy_job, hostile_job_of};
-    let engine = weir_wasm::PluginEngine::new().unwrap();
-    // The sandbox suite's limits (the Python runtime starts in under 16 MiB).
-    let limits = "{memory: 64MiB, call_timeout: 1s}";
-    let cases = [
-        (
-            "loop",
-            "task bad-0/1 failed: plugin went past a limit in `process`: call deadline of 1s passed: the call was interrupted",
-        ),
-        (
-            "grow",
-            "task bad-0/1 failed: plugin went past a limit in `process`: memory limit of 64 MiB reached: the plugin asked to grow its memory from ",
-        ),
-    ];
-    let alone = tempfile::tempdir().unwrap();
-    run_job(&healthy_job(alone.path()), &JobOptions::default(), &engine).unwrap();
-    let beside_dir = tempfile::tempdir().unwrap();
-    let healthy = healthy_job(beside_dir.path());
-    std::thread::scope(|scope| {
-        let beside = scope.spawn(|| run_job(&healthy, &JobOptions::default(), &engine));
-        for (mode, expected) in cases {
-            let dir = tempfile::tempdir().unwrap();
-            let started = std::time::Instant::now();
-            let err =
-                run_job(&hostile_job_of("python/hostile", dir.path(), mode, limits), &JobOptions::default(), &engine)
-                    .unwrap_err()
-                    .to_string();
-            assert!(err.starts_with(expected), "{mode}: {err}");
-            assert!(started.elapsed() < std::time::Duration::from_secs(20), "{mode} took {:?}", started.elapsed());
-        }
-        beside.join().unwrap().expect("the healthy job beside them");
-    });
-    assert_eq!(read_lines(beside_dir.path(), "out"), read_lines(alone.path(), "out"));
-}
-
 /// Readings (celsius, in Rust) into a host window per sensor, averaged by
 /// the `average` aggregate plugin `average`: the lines it writes, sorted.
 fn windowed(window: &str, average: &str) -> Vec<serde_json::Value> {
@@ -406,9 +369,10 @@ sinks: [{{ id: out, type: blackhole, input: averages }}]
 }
 
 #[test]
-fn a_js_plugin_that_loops_or_hoards_memory_fails_its_job_alone() {
+fn a_python_or_js_plugin_that_loops_or_hoards_memory_fails_its_job_alone() {
     use crate::sandbox::{healthy_job, hostile_job_of};
     let engine = weir_wasm::PluginEngine::new().unwrap();
+    // The sandbox suite's limits (the Python and JS runtimes start well within them).
     let limits = "{memory: 64MiB, call_timeout: 1s}";
     let cases = [
         (
@@ -426,12 +390,20 @@ fn a_js_plugin_that_loops_or_hoards_memory_fails_its_job_alone() {
     let healthy = healthy_job(beside_dir.path());
     std::thread::scope(|scope| {
         let beside = scope.spawn(|| run_job(&healthy, &JobOptions::default(), &engine));
-        for (mode, expected) in cases {
-            let dir = tempfile::tempdir().unwrap();
-            let err = run_job(&hostile_job_of("js/hostile", dir.path(), mode, limits), &JobOptions::default(), &engine)
-                .unwrap_err()
-                .to_string();
-            assert!(err.starts_with(expected), "{mode}: {err}");
+        for hostile in ["python/hostile", "js/hostile"] {
+            for (mode, expected) in cases {
+                let dir = tempfile::tempdir().unwrap();
+                let started = std::time::Instant::now();
+                let err = run_job(&hostile_job_of(hostile, dir.path(), mode, limits), &JobOptions::default(), &engine)
+                    .unwrap_err()
+                    .to_string();
+                assert!(err.starts_with(expected), "{hostile} {mode}: {err}");
+                assert!(
+                    started.elapsed() < std::time::Duration::from_secs(20),
+                    "{hostile} {mode} took {:?}",
+                    started.elapsed()
+                );
+            }
         }
         beside.join().unwrap().expect("the healthy job beside them");
     });

@@ -25,16 +25,6 @@ const ROWS: [(&str, &str, &str); 7] = [
     ("Rust celsius → JS average", "celsius", "js/sensor-average"),
 ];
 
-fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
-}
-
 /// One row, in this (child) process: prints `seconds peak_rss_mb`.
 fn row(events: u64, celsius: &str, average: &str) {
     let text = format!(
@@ -52,7 +42,7 @@ sinks: [{{ id: out, type: blackhole, input: averages }}]
     let engine = weir_wasm::PluginEngine::new().unwrap();
     let options = JobOptions { state_backend: Some(StateBackendKind::Memory), ..JobOptions::default() };
     let report = run_job(&spec, &options, &engine).expect("bench job");
-    println!("{} {}", report.elapsed.as_secs_f64(), peak_rss_mb());
+    println!("{} {}", report.elapsed.as_secs_f64(), weir_tests::peak_rss_mb());
 }
 
 fn child(events: u64, index: usize) -> (f64, f64) {

@@ -32,16 +32,6 @@ struct Figures {
     averages: u64,
 }
 
-fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN)
-}
-
 /// The averaging step: the `sensor-average` plugin, or a host-native
 /// window computing the `average` aggregate plugin or the built-in average.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -133,7 +123,7 @@ fn weir_with(
     Figures {
         events,
         seconds: report.elapsed.as_secs_f64(),
-        peak_rss_mb: peak_rss_mb(),
+        peak_rss_mb: weir_tests::peak_rss_mb(),
         first_output_ms: report.first_output.map(|d| d.as_secs_f64() * 1000.0),
         averages,
     }
@@ -198,7 +188,7 @@ fn native(events: u64) -> Figures {
     Figures {
         events,
         seconds: started.elapsed().as_secs_f64(),
-        peak_rss_mb: peak_rss_mb(),
+        peak_rss_mb: weir_tests::peak_rss_mb(),
         first_output_ms: first_output.map(|d: Duration| d.as_secs_f64() * 1000.0),
         averages: fired,
     }
