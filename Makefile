@@ -90,6 +90,9 @@ lint: setup
 	$(CARGO) clippy --release --target wasm32-wasip2 --manifest-path sdk/rust/Cargo.toml -- -D warnings
 	$(CARGO) clippy --release --target wasm32-wasip2 --manifest-path sdk/rust/Cargo.toml --all-features -- -D warnings
 	$(CARGO) clippy --release --target wasm32-wasip2 --manifest-path tests/guests/Cargo.toml -- -D warnings
+	@# The Python and JavaScript SDKs and plugins: they parse (compile) cleanly.
+	python3 -m py_compile sdk/python/weir/*.py plugins/python/*/app.py
+	@for f in sdk/js/*.js plugins/js/*/app.js; do node --input-type=module --check < $$f || { echo "$$f does not parse" >&2; exit 1; }; done
 
 fmt:
 	$(CARGO) fmt --all
