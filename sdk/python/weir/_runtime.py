@@ -154,7 +154,7 @@ class _Call:
         self.instance, self.time, self.key_of = instance, time, key_of
         self.out, self.sides, self.timers, self.counters = _Batch(), {}, [], {}
         self.same_key = prefetched.same_key
-        self.group = NO_KEY
+        self.group, self.key = NO_KEY, None
         self.slots = {}
         data, spans = prefetched.items.data, prefetched.items.spans
         kinds = instance.kinds
