@@ -113,6 +113,16 @@ const PYTHON_FILES: &[(&str, &str)] = &[
     ("wit/operator.wit", include_str!("../../../wit/operator.wit")),
 ];
 
+/// The files of a project built by a `build.sh` that runs `command`
+/// (`tool` says which tool and how to get it): the SDK's files, the app.
+fn script_project(sdk: &[(&str, &str)], app: (&str, &str), tool: &str, command: &str) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = sdk.iter().map(|(p, t)| (p.to_string(), t.to_string())).collect();
+    files.push((app.0.into(), app.1.into()));
+    let build = format!("#!/bin/sh\n# Builds the component ({tool}).\nset -e\ncd \"$(dirname \"$0\")\"\n{command}\n");
+    files.push(("build.sh".into(), build));
+    files
+}
+
 /// Writes project `name` in `dir/name`; returns its directory and its
 /// build command.
 pub fn new(name: &str, lang: Lang, dir: &Path, sdk: Option<&Path>) -> anyhow::Result<(PathBuf, String)> {
@@ -139,34 +149,18 @@ pub fn new(name: &str, lang: Lang, dir: &Path, sdk: Option<&Path>) -> anyhow::Re
             );
             vec![("Cargo.toml".into(), manifest), ("src/lib.rs".into(), RUST_LIB.into())]
         }
-        Lang::Python => {
-            let mut files: Vec<(String, String)> =
-                PYTHON_FILES.iter().map(|(p, t)| (p.to_string(), t.to_string())).collect();
-            files.push(("app.py".into(), PYTHON_APP.into()));
-            files.push((
-                "build.sh".into(),
-                format!(
-                    "#!/bin/sh\n# Builds {name}.wasm (componentize-py 0.25.1: pip install componentize-py==0.25.1).\n\
-                     set -e\ncd \"$(dirname \"$0\")\"\n\
-                     componentize-py -d wit -w operator componentize app -p . -o {name}.wasm\n"
-                ),
-            ));
-            files
-        }
-        Lang::Js => {
-            let mut files: Vec<(String, String)> =
-                JS_FILES.iter().map(|(p, t)| (p.to_string(), t.to_string())).collect();
-            files.push(("app.js".into(), JS_APP.into()));
-            files.push((
-                "build.sh".into(),
-                format!(
-                    "#!/bin/sh\n# Builds {name}.wasm (componentize-js 0.23.0: npm install \
-                     @bytecodealliance/componentize-js@0.23.0).\nset -e\ncd \"$(dirname \"$0\")\"\n\
-                     componentize-js app.js --wit wit --world-name operator -d http fetch-event -o {name}.wasm\n"
-                ),
-            ));
-            files
-        }
+        Lang::Python => script_project(
+            PYTHON_FILES,
+            ("app.py", PYTHON_APP),
+            "componentize-py 0.25.1: pip install componentize-py==0.25.1",
+            &format!("componentize-py -d wit -w operator componentize app -p . -o {name}.wasm"),
+        ),
+        Lang::Js => script_project(
+            JS_FILES,
+            ("app.js", JS_APP),
+            "componentize-js 0.23.0: npm install @bytecodealliance/componentize-js@0.23.0",
+            &format!("componentize-js app.js --wit wit --world-name operator -d http fetch-event -o {name}.wasm"),
+        ),
         Lang::Go | Lang::C => {
             let language = if lang == Lang::Go { "Go" } else { "C" };
             bail!(
