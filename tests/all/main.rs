@@ -11,6 +11,7 @@ mod jobs;
 mod kafka;
 mod kafka_broker;
 mod languages;
+mod languages_compiled;
 mod parity;
 mod recovery;
 mod sandbox;

@@ -44,13 +44,15 @@ fn new(name: &str, lang: &str, dir: &Path) -> (std::path::PathBuf, String) {
     (root, build)
 }
 
-/// A new `lang` project built by its `build.sh` with `bin` (a tools
-/// folder) on the PATH, and run.
-fn script_project_counts(name: &str, lang: &str, bin: &Path) {
+/// A new `lang` project built by its `build.sh` with `bins` (tools
+/// folders) on the PATH, and run.
+fn script_project_counts(name: &str, lang: &str, bins: &[std::path::PathBuf]) {
     let dir = tempfile::tempdir().unwrap();
     let (root, build) = new(name, lang, dir.path());
     assert_eq!(build, "./build.sh");
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let mut path: Vec<String> = bins.iter().map(|b| b.display().to_string()).collect();
+    path.push(std::env::var("PATH").unwrap_or_default());
+    let path = path.join(":");
     let out = Command::new("sh").arg("-c").arg(&build).current_dir(&root).env("PATH", path).output().unwrap();
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     counts(&root.join(format!("{name}.wasm")), dir.path());
@@ -58,12 +60,22 @@ fn script_project_counts(name: &str, lang: &str, bin: &Path) {
 
 #[test]
 fn a_new_python_project_builds_with_its_command_and_counts_per_key() {
-    script_project_counts("counter", "python", &tools().join("venv/bin"));
+    script_project_counts("counter", "python", &[tools().join("venv/bin")]);
 }
 
 #[test]
 fn a_new_js_project_builds_with_its_command_and_counts_per_key() {
-    script_project_counts("counter-js", "js", &tools().join("node/node_modules/.bin"));
+    script_project_counts("counter-js", "js", &[tools().join("node/node_modules/.bin")]);
+}
+
+#[test]
+fn a_new_go_project_builds_with_its_command_and_counts_per_key() {
+    script_project_counts("counter-go", "go", &[tools().join("venv/bin"), tools().join("wit-bindgen/bin")]);
+}
+
+#[test]
+fn a_new_c_project_builds_with_its_command_and_counts_per_key() {
+    script_project_counts("counter-c", "c", &[tools().join("venv/bin"), tools().join("wit-bindgen/bin")]);
 }
 
 #[test]
@@ -80,7 +92,7 @@ fn a_new_rust_project_builds_with_its_command_and_counts_per_key() {
 }
 
 #[test]
-fn plugin_new_refuses_a_language_without_an_sdk_a_bad_name_and_an_existing_folder() {
+fn plugin_new_refuses_an_unknown_language_a_bad_name_and_an_existing_folder() {
     let dir = tempfile::tempdir().unwrap();
     let refused = |args: &[&str]| {
         let out =
@@ -88,9 +100,12 @@ fn plugin_new_refuses_a_language_without_an_sdk_a_bad_name_and_an_existing_folde
         assert!(!out.status.success());
         String::from_utf8_lossy(&out.stderr).trim_end().to_string()
     };
-    assert_eq!(
-        refused(&["x", "--lang", "go"]),
-        "error: there is no Go SDK yet: `weir plugin new` writes rust, python and js projects (docs/languages.md)"
+    assert!(
+        refused(&["x", "--lang", "cobol"]).starts_with(
+            "error: invalid value 'cobol' for '--lang <LANG>'\n  [possible values: rust, python, js, go, c]"
+        ),
+        "{}",
+        refused(&["x", "--lang", "cobol"])
     );
     assert_eq!(
         refused(&["Bad Name", "--lang", "python"]),

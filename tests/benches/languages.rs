@@ -15,7 +15,7 @@ use weir_runtime::{JobOptions, run_job};
 use weir_spec::{Format, JobSpec, StateBackendKind};
 
 /// (row, celsius plugin, sensor-average plugin)
-const ROWS: [(&str, &str, &str); 7] = [
+const ROWS: [(&str, &str, &str); 13] = [
     ("Rust", "celsius", "sensor-average"),
     ("Python", "python/celsius", "python/sensor-average"),
     ("Python celsius → Rust average", "python/celsius", "sensor-average"),
@@ -23,6 +23,12 @@ const ROWS: [(&str, &str, &str); 7] = [
     ("JavaScript", "js/celsius", "js/sensor-average"),
     ("JS celsius → Rust average", "js/celsius", "sensor-average"),
     ("Rust celsius → JS average", "celsius", "js/sensor-average"),
+    ("Go", "go/celsius", "go/sensor-average"),
+    ("Go celsius → Rust average", "go/celsius", "sensor-average"),
+    ("Rust celsius → Go average", "celsius", "go/sensor-average"),
+    ("C", "c/celsius", "c/sensor-average"),
+    ("C celsius → Rust average", "c/celsius", "sensor-average"),
+    ("Rust celsius → C average", "celsius", "c/sensor-average"),
 ];
 
 /// One row, in this (child) process: prints `seconds peak_rss_mb`.
@@ -87,9 +93,18 @@ fn main() {
         println!("{name:<32} {rate:>12.0} {:>8.3}× {rss:>14.1}", rate / rust);
     }
     println!("component load time: cold (compiled into an empty cache) / warm (from the cache)");
-    for plugin in
-        ["celsius", "sensor-average", "python/celsius", "python/sensor-average", "js/celsius", "js/sensor-average"]
-    {
+    for plugin in [
+        "celsius",
+        "sensor-average",
+        "python/celsius",
+        "python/sensor-average",
+        "js/celsius",
+        "js/sensor-average",
+        "go/celsius",
+        "go/sensor-average",
+        "c/celsius",
+        "c/sensor-average",
+    ] {
         let cache = tempfile::tempdir().unwrap();
         let size = std::fs::metadata(weir_tests::plugin(plugin)).unwrap().len() as f64 / (1 << 20) as f64;
         let (cold, warm) = (load(plugin, cache.path()), load(plugin, cache.path()));

@@ -15,9 +15,9 @@ pub enum Lang {
     Python,
     /// JavaScript, with `weir.js` (sdk/js) and componentize-js.
     Js,
-    /// Go: no SDK yet.
+    /// Go, with the `weir` package (sdk/go), stock Go and wit-bindgen.
     Go,
-    /// C: no SDK yet.
+    /// C, with weir.h (sdk/c), clang over wasi-libc and wit-bindgen.
     C,
 }
 
@@ -113,11 +113,93 @@ const PYTHON_FILES: &[(&str, &str)] = &[
     ("wit/operator.wit", include_str!("../../../wit/operator.wit")),
 ];
 
+const GO_APP: &str = r#"// A keyed counter: how many records each key has had so far.
+package main
+
+import "weir.dev/sdk/go/weir"
+
+type counter struct{ count *weir.ValueState[uint64] }
+
+func (c *counter) Open(ctx *weir.InitContext) error {
+	c.count = weir.NewValueState[uint64](ctx, "count")
+	return nil
+}
+
+func (c *counter) Process(r weir.Record, ctx *weir.Context) error {
+	n, _, err := c.count.Get(ctx)
+	if err != nil {
+		return err
+	}
+	n++
+	if err := c.count.Set(ctx, n); err != nil {
+		return err
+	}
+	return ctx.EmitJSON(struct {
+		Key   string `json:"key"`
+		Count uint64 `json:"count"`
+	}{r.KeyString(), n})
+}
+
+func init() { weir.Export(func() weir.Operator { return &counter{} }) }
+
+func main() {}
+"#;
+
+/// The Go SDK (and its build script) and the WIT, copied into a Go project.
+const GO_FILES: &[(&str, &str)] = &[
+    ("weir/go.mod", include_str!("../../../sdk/go/go.mod")),
+    ("weir/weir/weir.go", include_str!("../../../sdk/go/weir/weir.go")),
+    ("weir/weir/state.go", include_str!("../../../sdk/go/weir/state.go")),
+    ("weir/weir/runtime.go", include_str!("../../../sdk/go/weir/runtime.go")),
+    ("weir/internal/export_wit_world/exports.go", include_str!("../../../sdk/go/internal/export_wit_world/exports.go")),
+    ("weir/build.sh", include_str!("../../../sdk/go/build.sh")),
+    ("weir/narrow-exports.pl", include_str!("../../../sdk/go/narrow-exports.pl")),
+    ("wit/operator.wit", include_str!("../../../wit/operator.wit")),
+];
+
+const C_APP: &str = r#"/* A keyed counter: how many records each key has had so far. */
+#include <stdio.h>
+
+#include "weir.h"
+
+static weir_state count;
+
+bool weir_open(weir_init *init) {
+    count = weir_value_state(init, "count");
+    return true;
+}
+
+void weir_process(weir_ctx *ctx, const weir_record *record) {
+    uint64_t n = 0;
+    weir_bytes old;
+    if (weir_value_get(ctx, count, &old)) weir_read(old, &n, sizeof n);
+    n++;
+    weir_value_set(ctx, count, WEIR_BYTES_OF(n));
+    char out[256];
+    int len = snprintf(out, sizeof out, "{\"key\":\"%.*s\",\"count\":%llu}", (int)record->key.len,
+                       (const char *)record->key.ptr, (unsigned long long)n);
+    if (len < 0 || (size_t)len >= sizeof out) {
+        weir_fail(ctx, "key too long for the output (%zu bytes)", record->key.len);
+        return;
+    }
+    weir_emit(ctx, weir_bytes_of(out, (size_t)len));
+}
+"#;
+
+/// The C SDK (and its build script) and the WIT, copied into a C project.
+const C_FILES: &[(&str, &str)] = &[
+    ("weir/weir.h", include_str!("../../../sdk/c/weir.h")),
+    ("weir/weir.c", include_str!("../../../sdk/c/weir.c")),
+    ("weir/weir_json.c", include_str!("../../../sdk/c/weir_json.c")),
+    ("weir/build.sh", include_str!("../../../sdk/c/build.sh")),
+    ("wit/operator.wit", include_str!("../../../wit/operator.wit")),
+];
+
 /// The files of a project built by a `build.sh` that runs `command`
-/// (`tool` says which tool and how to get it): the SDK's files, the app.
-fn script_project(sdk: &[(&str, &str)], app: (&str, &str), tool: &str, command: &str) -> Vec<(String, String)> {
+/// (`tool` says which tools and how to get them): the SDK's files, the app's.
+fn script_project(sdk: &[(&str, &str)], app: &[(&str, &str)], tool: &str, command: &str) -> Vec<(String, String)> {
     let mut files: Vec<(String, String)> = sdk.iter().map(|(p, t)| (p.to_string(), t.to_string())).collect();
-    files.push((app.0.into(), app.1.into()));
+    files.extend(app.iter().map(|(p, t)| (p.to_string(), t.to_string())));
     let build = format!("#!/bin/sh\n# Builds the component ({tool}).\nset -e\ncd \"$(dirname \"$0\")\"\n{command}\n");
     files.push(("build.sh".into(), build));
     files
@@ -151,22 +233,28 @@ pub fn new(name: &str, lang: Lang, dir: &Path, sdk: Option<&Path>) -> anyhow::Re
         }
         Lang::Python => script_project(
             PYTHON_FILES,
-            ("app.py", PYTHON_APP),
+            &[("app.py", PYTHON_APP)],
             "componentize-py 0.25.1: pip install componentize-py==0.25.1",
             &format!("componentize-py -d wit -w operator componentize app -p . -o {name}.wasm"),
         ),
         Lang::Js => script_project(
             JS_FILES,
-            ("app.js", JS_APP),
+            &[("app.js", JS_APP)],
             "componentize-js 0.23.0: npm install @bytecodealliance/componentize-js@0.23.0",
             &format!("componentize-js app.js --wit wit --world-name operator -d http fetch-event -o {name}.wasm"),
         ),
-        Lang::Go | Lang::C => {
-            let language = if lang == Lang::Go { "Go" } else { "C" };
-            bail!(
-                "there is no {language} SDK yet: `weir plugin new` writes rust, python and js projects (docs/languages.md)"
-            )
-        }
+        Lang::Go => script_project(
+            GO_FILES,
+            &[("main.go", GO_APP), ("go.mod", &format!("module {name}\n\ngo 1.25\n"))],
+            "Go >= 1.25, wit-bindgen-cli 0.61.0 and wasm-tools; see weir/build.sh",
+            &format!("sh weir/build.sh wit {name}.wasm ."),
+        ),
+        Lang::C => script_project(
+            C_FILES,
+            &[("app.c", C_APP)],
+            "clang with wasi-libc, wit-bindgen-cli 0.61.0 and wasm-tools; see weir/build.sh",
+            &format!("sh weir/build.sh wit {name}.wasm app.c"),
+        ),
     };
     for (path, text) in &files {
         let path = root.join(path);
@@ -195,7 +283,7 @@ mod tests {
         let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n.ends_with(".py") || n.ends_with(".js"))
+            .filter(|n| [".py", ".js", ".go", ".c", ".h", ".sh", ".pl", ".mod"].iter().any(|ext| n.ends_with(ext)))
             .map(|n| format!("{prefix}{n}"))
             .collect();
         on_disk.sort();
@@ -209,5 +297,11 @@ mod tests {
     fn new_projects_get_every_file_of_their_sdk() {
         assert_all_copied("sdk/python/weir", PYTHON_FILES, "weir/");
         assert_all_copied("sdk/js", JS_FILES, "");
+        assert_all_copied("sdk/c", C_FILES, "weir/");
+        let go: Vec<(&str, &str)> = GO_FILES.iter().filter(|(p, _)| p.starts_with("weir/weir/")).copied().collect();
+        assert_all_copied("sdk/go/weir", &go, "weir/weir/");
+        let top: Vec<(&str, &str)> =
+            GO_FILES.iter().filter(|(p, _)| p.matches('/').count() == 1 && p.starts_with("weir/")).copied().collect();
+        assert_all_copied("sdk/go", &top, "weir/");
     }
 }

@@ -1,0 +1,3 @@
+module celsius
+
+go 1.25

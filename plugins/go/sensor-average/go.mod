@@ -1,0 +1,3 @@
+module sensor-average
+
+go 1.25

@@ -1,0 +1,121 @@
+// sensor-average, in Go: the average temperature per sensor over tumbling
+// event-time windows, like a Flink KeyedProcessFunction.
+//
+// Each reading (°C, keyed by sensor id) is added to its window's running sum
+// in keyed map state (window end → sum and count, stored as 16 bytes); the
+// first reading of a window registers an event-time timer at window_end - 1.
+// When it fires, {"id":…,"window_end":…,"avg_c":…,"count":…} is emitted
+// (avg_c rounded to 6 decimals) and the window's state removed. A reading
+// whose window has fired is late: dropped and counted in
+// late_records_dropped.
+//
+// Config: window_ms (default 5000).
+package main
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+
+	"weir.dev/sdk/go/weir"
+)
+
+type reading struct {
+	Timestamp   int64   `json:"timestamp"`
+	Temperature float64 `json:"temperature"`
+}
+
+type total struct {
+	sum   float64
+	count uint64
+}
+
+// totalCodec stores a total as two little-endian 8-byte numbers.
+type totalCodec struct{}
+
+func (totalCodec) Encode(t total) ([]byte, error) {
+	b := make([]byte, 16)
+	binary.LittleEndian.PutUint64(b, math.Float64bits(t.sum))
+	binary.LittleEndian.PutUint64(b[8:], t.count)
+	return b, nil
+}
+
+func (totalCodec) Decode(b []byte) (total, error) {
+	if len(b) != 16 {
+		return total{}, errors.New("a total is 16 bytes")
+	}
+	return total{math.Float64frombits(binary.LittleEndian.Uint64(b)), binary.LittleEndian.Uint64(b[8:])}, nil
+}
+
+type average struct {
+	ID        string  `json:"id"`
+	WindowEnd int64   `json:"window_end"`
+	AvgC      float64 `json:"avg_c"`
+	Count     uint64  `json:"count"`
+}
+
+type sensorAverage struct {
+	windowMs int64
+	windows  *weir.MapState[int64, total]
+}
+
+func (s *sensorAverage) Open(ctx *weir.InitContext) error {
+	config := struct {
+		WindowMs int64 `json:"window_ms"`
+	}{5000}
+	if err := ctx.ConfigJSON(&config); err != nil {
+		return err
+	}
+	if config.WindowMs <= 0 {
+		return fmt.Errorf("window_ms must be positive, got %d", config.WindowMs)
+	}
+	s.windowMs = config.WindowMs
+	s.windows = weir.NewMapState[int64, total](ctx, "windows").WithCodec(totalCodec{})
+	return nil
+}
+
+func (s *sensorAverage) Process(r weir.Record, ctx *weir.Context) error {
+	var in reading
+	if err := r.JSON(&in); err != nil {
+		return err
+	}
+	rem := in.Timestamp % s.windowMs
+	if rem < 0 {
+		rem += s.windowMs
+	}
+	end := in.Timestamp - rem + s.windowMs
+	if end-1 <= ctx.Watermark() {
+		ctx.Count("late_records_dropped", 1)
+		return nil
+	}
+	t, ok, err := s.windows.Get(ctx, end)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if err := ctx.RegisterEventTimer(end - 1); err != nil {
+			return err
+		}
+	}
+	t.sum += in.Temperature
+	t.count++
+	return s.windows.Put(ctx, end, t)
+}
+
+func (s *sensorAverage) OnTimer(timer weir.Timer, ctx *weir.Context) error {
+	end := timer.Timestamp + 1
+	t, ok, err := s.windows.Get(ctx, end)
+	if err != nil || !ok {
+		return err
+	}
+	if err := s.windows.Remove(ctx, end); err != nil {
+		return err
+	}
+	avg := math.Round(t.sum/float64(t.count)*1e6) / 1e6
+	return ctx.EmitJSON(average{timer.KeyString(), end, avg, t.count})
+}
+
+func init() { weir.Export(func() weir.Operator { return &sensorAverage{} }) }
+
+func main() {}

@@ -1,0 +1,3 @@
+module state-probe
+
+go 1.25

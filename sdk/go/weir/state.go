@@ -1,0 +1,512 @@
+package weir
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"sort"
+	"strconv"
+
+	"weir.dev/sdk/go/internal/weir_plugin_state"
+	"weir.dev/sdk/go/internal/weir_plugin_types"
+	witTypes "go.bytecodealliance.org/pkg/wit/types"
+)
+
+// Codec turns state values into bytes and back.
+type Codec[T any] interface {
+	Encode(v T) ([]byte, error)
+	Decode(b []byte) (T, error)
+}
+
+// JSON is the default codec: encoding/json, with fast paths for strings
+// and numbers.
+func JSON[T any]() Codec[T] { return jsonCodec[T]{} }
+
+type jsonCodec[T any] struct{}
+
+func (jsonCodec[T]) Encode(v T) ([]byte, error) {
+	switch x := any(v).(type) {
+	case int64:
+		return strconv.AppendInt(nil, x, 10), nil
+	case int:
+		return strconv.AppendInt(nil, int64(x), 10), nil
+	case uint64:
+		return strconv.AppendUint(nil, x, 10), nil
+	case string:
+		if simple(x) {
+			return append(append(append(make([]byte, 0, len(x)+2), '"'), x...), '"'), nil
+		}
+	}
+	return json.Marshal(v)
+}
+
+func (jsonCodec[T]) Decode(b []byte) (T, error) {
+	var v T
+	switch p := any(&v).(type) {
+	case *int64:
+		if n, err := strconv.ParseInt(string(b), 10, 64); err == nil {
+			*p = n
+			return v, nil
+		}
+	case *uint64:
+		if n, err := strconv.ParseUint(string(b), 10, 64); err == nil {
+			*p = n
+			return v, nil
+		}
+	case *string:
+		if len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' && simple(string(b[1:len(b)-1])) {
+			*p = string(b[1 : len(b)-1])
+			return v, nil
+		}
+	}
+	err := json.Unmarshal(b, &v)
+	return v, err
+}
+
+// simple is true for a string JSON writes as it is between quotes.
+func simple(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
+}
+
+// Bytes keeps []byte values as they are.
+func Bytes() Codec[[]byte] { return bytesCodec{} }
+
+type bytesCodec struct{}
+
+func (bytesCodec) Encode(v []byte) ([]byte, error) { return v, nil }
+func (bytesCodec) Decode(b []byte) ([]byte, error) { return b, nil }
+
+// defaultCodec is Bytes for []byte, JSON for the rest.
+func defaultCodec[T any]() Codec[T] {
+	if c, ok := any(bytesCodec{}).(Codec[T]); ok {
+		return c
+	}
+	return jsonCodec[T]{}
+}
+
+type stateDecl struct {
+	name     string
+	kind     weir_plugin_types.StateKind
+	prefetch bool
+}
+
+var errNoKey = errors.New("keyed state needs a keyed input: give the node `key_by`")
+
+func declare(ctx *InitContext, name string, kind weir_plugin_types.StateKind) uint32 {
+	if opened {
+		panic("weir: state is declared in Open only")
+	}
+	for _, d := range ctx.states {
+		if d.name == name {
+			panic("weir: state `" + name + "` is declared twice")
+		}
+	}
+	ctx.states = append(ctx.states, stateDecl{name, kind, true})
+	return uint32(len(ctx.states) - 1)
+}
+
+// large keeps state `handle` in the host instead of prefetching it.
+func large(ctx *InitContext, handle uint32) {
+	if opened {
+		panic("weir: Large is called in Open only")
+	}
+	ctx.states[handle].prefetch = false
+}
+
+// ValueState is one value per key.
+type ValueState[T any] struct {
+	handle uint32
+	codec  Codec[T]
+}
+
+// NewValueState declares a value state (JSON values; WithCodec to change).
+func NewValueState[T any](ctx *InitContext, name string) *ValueState[T] {
+	return &ValueState[T]{declare(ctx, name, weir_plugin_types.StateKindValue), defaultCodec[T]()}
+}
+
+// WithCodec sets how values are stored.
+func (s *ValueState[T]) WithCodec(codec Codec[T]) *ValueState[T] { s.codec = codec; return s }
+
+// Get is the current key's value; ok is false when it has none.
+func (s *ValueState[T]) Get(ctx *Context) (v T, ok bool, err error) {
+	sl, err := ctx.call.valueSlot(s.handle)
+	if err != nil || !sl.present {
+		return v, false, err
+	}
+	v, err = s.codec.Decode(sl.value)
+	return v, err == nil, err
+}
+
+// Set replaces the current key's value.
+func (s *ValueState[T]) Set(ctx *Context, v T) error {
+	sl, err := ctx.call.valueSlot(s.handle)
+	if err != nil {
+		return err
+	}
+	b, err := s.codec.Encode(v)
+	if err != nil {
+		return err
+	}
+	sl.value, sl.present, sl.dirty = b, true, true
+	return nil
+}
+
+// Clear removes the current key's value.
+func (s *ValueState[T]) Clear(ctx *Context) error {
+	sl, err := ctx.call.valueSlot(s.handle)
+	if err != nil {
+		return err
+	}
+	sl.value, sl.present, sl.dirty = nil, false, true
+	return nil
+}
+
+// ListState is an ordered list of values per key.
+type ListState[T any] struct {
+	handle uint32
+	codec  Codec[T]
+	ctx    *InitContext
+}
+
+// NewListState declares a list state (prefetched, JSON values).
+func NewListState[T any](ctx *InitContext, name string) *ListState[T] {
+	return &ListState[T]{declare(ctx, name, weir_plugin_types.StateKindList), defaultCodec[T](), ctx}
+}
+
+// WithCodec sets how elements are stored.
+func (s *ListState[T]) WithCodec(codec Codec[T]) *ListState[T] { s.codec = codec; return s }
+
+// Large keeps the list in the host: read and written one host call per
+// access, instead of coming with every batch.
+func (s *ListState[T]) Large() *ListState[T] { large(s.ctx, s.handle); return s }
+
+// Get is the current key's elements.
+func (s *ListState[T]) Get(ctx *Context) ([]T, error) {
+	raw, err := ctx.call.listItems(s.handle)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]T, 0, len(raw))
+	for _, b := range raw {
+		v, err := s.codec.Decode(b)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// Add appends an element.
+func (s *ListState[T]) Add(ctx *Context, v T) error {
+	b, err := s.codec.Encode(v)
+	if err != nil {
+		return err
+	}
+	return ctx.call.listAppend(s.handle, b)
+}
+
+// Update replaces the elements.
+func (s *ListState[T]) Update(ctx *Context, vs []T) error {
+	all := make([][]byte, 0, len(vs))
+	for _, v := range vs {
+		b, err := s.codec.Encode(v)
+		if err != nil {
+			return err
+		}
+		all = append(all, b)
+	}
+	return ctx.call.listReplace(s.handle, all)
+}
+
+// Clear removes every element.
+func (s *ListState[T]) Clear(ctx *Context) error { return ctx.call.listReplace(s.handle, nil) }
+
+// Entry is one map entry.
+type Entry[K comparable, V any] struct {
+	Key   K
+	Value V
+}
+
+// MapState is a map per key, ordered by the encoded map keys' bytes.
+type MapState[K comparable, V any] struct {
+	handle   uint32
+	keyCodec Codec[K]
+	codec    Codec[V]
+	ctx      *InitContext
+}
+
+// NewMapState declares a map state (prefetched, JSON keys and values).
+func NewMapState[K comparable, V any](ctx *InitContext, name string) *MapState[K, V] {
+	return &MapState[K, V]{declare(ctx, name, weir_plugin_types.StateKindMap), defaultCodec[K](), defaultCodec[V](), ctx}
+}
+
+// WithCodec sets how values are stored.
+func (s *MapState[K, V]) WithCodec(codec Codec[V]) *MapState[K, V] { s.codec = codec; return s }
+
+// WithKeyCodec sets how map keys are stored (and so their order).
+func (s *MapState[K, V]) WithKeyCodec(codec Codec[K]) *MapState[K, V] { s.keyCodec = codec; return s }
+
+// Large keeps the map in the host, one host call per access.
+func (s *MapState[K, V]) Large() *MapState[K, V] { large(s.ctx, s.handle); return s }
+
+// Get is the value of map key k; ok is false when there is none.
+func (s *MapState[K, V]) Get(ctx *Context, k K) (v V, ok bool, err error) {
+	kb, err := s.keyCodec.Encode(k)
+	if err != nil {
+		return v, false, err
+	}
+	b, ok, err := ctx.call.mapGet(s.handle, kb)
+	if err != nil || !ok {
+		return v, false, err
+	}
+	v, err = s.codec.Decode(b)
+	return v, err == nil, err
+}
+
+// Put sets map key k to v.
+func (s *MapState[K, V]) Put(ctx *Context, k K, v V) error {
+	kb, err := s.keyCodec.Encode(k)
+	if err != nil {
+		return err
+	}
+	vb, err := s.codec.Encode(v)
+	if err != nil {
+		return err
+	}
+	return ctx.call.mapPut(s.handle, kb, vb)
+}
+
+// Remove removes map key k.
+func (s *MapState[K, V]) Remove(ctx *Context, k K) error {
+	kb, err := s.keyCodec.Encode(k)
+	if err != nil {
+		return err
+	}
+	return ctx.call.mapRemove(s.handle, kb)
+}
+
+// Entries are the current key's entries, in map-key order.
+func (s *MapState[K, V]) Entries(ctx *Context) ([]Entry[K, V], error) {
+	raw, err := ctx.call.mapEntries(s.handle)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Entry[K, V], 0, len(raw))
+	for _, e := range raw {
+		k, err := s.keyCodec.Decode(e.k)
+		if err != nil {
+			return nil, err
+		}
+		v, err := s.codec.Decode(e.v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Entry[K, V]{k, v})
+	}
+	return out, nil
+}
+
+// Clear removes every entry.
+func (s *MapState[K, V]) Clear(ctx *Context) error { return ctx.call.mapClear(s.handle) }
+
+// ---- The call's side: prefetched slots, or host calls ----
+
+type entry struct{ k, v []byte }
+
+// slot is one prefetched state of one key during a call.
+type slot struct {
+	dirty, present, replaced bool
+	value                    []byte
+	items                    [][]byte // list; [base:] were added this call
+	base                     int
+	entries                  []entry // map, in key order
+}
+
+func (c *call) kind(handle uint32, kind weir_plugin_types.StateKind) error {
+	if int(handle) >= len(decls) || decls[handle].kind != kind {
+		return errors.New("state handle " + strconv.Itoa(int(handle)) + " is not of this kind")
+	}
+	if !c.hasKey {
+		return errNoKey
+	}
+	return nil
+}
+
+func (c *call) valueSlot(handle uint32) (*slot, error) {
+	if err := c.kind(handle, weir_plugin_types.StateKindValue); err != nil {
+		return nil, err
+	}
+	return c.prefetched(handle)
+}
+
+func (c *call) prefetched(handle uint32) (*slot, error) {
+	if c.group == noKey || len(c.slots) == 0 {
+		return nil, errors.New("the host sent no prefetched state for this record's key")
+	}
+	return &c.slots[int(c.group)*len(decls)+int(handle)], nil
+}
+
+func remote(handle uint32) bool { return !decls[handle].prefetch }
+
+func (c *call) listItems(h uint32) ([][]byte, error) {
+	if err := c.kind(h, weir_plugin_types.StateKindList); err != nil {
+		return nil, err
+	}
+	if remote(h) {
+		got := weir_plugin_state.Get(h, c.key)
+		if got.IsNone() || got.Some().Tag() != weir_plugin_types.StateValueList {
+			return nil, nil
+		}
+		return got.Some().List(), nil
+	}
+	sl, err := c.prefetched(h)
+	if err != nil {
+		return nil, err
+	}
+	return sl.items, nil
+}
+
+func (c *call) listAppend(h uint32, b []byte) error {
+	if err := c.kind(h, weir_plugin_types.StateKindList); err != nil {
+		return err
+	}
+	if remote(h) {
+		weir_plugin_state.Append(h, c.key, [][]byte{b})
+		return nil
+	}
+	sl, err := c.prefetched(h)
+	if err != nil {
+		return err
+	}
+	sl.items = append(sl.items, b)
+	sl.dirty = true
+	return nil
+}
+
+func (c *call) listReplace(h uint32, all [][]byte) error {
+	if err := c.kind(h, weir_plugin_types.StateKindList); err != nil {
+		return err
+	}
+	if remote(h) {
+		weir_plugin_state.Clear(h, c.key)
+		if len(all) > 0 {
+			weir_plugin_state.Append(h, c.key, all)
+		}
+		return nil
+	}
+	sl, err := c.prefetched(h)
+	if err != nil {
+		return err
+	}
+	sl.items, sl.base, sl.replaced, sl.dirty = all, 0, true, true
+	return nil
+}
+
+func (c *call) mapSlot(h uint32) (*slot, error) {
+	if err := c.kind(h, weir_plugin_types.StateKindMap); err != nil {
+		return nil, err
+	}
+	if remote(h) {
+		return nil, nil
+	}
+	return c.prefetched(h)
+}
+
+func find(entries []entry, k []byte) (int, bool) {
+	i := sort.Search(len(entries), func(i int) bool { return bytes.Compare(entries[i].k, k) >= 0 })
+	return i, i < len(entries) && bytes.Equal(entries[i].k, k)
+}
+
+func (c *call) mapGet(h uint32, k []byte) ([]byte, bool, error) {
+	sl, err := c.mapSlot(h)
+	if err != nil {
+		return nil, false, err
+	}
+	if sl == nil {
+		got := weir_plugin_state.MapGet(h, c.key, k)
+		return got.SomeOr(nil), got.IsSome(), nil
+	}
+	i, ok := find(sl.entries, k)
+	if !ok {
+		return nil, false, nil
+	}
+	return sl.entries[i].v, true, nil
+}
+
+func (c *call) mapPut(h uint32, k, v []byte) error {
+	sl, err := c.mapSlot(h)
+	if err != nil {
+		return err
+	}
+	if sl == nil {
+		weir_plugin_state.MapPut(h, c.key, k, v)
+		return nil
+	}
+	i, ok := find(sl.entries, k)
+	if ok {
+		sl.entries[i].v = v
+	} else {
+		sl.entries = append(sl.entries, entry{})
+		copy(sl.entries[i+1:], sl.entries[i:])
+		sl.entries[i] = entry{k, v}
+	}
+	sl.dirty = true
+	return nil
+}
+
+func (c *call) mapRemove(h uint32, k []byte) error {
+	sl, err := c.mapSlot(h)
+	if err != nil {
+		return err
+	}
+	if sl == nil {
+		weir_plugin_state.MapRemove(h, c.key, k)
+		return nil
+	}
+	if i, ok := find(sl.entries, k); ok {
+		sl.entries = append(sl.entries[:i], sl.entries[i+1:]...)
+		sl.dirty = true
+	}
+	return nil
+}
+
+func (c *call) mapEntries(h uint32) ([]entry, error) {
+	sl, err := c.mapSlot(h)
+	if err != nil {
+		return nil, err
+	}
+	if sl != nil {
+		return sl.entries, nil
+	}
+	var out []entry
+	after := witTypes.None[[]byte]()
+	for {
+		page := weir_plugin_state.MapRange(h, c.key, after, 1024)
+		for _, e := range page {
+			out = append(out, entry{e.F0, e.F1})
+		}
+		if len(page) < 1024 {
+			return out, nil
+		}
+		after = witTypes.Some(page[len(page)-1].F0)
+	}
+}
+
+func (c *call) mapClear(h uint32) error {
+	sl, err := c.mapSlot(h)
+	if err != nil {
+		return err
+	}
+	if sl == nil {
+		weir_plugin_state.Clear(h, c.key)
+		return nil
+	}
+	sl.entries, sl.dirty = nil, true
+	return nil
+}
