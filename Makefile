@@ -33,6 +33,7 @@ C_PLUGINS := celsius sensor-average state-probe
 C_SDK := $(wildcard sdk/c/*.c sdk/c/*.h) sdk/c/build.sh
 GO_PLUGINS := celsius sensor-average state-probe
 GO_SDK := $(wildcard sdk/go/weir/*.go sdk/go/internal/*/*.go) sdk/go/go.mod sdk/go/build.sh sdk/go/narrow-exports.pl
+GOFMT = $(shell $(WEIR_TOOLS)/venv/bin/go env GOROOT)/bin/gofmt
 SDK_TOOLS := WIT_BINDGEN=$(WEIR_TOOLS)/wit-bindgen/bin/wit-bindgen WASM_TOOLS=$(WEIR_TOOLS)/venv/bin/wasm-tools GO=$(WEIR_TOOLS)/venv/bin/go
 
 .PHONY: setup build plugins run test bench fuzz lint fmt clean
@@ -112,6 +113,8 @@ lint: setup
 	@# The Python and JavaScript SDKs and plugins: they parse (compile) cleanly.
 	python3 -m py_compile sdk/python/weir/*.py plugins/python/*/app.py
 	@for f in sdk/js/*.js plugins/js/*/app.js; do node --input-type=module --check < $$f || { echo "$$f does not parse" >&2; exit 1; }; done
+	@# The Go SDK and plugins are gofmt-clean (the C ones build with -Wall -Wextra -Werror).
+	@unformatted=$$($(GOFMT) -l sdk/go plugins/go); [ -z "$$unformatted" ] || { echo "not gofmt-clean: $$unformatted" >&2; exit 1; }
 
 fmt:
 	$(CARGO) fmt --all

@@ -59,12 +59,15 @@ sources: [{{ id: src, type: file, path: {input}, key: /key, timestamps: ingestio
 operators: [{{ id: probe, input: src, key_by: key, plugin: {probe}, on_error: {on_error} }}]
 sinks:
   - {{ id: out, type: file, path: {out}, input: probe }}
-  - {{ id: dead, type: file, path: {dead}, input: probe.errors }}
-",
+{dead}",
         input = dir.join("in.jsonl").display(),
         probe = plugin(probe).display(),
         out = dir.join("out.jsonl").display(),
-        dead = dir.join("dead.jsonl").display(),
+        dead = if on_error == "dead-letter" {
+            format!("  - {{ id: dead, type: file, path: {}, input: probe.errors }}\n", dir.join("dead.jsonl").display())
+        } else {
+            String::new()
+        },
     );
     JobSpec::parse(&text, Format::Yaml).unwrap()
 }

@@ -72,9 +72,10 @@ impl HostState {
     }
 }
 
-/// The clocks a plugin sees: stopped at 0. Time comes from the host (the
-/// watermark and processing time of each call), so results do not depend on
-/// when a plugin reads a clock.
+/// The clocks a plugin sees: stopped, the wall clock at 0 and the monotonic
+/// one at 1 s (stock Go's runtime refuses to start on a monotonic clock that
+/// reads 0). Time comes from the host (the watermark and processing time of
+/// each call), so results do not depend on when a plugin reads a clock.
 struct StoppedClock;
 
 impl wasmtime_wasi::HostWallClock for StoppedClock {
@@ -93,7 +94,7 @@ impl wasmtime_wasi::HostMonotonicClock for StoppedClock {
     }
 
     fn now(&self) -> u64 {
-        0
+        1_000_000_000
     }
 }
 

@@ -76,8 +76,13 @@ void weir_process(weir_ctx *ctx, const weir_record *record) {
     }
     if (is(op, "add")) {
         weir_bytes c;
-        long long n = weir_value_get(ctx, count, &c) ? strtoll((const char *)c.ptr, NULL, 10) + 1 : 1;
         char text[24];
+        long long n = 1;
+        if (weir_value_get(ctx, count, &c) && c.len < sizeof text) {
+            memcpy(text, c.ptr, c.len); /* state bytes are not NUL-terminated */
+            text[c.len] = 0;
+            n = strtoll(text, NULL, 10) + 1;
+        }
         int len = snprintf(text, sizeof text, "%lld", n);
         weir_value_set(ctx, count, weir_bytes_of(text, (size_t)len));
         weir_json_raw(record->value, "item", &item);

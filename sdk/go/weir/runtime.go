@@ -190,6 +190,9 @@ func (c *call) start(state weir_plugin_types.PrefetchedState, time weir_plugin_t
 
 // at makes element i (with key, or none) the current one.
 func (c *call) at(i int, key []byte, hasKey bool, ts int64) {
+	if hasKey && key == nil {
+		key = []byte{} // an empty key, not none
+	}
 	c.key, c.hasKey, c.timestamp = key, hasKey, ts
 	c.group = noKey
 	if i < len(c.sameKey) {

@@ -7,9 +7,9 @@ import (
 	"sort"
 	"strconv"
 
+	witTypes "go.bytecodealliance.org/pkg/wit/types"
 	"weir.dev/sdk/go/internal/weir_plugin_state"
 	"weir.dev/sdk/go/internal/weir_plugin_types"
-	witTypes "go.bytecodealliance.org/pkg/wit/types"
 )
 
 // Codec turns state values into bytes and back.
