@@ -155,3 +155,46 @@ sinks: [{{ id: out, type: file, path: {out}, input: averages }}]
         );
     }
 }
+
+/// The sensor-bench pipeline (200,000 readings in large batches) through
+/// Go, against Rust: the Go garbage collector runs many times, and it must
+/// never run while the host writes a call's arguments into the plugin
+/// (where a Go collection used to trap with "cannot leave component
+/// instance").
+#[test]
+fn go_plugins_give_the_rust_averages_over_200k_readings_while_their_collector_runs() {
+    let run = |celsius: &str, average: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "name: sensor-bench
+sources: [{{ id: readings, type: generator, generator: sensor-bench, events: 200000 }}]
+operators:
+  - {{ id: celsius, input: readings, plugin: {celsius} }}
+  - {{ id: averages, input: celsius, key_by: key, plugin: {average} }}
+sinks: [{{ id: out, type: file, path: {out}, input: averages }}]
+",
+            celsius = plugin(celsius).display(),
+            average = plugin(average).display(),
+            out = dir.path().join("out.jsonl").display(),
+        );
+        let engine = weir_wasm::PluginEngine::new().unwrap();
+        run_job(&JobSpec::parse(&text, Format::Yaml).unwrap(), &JobOptions::default(), &engine).unwrap();
+        let mut averages: Vec<(String, i64, u64, f64)> = json_lines(dir.path(), "out")
+            .iter()
+            .map(|v| {
+                let id = v["id"].as_str().unwrap().to_string();
+                (id, v["window_end"].as_i64().unwrap(), v["count"].as_u64().unwrap(), v["avg_c"].as_f64().unwrap())
+            })
+            .collect();
+        averages.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        averages
+    };
+    let rust = run("celsius", "sensor-average");
+    let go = run("go/celsius", "go/sensor-average");
+    assert!(rust.len() > 100, "{} averages", rust.len());
+    assert_eq!(go.len(), rust.len());
+    for (g, r) in go.iter().zip(&rust) {
+        assert_eq!((&g.0, g.1, g.2), (&r.0, r.1, r.2));
+        assert!((g.3 - r.3).abs() <= 1e-9, "{g:?} vs {r:?}");
+    }
+}

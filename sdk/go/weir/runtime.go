@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"runtime"
+	"runtime/debug"
 	"strings"
 
 	witTypes "go.bytecodealliance.org/pkg/wit/types"
@@ -29,9 +30,31 @@ var (
 )
 
 func init() {
-	export_wit_world.InitImpl = initOperator
-	export_wit_world.ProcessImpl = process
-	export_wit_world.OnTimerImpl = onTimer
+	export_wit_world.InitImpl = func(c weir_plugin_types.InitContext) initResult {
+		defer collectOnlyInCalls()()
+		return initOperator(c)
+	}
+	export_wit_world.ProcessImpl = func(b weir_plugin_types.Batch) effectsResult {
+		defer collectOnlyInCalls()()
+		return process(b)
+	}
+	export_wit_world.OnTimerImpl = func(t weir_plugin_types.TimerBatch) effectsResult {
+		defer collectOnlyInCalls()()
+		return onTimer(t)
+	}
+	debug.SetGCPercent(-1)
+}
+
+// collectOnlyInCalls turns the garbage collector on for an export call and
+// returns what turns it off again. Between calls the host writes the next
+// call's arguments through `cabi_realloc`, where a guest may not call an
+// import; a collection started by one of those allocations can make the Go
+// scheduler call one (poll_oneoff, to idle), and the component model traps
+// ("cannot leave component instance"). Turning it off waits for a
+// collection in progress to end, so none runs between calls.
+func collectOnlyInCalls() func() {
+	debug.SetGCPercent(100)
+	return func() { debug.SetGCPercent(-1) }
 }
 
 // Log writes to the host's log, tagged with the node and subtask.
