@@ -29,9 +29,9 @@ JS_SDK := $(wildcard sdk/js/*.js)
 COMPONENTIZE_JS := $(WEIR_TOOLS)/node/node_modules/.bin/componentize-js
 # C and Go plugins (plugins/c/NAME/app.c over sdk/c, plugins/go/NAME over
 # sdk/go), each built by its SDK's build.sh with the tools setup.sh installs.
-C_PLUGINS := celsius sensor-average state-probe
+C_PLUGINS := celsius sensor-average state-probe pass-through
 C_SDK := $(wildcard sdk/c/*.c sdk/c/*.h) sdk/c/build.sh
-GO_PLUGINS := celsius sensor-average state-probe
+GO_PLUGINS := celsius sensor-average state-probe pass-through
 GO_SDK := $(wildcard sdk/go/weir/*.go sdk/go/internal/*/*.go) sdk/go/go.mod sdk/go/build.sh sdk/go/narrow-exports.pl
 GOFMT = $(shell $(WEIR_TOOLS)/venv/bin/go env GOROOT)/bin/gofmt
 SDK_TOOLS := WIT_BINDGEN=$(WEIR_TOOLS)/wit-bindgen/bin/wit-bindgen WASM_TOOLS=$(WEIR_TOOLS)/venv/bin/wasm-tools GO=$(WEIR_TOOLS)/venv/bin/go

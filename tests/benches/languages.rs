@@ -14,8 +14,10 @@ use std::time::Instant;
 use weir_runtime::{JobOptions, run_job};
 use weir_spec::{Format, JobSpec, StateBackendKind};
 
-/// (row, celsius plugin, sensor-average plugin)
-const ROWS: [(&str, &str, &str); 13] = [
+/// (row, celsius plugin, sensor-average plugin); the last rows put a
+/// pass-through in celsius's place: what each SDK costs per record, without
+/// JSON (Rust's `noop` passes records through with `emit: true`).
+const ROWS: [(&str, &str, &str); 16] = [
     ("Rust", "celsius", "sensor-average"),
     ("Python", "python/celsius", "python/sensor-average"),
     ("Python celsius → Rust average", "python/celsius", "sensor-average"),
@@ -29,6 +31,9 @@ const ROWS: [(&str, &str, &str); 13] = [
     ("C", "c/celsius", "c/sensor-average"),
     ("C celsius → Rust average", "c/celsius", "sensor-average"),
     ("Rust celsius → C average", "celsius", "c/sensor-average"),
+    ("Rust pass-through → Rust average", "noop", "sensor-average"),
+    ("Go pass-through → Rust average", "go/pass-through", "sensor-average"),
+    ("C pass-through → Rust average", "c/pass-through", "sensor-average"),
 ];
 
 /// One row, in this (child) process: prints `seconds peak_rss_mb`.
@@ -37,10 +42,11 @@ fn row(events: u64, celsius: &str, average: &str) {
         "name: sensor-bench
 sources: [{{ id: readings, type: generator, generator: sensor-bench, events: {events} }}]
 operators:
-  - {{ id: celsius, input: readings, plugin: {celsius} }}
+  - {{ id: celsius, input: readings, plugin: {celsius}{config} }}
   - {{ id: averages, input: celsius, key_by: key, plugin: {average} }}
 sinks: [{{ id: out, type: blackhole, input: averages }}]
 ",
+        config = if celsius == "noop" { ", config: { emit: true }" } else { "" },
         celsius = weir_tests::plugin(celsius).display(),
         average = weir_tests::plugin(average).display(),
     );

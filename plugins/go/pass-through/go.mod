@@ -1,0 +1,3 @@
+module pass-through
+
+go 1.25
