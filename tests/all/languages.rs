@@ -122,6 +122,15 @@ fn every_languages_plugins_give_the_rust_averages_with_late_data_on_both_backend
     }
 }
 
+/// Under `on_error: dead-letter`, a sink writing `node`'s errors to
+/// `dir/dead.jsonl` (a line of the job's `sinks`); nothing otherwise.
+pub(crate) fn dead_letter_sink(dir: &Path, node: &str, on_error: &str) -> String {
+    if on_error != "dead-letter" {
+        return String::new();
+    }
+    format!("  - {{ id: dead, type: file, path: {}, input: {node}.errors }}\n", dir.join("dead.jsonl").display())
+}
+
 pub(crate) fn failing_job(dir: &Path, celsius: &str, input: &str, celsius_config: &str, on_error: &str) -> JobSpec {
     std::fs::write(dir.join("in.jsonl"), input).unwrap();
     let text = format!(
@@ -135,14 +144,7 @@ sinks:
         input = dir.join("in.jsonl").display(),
         celsius = plugin(celsius).display(),
         out = dir.join("out.jsonl").display(),
-        dead = if on_error == "dead-letter" {
-            format!(
-                "  - {{ id: dead, type: file, path: {}, input: celsius.errors }}\n",
-                dir.join("dead.jsonl").display()
-            )
-        } else {
-            String::new()
-        },
+        dead = dead_letter_sink(dir, "celsius", on_error),
     );
     JobSpec::parse(&text, Format::Yaml).unwrap()
 }

@@ -10,7 +10,7 @@ use weir_runtime::{JobOptions, run_job};
 use weir_spec::{Format, JobSpec};
 use weir_tests::{plugin, read_lines};
 
-use crate::languages::{READINGS, failing_job};
+use crate::languages::{READINGS, dead_letter_sink, failing_job};
 
 fn json_lines(dir: &Path, name: &str) -> Vec<serde_json::Value> {
     read_lines(dir, name).iter().map(|l| serde_json::from_str(l).unwrap()).collect()
@@ -63,11 +63,7 @@ sinks:
         input = dir.join("in.jsonl").display(),
         probe = plugin(probe).display(),
         out = dir.join("out.jsonl").display(),
-        dead = if on_error == "dead-letter" {
-            format!("  - {{ id: dead, type: file, path: {}, input: probe.errors }}\n", dir.join("dead.jsonl").display())
-        } else {
-            String::new()
-        },
+        dead = dead_letter_sink(dir, "probe", on_error),
     );
     JobSpec::parse(&text, Format::Yaml).unwrap()
 }
