@@ -29,6 +29,6 @@ build=$(mktemp -d)
 trap 'rm -rf "$build"' EXIT
 "$bindgen" c "$wit" --world operator --out-dir "$build" >/dev/null
 "$clang" --target=wasm32-wasi --sysroot=/usr -mexec-model=reactor -O2 -Wall -Wextra -Werror \
-  -I "$sdk" -I "$build" "$@" "$sdk/weir.c" "$sdk/weir_json.c" \
+  -I "$sdk" -I "$build" "$@" "$sdk/weir.c" "$sdk/weir_state.c" "$sdk/weir_json.c" \
   "$build/operator.c" "$build/operator_component_type.o" -lm -o "$build/core.wasm"
 "$wasm_tools" component new "$build/core.wasm" --adapt "wasi_snapshot_preview1=$adapter" -o "$out"

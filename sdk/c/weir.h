@@ -36,8 +36,8 @@
  *
  * Build (see docs/languages.md): `wit-bindgen c` on wit/operator.wit for the
  * operator world, then clang --target=wasm32-wasi -mexec-model=reactor over
- * the app, weir.c and the generated operator.c, then `wasm-tools component
- * new`.
+ * the app, the SDK (weir.c, weir_state.c, weir_json.c) and the generated
+ * operator.c, then `wasm-tools component new` (sdk/c/build.sh does it all).
  */
 #ifndef WEIR_H
 #define WEIR_H

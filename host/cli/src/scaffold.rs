@@ -190,6 +190,8 @@ void weir_process(weir_ctx *ctx, const weir_record *record) {
 const C_FILES: &[(&str, &str)] = &[
     ("weir/weir.h", include_str!("../../../sdk/c/weir.h")),
     ("weir/weir.c", include_str!("../../../sdk/c/weir.c")),
+    ("weir/weir_state.c", include_str!("../../../sdk/c/weir_state.c")),
+    ("weir/weir_internal.h", include_str!("../../../sdk/c/weir_internal.h")),
     ("weir/weir_json.c", include_str!("../../../sdk/c/weir_json.c")),
     ("weir/build.sh", include_str!("../../../sdk/c/build.sh")),
     ("wit/operator.wit", include_str!("../../../wit/operator.wit")),
