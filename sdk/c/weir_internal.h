@@ -66,7 +66,6 @@ struct weir_init {
 /* ---- Per-key slots of prefetched state ---- */
 
 typedef struct {
-    bool loaded;
     bool dirty;
     /* value */
     bool present;

@@ -22,7 +22,6 @@ slot *slot_of(weir_ctx *ctx, weir_state state, weir_plugin_types_state_kind_t ki
         return NULL;
     }
     slot *s = &ctx->slots[(size_t)ctx->group * decls.count + state];
-    s->loaded = true;
     return s;
 }
 
