@@ -30,7 +30,7 @@ COMPONENTIZE_JS := $(WEIR_TOOLS)/node/node_modules/.bin/componentize-js
 # C and Go plugins (plugins/c/NAME/app.c over sdk/c, plugins/go/NAME over
 # sdk/go), each built by its SDK's build.sh with the tools setup.sh installs.
 C_PLUGINS := celsius sensor-average state-probe pass-through
-C_SDK := $(wildcard sdk/c/*.c sdk/c/*.h) sdk/c/build.sh
+C_SDK := $(wildcard sdk/c/*.c sdk/c/*.cc sdk/c/*.h) sdk/c/build.sh
 GO_PLUGINS := celsius sensor-average state-probe pass-through
 GO_SDK := $(wildcard sdk/go/weir/*.go sdk/go/internal/*/*.go) sdk/go/go.mod sdk/go/build.sh sdk/go/narrow-exports.pl
 GOFMT = $(shell $(WEIR_TOOLS)/venv/bin/go env GOROOT)/bin/gofmt

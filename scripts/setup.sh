@@ -24,6 +24,12 @@ python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 command -v wasm-ld >/dev/null 2>&1 || missing+=(lld)
 [ -f /usr/lib/wasm32-wasi/libc.a ] || missing+=(wasi-libc)
 ls /usr/lib/llvm-*/lib/clang/*/lib/wasi/libclang_rt.builtins-wasm32.a >/dev/null 2>&1 || missing+=(libclang-rt-dev-wasm32)
+# Its number conversions: fast_float (header-only) reads, libc++'s
+# std::to_chars writes.
+[ -f /usr/include/fast_float/fast_float.h ] || missing+=(libfast-float-dev)
+[ -f /usr/lib/wasm32-wasi/libc++.a ] || missing+=(libc++-dev-wasm32)
+# The Go plugins read JSON with fastjson (Debian's copy: no Go proxy here).
+[ -f /usr/share/gocode/src/github.com/valyala/fastjson/go.mod ] || missing+=(golang-github-valyala-fastjson-dev)
 # The JavaScript plugins' componentize-js runs on Node.js.
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -440,6 +440,18 @@ void weir_init_fail(weir_init *init, const char *format, ...) {
     va_end(args);
 }
 
+bool weir_config_binary(weir_init *init, const char *field, bool *binary) {
+    weir_bytes config = weir_config(init), raw;
+    *binary = false;
+    if (!weir_json_raw(config, field, &raw)) return true;
+    if (raw.len == 8 && memcmp(raw.ptr, "\"binary\"", 8) == 0) *binary = true;
+    else if (!(raw.len == 6 && memcmp(raw.ptr, "\"json\"", 6) == 0)) {
+        weir_init_fail(init, "%s must be json or binary, got %.*s", field, (int)raw.len, (const char *)raw.ptr);
+        return false;
+    }
+    return true;
+}
+
 static weir_state declare(weir_init *init, const char *name, weir_plugin_types_state_kind_t kind, bool prefetch) {
     for (size_t i = 0; i < decls.count; i++)
         if (strcmp(decls.states[i].name, name) == 0) weir_init_fail(init, "state `%s` is declared twice", name);

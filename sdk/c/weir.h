@@ -36,8 +36,8 @@
  *
  * Build (see docs/languages.md): `wit-bindgen c` on wit/operator.wit for the
  * operator world, then clang --target=wasm32-wasi -mexec-model=reactor over
- * the app, the SDK (weir.c, weir_state.c, weir_json.c) and the generated
- * operator.c, then `wasm-tools component new` (sdk/c/build.sh does it all).
+ * the app, the SDK (weir.c, weir_state.c, weir_json.c, weir_json_write.c,
+ * weir_bin.c; weir_numbers.cc with clang++) and the generated operator.c, then `wasm-tools component new` (sdk/c/build.sh does it all).
  */
 #ifndef WEIR_H
 #define WEIR_H
@@ -201,10 +201,113 @@ bool weir_json_int(weir_bytes json, const char *field, int64_t *out);
 bool weir_json_string(weir_bytes json, const char *field, weir_bytes *out);
 /* The field's value as JSON text, whatever its type. */
 bool weir_json_raw(weir_bytes json, const char *field, weir_bytes *out);
+/* Numbers as text (weir_numbers.cc): reads a decimal (all of `text`)
+ * exactly, as strtod would but several times faster; writes the shortest
+ * text that reads back as `v` (as Rust and JavaScript print numbers: 65.5,
+ * 21.833333333333332, 1e+21) into buf and returns its length, 0 if it does
+ * not fit (32 bytes always do). */
+bool weir_parse_double(weir_bytes text, double *out);
+size_t weir_format_double(char *buf, size_t size, double v);
+
+/* Writes JSON into a buffer without printf (weir_json_write.c): objects
+ * (nested up to 64 deep) whose fields are put in order, commas and quotes
+ * included.
+ *
+ *     uint8_t buf[256];
+ *     weir_json_writer w = weir_json_writer_of(buf, sizeof buf);
+ *     weir_json_begin(&w);
+ *     weir_json_field(&w, "id");
+ *     weir_json_put_string(&w, key);     // quoted and escaped
+ *     weir_json_field(&w, "avg_c");
+ *     weir_json_put_number(&w, avg);     // shortest, as Rust prints it
+ *     weir_json_end(&w);
+ *     weir_bytes out;
+ *     if (weir_json_written(&w, &out)) weir_emit(ctx, out);
+ *
+ * A write past the buffer's end makes weir_json_written false. */
+typedef struct {
+    uint8_t *start, *p, *end;
+    bool ok;
+    int depth;
+    uint64_t started; /* bit d: the object at depth d has a field */
+} weir_json_writer;
+weir_json_writer weir_json_writer_of(void *buf, size_t size);
+void weir_json_begin(weir_json_writer *w);
+void weir_json_end(weir_json_writer *w);
+/* The next field's name (plain: written as it is between quotes). */
+void weir_json_field(weir_json_writer *w, const char *name);
+void weir_json_put_string(weir_json_writer *w, weir_bytes s);
+void weir_json_put_int(weir_json_writer *w, int64_t v);
+void weir_json_put_uint(weir_json_writer *w, uint64_t v);
+/* Non-finite numbers, which JSON has not, are written as null. */
+void weir_json_put_number(weir_json_writer *w, double v);
+/* JSON text as it is (a value read with weir_json_member or _raw). */
+void weir_json_put_raw(weir_json_writer *w, weir_bytes json);
+bool weir_json_written(const weir_json_writer *w, weir_bytes *out);
+
+/* Iterates a JSON object's members in one pass: `*rest` starts as the
+ * object's text and each call sets `*name` (its bytes, escapes not decoded)
+ * and `*value` (JSON text) to the next member's; false after the last.
+ * Read the values with weir_json_as_*, false when of another type. */
+bool weir_json_member(weir_bytes *rest, weir_bytes *name, weir_bytes *value);
+bool weir_json_as_number(weir_bytes value, double *out);
+bool weir_json_as_int(weir_bytes value, int64_t *out);
+bool weir_json_as_string(weir_bytes value, weir_bytes *out);
 /* Iterates a JSON array: `*rest` starts as the array's text (from
  * weir_json_raw) and each call sets `*element` to the next element's JSON
  * text; false after the last. */
 bool weir_json_next(weir_bytes *rest, weir_bytes *element);
+
+/* The Rust SDK's binary encoding (postcard), field by field, so that a C
+ * plugin's records are what a Rust plugin with `Bin` (or `output: binary`)
+ * reads and writes: a struct is its fields in order; a string or bytes
+ * field its length as a varint, then its bytes; an unsigned integer a
+ * varint (7 bits a byte, low first); a signed one a zigzag varint; a double
+ * its 8 little-endian bytes.
+ *
+ *     uint8_t buf[64];
+ *     weir_bin_writer w = weir_bin_writer_of(buf, sizeof buf);
+ *     weir_bin_put_str(&w, id);
+ *     weir_bin_put_i64(&w, timestamp);
+ *     weir_bin_put_f64(&w, temperature);
+ *     weir_bytes out;
+ *     if (weir_bin_written(&w, &out)) weir_emit(ctx, out);
+ *
+ *     weir_bin_reader r = weir_bin_reader_of(record->value);
+ *     weir_bytes id = weir_bin_str(&r);
+ *     int64_t ts = weir_bin_i64(&r);
+ *     double t = weir_bin_f64(&r);
+ *     if (!weir_bin_done(&r)) weir_fail(ctx, "not a reading");
+ *
+ * A write past the buffer's end or a read past the input's makes the
+ * writer's or reader's result false (later reads return zero). */
+typedef struct {
+    uint8_t *start, *p, *end;
+    bool ok;
+} weir_bin_writer;
+weir_bin_writer weir_bin_writer_of(void *buf, size_t size);
+void weir_bin_put_str(weir_bin_writer *w, weir_bytes s);
+void weir_bin_put_u64(weir_bin_writer *w, uint64_t v);
+void weir_bin_put_i64(weir_bin_writer *w, int64_t v);
+void weir_bin_put_f64(weir_bin_writer *w, double v);
+/* What was written; false if it did not fit. */
+bool weir_bin_written(const weir_bin_writer *w, weir_bytes *out);
+
+typedef struct {
+    const uint8_t *p, *end;
+    bool ok;
+} weir_bin_reader;
+weir_bin_reader weir_bin_reader_of(weir_bytes in);
+weir_bytes weir_bin_str(weir_bin_reader *r);
+uint64_t weir_bin_u64(weir_bin_reader *r);
+int64_t weir_bin_i64(weir_bin_reader *r);
+double weir_bin_f64(weir_bin_reader *r);
+/* True when every field read was whole and nothing is left over. */
+bool weir_bin_done(const weir_bin_reader *r);
+
+/* The config's field `field` names the binary encoding: true for "binary",
+ * false for "json" or no such field; anything else fails the init. */
+bool weir_config_binary(weir_init *init, const char *field, bool *binary);
 
 #ifdef __cplusplus
 }

@@ -2,6 +2,7 @@
  * weir_json.c: top-level fields of flat JSON objects (weir.h's
  * weir_json_*), enough for the example plugins' readings and configs.
  */
+#include <errno.h>
 #include <stdlib.h>
 
 #include "weir.h"
@@ -80,34 +81,94 @@ static bool find(weir_bytes json, const char *field, cursor *c) {
     }
 }
 
-/* The number at the cursor, copied out for strtod (the input is not
- * NUL-terminated). */
-static bool number_text(cursor *c, char *text, size_t size) {
+/* The length of the number text at p (0 if there is none), which must end
+ * at `end` or before a delimiter. */
+static size_t number_len(const uint8_t *p, const uint8_t *end) {
     size_t n = 0;
-    while (c->p + n < c->end && n + 1 < size &&
-           ((c->p[n] >= '0' && c->p[n] <= '9') || c->p[n] == '-' || c->p[n] == '+' || c->p[n] == '.' ||
-            c->p[n] == 'e' || c->p[n] == 'E'))
+    while (p + n < end && ((p[n] >= '0' && p[n] <= '9') || p[n] == '-' || p[n] == '+' || p[n] == '.' ||
+                           p[n] == 'e' || p[n] == 'E'))
         n++;
+    if (p + n < end && p[n] != ',' && p[n] != '}' && p[n] != ']' && p[n] != ' ' && p[n] != '\t' &&
+        p[n] != '\n' && p[n] != '\r')
+        return 0;
+    return n;
+}
+
+/* The n bytes at p, NUL-terminated in `text` (or in `*heap` when longer),
+ * for strtoll. */
+static const char *c_string(const uint8_t *p, size_t n, char text[64], char **heap) {
+    char *s = n < 64 ? text : (*heap = malloc(n + 1));
+    if (s == NULL) return NULL;
+    memcpy(s, p, n);
+    s[n] = 0;
+    return s;
+}
+
+static bool to_number(const uint8_t *p, const uint8_t *end, double *out) {
+    size_t n = number_len(p, end);
+    return n > 0 && weir_parse_double(weir_bytes_of(p, n), out);
+}
+
+static bool to_int(const uint8_t *p, const uint8_t *end, int64_t *out) {
+    size_t n = number_len(p, end);
     if (n == 0) return false;
-    memcpy(text, c->p, n);
-    text[n] = 0;
-    return true;
+    /* Up to 18 digits cannot overflow; anything longer goes to strtoll. */
+    size_t i = p[0] == '-';
+    uint64_t v = 0;
+    for (; i < n && p[i] >= '0' && p[i] <= '9'; i++) v = v * 10 + (uint64_t)(p[i] - '0');
+    if (i == n && n > (size_t)(p[0] == '-') && n - (p[0] == '-') <= 18) {
+        *out = p[0] == '-' ? -(int64_t)v : (int64_t)v;
+        return true;
+    }
+    char text[64], *heap = NULL, *stop;
+    const char *s = c_string(p, n, text, &heap);
+    bool ok = s != NULL && (errno = 0, *out = strtoll(s, &stop, 10), *stop == 0 && errno == 0);
+    free(heap);
+    return ok;
 }
 
 bool weir_json_number(weir_bytes json, const char *field, double *out) {
     cursor c;
-    char text[64], *end;
-    if (!find(json, field, &c) || !number_text(&c, text, sizeof text)) return false;
-    *out = strtod(text, &end);
-    return *end == 0;
+    return find(json, field, &c) && to_number(c.p, c.end, out);
 }
 
 bool weir_json_int(weir_bytes json, const char *field, int64_t *out) {
     cursor c;
-    char text[64], *end;
-    if (!find(json, field, &c) || !number_text(&c, text, sizeof text)) return false;
-    *out = strtoll(text, &end, 10);
-    return *end == 0;
+    return find(json, field, &c) && to_int(c.p, c.end, out);
+}
+
+bool weir_json_as_number(weir_bytes value, double *out) {
+    return number_len(value.ptr, value.ptr + value.len) == value.len && to_number(value.ptr, value.ptr + value.len, out);
+}
+
+bool weir_json_as_int(weir_bytes value, int64_t *out) {
+    return number_len(value.ptr, value.ptr + value.len) == value.len && to_int(value.ptr, value.ptr + value.len, out);
+}
+
+bool weir_json_as_string(weir_bytes value, weir_bytes *out) {
+    if (value.len < 2 || value.ptr[0] != '"' || value.ptr[value.len - 1] != '"') return false;
+    *out = weir_bytes_of(value.ptr + 1, value.len - 2);
+    return true;
+}
+
+bool weir_json_member(weir_bytes *rest, weir_bytes *name, weir_bytes *value) {
+    cursor c = {rest->ptr, rest->ptr + rest->len};
+    skip_ws(&c);
+    if (c.p < c.end && (*c.p == '{' || *c.p == ',')) c.p++;
+    skip_ws(&c);
+    if (c.p >= c.end || *c.p != '"') return false;
+    const uint8_t *n = c.p + 1;
+    if (!skip_string(&c)) return false;
+    *name = weir_bytes_of(n, (size_t)(c.p - 1 - n));
+    skip_ws(&c);
+    if (c.p >= c.end || *c.p != ':') return false;
+    c.p++;
+    skip_ws(&c);
+    const uint8_t *start = c.p;
+    if (!skip_value(&c) || c.p == start) return false;
+    *value = weir_bytes_of(start, (size_t)(c.p - start));
+    *rest = weir_bytes_of(c.p, (size_t)(c.end - c.p));
+    return true;
 }
 
 bool weir_json_string(weir_bytes json, const char *field, weir_bytes *out) {

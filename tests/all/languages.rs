@@ -15,7 +15,8 @@ use weir_tests::{plugin, read_lines};
 /// 20 sensors × 300 readings out of order by up to `disorder`, a watermark
 /// bound of 300 ms after every reading (punctuated: with periodic
 /// watermarks, which readings are late depends on how fast the job runs).
-fn sensor_job(parallelism: u32, disorder: &str, celsius: &str, average: &str, out: &Path) -> JobSpec {
+fn sensor_job(parallelism: u32, disorder: &str, celsius: &str, average: &str, binary: bool, out: &Path) -> JobSpec {
+    let (output, input) = if binary { (", config: { output: binary }", ", input: binary") } else { ("", "") };
     let text = format!(
         "name: languages
 parallelism: {parallelism}
@@ -24,8 +25,8 @@ sources:
   - {{ id: readings, type: generator, generator: sensors, sensors: 20, seed: 5, start: 1700000000000, events: 6000,
        disorder: {disorder}, watermark: {{ max_out_of_orderness: 300ms, punctuated: true }} }}
 operators:
-  - {{ id: celsius, input: readings, plugin: {celsius} }}
-  - {{ id: averages, input: celsius, key_by: key, plugin: {average}, config: {{ window_ms: 2000 }} }}
+  - {{ id: celsius, input: readings, plugin: {celsius}{output} }}
+  - {{ id: averages, input: celsius, key_by: key, plugin: {average}, config: {{ window_ms: 2000{input} }} }}
 sinks:
   - {{ id: out, type: file, path: {out}, input: averages }}
 ",
@@ -45,11 +46,25 @@ type Averages = BTreeMap<(String, i64), (u64, f64)>;
 /// readings are late depends on how the inputs interleave (as in Flink):
 /// there the readings stay within the bound, out of order but never late.
 pub(crate) fn run(parallelism: u32, backend: StateBackendKind, celsius: &str, average: &str) -> (Averages, u64) {
+    run_encoded(parallelism, backend, celsius, average, false)
+}
+
+/// `run`, with the readings between the operators in JSON or, when
+/// `binary`, in the Rust plugins' binary layout (`output: binary` on
+/// celsius, `input: binary` on the average).
+fn run_encoded(
+    parallelism: u32,
+    backend: StateBackendKind,
+    celsius: &str,
+    average: &str,
+    binary: bool,
+) -> (Averages, u64) {
     let disorder = if parallelism == 1 { "800ms" } else { "300ms" };
     let dir = tempfile::tempdir().unwrap();
     let engine = weir_wasm::PluginEngine::new().unwrap();
     let options = JobOptions { state_backend: Some(backend), ..JobOptions::default() };
-    let report = run_job(&sensor_job(parallelism, disorder, celsius, average, dir.path()), &options, &engine).unwrap();
+    let report =
+        run_job(&sensor_job(parallelism, disorder, celsius, average, binary, dir.path()), &options, &engine).unwrap();
     let late = report
         .nodes
         .iter()
@@ -118,6 +133,33 @@ fn every_languages_plugins_give_the_rust_averages_with_late_data_on_both_backend
             ("go/celsius", "c/sensor-average"),
         ] {
             assert_same(&run(parallelism, backend, celsius, average), &rust, &format!("{what}, {celsius} → {average}"));
+        }
+    }
+}
+
+/// With the readings between the operators in the Rust plugins' binary
+/// layout (postcard: what the Go SDK's `BinWriter` and the C SDK's
+/// `weir_bin_*` write), the Go and C plugins give the same averages as the
+/// Rust ones with JSON, among themselves and mixed with Rust's.
+#[test]
+fn go_and_c_plugins_give_the_rust_averages_with_binary_readings_between_them() {
+    for (parallelism, backend) in [(1, StateBackendKind::Memory), (4, StateBackendKind::Rocksdb)] {
+        let what = format!("parallelism {parallelism}, {backend:?}, binary");
+        let rust = run(parallelism, backend, "celsius", "sensor-average");
+        assert!(!rust.0.is_empty());
+        for (celsius, average) in [
+            ("celsius", "sensor-average"),
+            ("go/celsius", "go/sensor-average"),
+            ("go/celsius", "sensor-average"),
+            ("celsius", "go/sensor-average"),
+            ("c/celsius", "c/sensor-average"),
+            ("c/celsius", "sensor-average"),
+            ("celsius", "c/sensor-average"),
+            ("go/celsius", "c/sensor-average"),
+            ("c/celsius", "go/sensor-average"),
+        ] {
+            let got = run_encoded(parallelism, backend, celsius, average, true);
+            assert_same(&got, &rust, &format!("{what}, {celsius} → {average}"));
         }
     }
 }

@@ -131,24 +131,40 @@ fn a_c_trap_fails_the_task_naming_the_node_and_an_unknown_command_fails_only_its
 #[test]
 fn a_go_or_c_open_that_fails_fails_the_task_with_its_message() {
     let engine = weir_wasm::PluginEngine::new().unwrap();
-    for average in ["go/sensor-average", "c/sensor-average"] {
+    for (average, config, message) in [
+        ("go/sensor-average", "{ window_ms: -5 }", "plugin failed in `init`: window_ms must be positive, got -5"),
+        ("c/sensor-average", "{ window_ms: -5 }", "plugin failed in `init`: window_ms must be positive, got -5"),
+        (
+            "go/sensor-average",
+            "{ input: yaml }",
+            r#"plugin failed in `init`: config: an encoding is json or binary, got "yaml""#,
+        ),
+        ("c/sensor-average", "{ input: yaml }", r#"plugin failed in `init`: input must be json or binary, got "yaml""#),
+        // JSON readings where binary ones were promised.
+        (
+            "go/sensor-average",
+            "{ input: binary }",
+            "plugin failed on record #0 of its batch: invalid binary value: it ends inside a field",
+        ),
+        (
+            "c/sensor-average",
+            "{ input: binary }",
+            "plugin failed on record #0 of its batch: not a binary reading (id, timestamp, temperature): 64 bytes",
+        ),
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let text = format!(
             "name: bad-config
 sources: [{{ id: readings, type: generator, generator: sensors, sensors: 2, seed: 1, start: 1700000000000, events: 10 }}]
 operators:
-  - {{ id: averages, input: readings, key_by: key, plugin: {average}, config: {{ window_ms: -5 }} }}
+  - {{ id: averages, input: readings, key_by: key, plugin: {average}, config: {config} }}
 sinks: [{{ id: out, type: file, path: {out}, input: averages }}]
 ",
             average = plugin(average).display(),
             out = dir.path().join("out.jsonl").display(),
         );
         let err = run_job(&JobSpec::parse(&text, Format::Yaml).unwrap(), &JobOptions::default(), &engine).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "task averages-0/1 failed: plugin failed in `init`: window_ms must be positive, got -5",
-            "{average}"
-        );
+        assert_eq!(err.to_string(), format!("task averages-0/1 failed: {message}"), "{average} {config}");
     }
 }
 
@@ -193,4 +209,49 @@ sinks: [{{ id: out, type: file, path: {out}, input: averages }}]
         assert_eq!((&g.0, g.1, g.2), (&r.0, r.1, r.2));
         assert!((g.3 - r.3).abs() <= 1e-9, "{g:?} vs {r:?}");
     }
+}
+
+/// Runs a compiler command, failing with its output.
+fn compile(command: &mut std::process::Command) {
+    let out = command.output().unwrap_or_else(|e| panic!("{command:?}: {e} (scripts/setup.sh installs the compilers)"));
+    assert!(out.status.success(), "{command:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The C SDK's conversions, compiled natively (`sdk/c/test/conversions.c`)
+/// and checked against glibc: decimals read as `strtod` reads them,
+/// numbers written shortest that read back the same, JSON members and
+/// escapes, and the binary fields in postcard's layout.
+#[test]
+fn the_c_sdks_conversions_agree_with_glibc_and_postcard() {
+    use std::process::Command;
+    let sdk = weir_tests::repo().join("sdk/c");
+    let dir = tempfile::tempdir().unwrap();
+    let numbers = dir.path().join("weir_numbers.o");
+    compile(
+        Command::new("c++")
+            .args(["-O2", "-std=c++17", "-Wall", "-Wextra", "-Werror", "-I"])
+            .arg(&sdk)
+            .arg("-c")
+            .arg(sdk.join("weir_numbers.cc"))
+            .arg("-o")
+            .arg(&numbers),
+    );
+    let exe = dir.path().join("conversions");
+    compile(
+        Command::new("cc")
+            .args(["-O2", "-Wall", "-Wextra", "-Werror", "-I"])
+            .arg(&sdk)
+            .arg(sdk.join("test/conversions.c"))
+            .args(["weir_json.c", "weir_json_write.c", "weir_bin.c"].map(|f| sdk.join(f)))
+            .arg(&numbers)
+            .args(["-lstdc++", "-lm", "-o"])
+            .arg(&exe),
+    );
+    let out = Command::new(&exe).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "500000 numbers read as strtod reads them, 500000 written shortest and read back; JSON and binary fields as \
+         expected\n"
+    );
+    assert!(out.status.success());
 }

@@ -151,6 +151,7 @@ const GO_FILES: &[(&str, &str)] = &[
     ("weir/weir/weir.go", include_str!("../../../sdk/go/weir/weir.go")),
     ("weir/weir/state.go", include_str!("../../../sdk/go/weir/state.go")),
     ("weir/weir/runtime.go", include_str!("../../../sdk/go/weir/runtime.go")),
+    ("weir/weir/binary.go", include_str!("../../../sdk/go/weir/binary.go")),
     ("weir/internal/export_wit_world/exports.go", include_str!("../../../sdk/go/internal/export_wit_world/exports.go")),
     ("weir/build.sh", include_str!("../../../sdk/go/build.sh")),
     ("weir/narrow-exports.pl", include_str!("../../../sdk/go/narrow-exports.pl")),
@@ -193,6 +194,9 @@ const C_FILES: &[(&str, &str)] = &[
     ("weir/weir_state.c", include_str!("../../../sdk/c/weir_state.c")),
     ("weir/weir_internal.h", include_str!("../../../sdk/c/weir_internal.h")),
     ("weir/weir_json.c", include_str!("../../../sdk/c/weir_json.c")),
+    ("weir/weir_json_write.c", include_str!("../../../sdk/c/weir_json_write.c")),
+    ("weir/weir_bin.c", include_str!("../../../sdk/c/weir_bin.c")),
+    ("weir/weir_numbers.cc", include_str!("../../../sdk/c/weir_numbers.cc")),
     ("weir/build.sh", include_str!("../../../sdk/c/build.sh")),
     ("wit/operator.wit", include_str!("../../../wit/operator.wit")),
 ];
@@ -285,7 +289,7 @@ mod tests {
         let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| [".py", ".js", ".go", ".c", ".h", ".sh", ".pl", ".mod"].iter().any(|ext| n.ends_with(ext)))
+            .filter(|n| [".py", ".js", ".go", ".c", ".cc", ".h", ".sh", ".pl", ".mod"].iter().any(|ext| n.ends_with(ext)))
             .map(|n| format!("{prefix}{n}"))
             .collect();
         on_disk.sort();

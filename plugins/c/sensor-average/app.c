@@ -10,10 +10,10 @@
  * 6 decimals) and the window's state removed. A reading whose window has
  * fired is late: dropped and counted in late_records_dropped.
  *
- * Config: window_ms (default 5000).
+ * Config: window_ms (default 5000), `input: json | binary` (binary: the Rust
+ * plugins' layout, as celsius writes it with `output: binary`).
  */
 #include <math.h>
-#include <stdio.h>
 
 #include "weir.h"
 
@@ -24,6 +24,7 @@ typedef struct {
 
 static weir_state windows;
 static int64_t window_ms = 5000;
+static bool binary;
 
 /* A window end as a map key: 8 bytes, big-endian. */
 static weir_bytes window_key(int64_t end, uint8_t out[8]) {
@@ -38,13 +39,35 @@ bool weir_open(weir_init *init) {
         return false;
     }
     windows = weir_map_state(init, "windows", true);
-    return true;
+    return weir_config_binary(init, "input", &binary);
+}
+
+/* Reads a JSON reading's timestamp and temperature in one pass. */
+static bool read_reading(weir_bytes json, int64_t *timestamp, double *temperature) {
+    weir_bytes rest = json, name, value;
+    int found = 0;
+    while (weir_json_member(&rest, &name, &value)) {
+        if (name.len == 9 && memcmp(name.ptr, "timestamp", 9) == 0)
+            found |= weir_json_as_int(value, timestamp) ? 1 : 0;
+        else if (name.len == 11 && memcmp(name.ptr, "temperature", 11) == 0)
+            found |= weir_json_as_number(value, temperature) ? 2 : 0;
+    }
+    return found == 3;
 }
 
 void weir_process(weir_ctx *ctx, const weir_record *record) {
     int64_t ts;
     double temperature;
-    if (!weir_json_int(record->value, "timestamp", &ts) || !weir_json_number(record->value, "temperature", &temperature)) {
+    if (binary) {
+        weir_bin_reader r = weir_bin_reader_of(record->value);
+        weir_bin_str(&r); /* the id: the record's key is the sensor */
+        ts = weir_bin_i64(&r);
+        temperature = weir_bin_f64(&r);
+        if (!weir_bin_done(&r)) {
+            weir_fail(ctx, "not a binary reading (id, timestamp, temperature): %zu bytes", record->value.len);
+            return;
+        }
+    } else if (!read_reading(record->value, &ts, &temperature)) {
         weir_fail(ctx, "not a reading (timestamp, temperature): %.*s", (int)record->value.len,
                   (const char *)record->value.ptr);
         return;
@@ -72,9 +95,22 @@ void weir_on_timer(weir_ctx *ctx, const weir_timer *timer) {
     total t;
     if (!weir_map_get(ctx, windows, key, &old) || !weir_read(old, &t, sizeof t)) return;
     weir_map_remove(ctx, windows, key);
-    char out[256];
-    int n = snprintf(out, sizeof out, "{\"id\":\"%.*s\",\"window_end\":%lld,\"avg_c\":%.17g,\"count\":%llu}",
-                     (int)timer->key.len, (const char *)timer->key.ptr, (long long)end,
-                     round(t.sum / (double)t.count * 1e6) / 1e6, (unsigned long long)t.count);
-    weir_emit(ctx, weir_bytes_of(out, (size_t)n));
+    uint8_t out[256];
+    weir_json_writer w = weir_json_writer_of(out, sizeof out);
+    weir_json_begin(&w);
+    weir_json_field(&w, "id");
+    weir_json_put_string(&w, timer->key);
+    weir_json_field(&w, "window_end");
+    weir_json_put_int(&w, end);
+    weir_json_field(&w, "avg_c");
+    weir_json_put_number(&w, round(t.sum / (double)t.count * 1e6) / 1e6);
+    weir_json_field(&w, "count");
+    weir_json_put_uint(&w, t.count);
+    weir_json_end(&w);
+    weir_bytes average;
+    if (!weir_json_written(&w, &average)) {
+        weir_fail(ctx, "average too long (a key of %zu bytes)", timer->key.len);
+        return;
+    }
+    weir_emit(ctx, average);
 }

@@ -9,7 +9,9 @@
 // whose window has fired is late: dropped and counted in
 // late_records_dropped.
 //
-// Config: window_ms (default 5000).
+// Config: window_ms (default 5000), `input: json | binary` (binary: the
+// Rust plugins' layout, as celsius writes it with `output: binary`). JSON
+// is read with fastjson (see celsius).
 package main
 
 import (
@@ -17,14 +19,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 
+	"github.com/valyala/fastjson"
 	"weir.dev/sdk/go/weir"
 )
-
-type reading struct {
-	Timestamp   int64   `json:"timestamp"`
-	Temperature float64 `json:"temperature"`
-}
 
 type total struct {
 	sum   float64
@@ -57,34 +56,64 @@ type average struct {
 
 type sensorAverage struct {
 	windowMs int64
+	input    weir.Encoding
 	windows  *weir.MapState[int64, total]
+	parser   fastjson.Parser
+	digits   []byte
 }
 
 func (s *sensorAverage) Open(ctx *weir.InitContext) error {
 	config := struct {
-		WindowMs int64 `json:"window_ms"`
-	}{5000}
+		WindowMs int64         `json:"window_ms"`
+		Input    weir.Encoding `json:"input"`
+	}{WindowMs: 5000}
 	if err := ctx.ConfigJSON(&config); err != nil {
 		return err
 	}
 	if config.WindowMs <= 0 {
 		return fmt.Errorf("window_ms must be positive, got %d", config.WindowMs)
 	}
-	s.windowMs = config.WindowMs
+	s.windowMs, s.input = config.WindowMs, config.Input
 	s.windows = weir.NewMapState[int64, total](ctx, "windows").WithCodec(totalCodec{})
 	return nil
 }
 
+// reading reads a reading's timestamp and temperature.
+func (s *sensorAverage) reading(value []byte) (timestamp int64, temperature float64, err error) {
+	if s.input == weir.BinaryEncoding {
+		r := weir.NewBinReader(value)
+		r.String() // the id: the record's key is the sensor
+		timestamp, temperature = r.I64(), r.F64()
+		return timestamp, temperature, r.Finish()
+	}
+	v, err := s.parser.ParseBytes(value)
+	if err != nil {
+		return 0, 0, fmt.Errorf("invalid JSON: %w", err)
+	}
+	ts, t := v.Get("timestamp"), v.Get("temperature")
+	if ts == nil || t == nil || t.Type() != fastjson.TypeNumber {
+		return 0, 0, fmt.Errorf("not a reading (timestamp, temperature): %s", value)
+	}
+	if timestamp, err = ts.Int64(); err != nil {
+		return 0, 0, fmt.Errorf("timestamp: %w", err)
+	}
+	// Exactly, with strconv (fastjson's own parser can be an ulp off for
+	// 16-digit mantissas; celsius writes 17).
+	s.digits = t.MarshalTo(s.digits[:0])
+	temperature, err = strconv.ParseFloat(string(s.digits), 64)
+	return timestamp, temperature, err
+}
+
 func (s *sensorAverage) Process(r weir.Record, ctx *weir.Context) error {
-	var in reading
-	if err := r.JSON(&in); err != nil {
+	timestamp, temperature, err := s.reading(r.Value)
+	if err != nil {
 		return err
 	}
-	rem := in.Timestamp % s.windowMs
+	rem := timestamp % s.windowMs
 	if rem < 0 {
 		rem += s.windowMs
 	}
-	end := in.Timestamp - rem + s.windowMs
+	end := timestamp - rem + s.windowMs
 	if end-1 <= ctx.Watermark() {
 		ctx.Count("late_records_dropped", 1)
 		return nil
@@ -98,7 +127,7 @@ func (s *sensorAverage) Process(r weir.Record, ctx *weir.Context) error {
 			return err
 		}
 	}
-	t.sum += in.Temperature
+	t.sum += temperature
 	t.count++
 	return s.windows.Put(ctx, end, t)
 }
