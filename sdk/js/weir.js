@@ -18,12 +18,15 @@
 //   export const { init, process, onTimer } = exportOperator(Counter);
 //
 // State values are JSON by default (`codec: BYTES` keeps bytes); the
-// method names follow Flink's state API.
+// method names follow Flink's state API. `BinWriter` and `BinReader`
+// (weir-binary.js) read and write records in the Rust SDK's binary
+// encoding, to exchange them with Rust plugins without JSON.
 
 import * as hostState from "weir:plugin/state@0.1.0";
 import { BYTES, JSON_CODEC, NO_KEY, Record, bytesOf, decoder, itemsOf, message, packItems, s64 } from "./weir-common.js";
 
 export { BYTES, JSON_CODEC, Record };
+export { BinReader, BinWriter, encoding } from "./weir-binary.js";
 
 /** A timer that fired: `key`, `timestamp` (ms), `eventTime` (else processing time). */
 export class Timer {

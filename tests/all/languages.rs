@@ -138,11 +138,11 @@ fn every_languages_plugins_give_the_rust_averages_with_late_data_on_both_backend
 }
 
 /// With the readings between the operators in the Rust plugins' binary
-/// layout (postcard: what the Go SDK's `BinWriter` and the C SDK's
-/// `weir_bin_*` write), the Go and C plugins give the same averages as the
-/// Rust ones with JSON, among themselves and mixed with Rust's.
+/// layout (postcard: what the SDKs' `BinWriter`s and the C SDK's
+/// `weir_bin_*` write), every language's plugins give the same averages as
+/// the Rust ones with JSON, among themselves and mixed with Rust's.
 #[test]
-fn go_and_c_plugins_give_the_rust_averages_with_binary_readings_between_them() {
+fn every_languages_plugins_give_the_rust_averages_with_binary_readings_between_them() {
     for (parallelism, backend) in [(1, StateBackendKind::Memory), (4, StateBackendKind::Rocksdb)] {
         let what = format!("parallelism {parallelism}, {backend:?}, binary");
         let rust = run(parallelism, backend, "celsius", "sensor-average");
@@ -157,6 +157,11 @@ fn go_and_c_plugins_give_the_rust_averages_with_binary_readings_between_them() {
             ("celsius", "c/sensor-average"),
             ("go/celsius", "c/sensor-average"),
             ("c/celsius", "go/sensor-average"),
+            ("python/celsius", "sensor-average"),
+            ("celsius", "python/sensor-average"),
+            ("js/celsius", "sensor-average"),
+            ("celsius", "js/sensor-average"),
+            ("python/celsius", "js/sensor-average"),
         ] {
             let got = run_encoded(parallelism, backend, celsius, average, true);
             assert_same(&got, &rust, &format!("{what}, {celsius} → {average}"));

@@ -80,6 +80,7 @@ export const { init, process, onTimer } = exportOperator(Counter);
 const JS_FILES: &[(&str, &str)] = &[
     ("weir.js", include_str!("../../../sdk/js/weir.js")),
     ("weir-common.js", include_str!("../../../sdk/js/weir-common.js")),
+    ("weir-binary.js", include_str!("../../../sdk/js/weir-binary.js")),
     ("weir-aggregate.js", include_str!("../../../sdk/js/weir-aggregate.js")),
     ("wit/operator.wit", include_str!("../../../wit/operator.wit")),
 ];
@@ -110,6 +111,7 @@ const PYTHON_FILES: &[(&str, &str)] = &[
     ("weir/_runtime.py", include_str!("../../../sdk/python/weir/_runtime.py")),
     ("weir/_runtime_common.py", include_str!("../../../sdk/python/weir/_runtime_common.py")),
     ("weir/_aggregate.py", include_str!("../../../sdk/python/weir/_aggregate.py")),
+    ("weir/_binary.py", include_str!("../../../sdk/python/weir/_binary.py")),
     ("wit/operator.wit", include_str!("../../../wit/operator.wit")),
 ];
 
@@ -289,7 +291,9 @@ mod tests {
         let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| [".py", ".js", ".go", ".c", ".cc", ".h", ".sh", ".pl", ".mod"].iter().any(|ext| n.ends_with(ext)))
+            .filter(|n| {
+                [".py", ".js", ".go", ".c", ".cc", ".h", ".sh", ".pl", ".mod"].iter().any(|ext| n.ends_with(ext))
+            })
             .map(|n| format!("{prefix}{n}"))
             .collect();
         on_disk.sort();

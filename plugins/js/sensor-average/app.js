@@ -2,8 +2,9 @@
 // tumbling event-time windows (keyed map state: window end → [sum, count];
 // an event-time timer at window_end - 1 emits and forgets the window).
 // Late readings are dropped and counted (`late_records_dropped`).
-// Config: `window_ms` (default 5000).
-import { Operator, exportOperator } from "./weir.js";
+// Config: `window_ms` (default 5000), `input: json | binary` (binary: the
+// Rust plugins' layout, as celsius writes it with `output: binary`).
+import { BinReader, Operator, encoding, exportOperator } from "./weir.js";
 
 // Halves away from zero, as Rust's f64::round (Math.round goes up).
 const roundHalfAway = (x) => Math.sign(x) * Math.round(Math.abs(x));
@@ -13,11 +14,18 @@ class SensorAverage extends Operator {
     this.windowMs = (ctx.config ?? {}).window_ms ?? 5000;
     if (!(this.windowMs > 0)) throw new RangeError(`window_ms must be positive, got ${this.windowMs}`);
     this.windows = ctx.mapState("windows");
+    this.binary = encoding(ctx.config, "input");
   }
 
   process(record, ctx) {
-    const reading = record.json();
-    const ts = reading.timestamp;
+    let ts, temperature;
+    if (this.binary) {
+      const r = new BinReader(record.value);
+      r.bytes(); // the id: the record's key is the sensor
+      ts = r.i64();
+      temperature = r.f64();
+      r.finish();
+    } else ({ timestamp: ts, temperature } = record.json());
     const windowEnd = ts - (((ts % this.windowMs) + this.windowMs) % this.windowMs) + this.windowMs;
     if (windowEnd - 1 <= ctx.watermark) {
       ctx.count("late_records_dropped");
@@ -28,7 +36,7 @@ class SensorAverage extends Operator {
       ctx.registerEventTimer(windowEnd - 1);
       total = [0.0, 0];
     }
-    total[0] += reading.temperature;
+    total[0] += temperature;
     total[1] += 1;
     this.windows.put(windowEnd, total);
   }

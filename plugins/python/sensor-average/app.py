@@ -8,13 +8,14 @@ window registers an event-time timer at ``window_end - 1``. When it fires,
 rounded to 6 decimals) and the window's state removed. A reading whose
 window has fired is late: dropped and counted in ``late_records_dropped``.
 
-Config: ``window_ms`` (default 5000).
+Config: ``window_ms`` (default 5000), ``input: json | binary`` (binary: the
+Rust plugins' layout, as celsius writes it with ``output: binary``).
 """
 
 import json
 import math
 
-from weir import Operator, export
+from weir import BinReader, Operator, encoding, export
 
 
 def round_half_away(x):
@@ -32,10 +33,17 @@ class SensorAverage(Operator):
         if self.window_ms <= 0:
             raise ValueError(f"window_ms must be positive, got {self.window_ms}")
         self.windows = ctx.map_state("windows")
+        self.binary = encoding(ctx.config, "input")
 
     def process(self, record, ctx):
-        reading = json.loads(record.value)
-        ts = reading["timestamp"]
+        if self.binary:
+            r = BinReader(record.value)
+            r.bytes()  # the id: the record's key is the sensor
+            ts, temperature = r.i64(), r.f64()
+            r.finish()
+        else:
+            reading = json.loads(record.value)
+            ts, temperature = reading["timestamp"], reading["temperature"]
         window_end = ts - ts % self.window_ms + self.window_ms
         if window_end - 1 <= ctx.watermark:
             ctx.count("late_records_dropped")
@@ -44,7 +52,7 @@ class SensorAverage(Operator):
         if total is None:
             ctx.register_event_timer(window_end - 1)
             total = [0.0, 0]
-        total[0] += reading["temperature"]
+        total[0] += temperature
         total[1] += 1
         self.windows.put(window_end, total)
 

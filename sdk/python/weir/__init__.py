@@ -23,12 +23,15 @@ Example (``app.py``, built with ``componentize-py``; see docs/languages.md)::
 
 State values are JSON by default (anything ``json.dumps`` takes); pass
 ``codec=BYTES`` to keep raw bytes. The names follow PyFlink's state API.
+``BinWriter`` and ``BinReader`` read and write records in the Rust SDK's
+binary encoding, to exchange them with Rust plugins without JSON.
 
 A window function for the host's windows (the ``aggregator`` world, built
 with ``-w aggregator``) subclasses ``Aggregate`` and is exported with
 ``export_aggregate``.
 """
 
+from ._binary import BinReader, BinWriter, encoding
 from ._api import (
     BYTES,
     Aggregate,
@@ -62,6 +65,9 @@ def export_aggregate(aggregate_class):
 
 __all__ = [
     "BYTES",
+    "BinReader",
+    "BinWriter",
+    "encoding",
     "Aggregate",
     "JSON",
     "Context",
