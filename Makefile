@@ -14,7 +14,7 @@ WINDOW_PLUGINS := average window-collect
 GUESTS := adversary adversary-aggregator adversary-processor
 # Python plugins (plugins/python/NAME/app.py over sdk/python), built by
 # componentize-py from the tools virtualenv into target/plugins/python/.
-PY_PLUGINS := celsius sensor-average state-probe hostile average
+PY_PLUGINS := celsius sensor-average state-probe hostile average pass-through
 # …of the aggregator world (the others are operators).
 PY_AGGREGATES := average
 WEIR_TOOLS ?= $(HOME)/.cache/weir/tools
@@ -23,7 +23,7 @@ PY_SDK := $(wildcard sdk/python/weir/*.py)
 # JavaScript plugins (plugins/js/NAME/app.js over sdk/js/weir.js), built by
 # componentize-js into target/plugins/js/ (each from a folder of its own
 # holding the app, the SDK and the WIT: what componentize-js reads).
-JS_PLUGINS := celsius sensor-average hostile state-probe average
+JS_PLUGINS := celsius sensor-average hostile state-probe average pass-through
 JS_AGGREGATES := average
 JS_SDK := $(wildcard sdk/js/*.js)
 COMPONENTIZE_JS := $(WEIR_TOOLS)/node/node_modules/.bin/componentize-js

@@ -53,7 +53,9 @@ use (
 
 replace go.bytecodealliance.org/pkg v0.2.3 => $go_pkg
 WORK
-(cd "$build/app" && GOOS=wasip1 GOARCH=wasm GOPROXY=off GOTOOLCHAIN=local \
+# GOWASM: saturating float-to-int conversions and sign extension, which
+# every runtime Weir uses (wasmtime) has; without them Go emulates both.
+(cd "$build/app" && GOOS=wasip1 GOARCH=wasm GOWASM=satconv,signext GOPROXY=off GOTOOLCHAIN=local \
   "$go" build -buildmode=c-shared -ldflags=-checklinkname=0 -o "$build/core.wasm" .)
 "$wasm_tools" component embed "$wit" --world operator "$build/core.wasm" -o "$build/embedded.wasm"
 "$wasm_tools" component new "$build/embedded.wasm" --adapt "wasi_snapshot_preview1=$adapter" -o "$out"

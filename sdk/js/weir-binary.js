@@ -9,6 +9,9 @@
 //   const r = new BinReader(record.value);
 //   const id = r.string(), ts = r.i64(), t = r.f64();
 //   r.finish();
+//
+// Per record, keep one of each in the operator and `reset()` it: a writer
+// keeps its buffer, a reader its view of the batch.
 
 const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder();
@@ -22,6 +25,8 @@ export function encoding(config, field) {
 
 export class BinWriter {
   constructor() { this.buf = new Uint8Array(64); this.view = new DataView(this.buf.buffer); this.len = 0; }
+  /** Empties it for the next value (keeping its buffer). */
+  reset() { this.len = 0; return this; }
   room(n) {
     if (this.len + n <= this.buf.length) return;
     const grown = new Uint8Array(Math.max(2 * this.buf.length, this.len + n));
@@ -75,7 +80,15 @@ export class BinWriter {
 const ENDS_INSIDE = "invalid binary value: it ends inside a field";
 
 export class BinReader {
-  constructor(bytes) { this.b = bytes; this.at = 0; this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength); }
+  constructor(bytes) { this.view = null; this.reset(bytes); }
+  /** Reads `bytes` from their start. */
+  reset(bytes) {
+    this.b = bytes;
+    this.at = 0;
+    // One view of the whole buffer: the values of a batch share one.
+    if (this.view === null || this.view.buffer !== bytes.buffer) this.view = new DataView(bytes.buffer);
+    return this;
+  }
   // A varint as a number while it has up to 7 bytes (49 bits), else as a BigInt.
   varint() {
     let v = 0, scale = 1, big = null;
@@ -111,7 +124,7 @@ export class BinReader {
   string() { return fromUtf8.decode(this.bytes()); }
   f64() {
     if (this.b.length - this.at < 8) throw new RangeError(ENDS_INSIDE);
-    const v = this.view.getFloat64(this.at, true);
+    const v = this.view.getFloat64(this.b.byteOffset + this.at, true);
     this.at += 8;
     return v;
   }

@@ -4,7 +4,6 @@
 export const NO_KEY = 0xffffffff;
 export const encoder = new TextEncoder();
 export const decoder = new TextDecoder();
-export const bytesOf = (v) => (typeof v === "string" ? encoder.encode(v) : v);
 // An s64 from the host as a number. componentize-js 0.23 hands scalar s64s
 // over as unsigned BigInts (the empty watermark, i64::MIN, came as 2^63):
 // read them back as signed.

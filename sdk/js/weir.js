@@ -23,7 +23,7 @@
 // encoding, to exchange them with Rust plugins without JSON.
 
 import * as hostState from "weir:plugin/state@0.1.0";
-import { BYTES, JSON_CODEC, NO_KEY, Record, bytesOf, decoder, itemsOf, message, packItems, s64 } from "./weir-common.js";
+import { BYTES, JSON_CODEC, NO_KEY, Record, decoder, encoder, itemsOf, message, packItems, s64 } from "./weir-common.js";
 
 export { BYTES, JSON_CODEC, Record };
 export { BinReader, BinWriter, encoding } from "./weir-binary.js";
@@ -198,27 +198,39 @@ export class InitContext {
   }
 }
 
-/** Records being packed: keys and values in one buffer, four spans each. */
+/** Records being packed: keys and values in one buffer, four spans each.
+ * Strings are encoded straight into the buffer. */
 class BatchBuilder {
-  constructor() { this.parts = []; this.len = 0; this.spans = []; this.stamps = []; }
-  add(key, value, timestamp) {
-    const v = bytesOf(value);
-    if (key === null || key === undefined) this.spans.push(0, NO_KEY, this.len, v.length);
-    else {
-      const k = bytesOf(key);
-      this.spans.push(this.len, k.length, this.len + k.length, v.length);
-      this.parts.push(k);
-      this.len += k.length;
+  constructor() { this.buf = new Uint8Array(4096); this.len = 0; this.spans = []; this.stamps = []; }
+  // Appends a string or bytes, returning its length in bytes.
+  put(v) {
+    if (typeof v === "string") {
+      // UTF-8 takes at most 3 bytes per UTF-16 unit
+      if (this.buf.length - this.len < 3 * v.length) this.grow(3 * v.length);
+      const written = encoder.encodeInto(v, this.buf.subarray(this.len)).written;
+      this.len += written;
+      return written;
     }
-    this.parts.push(v);
+    if (this.buf.length - this.len < v.length) this.grow(v.length);
+    this.buf.set(v, this.len);
     this.len += v.length;
+    return v.length;
+  }
+  grow(n) {
+    const grown = new Uint8Array(Math.max(2 * this.buf.length, this.len + n));
+    grown.set(this.buf.subarray(0, this.len));
+    this.buf = grown;
+  }
+  add(key, value, timestamp) {
+    if (key === null || key === undefined) this.spans.push(0, NO_KEY, this.len, this.put(value));
+    else {
+      const at = this.len, kl = this.put(key);
+      this.spans.push(at, kl, at + kl, this.put(value));
+    }
     this.stamps.push(typeof timestamp === "bigint" ? timestamp : BigInt(timestamp));
   }
   finish() {
-    const data = new Uint8Array(this.len);
-    let at = 0;
-    for (const p of this.parts) { data.set(p, at); at += p.length; }
-    return { data, spans: Uint32Array.from(this.spans), timestamps: BigInt64Array.from(this.stamps) };
+    return { data: this.buf.subarray(0, this.len), spans: Uint32Array.from(this.spans), timestamps: BigInt64Array.from(this.stamps) };
   }
 }
 
@@ -342,24 +354,6 @@ export class Context {
 export function exportOperator(OperatorClass) {
   let operator = null, handles = [], kinds = [];
   const fail = (e) => ({ message: message(e) });
-  function run(prefetched, time, keyOf, elements, each) {
-    const c = new Call(kinds, prefetched, time, keyOf);
-    const ctx = new Context(c);
-    const errors = [];
-    current = c;
-    try {
-      for (let i = 0; i < elements; i++) {
-        try {
-          each(i, c, ctx);
-        } catch (e) {
-          errors.push({ index: i, message: message(e) });
-        }
-      }
-    } finally {
-      current = null;
-    }
-    return c.finish(handles, errors);
-  }
   return {
     init(context) {
       const ctx = new InitContext(context);
@@ -376,28 +370,54 @@ export function exportOperator(OperatorClass) {
     process(batch) {
       const { data, spans, timestamps } = batch.records;
       const keyOf = (i) => (spans[4 * i + 1] === NO_KEY ? null : data.subarray(spans[4 * i], spans[4 * i] + spans[4 * i + 1]));
-      return run(batch.state, batch.time, keyOf, timestamps.length, (i, c, ctx) => {
-        const kl = spans[4 * i + 1], vo = spans[4 * i + 2];
-        const key = kl === NO_KEY ? null : data.subarray(spans[4 * i], spans[4 * i] + kl);
-        // A BigInt64Array's elements are signed already.
-        const raw = timestamps[i], ts = Number(raw);
-        c.at(i, key);
-        ctx.key = key;
-        ctx.timestamp = ts;
-        ctx.raw = raw;
-        operator.process(new Record(key, data.subarray(vo, vo + spans[4 * i + 3]), ts), ctx);
-      });
+      const c = new Call(kinds, batch.state, batch.time, keyOf);
+      const ctx = new Context(c);
+      const errors = [], sameKey = c.sameKey, grouped = sameKey.length, n = timestamps.length;
+      current = c;
+      try {
+        for (let i = 0, s = 0; i < n; i++, s += 4) {
+          const kl = spans[s + 1], vo = spans[s + 2];
+          const key = kl === NO_KEY ? null : data.subarray(spans[s], spans[s] + kl);
+          // A BigInt64Array's elements are signed already.
+          const raw = timestamps[i], ts = Number(raw);
+          c.key = ctx.key = key;
+          c.group = i < grouped ? sameKey[i] : NO_KEY;
+          ctx.timestamp = ts;
+          ctx.raw = raw;
+          try {
+            operator.process(new Record(key, data.subarray(vo, vo + spans[s + 3]), ts), ctx);
+          } catch (e) {
+            errors.push({ index: i, message: message(e) });
+          }
+        }
+      } finally {
+        current = null;
+      }
+      return c.finish(handles, errors);
     },
     onTimer(timerBatch) {
       const fired = timerBatch.timers;
-      return run(timerBatch.state, timerBatch.time, (i) => fired[i].key, fired.length, (i, c, ctx) => {
-        const t = fired[i], ts = s64(t.timestamp);
-        c.at(i, t.key);
-        ctx.key = t.key;
-        ctx.timestamp = ts;
-        ctx.raw = BigInt(ts);
-        operator.onTimer(new Timer(t.key, ts, t.domain === "event-time"), ctx);
-      });
+      const c = new Call(kinds, timerBatch.state, timerBatch.time, (i) => fired[i].key);
+      const ctx = new Context(c);
+      const errors = [];
+      current = c;
+      try {
+        for (let i = 0; i < fired.length; i++) {
+          const t = fired[i], ts = s64(t.timestamp);
+          c.at(i, t.key);
+          ctx.key = t.key;
+          ctx.timestamp = ts;
+          ctx.raw = BigInt(ts);
+          try {
+            operator.onTimer(new Timer(t.key, ts, t.domain === "event-time"), ctx);
+          } catch (e) {
+            errors.push({ index: i, message: message(e) });
+          }
+        }
+      } finally {
+        current = null;
+      }
+      return c.finish(handles, errors);
     },
   };
 }

@@ -207,7 +207,7 @@ fn a_python_exception_fails_the_record_with_its_type_text_and_line_under_on_erro
             .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "task celsius-0/1 failed: plugin failed on record #1 of its batch: KeyError: 'temperature' (at app.py:20 in process)"
+        "task celsius-0/1 failed: plugin failed on record #1 of its batch: KeyError: 'temperature' (at app.py:18 in process)"
     );
 
     let dir = tempfile::tempdir().unwrap();
@@ -227,7 +227,7 @@ fn a_python_exception_fails_the_record_with_its_type_text_and_line_under_on_erro
     assert_eq!(
         dead,
         [
-            serde_json::json!({"node": "celsius", "error": "KeyError: 'temperature' (at app.py:20 in process)", "timestamp": 2,
+            serde_json::json!({"node": "celsius", "error": "KeyError: 'temperature' (at app.py:18 in process)", "timestamp": 2,
             "key": "b", "value": {"id": "b", "timestamp": 2}})
         ]
     );
@@ -252,7 +252,7 @@ sinks: [{{ id: out, type: file, path: {out}, input: averages }}]
     let err = run_job(&JobSpec::parse(&text, Format::Yaml).unwrap(), &JobOptions::default(), &engine).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "task averages-0/1 failed: plugin failed in `init`: ValueError: window_ms must be positive, got -5 (at app.py:34 in open)"
+        "task averages-0/1 failed: plugin failed in `init`: ValueError: window_ms must be positive, got -5 (at app.py:33 in open)"
     );
 }
 
@@ -425,7 +425,7 @@ sinks: [{{ id: out, type: blackhole, input: averages }}]
     // A reading without a timestamp: the window end is NaN, and the timer for it throws.
     assert_eq!(
         job("null"),
-        "task averages-0/1 failed: plugin failed on record #1 of its batch: RangeError: NaN can't be converted to BigInt because it isn't an integer (at app.js:36:11)"
+        "task averages-0/1 failed: plugin failed on record #1 of its batch: RangeError: NaN can't be converted to BigInt because it isn't an integer (at app.js:37:11)"
     );
     assert_eq!(
         job("{ window_ms: -5 }"),

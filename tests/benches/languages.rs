@@ -30,7 +30,7 @@ enum Between {
 /// celsius's place: what each SDK costs per record, without JSON (Rust's
 /// `noop` passes records through with `emit: true`). Each block's first row
 /// is the Rust pipeline the block's ratios are to.
-const ROWS: [(&str, &str, &str, Between); 25] = [
+const ROWS: [(&str, &str, &str, Between); 27] = [
     ("Rust", "celsius", "sensor-average", Between::Json),
     ("Python", "python/celsius", "python/sensor-average", Between::Json),
     ("Python celsius → Rust average", "python/celsius", "sensor-average", Between::Json),
@@ -47,6 +47,8 @@ const ROWS: [(&str, &str, &str, Between); 25] = [
     ("Rust pass-through → Rust average", "noop", "sensor-average", Between::Json),
     ("Go pass-through → Rust average", "go/pass-through", "sensor-average", Between::Json),
     ("C pass-through → Rust average", "c/pass-through", "sensor-average", Between::Json),
+    ("Python pass-through → Rust average", "python/pass-through", "sensor-average", Between::Json),
+    ("JS pass-through → Rust average", "js/pass-through", "sensor-average", Between::Json),
     ("Rust", "celsius", "sensor-average", Between::Binary),
     ("Go", "go/celsius", "go/sensor-average", Between::Binary),
     ("Go celsius → Rust average", "go/celsius", "sensor-average", Between::Binary),

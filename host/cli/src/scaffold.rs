@@ -107,7 +107,9 @@ WitWorld = export(Counter)
 /// its own.
 const PYTHON_FILES: &[(&str, &str)] = &[
     ("weir/__init__.py", include_str!("../../../sdk/python/weir/__init__.py")),
+    ("weir/_active.py", include_str!("../../../sdk/python/weir/_active.py")),
     ("weir/_api.py", include_str!("../../../sdk/python/weir/_api.py")),
+    ("weir/_json.py", include_str!("../../../sdk/python/weir/_json.py")),
     ("weir/_runtime.py", include_str!("../../../sdk/python/weir/_runtime.py")),
     ("weir/_runtime_common.py", include_str!("../../../sdk/python/weir/_runtime_common.py")),
     ("weir/_aggregate.py", include_str!("../../../sdk/python/weir/_aggregate.py")),
@@ -152,6 +154,7 @@ const GO_FILES: &[(&str, &str)] = &[
     ("weir/go.mod", include_str!("../../../sdk/go/go.mod")),
     ("weir/weir/weir.go", include_str!("../../../sdk/go/weir/weir.go")),
     ("weir/weir/state.go", include_str!("../../../sdk/go/weir/state.go")),
+    ("weir/weir/codec.go", include_str!("../../../sdk/go/weir/codec.go")),
     ("weir/weir/runtime.go", include_str!("../../../sdk/go/weir/runtime.go")),
     ("weir/weir/binary.go", include_str!("../../../sdk/go/weir/binary.go")),
     ("weir/internal/export_wit_world/exports.go", include_str!("../../../sdk/go/internal/export_wit_world/exports.go")),

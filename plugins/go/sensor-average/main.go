@@ -30,14 +30,15 @@ type total struct {
 	count uint64
 }
 
-// totalCodec stores a total as two little-endian 8-byte numbers.
+// totalCodec stores a total as two little-endian 8-byte numbers (a
+// weir.AppendCodec: the SDK gives it the buffer to write into).
 type totalCodec struct{}
 
-func (totalCodec) Encode(t total) ([]byte, error) {
-	b := make([]byte, 16)
-	binary.LittleEndian.PutUint64(b, math.Float64bits(t.sum))
-	binary.LittleEndian.PutUint64(b[8:], t.count)
-	return b, nil
+func (c totalCodec) Encode(t total) ([]byte, error) { return c.AppendEncode(nil, t) }
+
+func (totalCodec) AppendEncode(dst []byte, t total) ([]byte, error) {
+	dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(t.sum))
+	return binary.LittleEndian.AppendUint64(dst, t.count), nil
 }
 
 func (totalCodec) Decode(b []byte) (total, error) {

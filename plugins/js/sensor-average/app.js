@@ -15,12 +15,13 @@ class SensorAverage extends Operator {
     if (!(this.windowMs > 0)) throw new RangeError(`window_ms must be positive, got ${this.windowMs}`);
     this.windows = ctx.mapState("windows");
     this.binary = encoding(ctx.config, "input");
+    this.reader = new BinReader(new Uint8Array(0));
   }
 
   process(record, ctx) {
     let ts, temperature;
     if (this.binary) {
-      const r = new BinReader(record.value);
+      const r = this.reader.reset(record.value);
       r.bytes(); // the id: the record's key is the sensor
       ts = r.i64();
       temperature = r.f64();

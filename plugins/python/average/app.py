@@ -3,7 +3,6 @@ window, as an aggregate for the host's windows (the Rust ``average``'s
 output: ``{"id":…,"window_end":…,"avg_c":…,"count":…}``, ``avg_c`` rounded
 to 6 decimals, halves away from zero)."""
 
-import json
 import math
 
 from weir import Aggregate, export_aggregate
@@ -21,7 +20,7 @@ class Average(Aggregate):
         return [0.0, 0]
 
     def add(self, acc, record):
-        acc[0] += json.loads(record.value)["temperature"]
+        acc[0] += record.json()["temperature"]
         acc[1] += 1
         return acc
 

@@ -6,8 +6,6 @@ Config (optional): ``output: json | binary``, the encoding of the readings
 it emits; binary is the Rust plugins' layout (id, timestamp, temperature).
 """
 
-import json
-
 from weir import BinWriter, Operator, encoding, export
 
 
@@ -16,7 +14,7 @@ class Celsius(Operator):
         self.binary = encoding(ctx.config, "output")
 
     def process(self, record, ctx):
-        reading = json.loads(record.value)
+        reading = record.json()
         reading["temperature"] = (reading["temperature"] - 32.0) * (5.0 / 9.0)
         if self.binary:
             ctx.emit(BinWriter().string(reading["id"]).i64(reading["timestamp"]).f64(reading["temperature"]).bytes())

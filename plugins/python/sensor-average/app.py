@@ -12,7 +12,6 @@ Config: ``window_ms`` (default 5000), ``input: json | binary`` (binary: the
 Rust plugins' layout, as celsius writes it with ``output: binary``).
 """
 
-import json
 import math
 
 from weir import BinReader, Operator, encoding, export
@@ -42,7 +41,7 @@ class SensorAverage(Operator):
             ts, temperature = r.i64(), r.f64()
             r.finish()
         else:
-            reading = json.loads(record.value)
+            reading = record.json()
             ts, temperature = reading["timestamp"], reading["temperature"]
         window_end = ts - ts % self.window_ms + self.window_ms
         if window_end - 1 <= ctx.watermark:

@@ -13,8 +13,6 @@ Config: ``{"large": true}`` keeps the list and the map in the host (read and
 written through host calls) instead of prefetching them.
 """
 
-import json
-
 from weir import Operator, export
 
 
@@ -26,7 +24,7 @@ class StateProbe(Operator):
         self.tags = ctx.map_state("tags", prefetch=not large)
 
     def process(self, record, ctx):
-        cmd = json.loads(record.value)
+        cmd = record.json()
         op = cmd["op"]
         if op == "add":
             count = (self.count.value() or 0) + 1

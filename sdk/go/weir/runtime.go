@@ -125,6 +125,8 @@ type call struct {
 	timers   []weir_plugin_types.TimerUpdate
 	errors   []weir_plugin_types.RecordError
 	updates  updates
+	// encoded state values and map keys (see kept), and a map key looked up
+	arena, scratch []byte
 }
 
 func (c *call) side(name string) *records {
@@ -170,6 +172,7 @@ func (c *call) start(state weir_plugin_types.PrefetchedState, time weir_plugin_t
 	c.out.reset()
 	c.sides, c.counters, c.timers, c.errors = nil, nil, nil, nil
 	c.slots = c.slots[:0]
+	c.arena = c.arena[:0]
 	if len(c.sameKey) == 0 || len(decls) == 0 {
 		return
 	}

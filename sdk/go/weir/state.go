@@ -2,7 +2,6 @@ package weir
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"sort"
 	"strconv"
@@ -11,83 +10,6 @@ import (
 	"weir.dev/sdk/go/internal/weir_plugin_state"
 	"weir.dev/sdk/go/internal/weir_plugin_types"
 )
-
-// Codec turns state values into bytes and back.
-type Codec[T any] interface {
-	Encode(v T) ([]byte, error)
-	Decode(b []byte) (T, error)
-}
-
-// JSON is the default codec: encoding/json, with fast paths for strings
-// and numbers.
-func JSON[T any]() Codec[T] { return jsonCodec[T]{} }
-
-type jsonCodec[T any] struct{}
-
-func (jsonCodec[T]) Encode(v T) ([]byte, error) {
-	switch x := any(v).(type) {
-	case int64:
-		return strconv.AppendInt(nil, x, 10), nil
-	case int:
-		return strconv.AppendInt(nil, int64(x), 10), nil
-	case uint64:
-		return strconv.AppendUint(nil, x, 10), nil
-	case string:
-		if simple(x) {
-			return append(append(append(make([]byte, 0, len(x)+2), '"'), x...), '"'), nil
-		}
-	}
-	return json.Marshal(v)
-}
-
-func (jsonCodec[T]) Decode(b []byte) (T, error) {
-	var v T
-	switch p := any(&v).(type) {
-	case *int64:
-		if n, err := strconv.ParseInt(string(b), 10, 64); err == nil {
-			*p = n
-			return v, nil
-		}
-	case *uint64:
-		if n, err := strconv.ParseUint(string(b), 10, 64); err == nil {
-			*p = n
-			return v, nil
-		}
-	case *string:
-		if len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' && simple(string(b[1:len(b)-1])) {
-			*p = string(b[1 : len(b)-1])
-			return v, nil
-		}
-	}
-	err := json.Unmarshal(b, &v)
-	return v, err
-}
-
-// simple is true for a string JSON writes as it is between quotes.
-func simple(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f || c == '<' || c == '>' || c == '&' {
-			return false
-		}
-	}
-	return true
-}
-
-// Bytes keeps []byte values as they are.
-func Bytes() Codec[[]byte] { return bytesCodec{} }
-
-type bytesCodec struct{}
-
-func (bytesCodec) Encode(v []byte) ([]byte, error) { return v, nil }
-func (bytesCodec) Decode(b []byte) ([]byte, error) { return b, nil }
-
-// defaultCodec is Bytes for []byte, JSON for the rest.
-func defaultCodec[T any]() Codec[T] {
-	if c, ok := any(bytesCodec{}).(Codec[T]); ok {
-		return c
-	}
-	return jsonCodec[T]{}
-}
 
 type stateDecl struct {
 	name     string
@@ -148,7 +70,7 @@ func (s *ValueState[T]) Set(ctx *Context, v T) error {
 	if err != nil {
 		return err
 	}
-	b, err := s.codec.Encode(v)
+	b, err := kept(ctx.call, s.codec, v)
 	if err != nil {
 		return err
 	}
@@ -204,7 +126,7 @@ func (s *ListState[T]) Get(ctx *Context) ([]T, error) {
 
 // Add appends an element.
 func (s *ListState[T]) Add(ctx *Context, v T) error {
-	b, err := s.codec.Encode(v)
+	b, err := kept(ctx.call, s.codec, v)
 	if err != nil {
 		return err
 	}
@@ -215,7 +137,7 @@ func (s *ListState[T]) Add(ctx *Context, v T) error {
 func (s *ListState[T]) Update(ctx *Context, vs []T) error {
 	all := make([][]byte, 0, len(vs))
 	for _, v := range vs {
-		b, err := s.codec.Encode(v)
+		b, err := kept(ctx.call, s.codec, v)
 		if err != nil {
 			return err
 		}
@@ -257,7 +179,7 @@ func (s *MapState[K, V]) Large() *MapState[K, V] { large(s.ctx, s.handle); retur
 
 // Get is the value of map key k; ok is false when there is none.
 func (s *MapState[K, V]) Get(ctx *Context, k K) (v V, ok bool, err error) {
-	kb, err := s.keyCodec.Encode(k)
+	kb, err := lookupKey(ctx.call, s.keyCodec, k)
 	if err != nil {
 		return v, false, err
 	}
@@ -271,11 +193,11 @@ func (s *MapState[K, V]) Get(ctx *Context, k K) (v V, ok bool, err error) {
 
 // Put sets map key k to v.
 func (s *MapState[K, V]) Put(ctx *Context, k K, v V) error {
-	kb, err := s.keyCodec.Encode(k)
+	kb, err := lookupKey(ctx.call, s.keyCodec, k)
 	if err != nil {
 		return err
 	}
-	vb, err := s.codec.Encode(v)
+	vb, err := kept(ctx.call, s.codec, v)
 	if err != nil {
 		return err
 	}
@@ -284,7 +206,7 @@ func (s *MapState[K, V]) Put(ctx *Context, k K, v V) error {
 
 // Remove removes map key k.
 func (s *MapState[K, V]) Remove(ctx *Context, k K) error {
-	kb, err := s.keyCodec.Encode(k)
+	kb, err := lookupKey(ctx.call, s.keyCodec, k)
 	if err != nil {
 		return err
 	}
@@ -316,6 +238,44 @@ func (s *MapState[K, V]) Entries(ctx *Context) ([]Entry[K, V], error) {
 func (s *MapState[K, V]) Clear(ctx *Context) error { return ctx.call.mapClear(s.handle) }
 
 // ---- The call's side: prefetched slots, or host calls ----
+
+// kept is v encoded: with an AppendCodec into the call's buffer, where it
+// stays valid until the call ends (the answer copies it out), with another
+// codec its Encode.
+func kept[T any](c *call, codec Codec[T], v T) ([]byte, error) {
+	a, ok := codec.(AppendCodec[T])
+	if !ok {
+		return codec.Encode(v)
+	}
+	at := len(c.arena)
+	out, err := a.AppendEncode(c.arena, v)
+	if err != nil {
+		return nil, err
+	}
+	c.arena = out
+	return out[at:len(out):len(out)], nil
+}
+
+// lookupKey is map key k encoded, with an AppendCodec into a scratch
+// buffer valid until the next lookup (a map keeps a copy: see keep).
+func lookupKey[K any](c *call, codec Codec[K], k K) ([]byte, error) {
+	a, ok := codec.(AppendCodec[K])
+	if !ok {
+		return codec.Encode(k)
+	}
+	out, err := a.AppendEncode(c.scratch[:0], k)
+	if err == nil {
+		c.scratch = out
+	}
+	return out, err
+}
+
+// keep copies b into the call's buffer.
+func (c *call) keep(b []byte) []byte {
+	at := len(c.arena)
+	c.arena = append(c.arena, b...)
+	return c.arena[at:len(c.arena):len(c.arena)]
+}
 
 type entry struct{ k, v []byte }
 
@@ -454,7 +414,7 @@ func (c *call) mapPut(h uint32, k, v []byte) error {
 	} else {
 		sl.entries = append(sl.entries, entry{})
 		copy(sl.entries[i+1:], sl.entries[i:])
-		sl.entries[i] = entry{k, v}
+		sl.entries[i] = entry{c.keep(k), v}
 	}
 	sl.dirty = true
 	return nil

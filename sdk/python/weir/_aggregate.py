@@ -2,18 +2,13 @@
 JSON bytes the host keeps per window; each call decodes and encodes them
 once."""
 
-import json
-
 from componentize_py_types import Err
 
 import wit_world
 from wit_world.imports import types as t
 
+from ._json import dumpb as _encode, loads as _decode
 from ._runtime_common import items_of, message, pack_items
-
-
-def _encode(value):
-    return json.dumps(value, separators=(",", ":")).encode()
 
 
 def _output(value):
@@ -50,7 +45,7 @@ def export(aggregate_class):
 
         def add(self, input):
             aggregate = WitWorld.aggregate
-            accumulators = [json.loads(a) for a in items_of(input.accumulators)]
+            accumulators = [_decode(a) for a in items_of(input.accumulators)]
             records = input.records
             data, spans, stamps = records.data, records.spans, records.timestamps
             additions = input.additions
@@ -70,7 +65,7 @@ def export(aggregate_class):
 
         def merge(self, accumulators, group_sizes):
             aggregate = WitWorld.aggregate
-            all_accs = [json.loads(a) for a in items_of(accumulators)]
+            all_accs = [_decode(a) for a in items_of(accumulators)]
             merged, at = [], 0
             try:
                 for size in group_sizes:
@@ -87,7 +82,7 @@ def export(aggregate_class):
         def get_result(self, windows, accumulators):
             aggregate = WitWorld.aggregate
             try:
-                values = [_output(aggregate.result(json.loads(a), Window(w.key, w.start, w.end)))
+                values = [_output(aggregate.result(_decode(a), Window(w.key, w.start, w.end)))
                           for w, a in zip(windows, items_of(accumulators))]
             except Exception as e:
                 raise fail(e)

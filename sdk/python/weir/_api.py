@@ -2,12 +2,15 @@
 
 import json
 
+from . import _active
+from ._json import dumpb as _json_encode, loads as _json_decode
+
 
 def _current():
-    # The operator world's runtime (imported only by components of it).
-    from ._runtime import current
-
-    return current()
+    call = _active.call
+    if call is None:
+        raise RuntimeError("state is read and written only inside process() and on_timer()")
+    return call
 
 
 class Codec:
@@ -17,11 +20,7 @@ class Codec:
         self.name, self.encode, self.decode = name, encode, decode
 
 
-def _json_encode(value):
-    return json.dumps(value, separators=(",", ":")).encode()
-
-
-JSON = Codec("json", _json_encode, json.loads)
+JSON = Codec("json", _json_encode, _json_decode)
 """JSON values (the default): anything ``json.dumps`` takes."""
 BYTES = Codec("bytes", bytes, bytes)
 """Raw bytes, as they are."""
@@ -38,7 +37,7 @@ class Record:
 
     def json(self):
         """The value parsed as JSON."""
-        return json.loads(self.value)
+        return _json_decode(self.value)
 
     def key_str(self):
         """The key as text (None without a key)."""
@@ -208,24 +207,23 @@ class _State:
     def __init__(self, codec, prefetch):
         self._codec, self._prefetch, self._index = codec, prefetch, None
 
-    def _slot(self):
-        return _current().slot(self._index)
-
 
 class ValueState(_State):
     """One value per key (PyFlink's ``ValueState``)."""
 
     def value(self):
         """The value, or None."""
+        call = _current()
         if not self._prefetch:
-            return _current().remote_value(self._index, self._codec)
-        return self._slot().value(self._codec)
+            return call.remote_value(self._index, self._codec)
+        return call.slot(self._index).value(self._codec)
 
     def update(self, value):
         """Sets the value (None clears it)."""
+        call = _current()
         if not self._prefetch:
-            return _current().remote_set(self._index, None if value is None else self._codec.encode(value))
-        self._slot().set(value)
+            return call.remote_set(self._index, None if value is None else self._codec.encode(value))
+        call.slot(self._index).set(value)
 
     def clear(self):
         self.update(None)
@@ -236,23 +234,25 @@ class ListState(_State):
 
     def get(self):
         """Every value, in order (a new list)."""
+        call = _current()
         if not self._prefetch:
-            return _current().remote_list(self._index, self._codec)
-        return list(self._slot().items(self._codec))
+            return call.remote_list(self._index, self._codec)
+        return list(call.slot(self._index).items(self._codec))
 
     def add(self, value):
         """Appends a value."""
+        call = _current()
         if not self._prefetch:
-            return _current().remote_append(self._index, [self._codec.encode(value)])
-        self._slot().append(value)
+            return call.remote_append(self._index, [self._codec.encode(value)])
+        call.slot(self._index).append(value)
 
     def update(self, values):
         """Replaces the whole list."""
+        call = _current()
         if not self._prefetch:
-            call = _current()
             call.remote_clear(self._index)
             return call.remote_append(self._index, [self._codec.encode(v) for v in values])
-        self._slot().replace(list(values))
+        call.slot(self._index).replace(list(values))
 
     def clear(self):
         self.update([])
@@ -261,34 +261,41 @@ class ListState(_State):
 class MapState(_State):
     """A map per key (PyFlink's ``MapState``)."""
 
-    def _map(self):
-        return self._slot().mapping(self._key_codec, self._codec)
+    def _map(self, call):
+        return call.slot(self._index).mapping(self._key_codec, self._codec)
 
     def get(self, key, default=None):
+        call = _current()
         if not self._prefetch:
-            return _current().remote_map_get(self._index, self._key_codec.encode(key), self._codec, default)
-        return self._map().get(key, default)
+            return call.remote_map_get(self._index, self._key_codec.encode(key), self._codec, default)
+        return call.slot(self._index).mapping(self._key_codec, self._codec).get(key, default)
 
     def put(self, key, value):
+        call = _current()
         if not self._prefetch:
-            return _current().remote_map_put(self._index, self._key_codec.encode(key), self._codec.encode(value))
-        self._map()[key] = value
-        self._slot().dirty = True
+            return call.remote_map_put(self._index, self._key_codec.encode(key), self._codec.encode(value))
+        slot = call.slot(self._index)
+        slot.mapping(self._key_codec, self._codec)[key] = value
+        slot.dirty = True
 
     def contains(self, key):
         return self.get(key, _MISSING) is not _MISSING
 
     def remove(self, key):
+        call = _current()
         if not self._prefetch:
-            return _current().remote_map_remove(self._index, self._key_codec.encode(key))
-        if self._map().pop(key, _MISSING) is not _MISSING:
-            self._slot().dirty = True
+            return call.remote_map_remove(self._index, self._key_codec.encode(key))
+        slot = call.slot(self._index)
+        if slot.mapping(self._key_codec, self._codec).pop(key, _MISSING) is not _MISSING:
+            slot.dirty = True
 
     def items(self):
         """Every entry as (key, value), in the order of their encoded keys."""
+        call = _current()
         if not self._prefetch:
-            return _current().remote_map_items(self._index, self._key_codec, self._codec)
-        return list(self._map().items())
+            return call.remote_map_items(self._index, self._key_codec, self._codec)
+        encode = self._key_codec.encode
+        return sorted(self._map(call).items(), key=lambda entry: encode(entry[0]))
 
     def keys(self):
         return [k for k, _ in self.items()]
@@ -300,10 +307,12 @@ class MapState(_State):
         return not self.items()
 
     def clear(self):
+        call = _current()
         if not self._prefetch:
-            return _current().remote_clear(self._index)
-        self._map().clear()
-        self._slot().dirty = True
+            return call.remote_clear(self._index)
+        slot = call.slot(self._index)
+        slot.mapping(self._key_codec, self._codec).clear()
+        slot.dirty = True
 
 
 _MISSING = object()

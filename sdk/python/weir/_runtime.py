@@ -8,18 +8,11 @@ import wit_world
 from wit_world.imports import state as host_state
 from wit_world.imports import types as t
 
+from . import _active
 from ._runtime_common import message as _message
 
 NO_KEY = 0xFFFFFFFF
 _KINDS = {"value": t.StateKind.VALUE, "list": t.StateKind.LIST, "map": t.StateKind.MAP}
-_current = None
-
-
-def current():
-    """The call in progress (state is reachable only inside one)."""
-    if _current is None:
-        raise RuntimeError("state is read and written only inside process() and on_timer()")
-    return _current
 
 
 class _Batch:
@@ -34,12 +27,13 @@ class _Batch:
         if isinstance(value, str):
             value = value.encode()
         data = self.data
+        at = len(data)
         if key is None:
-            self.spans += (0, NO_KEY, len(data), len(value))
+            self.spans += (0, NO_KEY, at, len(value))
         else:
             if isinstance(key, str):
                 key = key.encode()
-            self.spans += (len(data), len(key), len(data) + len(key), len(value))
+            self.spans += (at, len(key), at + len(key), len(value))
             data += key
         data += value
         self.timestamps.append(timestamp)
@@ -148,10 +142,14 @@ class _Updates:
 
 class _Call:
     """One `process` or `on-timer` call: the prefetched state of its keys
-    and everything it produces."""
+    and everything it produces. Slots are keyed ``group * states + state``."""
+
+    __slots__ = ("instance", "time", "key_of", "out", "sides", "timers", "counters", "same_key", "group", "key",
+                 "slots", "states")
 
     def __init__(self, instance, prefetched, time, key_of):
         self.instance, self.time, self.key_of = instance, time, key_of
+        self.states = states = len(instance.kinds)
         self.out, self.sides, self.timers, self.counters = _Batch(), {}, [], {}
         self.same_key = prefetched.same_key
         self.group, self.key = NO_KEY, None
@@ -171,7 +169,7 @@ class _Call:
                 slot = _List(items)
             else:
                 slot = _Map(list(zip(items[0::2], items[1::2])))
-            self.slots[(group, e.state)] = slot
+            self.slots[group * states + e.state] = slot
 
     def at(self, index, key):
         """Makes element `index` (with `key`) the current one."""
@@ -179,12 +177,14 @@ class _Call:
         self.group = self.same_key[index] if index < len(self.same_key) else NO_KEY
 
     def slot(self, state):
-        if self.group == NO_KEY:
+        group = self.group
+        if group == NO_KEY:
             raise RuntimeError("keyed state needs a keyed input: give the node `key_by`")
-        slot = self.slots.get((self.group, state))
+        at = group * self.states + state
+        slot = self.slots.get(at)
         if slot is None:
-            slot = self.slots[(self.group, state)] = _SLOTS[self.instance.kinds[state]](
-                None if self.instance.kinds[state] == "value" else [])
+            kind = self.instance.kinds[state]
+            slot = self.slots[at] = _SLOTS[kind](None if kind == "value" else [])
         return slot
 
     def side(self, name):
@@ -249,9 +249,10 @@ class _Call:
     def finish(self, errors):
         updates = _Updates()
         keys = {}
-        for (group, state), slot in self.slots.items():
+        for at, slot in self.slots.items():
             if not slot.changed():
                 continue
+            group, state = divmod(at, self.states)
             key = keys.get(group)
             if key is None:
                 key = keys[group] = updates.item(self.key_of(group))
@@ -283,7 +284,6 @@ def export(operator_class):
             return t.OperatorInfo([t.StateDescriptor(name, _KINDS[kind], prefetch) for name, kind, prefetch in ctx.states])
 
         def process(self, batch):
-            global _current
             instance = WitWorld.instance
             records = batch.records
             data, spans, stamps = records.data, records.spans, records.timestamps
@@ -296,29 +296,32 @@ def export(operator_class):
             ctx = Context(call)
             process = instance.operator.process
             errors = []
-            _current = call
+            same_key = call.same_key
+            grouped = len(same_key)
+            spans_of = iter(spans)
+            _active.call = call
             try:
-                for i in range(len(stamps)):
-                    ko, kl, vo, vl = spans[4 * i:4 * i + 4]
+                # four spans and a timestamp a record
+                for i, (ko, kl, vo, vl, ts) in enumerate(zip(spans_of, spans_of, spans_of, spans_of, stamps)):
                     key = None if kl == NO_KEY else data[ko:ko + kl]
-                    call.at(i, key)
-                    ctx.key, ctx.timestamp = key, stamps[i]
+                    call.key = ctx.key = key
+                    call.group = same_key[i] if i < grouped else NO_KEY
+                    ctx.timestamp = ts
                     try:
-                        process(Record(key, data[vo:vo + vl], stamps[i]), ctx)
+                        process(Record(key, data[vo:vo + vl], ts), ctx)
                     except Exception as e:
                         errors.append(t.RecordError(i, _message(e)))
             finally:
-                _current = None
+                _active.call = None
             return call.finish(errors)
 
         def on_timer(self, timers):
-            global _current
             instance = WitWorld.instance
             fired = timers.timers
             call = _Call(instance, timers.state, timers.time, lambda i: fired[i].key)
             ctx = Context(call)
             errors = []
-            _current = call
+            _active.call = call
             try:
                 for i, timer in enumerate(fired):
                     call.at(i, timer.key)
@@ -329,7 +332,7 @@ def export(operator_class):
                     except Exception as e:
                         errors.append(t.RecordError(i, _message(e)))
             finally:
-                _current = None
+                _active.call = None
             return call.finish(errors)
 
     return WitWorld
