@@ -20,6 +20,18 @@ type AppendCodec[T any] interface {
 	AppendEncode(dst []byte, v T) ([]byte, error)
 }
 
+// coder is a codec with its AppendCodec side found once (a type assertion
+// per value costs in Go's Wasm).
+type coder[T any] struct {
+	Codec[T]
+	appender AppendCodec[T] // nil if it is not one
+}
+
+func coderOf[T any](codec Codec[T]) coder[T] {
+	a, _ := codec.(AppendCodec[T])
+	return coder[T]{codec, a}
+}
+
 // JSON is the default codec: encoding/json, with fast paths for strings
 // and numbers.
 func JSON[T any]() Codec[T] { return jsonCodec[T]{} }

@@ -125,8 +125,8 @@ type call struct {
 	timers   []weir_plugin_types.TimerUpdate
 	errors   []weir_plugin_types.RecordError
 	updates  updates
-	// encoded state values and map keys (see kept), and a map key looked up
-	arena, scratch []byte
+	// encoded state values and map keys (see kept)
+	arena []byte
 }
 
 func (c *call) side(name string) *records {

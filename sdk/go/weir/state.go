@@ -43,16 +43,16 @@ func large(ctx *InitContext, handle uint32) {
 // ValueState is one value per key.
 type ValueState[T any] struct {
 	handle uint32
-	codec  Codec[T]
+	codec  coder[T]
 }
 
 // NewValueState declares a value state (JSON values; WithCodec to change).
 func NewValueState[T any](ctx *InitContext, name string) *ValueState[T] {
-	return &ValueState[T]{declare(ctx, name, weir_plugin_types.StateKindValue), defaultCodec[T]()}
+	return &ValueState[T]{declare(ctx, name, weir_plugin_types.StateKindValue), coderOf(defaultCodec[T]())}
 }
 
 // WithCodec sets how values are stored.
-func (s *ValueState[T]) WithCodec(codec Codec[T]) *ValueState[T] { s.codec = codec; return s }
+func (s *ValueState[T]) WithCodec(codec Codec[T]) *ValueState[T] { s.codec = coderOf(codec); return s }
 
 // Get is the current key's value; ok is false when it has none.
 func (s *ValueState[T]) Get(ctx *Context) (v T, ok bool, err error) {
@@ -91,17 +91,17 @@ func (s *ValueState[T]) Clear(ctx *Context) error {
 // ListState is an ordered list of values per key.
 type ListState[T any] struct {
 	handle uint32
-	codec  Codec[T]
+	codec  coder[T]
 	ctx    *InitContext
 }
 
 // NewListState declares a list state (prefetched, JSON values).
 func NewListState[T any](ctx *InitContext, name string) *ListState[T] {
-	return &ListState[T]{declare(ctx, name, weir_plugin_types.StateKindList), defaultCodec[T](), ctx}
+	return &ListState[T]{declare(ctx, name, weir_plugin_types.StateKindList), coderOf(defaultCodec[T]()), ctx}
 }
 
 // WithCodec sets how elements are stored.
-func (s *ListState[T]) WithCodec(codec Codec[T]) *ListState[T] { s.codec = codec; return s }
+func (s *ListState[T]) WithCodec(codec Codec[T]) *ListState[T] { s.codec = coderOf(codec); return s }
 
 // Large keeps the list in the host: read and written one host call per
 // access, instead of coming with every batch.
@@ -158,28 +158,65 @@ type Entry[K comparable, V any] struct {
 // MapState is a map per key, ordered by the encoded map keys' bytes.
 type MapState[K comparable, V any] struct {
 	handle   uint32
-	keyCodec Codec[K]
-	codec    Codec[V]
+	keyCodec coder[K]
+	codec    coder[V]
 	ctx      *InitContext
+	// the last map key looked up and its encoding (a Get and a Put of one
+	// key encode it once), for key types that compare with == safely
+	memoable, memoed bool
+	memoKey          K
+	memo             []byte
 }
 
 // NewMapState declares a map state (prefetched, JSON keys and values).
 func NewMapState[K comparable, V any](ctx *InitContext, name string) *MapState[K, V] {
-	return &MapState[K, V]{declare(ctx, name, weir_plugin_types.StateKindMap), defaultCodec[K](), defaultCodec[V](), ctx}
+	s := &MapState[K, V]{handle: declare(ctx, name, weir_plugin_types.StateKindMap), codec: coderOf(defaultCodec[V]()), ctx: ctx}
+	var zero K
+	switch any(zero).(type) {
+	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, string:
+		s.memoable = true
+	}
+	return s.WithKeyCodec(defaultCodec[K]())
 }
 
 // WithCodec sets how values are stored.
-func (s *MapState[K, V]) WithCodec(codec Codec[V]) *MapState[K, V] { s.codec = codec; return s }
+func (s *MapState[K, V]) WithCodec(codec Codec[V]) *MapState[K, V] {
+	s.codec = coderOf(codec)
+	return s
+}
 
-// WithKeyCodec sets how map keys are stored (and so their order).
-func (s *MapState[K, V]) WithKeyCodec(codec Codec[K]) *MapState[K, V] { s.keyCodec = codec; return s }
+// WithKeyCodec sets how map keys are stored (and so their order); its
+// Encode must be a function of the key alone.
+func (s *MapState[K, V]) WithKeyCodec(codec Codec[K]) *MapState[K, V] {
+	s.keyCodec, s.memoed = coderOf(codec), false
+	return s
+}
+
+// key is map key k encoded, valid until the next call of key (a map keeps
+// a copy: see keep).
+func (s *MapState[K, V]) key(k K) ([]byte, error) {
+	if s.memoed && s.memoKey == k {
+		return s.memo, nil
+	}
+	a := s.keyCodec.appender
+	if a == nil {
+		return s.keyCodec.Encode(k)
+	}
+	out, err := a.AppendEncode(s.memo[:0], k)
+	if err != nil {
+		s.memoed = false
+		return nil, err
+	}
+	s.memo, s.memoKey, s.memoed = out, k, s.memoable
+	return out, nil
+}
 
 // Large keeps the map in the host, one host call per access.
 func (s *MapState[K, V]) Large() *MapState[K, V] { large(s.ctx, s.handle); return s }
 
 // Get is the value of map key k; ok is false when there is none.
 func (s *MapState[K, V]) Get(ctx *Context, k K) (v V, ok bool, err error) {
-	kb, err := lookupKey(ctx.call, s.keyCodec, k)
+	kb, err := s.key(k)
 	if err != nil {
 		return v, false, err
 	}
@@ -193,7 +230,7 @@ func (s *MapState[K, V]) Get(ctx *Context, k K) (v V, ok bool, err error) {
 
 // Put sets map key k to v.
 func (s *MapState[K, V]) Put(ctx *Context, k K, v V) error {
-	kb, err := lookupKey(ctx.call, s.keyCodec, k)
+	kb, err := s.key(k)
 	if err != nil {
 		return err
 	}
@@ -206,7 +243,7 @@ func (s *MapState[K, V]) Put(ctx *Context, k K, v V) error {
 
 // Remove removes map key k.
 func (s *MapState[K, V]) Remove(ctx *Context, k K) error {
-	kb, err := lookupKey(ctx.call, s.keyCodec, k)
+	kb, err := s.key(k)
 	if err != nil {
 		return err
 	}
@@ -242,9 +279,9 @@ func (s *MapState[K, V]) Clear(ctx *Context) error { return ctx.call.mapClear(s.
 // kept is v encoded: with an AppendCodec into the call's buffer, where it
 // stays valid until the call ends (the answer copies it out), with another
 // codec its Encode.
-func kept[T any](c *call, codec Codec[T], v T) ([]byte, error) {
-	a, ok := codec.(AppendCodec[T])
-	if !ok {
+func kept[T any](c *call, codec coder[T], v T) ([]byte, error) {
+	a := codec.appender
+	if a == nil {
 		return codec.Encode(v)
 	}
 	at := len(c.arena)
@@ -254,20 +291,6 @@ func kept[T any](c *call, codec Codec[T], v T) ([]byte, error) {
 	}
 	c.arena = out
 	return out[at:len(out):len(out)], nil
-}
-
-// lookupKey is map key k encoded, with an AppendCodec into a scratch
-// buffer valid until the next lookup (a map keeps a copy: see keep).
-func lookupKey[K any](c *call, codec Codec[K], k K) ([]byte, error) {
-	a, ok := codec.(AppendCodec[K])
-	if !ok {
-		return codec.Encode(k)
-	}
-	out, err := a.AppendEncode(c.scratch[:0], k)
-	if err == nil {
-		c.scratch = out
-	}
-	return out, err
 }
 
 // keep copies b into the call's buffer.
@@ -379,6 +402,14 @@ func (c *call) mapSlot(h uint32) (*slot, error) {
 }
 
 func find(entries []entry, k []byte) (int, bool) {
+	// Most keys hold a few entries: look for k itself first.
+	if len(entries) <= 8 {
+		for i := range entries {
+			if string(entries[i].k) == string(k) {
+				return i, true
+			}
+		}
+	}
 	i := sort.Search(len(entries), func(i int) bool { return bytes.Compare(entries[i].k, k) >= 0 })
 	return i, i < len(entries) && bytes.Equal(entries[i].k, k)
 }
