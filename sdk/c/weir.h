@@ -65,6 +65,15 @@ static inline weir_bytes weir_bytes_of(const void *ptr, size_t len) {
 /* A NUL-terminated string's bytes. */
 static inline weir_bytes weir_str(const char *s) { return weir_bytes_of(s, strlen(s)); }
 
+/* Whether `b` holds exactly the text of the string literal `lit`, compared
+ * inline (a field name: `WEIR_IS(name, "temperature")`). */
+#define WEIR_IS(b, lit) ((b).len == sizeof(lit) - 1 && weir__same((b).ptr, lit, sizeof(lit) - 1))
+static inline bool weir__same(const uint8_t *a, const char *b, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != (uint8_t)b[i]) return false;
+    return true;
+}
+
 /* The bytes of a fixed-size value (a number, a struct): the usual encoding
  * of C state. */
 #define WEIR_BYTES_OF(x) weir_bytes_of(&(x), sizeof(x))

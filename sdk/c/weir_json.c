@@ -11,8 +11,18 @@ typedef struct {
     const uint8_t *p, *end;
 } cursor;
 
+/* Byte classes: whitespace, what a number is made of, and what ends a
+ * scalar (whitespace, `,`, `}`, `]`): one table load a byte. */
+enum { WS = 1, NUM = 2, END = 4 };
+static const uint8_t cls[256] = {
+    [' '] = WS | END, ['\t'] = WS | END, ['\n'] = WS | END, ['\r'] = WS | END,
+    [','] = END, ['}'] = END, [']'] = END,
+    ['0'] = NUM, ['1'] = NUM, ['2'] = NUM, ['3'] = NUM, ['4'] = NUM, ['5'] = NUM, ['6'] = NUM, ['7'] = NUM,
+    ['8'] = NUM, ['9'] = NUM, ['.'] = NUM, ['e'] = NUM, ['E'] = NUM, ['+'] = NUM, ['-'] = NUM,
+};
+
 static void skip_ws(cursor *c) {
-    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r')) c->p++;
+    while (c->p < c->end && (cls[*c->p] & WS)) c->p++;
 }
 
 /* Skips a string at the cursor (on its opening quote); false if unterminated. */
@@ -51,7 +61,7 @@ static bool skip_value(cursor *c) {
         }
         return false;
     }
-    while (c->p < c->end && *c->p != ',' && *c->p != '}' && *c->p != ']' && *c->p != ' ' && *c->p != '\n') c->p++;
+    while (c->p < c->end && !(cls[*c->p] & END)) c->p++;
     return true;
 }
 
@@ -82,16 +92,11 @@ static bool find(weir_bytes json, const char *field, cursor *c) {
 }
 
 /* The length of the number text at p (0 if there is none), which must end
- * at `end` or before a delimiter. */
+ * at `end` or before what ends a scalar. */
 static size_t number_len(const uint8_t *p, const uint8_t *end) {
-    size_t n = 0;
-    while (p + n < end && ((p[n] >= '0' && p[n] <= '9') || p[n] == '-' || p[n] == '+' || p[n] == '.' ||
-                           p[n] == 'e' || p[n] == 'E'))
-        n++;
-    if (p + n < end && p[n] != ',' && p[n] != '}' && p[n] != ']' && p[n] != ' ' && p[n] != '\t' &&
-        p[n] != '\n' && p[n] != '\r')
-        return 0;
-    return n;
+    const uint8_t *q = p;
+    while (q < end && (cls[*q] & NUM)) q++;
+    return q < end && !(cls[*q] & END) ? 0 : (size_t)(q - p);
 }
 
 /* The n bytes at p, NUL-terminated in `text` (or in `*heap` when longer),
@@ -104,14 +109,8 @@ static const char *c_string(const uint8_t *p, size_t n, char text[64], char **he
     return s;
 }
 
-static bool to_number(const uint8_t *p, const uint8_t *end, double *out) {
-    size_t n = number_len(p, end);
-    return n > 0 && weir_parse_double(weir_bytes_of(p, n), out);
-}
-
-static bool to_int(const uint8_t *p, const uint8_t *end, int64_t *out) {
-    size_t n = number_len(p, end);
-    if (n == 0) return false;
+/* The n > 0 bytes of number text at p as an integer. */
+static bool int_of(const uint8_t *p, size_t n, int64_t *out) {
     /* Up to 18 digits cannot overflow; anything longer goes to strtoll. */
     size_t i = p[0] == '-';
     uint64_t v = 0;
@@ -127,6 +126,16 @@ static bool to_int(const uint8_t *p, const uint8_t *end, int64_t *out) {
     return ok;
 }
 
+static bool to_number(const uint8_t *p, const uint8_t *end, double *out) {
+    size_t n = number_len(p, end);
+    return n > 0 && weir_parse_double(weir_bytes_of(p, n), out);
+}
+
+static bool to_int(const uint8_t *p, const uint8_t *end, int64_t *out) {
+    size_t n = number_len(p, end);
+    return n > 0 && int_of(p, n, out);
+}
+
 bool weir_json_number(weir_bytes json, const char *field, double *out) {
     cursor c;
     return find(json, field, &c) && to_number(c.p, c.end, out);
@@ -138,11 +147,13 @@ bool weir_json_int(weir_bytes json, const char *field, int64_t *out) {
 }
 
 bool weir_json_as_number(weir_bytes value, double *out) {
-    return number_len(value.ptr, value.ptr + value.len) == value.len && to_number(value.ptr, value.ptr + value.len, out);
+    return value.len > 0 && number_len(value.ptr, value.ptr + value.len) == value.len &&
+           weir_parse_double(value, out);
 }
 
 bool weir_json_as_int(weir_bytes value, int64_t *out) {
-    return number_len(value.ptr, value.ptr + value.len) == value.len && to_int(value.ptr, value.ptr + value.len, out);
+    return value.len > 0 && number_len(value.ptr, value.ptr + value.len) == value.len &&
+           int_of(value.ptr, value.len, out);
 }
 
 bool weir_json_as_string(weir_bytes value, weir_bytes *out) {

@@ -19,13 +19,13 @@ static bool read_reading(weir_bytes json, weir_bytes *id, weir_bytes *id_json, i
     weir_bytes rest = json, name, value;
     int found = 0;
     while (weir_json_member(&rest, &name, &value)) {
-        if (name.len == 2 && memcmp(name.ptr, "id", 2) == 0) {
+        if (WEIR_IS(name, "id")) {
             *id_json = value;
             found |= weir_json_as_string(value, id) ? 1 : 0;
         }
-        else if (name.len == 9 && memcmp(name.ptr, "timestamp", 9) == 0)
+        else if (WEIR_IS(name, "timestamp"))
             found |= weir_json_as_int(value, timestamp) ? 2 : 0;
-        else if (name.len == 11 && memcmp(name.ptr, "temperature", 11) == 0)
+        else if (WEIR_IS(name, "temperature"))
             found |= weir_json_as_number(value, f) ? 4 : 0;
     }
     return found == 7;

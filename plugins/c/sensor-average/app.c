@@ -47,9 +47,9 @@ static bool read_reading(weir_bytes json, int64_t *timestamp, double *temperatur
     weir_bytes rest = json, name, value;
     int found = 0;
     while (weir_json_member(&rest, &name, &value)) {
-        if (name.len == 9 && memcmp(name.ptr, "timestamp", 9) == 0)
+        if (WEIR_IS(name, "timestamp"))
             found |= weir_json_as_int(value, timestamp) ? 1 : 0;
-        else if (name.len == 11 && memcmp(name.ptr, "temperature", 11) == 0)
+        else if (WEIR_IS(name, "temperature"))
             found |= weir_json_as_number(value, temperature) ? 2 : 0;
     }
     return found == 3;

@@ -76,6 +76,19 @@ int main(void) {
     int members = 0;
     while (weir_json_member(&rest, &name, &value)) members++;
     CHECK(members == 3, "%d members", members);
+    /* Members' names and values as they stand, whatever whitespace ends them. */
+    rest = weir_str("{\"t\":\t-1.5e3\r\n,\"ts\" :17\t}");
+    CHECK(weir_json_member(&rest, &name, &value) && WEIR_IS(name, "t") && weir_json_as_number(value, &d) && d == -1500,
+          "t is %.*s", (int)value.len, (const char *)value.ptr);
+    CHECK(weir_json_member(&rest, &name, &value) && WEIR_IS(name, "ts") && weir_json_as_int(value, &k) && k == 17,
+          "ts is %.*s", (int)value.len, (const char *)value.ptr);
+    CHECK(!weir_json_member(&rest, &name, &value), "a member past the end");
+    CHECK(!weir_json_as_number(weir_str("1.5x"), &d) && !weir_json_as_int(weir_str(""), &k) &&
+              !weir_json_as_number(weir_str("\"1\""), &d),
+          "not numbers read as numbers");
+    CHECK(!WEIR_IS(weir_str("temperaturE"), "temperature") && WEIR_IS(weir_str("temperature"), "temperature") &&
+              !WEIR_IS(weir_str("temp"), "temperature"),
+          "WEIR_IS");
 
     uint8_t buf[64];
     weir_json_writer w = weir_json_writer_of(buf, sizeof buf);
