@@ -22,9 +22,10 @@ def loads(b):
         value, end = _scan(s, 0)
         if end == len(s):
             return value
-    except (StopIteration, ValueError, AttributeError):
+    except Exception:
         pass
-    # whitespace, a BOM, UTF-16, invalid input: json's own path (and error)
+    # whitespace, a BOM, UTF-16, another type, invalid input: json's own
+    # path, and its own error
     return json.loads(b)
 
 
