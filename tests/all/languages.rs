@@ -235,6 +235,27 @@ fn a_python_exception_fails_the_record_with_its_type_text_and_line_under_on_erro
     assert_eq!(node.counters.get("records_failed"), Some(&1));
 }
 
+/// An exception raised below the operator's own code (in the SDK or in
+/// Python's library: here the list state's `list(values)` of a number)
+/// names the operator's line that led to it, not the library's.
+#[test]
+fn a_python_exception_from_below_the_operator_names_the_operators_line() {
+    let engine = weir_wasm::PluginEngine::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let replace_with_a_number = "{\"id\":\"a\",\"timestamp\":1,\"op\":\"replace\",\"items\":5}\n";
+    let err = run_job(
+        &failing_job(dir.path(), "python/state-probe", replace_with_a_number, "null", "fail"),
+        &JobOptions::default(),
+        &engine,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "task celsius-0/1 failed: plugin failed on record #0 of its batch: TypeError: 'int' object is not iterable (at \
+         app.py:35 in process)"
+    );
+}
+
 #[test]
 fn a_python_exception_in_open_fails_the_task_naming_it() {
     let dir = tempfile::tempdir().unwrap();
