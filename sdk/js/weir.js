@@ -380,6 +380,8 @@ export function exportOperator(OperatorClass) {
           const key = kl === NO_KEY ? null : data.subarray(spans[s], spans[s] + kl);
           // A BigInt64Array's elements are signed already.
           const raw = timestamps[i], ts = Number(raw);
+          // c.at(i, key), inlined on the per-record path (as the loop is:
+          // onTimer's twin of it runs once per fired timer, not per record)
           c.key = ctx.key = key;
           c.group = i < grouped ? sameKey[i] : NO_KEY;
           ctx.timestamp = ts;

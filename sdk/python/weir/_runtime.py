@@ -304,6 +304,7 @@ def export(operator_class):
                 # four spans and a timestamp a record
                 for i, (ko, kl, vo, vl, ts) in enumerate(zip(spans_of, spans_of, spans_of, spans_of, stamps)):
                     key = None if kl == NO_KEY else data[ko:ko + kl]
+                    # call.at(i, key), inlined on the per-record path
                     call.key = ctx.key = key
                     call.group = same_key[i] if i < grouped else NO_KEY
                     ctx.timestamp = ts
